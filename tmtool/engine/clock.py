@@ -1,0 +1,73 @@
+"""Injected time.  Decision code never reads the clock; the engine passes time in.
+
+``Clock.time()`` is epoch seconds (float), ``Clock.now()`` an aware UTC datetime,
+``Clock.monotonic()`` for timeouts.  ``ManualClock`` is for tests and replay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from datetime import date, datetime, timezone
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return _time.time()
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def monotonic(self) -> float:
+        return _time.monotonic()
+
+
+class ManualClock:
+    """A clock that moves only when told to.  Thread-safe."""
+
+    def __init__(self, start: float | datetime = 1_767_240_000.0) -> None:
+        if isinstance(start, datetime):
+            start = start.timestamp()
+        self._t = float(start)
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return self._t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), timezone.utc)
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._t += seconds
+
+    def set(self, when: float | datetime) -> None:
+        if isinstance(when, datetime):
+            when = when.timestamp()
+        with self._lock:
+            self._t = float(when)
+
+
+def to_ist(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, IST)
+
+
+def trading_day(ts: float) -> date:
+    """The trading day (Asia/Kolkata calendar date) an epoch time falls in."""
+    return to_ist(ts).date()

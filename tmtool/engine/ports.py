@@ -1,0 +1,358 @@
+"""The small interfaces the engine declares and the outer layers implement.
+
+Dependencies point inward: ``tmtool.storage`` implements ``Store``,
+``tmtool.engine.openalgo`` implements ``Broker``, ``tmtool.engine.feed``
+implements ``Feed``.  The engine's decision code depends on none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Callable, Protocol
+
+from tmtool.engine.models import (
+    Alert,
+    FeedState,
+    Instrument,
+    OrderRecord,
+    PortfolioState,
+    Strategy,
+    Tick,
+    Trade,
+    TradeEvent,
+)
+
+if TYPE_CHECKING:
+    from tmtool.engine.snapshot import EngineSnapshot
+
+# --------------------------------------------------------------------------- store
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatus:
+    state: str  # "OK" or "MEMORY_ONLY"
+    pending: int = 0
+    last_error: str = ""
+    committed: int = 0  # changes committed since start
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedState:
+    """What was last committed: everything the engine needs to resume."""
+
+    open_trades: tuple[Trade, ...]
+    strategies: tuple[Strategy, ...]
+    portfolios: tuple[PortfolioState, ...]  # today's and earlier; the engine picks today's
+    open_orders: tuple[OrderRecord, ...]  # orders not final (INTENT, SENT, OPEN, PARTIAL, UNKNOWN, ...)
+    next_trade_id: int
+    next_alert_id: int
+    recent_alerts: tuple[Alert, ...] = ()
+
+
+class StoreUnavailable(RuntimeError):
+    """A synchronous write could not be made durable in time."""
+
+
+class Store(Protocol):
+    """Persistence.  Every method but ``load``/``flush``/``close`` only enqueues.
+
+    Records handed in are snapshots (the caller passes a copy of mutable ones);
+    the writer coalesces repeated changes of the same row within a batch and
+    commits in small batches on its own thread.
+    """
+
+    def load(self) -> LoadedState: ...
+
+    def save_trade(self, trade: Trade) -> None: ...
+
+    def save_strategy(self, strategy: Strategy) -> None: ...
+
+    def delete_strategy(self, name: str) -> None: ...
+
+    def save_portfolio(self, state: PortfolioState) -> None: ...
+
+    def record_event(self, event: TradeEvent) -> None: ...
+
+    def save_alert(self, alert: Alert) -> None: ...
+
+    def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
+        """Enqueue an order ledger row; with ``durable`` wait until committed.
+
+        Returns True when the row is known durable (always False when not
+        ``durable``).  Never raises: when the database is failing it returns
+        False after ``timeout`` and the row stays queued for replay.
+        """
+        ...
+
+    def flush(self, timeout: float = 5.0) -> bool: ...
+
+    def status(self) -> StoreStatus: ...
+
+    def close(self) -> None: ...
+
+    # Read queries: run on the caller's thread with their own connection (WAL readers).
+
+    def closed_trades(
+        self, start: float | None = None, end: float | None = None, strategy: str | None = None
+    ) -> list[Trade]:
+        """Trades in a final status whose ``closed_at`` lies in [start, end), oldest first."""
+        ...
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]: ...
+
+    def alerts(
+        self,
+        since: float | None = None,
+        category: str | None = None,
+        priority: str | None = None,
+        include_acknowledged: bool = True,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Newest first."""
+        ...
+
+
+# --------------------------------------------------------------------------- broker
+
+
+class BrokerError(Exception):
+    """An OpenAlgo call failed; ``kind`` says how, for the caller's decision."""
+
+    # kinds: "validation" (400), "auth" (403: key wrong or broker session expired),
+    # "not_found" (404), "rate_limited" (429), "server" (5xx), "timeout",
+    # "connection", "rejected" (broker rejected an order), "protocol" (bad reply)
+    def __init__(self, kind: str, message: str, status_code: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+    @property
+    def ambiguous(self) -> bool:
+        """True when an order request may or may not have reached the broker."""
+        return self.kind in ("timeout", "server", "connection_after_send")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAck:
+    order_id: str | None  # None when queued for approval (semi-auto)
+    mode: str = "live"  # "live", "analyze" or "semi_auto"
+    message: str = ""
+    pending_order_id: str | None = None
+
+    @property
+    def awaiting_approval(self) -> bool:
+        return self.mode == "semi_auto"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInfo:
+    order_id: str
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    status: str  # lower case as OpenAlgo gives: open, complete, rejected, cancelled, trigger pending, ...
+    average_price: float = 0.0
+    filled_quantity: int | None = None  # None when the server does not say
+    price: float = 0.0
+    price_type: str = "MARKET"
+    product: str = ""
+    timestamp: str = ""
+    rejection_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int  # signed net quantity
+    average_price: float = 0.0
+    ltp: float = 0.0
+    pnl: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    order_id: str
+    symbol: str
+    exchange: str
+    product: str
+    action: str
+    quantity: int
+    average_price: float
+    timestamp: str = ""
+    strategy: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    exchange: str
+    ltp: float
+    bid: float = 0.0
+    ask: float = 0.0
+    open: float = 0.0
+    high: float = 0.0
+    low: float = 0.0
+    prev_close: float = 0.0
+    volume: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Funds:
+    available_cash: float
+    collateral: float = 0.0
+    m2m_realized: float = 0.0
+    m2m_unrealized: float = 0.0
+    utilised: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    symbol: str
+    exchange: str
+    tick_size: float
+    lot_size: int
+    freeze_quantity: int | None = None
+    name: str = ""
+    instrument_type: str = ""
+
+
+class Broker(Protocol):
+    """OpenAlgo REST.  Raises BrokerError.  Order placement is never retried inside."""
+
+    def ping(self) -> str: ...
+
+    def place_order(
+        self,
+        *,
+        strategy: str,
+        symbol: str,
+        exchange: str,
+        action: str,
+        quantity: int,
+        product: str,
+        price_type: str = "MARKET",
+        price: float = 0.0,
+        trigger_price: float = 0.0,
+    ) -> OrderAck: ...
+
+    def order_status(self, order_id: str, strategy: str) -> OrderInfo: ...
+
+    def order_book(self) -> list[OrderInfo]: ...
+
+    def trade_book(self) -> list[Fill]: ...
+
+    def position_book(self) -> list[Position]: ...
+
+    def open_position(self, *, strategy: str, symbol: str, exchange: str, product: str) -> int: ...
+
+    def quotes(self, symbol: str, exchange: str) -> Quote: ...
+
+    def multi_quotes(self, instruments: list[tuple[str, str]]) -> dict[tuple[str, str], Quote]:
+        """Keyed by (exchange, symbol); unknown symbols are left out."""
+        ...
+
+    def funds(self) -> Funds: ...
+
+    def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- feed
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """One order-update event from the WebSocket stream (de-duplicated by the feed)."""
+
+    order_id: str
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    status: str
+    filled_quantity: int
+    pending_quantity: int
+    average_price: float
+    product: str = ""
+    mode: str = "live"
+    rejection_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    state: FeedState
+    last_tick_ts: float | None = None
+    stale: tuple[tuple[str, str], ...] = ()  # (exchange, symbol) without a tick in their window
+    subscribed: int = 0
+    frames: int = 0
+    malformed: int = 0
+    errors: int = 0
+    reconnects: int = 0
+    order_updates: bool = False  # the server offers the order-update stream
+
+
+@dataclass(slots=True)
+class FeedCallbacks:
+    """Called on the feed's threads; each must only enqueue and return."""
+
+    on_tick: Callable[[Tick], None]
+    on_order_update: Callable[[OrderUpdate], None] | None = None
+    on_status: Callable[[FeedStatus], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class Feed(Protocol):
+    def start(self, callbacks: FeedCallbacks) -> None: ...
+
+    def subscribe(self, exchange: str, symbol: str) -> None:
+        """Reference-counted: the first call subscribes on the wire."""
+        ...
+
+    def unsubscribe(self, exchange: str, symbol: str) -> None:
+        """Reference-counted: the last matching call unsubscribes on the wire."""
+        ...
+
+    def status(self) -> FeedStatus: ...
+
+    def stop(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- alerts out
+
+
+class AlertSink(Protocol):
+    """Receives every new or folded alert; must only enqueue (called on the engine thread)."""
+
+    def publish(self, alert: Alert) -> None: ...
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+class EngineHandle(Protocol):
+    """What the TUI, the control API and the CLI may use of a running engine."""
+
+    def submit(self, command: object) -> "Future":
+        """Enqueue a command (tmtool.engine.commands); the Future resolves to Accepted/Denied."""
+        ...
+
+    def snapshot(self) -> "EngineSnapshot": ...
+
+    def closed_trades(
+        self, start: float | None = None, end: float | None = None, strategy: str | None = None
+    ) -> list[Trade]: ...
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]: ...
+
+    def alert_history(
+        self, since: float | None = None, category: str | None = None, priority: str | None = None, limit: int = 500
+    ) -> list[Alert]: ...
+
+    def instrument(self, exchange: str, symbol: str) -> "Instrument": ...
