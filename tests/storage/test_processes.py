@@ -1,0 +1,114 @@
+"""Real processes: SIGKILL in a burst of changes, the single-instance lock, a real disk-full failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tmtool.engine.clock import ManualClock
+from tmtool.storage import DatabaseInUse, SqliteStore
+from tmtool.storage.backup import integrity_problems
+
+from tests.storage.child import EVENT_EVERY, TRADES_IN_BURST
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn(scenario: str, db_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.storage.child", scenario, str(db_path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill(child: subprocess.Popen) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    for stream in (child.stdin, child.stdout):
+        if stream:
+            stream.close()
+
+
+def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_change(db_path):
+    child = spawn("crash-burst", db_path)
+    acknowledged = 0
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        for line in child.stdout:
+            acknowledged = int(line.split()[1])
+            if acknowledged >= 400:
+                break
+    finally:
+        kill(child)
+    assert acknowledged >= 400
+
+    assert integrity_problems(db_path) == []
+    store = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
+    store.open()  # the dead child's lock is gone
+    try:
+        events = [int(event.ts) for event in store.trade_events(1000)]
+        notes = {trade.id: int(trade.note) for trade in store.load().open_trades}
+    finally:
+        store.close()
+    prefix = max([*events, *notes.values()])
+    assert prefix >= acknowledged
+    assert events == [index for index in range(1, prefix + 1) if index % EVENT_EVERY == 0]
+    expected_notes: dict[int, int] = {}
+    for index in range(1, prefix + 1):
+        if index % EVENT_EVERY:
+            expected_notes[index % TRADES_IN_BURST + 1] = index
+    assert notes == expected_notes
+
+
+def test_a_second_process_is_refused_naming_the_first_and_admitted_after_it_dies(db_path):
+    child = spawn("hold-lock", db_path)
+    try:
+        line = child.stdout.readline().split()
+        assert line == ["locked", str(child.pid)]
+        second = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
+        with pytest.raises(DatabaseInUse, match=f"in use by another tmtool, process {child.pid}") as refused:
+            second.open()
+        assert refused.value.pid == child.pid
+    finally:
+        kill(child)
+    second.open()
+    second.close()
+
+
+def test_a_second_store_in_the_same_process_is_refused(make_store, db_path):
+    make_store()
+    with pytest.raises(DatabaseInUse, match=f"process {os.getpid()}"):
+        SqliteStore(db_path, clock=ManualClock()).open()
+
+
+def test_disk_full_goes_memory_only_and_replays_everything_once_space_returns(db_path):
+    child = spawn("disk-full", db_path)
+    try:
+        failing = json.loads(child.stdout.readline())
+        recovered = json.loads(child.stdout.readline())
+        assert child.wait(timeout=30) == 0
+    finally:
+        kill(child)
+    assert failing["state"] == "MEMORY_ONLY"
+    assert failing["pending"] > 0
+    assert "full" in failing["error"] or "I/O" in failing["error"]
+    saved = failing["saved"]
+    assert recovered["state"] == "OK"
+    expected_notes = {trade_id: None for trade_id in range(1, 51)}
+    for index in range(1, saved + 1):
+        expected_notes[index % 50 + 1] = str(index)
+    expected_notes = {str(k): v for k, v in expected_notes.items() if v is not None}
+    if "1" not in expected_notes:
+        expected_notes["1"] = "scaled"  # trade 1's first version, written before the limit
+    assert recovered["notes"] == expected_notes
+    assert recovered["events"] == saved  # each event exactly once

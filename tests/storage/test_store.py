@@ -1,0 +1,262 @@
+"""SqliteStore: round trips, reopening, coalescing, durable saves and the read queries."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import stat
+from dataclasses import replace
+from datetime import date
+
+import pytest
+
+from tmtool.engine.models import (
+    AlertCategory,
+    AlertPriority,
+    OrderState,
+    Strategy,
+    TradeStatus,
+)
+from tmtool.engine.ports import LoadedState, StoreStatus, StoreUnavailable
+from tmtool.storage import SqliteStore
+from tmtool.storage.files import side_files
+
+from tests.storage.samples import T0, full_alert, full_event, full_order, full_portfolio, full_strategy, full_trade
+
+
+def test_every_record_round_trips_through_the_database(make_store):
+    store = make_store()
+    trade, strategy, portfolio = full_trade(), full_strategy(), full_portfolio()
+    order, event, alert = full_order(), full_event(), full_alert()
+    store.save_strategy(strategy)
+    store.save_trade(trade)
+    store.save_portfolio(portfolio)
+    store.save_order(order)
+    store.record_event(event)
+    store.save_alert(alert)
+    assert store.flush()
+
+    loaded = store.load()
+    assert loaded.open_trades == (trade,)
+    assert loaded.strategies == (strategy,)
+    assert loaded.portfolios == (portfolio,)
+    assert loaded.open_orders == (order,)
+    assert loaded.recent_alerts == (alert,)
+    assert store.trade_events(7) == [event]
+    assert store.alerts() == [alert]
+
+
+def test_reopening_gives_the_identical_state(make_store, db_path):
+    first = make_store()
+    trades = [full_trade(1, trailing_stop=101.5, high_watermark=104.0), full_trade(2, status=TradeStatus.EXITING)]
+    for trade in trades:
+        first.save_trade(trade)
+    first.save_strategy(full_strategy())
+    first.save_portfolio(full_portfolio())
+    first.save_order(full_order("x-1-1"))
+    first.save_order(full_order("x-2-1", OrderState.COMPLETE))
+    first.save_alert(full_alert(1))
+    first.record_event(full_event(1))
+    assert first.flush()
+    before = first.load()
+    first.close()
+
+    second = make_store()
+    after = second.load()
+    assert after == before
+    assert after.open_trades == tuple(trades)
+    assert [order.key for order in after.open_orders] == ["x-1-1"]  # final orders are not "open"
+    assert after.next_trade_id == 8  # the order ledger names trade 7, so 7 is never handed out again
+    assert after.next_alert_id == 2
+
+
+def test_load_of_a_new_database_is_empty(make_store):
+    assert make_store().load() == LoadedState((), (), (), (), next_trade_id=1, next_alert_id=1, recent_alerts=())
+
+
+def test_the_last_version_of_a_trade_wins_and_every_event_is_kept(make_store):
+    store = make_store(commit_interval=0.5)
+    for step in range(50):
+        store.save_trade(full_trade(1, trailing_stop=100.0 + step, updated_at=T0 + step))
+        store.record_event(full_event(1, ts=T0 + step))
+    assert store.flush()
+    assert store.load().open_trades == (full_trade(1, trailing_stop=149.0, updated_at=T0 + 49),)
+    assert [event.ts for event in store.trade_events(1)] == [T0 + step for step in range(50)]
+    assert store.status() == StoreStatus("OK", pending=0, last_error="", committed=100)
+
+
+def test_events_continue_their_sequence_after_reopening(make_store):
+    first = make_store()
+    first.record_event(full_event(1, ts=T0 + 1, kind="CREATED"))
+    assert first.flush()
+    first.close()
+    second = make_store()
+    second.record_event(full_event(1, ts=T0 + 2, kind="STATUS"))
+    assert second.flush()
+    assert [event.kind for event in second.trade_events(1)] == ["CREATED", "STATUS"]
+
+
+def test_alerts_update_in_place_when_folded_and_acknowledged(make_store):
+    store = make_store()
+    alert = full_alert(5, ts=T0)
+    store.save_alert(replace(alert, count=1, acknowledged=False))
+    assert store.flush()
+    store.save_alert(replace(alert, count=4, last_ts=T0 + 80, acknowledged=True))
+    assert store.flush()
+    assert store.alerts() == [replace(alert, count=4, last_ts=T0 + 80, acknowledged=True)]
+
+
+def test_alert_queries_filter_and_order_newest_first(make_store):
+    store = make_store()
+    info = replace(full_alert(1, ts=T0 + 1), priority=AlertPriority.INFO, category=AlertCategory.TRADE, acknowledged=False)
+    warning = replace(full_alert(2, ts=T0 + 2), priority=AlertPriority.WARNING, acknowledged=True)
+    critical = replace(full_alert(3, ts=T0 + 3), category=AlertCategory.SYSTEM, acknowledged=False)
+    for alert in (info, warning, critical):
+        store.save_alert(alert)
+    assert store.flush()
+    assert store.alerts() == [critical, warning, info]
+    assert store.alerts(since=T0 + 2) == [critical, warning]
+    assert store.alerts(category="TRADE") == [info]
+    assert store.alerts(priority="WARNING") == [warning]
+    assert store.alerts(include_acknowledged=False) == [critical, info]
+    assert store.alerts(limit=1) == [critical]
+    with pytest.raises(ValueError, match="priority must be one of INFO, WARNING, CRITICAL"):
+        store.alerts(priority="LOUD")
+    with pytest.raises(ValueError, match="limit must be a positive integer"):
+        store.alerts(limit=0)
+
+
+def test_closed_trades_by_period_and_strategy(make_store):
+    store = make_store()
+    closed = [
+        full_trade(1, status=TradeStatus.CLOSED, closed_at=T0 + 100),
+        full_trade(2, status=TradeStatus.CLOSED_EXTERNALLY, closed_at=T0 + 200, strategy="manual"),
+        full_trade(3, status=TradeStatus.CANCELLED, closed_at=T0 + 300),
+    ]
+    for trade in [*closed, full_trade(4)]:
+        store.save_trade(trade)
+    assert store.flush()
+    assert store.closed_trades() == closed
+    assert store.closed_trades(start=T0 + 100, end=T0 + 300) == closed[:2]
+    assert store.closed_trades(strategy="manual") == [closed[1]]
+    assert store.load().open_trades == (full_trade(4),)
+    with pytest.raises(ValueError, match="start must be a finite number"):
+        store.closed_trades(start=math.nan)
+
+
+def test_deleting_a_strategy_and_the_last_operation_in_a_batch_wins(make_store):
+    store = make_store(commit_interval=0.5)
+    store.save_strategy(full_strategy("a"))
+    store.save_strategy(full_strategy("b"))
+    store.delete_strategy("a")
+    store.delete_strategy("b")
+    store.save_strategy(Strategy("b"))
+    assert store.flush()
+    assert store.load().strategies == (Strategy("b"),)
+
+
+def test_a_durable_order_is_committed_when_save_order_returns(make_store, db_path):
+    store = make_store(commit_interval=5.0)  # no waiting for the interval when someone needs durability
+    assert store.save_order(full_order("x-9-1", OrderState.INTENT), durable=True, timeout=5.0) is True
+    assert store.load().open_orders == (full_order("x-9-1", OrderState.INTENT),)
+    assert store.save_order(full_order("x-9-1", OrderState.SENT)) is False  # not durable: only enqueued
+
+
+def test_changes_saved_before_start_are_written_once_started(db_path, clock):
+    store = SqliteStore(db_path, clock=clock)
+    store.open()
+    store.save_trade(full_trade(1))
+    assert store.save_order(full_order(), durable=True, timeout=0.05) is False
+    assert store.status().pending == 2
+    store.start()
+    try:
+        assert store.flush()
+        assert store.load().open_trades == (full_trade(1),)
+    finally:
+        store.close()
+
+
+def test_the_caller_keeps_mutating_its_trade_without_changing_what_is_saved(make_store):
+    store = make_store(commit_interval=0.5)
+    trade = full_trade(1, trailing_stop=100.0)
+    store.save_trade(trade)
+    trade.trailing_stop = 150.0  # the engine moves on after handing the record over
+    assert store.flush()
+    assert store.load().open_trades[0].trailing_stop == 100.0
+
+
+def test_bad_input_is_refused_on_the_callers_thread_and_changes_nothing(make_store):
+    store = make_store()
+    with pytest.raises(TypeError, match="save_trade needs a Trade, got dict"):
+        store.save_trade({"id": 1})
+    with pytest.raises(ValueError, match="only finite numbers"):
+        store.save_strategy(replace(full_strategy(), allocated_funds=math.inf))
+    assert store.status().pending == 0
+    assert store.flush()
+    assert store.load().strategies == ()
+
+
+def test_an_unstorable_record_is_dropped_alone_and_loudly(make_store, caplog):
+    store = make_store(commit_interval=0.5)
+    store.save_trade(full_trade(1))
+    store.save_trade(full_trade(2, stop_loss=math.nan))  # would load back as "no stop"
+    store.save_trade(full_trade(3))
+    with caplog.at_level(logging.ERROR, logger="tmtool.storage"):
+        assert store.flush()
+    assert [trade.id for trade in store.load().open_trades] == [1, 3]
+    assert "Trade id=2: stop_loss is nan" in caplog.text
+    assert store.status().state == "OK"
+    assert "stop_loss is nan" in store.status().last_error
+
+
+def test_a_durable_save_of_an_unstorable_order_reports_false(make_store):
+    store = make_store()
+    assert store.save_order(replace(full_order(), price=math.inf), durable=True, timeout=5.0) is False
+
+
+def test_database_files_and_backups_are_private(make_store, db_path):
+    store = make_store()
+    store.save_trade(full_trade())
+    assert store.flush()
+    created = [db_path, *[path for path in side_files(db_path) if path.exists()]]
+    created += list((db_path.parent / "backups").iterdir())
+    created.append(db_path.with_name(db_path.name + ".lock"))
+    assert len(created) >= 4
+    for path in created:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_reads_and_events_need_an_open_store(db_path, clock):
+    store = SqliteStore(db_path, clock=clock)
+    with pytest.raises(StoreUnavailable, match="call open"):
+        store.load()
+    with pytest.raises(StoreUnavailable, match="before recording events"):
+        store.record_event(full_event())
+
+
+def test_bad_settings_are_refused(db_path):
+    with pytest.raises(ValueError, match="synchronous must be one of FULL, NORMAL, EXTRA, got 'OFF'"):
+        SqliteStore(db_path, synchronous="OFF")
+    with pytest.raises(ValueError, match="max_batch must be a positive integer"):
+        SqliteStore(db_path, max_batch=0)
+
+
+def test_changes_after_close_are_refused_with_a_log_line(make_store, caplog):
+    store = make_store()
+    store.close()
+    with caplog.at_level(logging.ERROR, logger="tmtool.storage"):
+        store.save_trade(full_trade())
+        assert store.save_order(full_order(), durable=True) is False
+    assert caplog.text.count("is closed") == 2
+
+
+def test_portfolio_states_are_kept_per_strategy_and_day(make_store):
+    store = make_store()
+    today = full_portfolio(day=date(2026, 1, 2))
+    yesterday = full_portfolio(day=date(2026, 1, 1))
+    other = full_portfolio("manual", date(2026, 1, 2))
+    for state in (today, yesterday, other, replace(today, realised_pnl=10.0)):
+        store.save_portfolio(state)
+    assert store.flush()
+    assert store.load().portfolios == (yesterday, other, replace(today, realised_pnl=10.0))

@@ -1,0 +1,234 @@
+"""Backups with SQLite's online backup API, their rotation, and restoring one.
+
+A backup is a consistent copy taken while tmtool keeps writing (the backup API
+reads a snapshot, WAL content included), written to a temporary name, checked,
+fsynced and renamed into place, mode 0600, in journal mode DELETE so each backup
+is one self-contained file.  Regular backups are named
+``<stem>-<UTC time>.db`` in ``<db dir>/backups`` and rotated; backups taken
+before a schema upgrade carry a label (``<stem>-pre-v2-<UTC time>.db``) and are
+never rotated away.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tmtool.engine.clock import Clock
+from tmtool.storage.database import InstanceLock, verify_schema_version
+from tmtool.storage.errors import DatabaseCorrupt, StorageError
+from tmtool.storage.files import (
+    create_private_file,
+    ensure_private_dir,
+    fsync_dir,
+    fsync_file,
+    make_private,
+    side_files,
+)
+
+log = logging.getLogger("tmtool.storage")
+
+DEFAULT_BACKUPS_TO_KEEP = 7
+BACKUP_SUFFIX = ".db"
+
+
+def default_backup_dir(db_path: Path) -> Path:
+    return Path(db_path).parent / "backups"
+
+
+def backup_database(source: Path, destination: Path) -> Path:
+    """Copy the database ``source`` to the new file ``destination`` with the online backup API.
+
+    Refuses to overwrite an existing file.  The copy is integrity-checked before
+    it takes its final name.
+    """
+    source, destination = Path(source), Path(destination)
+    if not source.exists():
+        raise StorageError(source, f"no database at {source}")
+    if destination.exists():
+        raise StorageError(destination, f"backup target {destination} exists already; choose a new name")
+    ensure_private_dir(destination.parent)
+    temporary = destination.with_name(destination.name + ".partial")
+    _remove_with_side_files(temporary)
+    create_private_file(temporary)
+    try:
+        _copy_with_backup_api(source, temporary)
+        problems = integrity_problems(temporary, quick=True)
+        if problems:
+            raise DatabaseCorrupt(source, "the backup copy failed its check: " + "; ".join(problems[:3]))
+        fsync_file(temporary)
+        os.replace(temporary, destination)
+        fsync_dir(destination.parent)
+    finally:
+        _remove_with_side_files(temporary)
+    make_private(destination)
+    return destination
+
+
+def create_backup(
+    db_path: Path,
+    clock: Clock,
+    *,
+    backup_dir: Path | None = None,
+    keep: int | None = None,
+    label: str = "",
+) -> Path:
+    """Back up ``db_path`` into ``backup_dir`` under a time-stamped name; rotate when ``keep`` is given.
+
+    Only unlabelled backups are rotated: at most ``keep`` of them remain.
+    """
+    db_path = Path(db_path)
+    directory = backup_dir or default_backup_dir(db_path)
+    ensure_private_dir(directory)
+    stamp = datetime.fromtimestamp(clock.time(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    prefix = f"{db_path.stem}-{label}-" if label else f"{db_path.stem}-"
+    destination = directory / f"{prefix}{stamp}{BACKUP_SUFFIX}"
+    counter = 1
+    while destination.exists():
+        destination = directory / f"{prefix}{stamp}.{counter}{BACKUP_SUFFIX}"
+        counter += 1
+    backup_database(db_path, destination)
+    if keep is not None:
+        rotate_backups(db_path, directory, keep)
+    return destination
+
+
+def list_backups(db_path: Path, backup_dir: Path | None = None, *, include_labelled: bool = True) -> list[Path]:
+    """Backups of ``db_path`` in ``backup_dir``, oldest first (by modification time, then name)."""
+    db_path = Path(db_path)
+    directory = backup_dir or default_backup_dir(db_path)
+    if not directory.is_dir():
+        return []
+    found = []
+    for candidate in directory.glob(f"{db_path.stem}-*{BACKUP_SUFFIX}"):
+        stamp_part = candidate.name[len(db_path.stem) + 1 :]
+        labelled = not stamp_part[:1].isdigit()
+        if labelled and not include_labelled:
+            continue
+        found.append(candidate)
+    return sorted(found, key=lambda path: (path.stat().st_mtime_ns, path.name))
+
+
+def rotate_backups(db_path: Path, backup_dir: Path, keep: int) -> list[Path]:
+    """Delete the oldest unlabelled backups so at most ``keep`` remain; return the deleted paths."""
+    if keep < 1:
+        raise ValueError(f"backups_to_keep must be at least 1, got {keep}")
+    regular = list_backups(db_path, backup_dir, include_labelled=False)
+    doomed = regular[: max(0, len(regular) - keep)]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def read_only_uri(path: Path) -> str:
+    return Path(path).absolute().as_uri() + "?mode=ro"
+
+
+def integrity_problems(path: Path, *, quick: bool = False) -> list[str]:
+    """Problems SQLite finds in the file (empty when healthy), via integrity_check or quick_check."""
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        return [f"cannot open: {exc}"]
+    try:
+        pragma = "quick_check" if quick else "integrity_check"
+        rows = [row[0] for row in conn.execute(f"PRAGMA {pragma}").fetchall()]
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    finally:
+        conn.close()
+    return [] if rows == ["ok"] else rows
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    restored_from: Path
+    replaced_kept_at: Path | None  # where the database that was replaced now lies (None: there was none)
+
+
+def restore_database(db_path: Path, backup: Path, clock: Clock) -> RestoreResult:
+    """Replace ``db_path`` with a copy of ``backup``.
+
+    Refused while another process holds the database's instance lock.  The
+    backup is verified first (integrity and schema version); the database it
+    replaces is kept aside as ``<db>.replaced-<UTC time>.db`` (a consistent copy
+    when it still opens, else the raw files, -wal and -shm included).
+    """
+    db_path, backup = Path(db_path), Path(backup)
+    if not backup.is_file():
+        raise StorageError(backup, f"no backup file at {backup}")
+    with InstanceLock(db_path):
+        _verify_backup(backup)
+        kept = _set_aside(db_path, clock) if db_path.exists() else None
+        ensure_private_dir(db_path.parent)
+        incoming = db_path.with_name(db_path.name + ".restoring")
+        _remove_with_side_files(incoming)
+        create_private_file(incoming)
+        try:
+            _copy_with_backup_api(backup, incoming)
+            fsync_file(incoming)
+            for side in side_files(db_path):
+                side.unlink(missing_ok=True)
+            os.replace(incoming, db_path)
+            fsync_dir(db_path.parent)
+        finally:
+            _remove_with_side_files(incoming)
+        make_private(db_path)
+    log.warning("restored database %s from %s; the replaced file is kept at %s", db_path, backup, kept)
+    return RestoreResult(restored_from=backup, replaced_kept_at=kept)
+
+
+def _verify_backup(backup: Path) -> None:
+    problems = integrity_problems(backup)
+    if problems:
+        raise DatabaseCorrupt(backup, "; ".join(problems[:3]))
+    conn = sqlite3.connect(read_only_uri(backup), uri=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        conn.close()
+    verify_schema_version(backup, version, application_id)
+
+
+def _set_aside(db_path: Path, clock: Clock) -> Path:
+    stamp = datetime.fromtimestamp(clock.time(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = db_path.with_name(f"{db_path.name}.replaced-{stamp}{BACKUP_SUFFIX}")
+    counter = 1
+    while kept.exists():
+        kept = db_path.with_name(f"{db_path.name}.replaced-{stamp}.{counter}{BACKUP_SUFFIX}")
+        counter += 1
+    try:
+        backup_database(db_path, kept)
+    except (sqlite3.Error, StorageError) as exc:
+        log.warning("database %s does not copy cleanly (%s); moving its files aside as they are", db_path, exc)
+        _remove_with_side_files(kept)
+        os.replace(db_path, kept)
+        for side, kept_side in zip(side_files(db_path), side_files(kept)):
+            if side.exists():
+                os.replace(side, kept_side)
+        fsync_dir(db_path.parent)
+    return kept
+
+
+def _copy_with_backup_api(source: Path, destination: Path) -> None:
+    source_conn = sqlite3.connect(source)
+    try:
+        destination_conn = sqlite3.connect(destination)
+        try:
+            source_conn.backup(destination_conn)
+            destination_conn.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            destination_conn.close()
+    finally:
+        source_conn.close()
+
+
+def _remove_with_side_files(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    for side in side_files(path):
+        side.unlink(missing_ok=True)

@@ -1,0 +1,282 @@
+"""peewee models of the tmtool database, and the conversion of engine records to rows.
+
+The models are deliberately not bound to a database: every query names the
+database it runs on (``query.execute(db)``), so several stores (and the
+maintenance commands) can use different files in one process without
+re-binding shared classes.
+
+Scalar fields of a record map to one column each; nested settings (trailing
+settings, breakeven distance, partial levels, exit order ids, a strategy's
+settings) are JSON text written by :mod:`tmtool.storage.codec`.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from enum import Enum
+from typing import Any
+
+from peewee import (
+    SQL,
+    BooleanField,
+    CompositeKey,
+    FloatField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from tmtool.engine.models import Alert, OrderRecord, PortfolioState, Strategy, Trade, TradeEvent
+from tmtool.storage import codec
+
+
+class BaseModel(Model):
+    class Meta:
+        database = None
+        legacy_table_names = False
+
+
+class StrategyRow(BaseModel):
+    """One strategy; ``settings`` holds every field of ``models.Strategy`` as JSON."""
+
+    name = TextField(primary_key=True)
+    settings = TextField()
+    saved_at = FloatField()
+
+    class Meta:
+        table_name = "strategy"
+
+
+class TradeRow(BaseModel):
+    """Every field of ``models.Trade``."""
+
+    id = IntegerField(primary_key=True)
+    strategy = TextField()
+    symbol = TextField()
+    exchange = TextField()
+    product = TextField()
+    side = TextField()
+    quantity = IntegerField()
+    entry_price = FloatField()
+    status = TextField()
+    entry_quantity = IntegerField()
+    requested_quantity = IntegerField()
+    stop_loss = FloatField(null=True)
+    target = FloatField(null=True)
+    trailing = TextField(null=True)  # JSON TrailingSettings
+    trailing_stop = FloatField(null=True)
+    breakeven_after = TextField(null=True)  # JSON Distance
+    breakeven_done = BooleanField()
+    partial_levels = TextField()  # JSON list of PartialLevel
+    high_watermark = FloatField()
+    low_watermark = FloatField()
+    last_price = FloatField()
+    tick_size = FloatField()
+    lot_size = IntegerField()
+    entry_order_id = TextField(null=True)
+    entry_price_type = TextField()
+    entry_limit_price = FloatField(null=True)
+    exit_order_ids = TextField()  # JSON list of str
+    exit_reason = TextField(null=True)
+    exit_trigger_price = FloatField(null=True)
+    exit_price = FloatField(null=True)
+    exited_quantity = IntegerField()
+    realised_pnl = FloatField()
+    paused = BooleanField()
+    degraded = BooleanField()
+    created_at = FloatField()
+    opened_at = FloatField(null=True)
+    closed_at = FloatField(null=True)
+    updated_at = FloatField()
+    note = TextField()
+
+    class Meta:
+        table_name = "trade"
+        indexes = (
+            (("status",), False),  # the engine's open trades
+            (("closed_at",), False),  # history by period
+            (("strategy", "closed_at"), False),  # history by strategy and period
+        )
+
+
+class PortfolioStateRow(BaseModel):
+    """Every field of ``models.PortfolioState``, one row per strategy and trading day."""
+
+    strategy = TextField()
+    trading_day = TextField()  # ISO date, Asia/Kolkata calendar
+    realised_pnl = FloatField()
+    peak_pnl = FloatField()
+    trough_pnl = FloatField()
+    trailing_armed = BooleanField()
+    trailing_lock = FloatField(null=True)
+    halted = BooleanField()
+    halt_reason = TextField()
+    trades_today = IntegerField()
+    updated_at = FloatField()
+
+    class Meta:
+        table_name = "portfolio_state"
+        primary_key = CompositeKey("strategy", "trading_day")
+
+
+class OrderRow(BaseModel):
+    """The order ledger: every field of ``models.OrderRecord``, keyed by tmtool's ``key``."""
+
+    key = TextField(primary_key=True)
+    trade_id = IntegerField()
+    purpose = TextField()
+    action = TextField()
+    quantity = IntegerField()
+    state = TextField()
+    reason = TextField(null=True)
+    price_type = TextField()
+    price = FloatField()
+    order_id = TextField(null=True)
+    filled_quantity = IntegerField()
+    average_price = FloatField()
+    attempt = IntegerField()
+    message = TextField()
+    created_at = FloatField()
+    updated_at = FloatField()
+
+    class Meta:
+        table_name = "order_ledger"
+        indexes = (
+            (("state",), False),  # orders not final, at start-up
+            (("trade_id",), False),
+        )
+
+
+class TradeEventRow(BaseModel):
+    """The append-only audit log.  ``(trade_id, seq)`` is assigned before the event is queued,
+    so replaying a batch whose commit outcome was unknown cannot duplicate an event."""
+
+    id = IntegerField(primary_key=True)
+    trade_id = IntegerField()
+    seq = IntegerField(constraints=[SQL("DEFAULT 0")])
+    ts = FloatField()
+    kind = TextField()
+    field = TextField()
+    old = TextField()
+    new = TextField()
+    reason = TextField()
+    price = FloatField(null=True)
+    strategy = TextField()
+
+    class Meta:
+        table_name = "trade_event"
+        indexes = ((("trade_id", "seq"), True),)
+
+
+class AlertRow(BaseModel):
+    """Every field of ``models.Alert``; rows are updated in place when alerts fold or are acknowledged."""
+
+    id = IntegerField(primary_key=True)
+    ts = FloatField()
+    category = TextField()
+    priority = TextField()
+    text = TextField()
+    key = TextField()
+    trade_id = IntegerField(null=True)
+    strategy = TextField(null=True)
+    count = IntegerField()
+    acknowledged = BooleanField()
+    last_ts = FloatField()
+
+    class Meta:
+        table_name = "alert"
+        indexes = ((("ts",), False),)
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (StrategyRow, TradeRow, PortfolioStateRow, OrderRow, TradeEventRow, AlertRow)
+
+# Columns of a record that hold JSON text rather than a scalar.
+_JSON_FIELDS = {
+    Trade: frozenset({"trailing", "breakeven_after", "partial_levels", "exit_order_ids"}),
+}
+
+
+# --------------------------------------------------------------------------- record <-> row
+
+
+def record_to_row(record: Any) -> dict[str, Any]:
+    """The column values of one record (Trade, PortfolioState, OrderRecord, Alert)."""
+    cls = type(record)
+    json_fields = _JSON_FIELDS.get(cls, frozenset())
+    row: dict[str, Any] = {}
+    for name, hint in codec.field_types(cls).items():
+        value = getattr(record, name)
+        if name in json_fields:
+            row[name] = codec.to_json(value, f"{_where(record)}: {name}")
+        elif codec.matches(hint, value):
+            row[name] = _column_value(value, hint, name, record)
+        else:
+            raise codec.CodecError(
+                f"{_where(record)}: {name} is {value!r}, a {type(value).__name__}; expected {codec.type_name(hint)}"
+            )
+    return row
+
+
+def row_to_record(cls: type, row: dict[str, Any]) -> Any:
+    """Rebuild a record of type ``cls`` from its column values."""
+    json_fields = _JSON_FIELDS.get(cls, frozenset())
+    values = {}
+    for name, hint in codec.field_types(cls).items():
+        where = f"{cls.__name__} row {name}"
+        stored = row[name]
+        values[name] = codec.from_json(hint, stored, where) if name in json_fields else codec.decode(hint, stored, where)
+    return cls(**values)
+
+
+def strategy_to_row(strategy: Strategy, saved_at: float) -> dict[str, Any]:
+    return {
+        "name": strategy.name,
+        "settings": codec.to_json(strategy, f"strategy {strategy.name!r}"),
+        "saved_at": saved_at,
+    }
+
+
+def row_to_strategy(row: dict[str, Any]) -> Strategy:
+    strategy = codec.from_json(Strategy, row["settings"], f"strategy {row['name']!r}")
+    if strategy.name != row["name"]:
+        raise codec.CodecError(f"strategy row {row['name']!r} holds settings named {strategy.name!r}")
+    return strategy
+
+
+def event_to_row(event: TradeEvent, seq: int) -> dict[str, Any]:
+    row = record_to_row(event)
+    row["seq"] = seq
+    return row
+
+
+def row_to_event(row: dict[str, Any]) -> TradeEvent:
+    return row_to_record(TradeEvent, row)
+
+
+RECORD_TABLES: dict[type, type[BaseModel]] = {
+    Trade: TradeRow,
+    PortfolioState: PortfolioStateRow,
+    OrderRecord: OrderRow,
+    TradeEvent: TradeEventRow,
+    Alert: AlertRow,
+}
+
+
+def _column_value(value: Any, hint: Any, name: str, record: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise codec.CodecError(f"{_where(record)}: {name} is {value}; only finite numbers can be stored")
+    return value
+
+
+def _where(record: Any) -> str:
+    """Names a record in an error message: its type and identity."""
+    for attribute in ("id", "key", "trade_id", "strategy"):
+        value = getattr(record, attribute, None)
+        if value is not None:
+            return f"{type(record).__name__} {attribute}={value!r}"
+    return type(record).__name__

@@ -1,0 +1,717 @@
+"""``SqliteStore``: the engine's ``Store`` on a SQLite file, written by one background thread.
+
+Life cycle::
+
+    store = SqliteStore(path)          # nothing touches the disk yet
+    store.open()                       # lock, integrity check, migrate, start-up backup
+    state = store.load()               # what was last committed
+    store.start()                      # the writer thread (start() opens when needed)
+    ...  save_trade / record_event / save_order(durable=True) / flush ...
+    store.close()                      # drains the queue, stops the thread, releases the lock
+
+Changes handed in before ``start()`` wait in the queue (``record_event`` needs
+``open()`` first: it numbers events after those on disk).  Every ``save_*`` and
+``record_event`` only enqueues and returns; the writer thread commits what is
+queued in batches of at most ``max_batch`` changes, at most one commit per
+``commit_interval`` unless someone waits for durability (``save_order(durable=
+True)``, ``flush()``), in which case it commits at once.  Within a batch the
+last version of a row wins; events and alerts are all kept.  A batch is one
+transaction, so the file always holds a prefix of the changes, in order.
+
+When a commit fails (disk full, I/O error, lock held too long, file removed,
+read-only file) the batch stays at the head of the queue: the store reports
+MEMORY_ONLY once (status and one log line), retries with capped exponential
+backoff, and replays the queue in order when writes work again.  Every write
+is an upsert by primary key or an insert that ignores a row already present,
+so a batch replayed after a commit whose outcome was unknown applies once.
+
+Read queries (``load``, ``closed_trades``, ``trade_events``, ``alerts``) run on
+the caller's thread with their own read-only connection and see committed data.
+Waits (``commit_interval``, timeouts, backoff) are real time; the injected clock
+stamps rows and names backups.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable
+
+import peewee
+from peewee import SqliteDatabase, chunked, fn
+
+from tmtool.engine.clock import Clock, SystemClock
+from tmtool.engine.models import (
+    OPEN_STATUSES,
+    Alert,
+    AlertCategory,
+    AlertPriority,
+    OrderRecord,
+    OrderState,
+    PortfolioState,
+    Strategy,
+    Trade,
+    TradeEvent,
+)
+from tmtool.engine.ports import LoadedState, StoreStatus, StoreUnavailable
+from tmtool.storage import codec
+from tmtool.storage.backup import DEFAULT_BACKUPS_TO_KEEP, create_backup
+from tmtool.storage.database import (
+    SYNCHRONOUS_MODES,
+    InstanceLock,
+    connect,
+    open_database,
+    schema_version,
+    verify_schema_version,
+)
+from tmtool.storage.errors import StorageError
+from tmtool.storage.files import make_database_files_private
+from tmtool.storage.migrations import LATEST_VERSION
+from tmtool.storage.models import (
+    AlertRow,
+    OrderRow,
+    PortfolioStateRow,
+    StrategyRow,
+    TradeEventRow,
+    TradeRow,
+    event_to_row,
+    record_to_row,
+    row_to_event,
+    row_to_record,
+    row_to_strategy,
+    strategy_to_row,
+)
+
+log = logging.getLogger("tmtool.storage")
+
+STATE_OK = "OK"
+STATE_MEMORY_ONLY = "MEMORY_ONLY"
+RECENT_ALERTS_ON_LOAD = 200
+_ROWS_PER_INSERT = 100  # keeps each DELETE ... IN (...) well under SQLite's bound-variable limit
+_FINAL_ORDER_STATES = tuple(state.value for state in OrderState if state.is_final)
+_OPEN_TRADE_STATUSES = tuple(sorted(status.value for status in OPEN_STATUSES))
+
+
+@dataclass(slots=True)
+class _Change:
+    """One queued change.  ``table`` and ``key`` identify the row it writes (for coalescing)."""
+
+    seq: int
+    table: str
+    key: Any
+    record: Any  # the record, or None for a strategy deletion
+    saved_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _PreparedBatch:
+    """A batch turned into rows, grouped by table, last version of each row only."""
+
+    upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    strategy_deletes: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[tuple[_Change, str]] = field(default_factory=list)
+
+
+class _DatabaseFileGone(Exception):
+    """The file the writer has open is no longer the file at the database path."""
+
+
+_UPSERT_MODELS = {
+    "strategy": StrategyRow,
+    "trade": TradeRow,
+    "portfolio_state": PortfolioStateRow,
+    "order_ledger": OrderRow,
+    "alert": AlertRow,
+}
+
+
+class SqliteStore:
+    """The engine's ``Store`` on a SQLite file (see the module docstring for its life cycle).
+
+    ``commit_interval``: least time between two commits unless someone waits for
+    durability.  ``max_batch``: most changes per transaction.  ``write_timeout``:
+    how long a write waits for a lock held elsewhere before it counts as failed.
+    ``lock``: take the single-instance lock.  ``synchronous``: FULL (survives
+    power loss) or NORMAL (survives a crash of the process only).
+    ``backups_to_keep`` / ``backup_on_open`` / ``backup_dir``: the start-up
+    backup and its rotation.  ``retry_backoff_max``: cap of the retry delay in
+    memory-only mode.  ``on_commit(committed)``: called on the writer thread
+    after each commit with the number of changes committed since start; it
+    must return quickly.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock = SystemClock(),
+        commit_interval: float = 0.02,
+        max_batch: int = 500,
+        write_timeout: float = 2.0,
+        lock: bool = True,
+        *,
+        synchronous: str = "FULL",
+        backups_to_keep: int = DEFAULT_BACKUPS_TO_KEEP,
+        backup_on_open: bool = True,
+        backup_dir: Path | None = None,
+        retry_backoff_max: float = 2.0,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        if not commit_interval >= 0:
+            raise ValueError(f"commit_interval must be >= 0 seconds, got {commit_interval!r}")
+        if not (isinstance(max_batch, int) and max_batch >= 1):
+            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+        if not write_timeout > 0:
+            raise ValueError(f"write_timeout must be > 0 seconds, got {write_timeout!r}")
+        if not retry_backoff_max > 0:
+            raise ValueError(f"retry_backoff_max must be > 0 seconds, got {retry_backoff_max!r}")
+        if synchronous not in SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
+        if not (isinstance(backups_to_keep, int) and backups_to_keep >= 1):
+            raise ValueError(f"backups_to_keep must be a positive integer, got {backups_to_keep!r}")
+        self.path = Path(path)
+        self._clock = clock
+        self._commit_interval = commit_interval
+        self._max_batch = max_batch
+        self._write_timeout = write_timeout
+        self._synchronous = synchronous
+        self._backups_to_keep = backups_to_keep
+        self._backup_on_open = backup_on_open
+        self._backup_dir = backup_dir
+        self._retry_backoff_max = retry_backoff_max
+        self._lock = InstanceLock(self.path) if lock else None
+        self._on_commit = on_commit
+
+        self._cond = threading.Condition()
+        self._queue: deque[_Change] = deque()  # removed from only after the commit succeeded
+        self._last_seq = 0
+        self._done_seq = 0  # every change with seq <= this is committed (or rejected as invalid)
+        self._rejected_seqs: set[int] = set()
+        self._durable_waiters = 0
+        self._committed = 0
+        self._state = STATE_OK
+        self._last_error = ""
+        self._closing = False
+        self._closed = False
+        self._event_seq_lock = threading.Lock()
+        self._next_event_seq: dict[int, int] = {}
+
+        self._opened = False
+        self._thread: threading.Thread | None = None
+        self._write_db: SqliteDatabase | None = None
+        self._read_db: SqliteDatabase | None = None
+        self._file_identity: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def open(self) -> None:
+        """Take the instance lock, check and migrate the file, take the start-up backup.  Idempotent.
+
+        Raises ``DatabaseInUse``, ``DatabaseCorrupt``, ``SchemaTooNew`` or
+        ``NotTmtoolDatabase`` (all ``StorageError``) with a message for the user.
+        """
+        if self._opened:
+            return
+        if self._closed:
+            raise StorageError(self.path, f"store for {self.path} is closed")
+        if self._lock is not None:
+            self._lock.acquire()
+        try:
+            open_database(
+                self.path,
+                clock=self._clock,
+                synchronous=self._synchronous,
+                busy_timeout=self._write_timeout,
+                backup_dir=self._backup_dir,
+            )
+            if self._backup_on_open:
+                create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
+            self._read_db = connect(self.path, busy_timeout=max(self._write_timeout, 5.0), read_only=True)
+            self._write_db = connect(self.path, synchronous=self._synchronous, busy_timeout=self._write_timeout)
+            self._load_event_sequences()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self._opened = True
+
+    def start(self) -> None:
+        """Start the writer thread (opening the store first if needed).  Idempotent."""
+        self.open()
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="tmtool-store-writer", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write what is queued (up to ``timeout``, default ``2 * write_timeout``), stop, release the lock.
+
+        Changes that could not be written by then are lost and logged as such.
+        """
+        if self._closed:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout if timeout is not None else 2 * self._write_timeout + 1.0)
+            if self._thread.is_alive():
+                log.error("store writer for %s did not stop in time", self.path)
+        with self._cond:
+            unwritten = len(self._queue)
+            self._closed = True
+            self._cond.notify_all()
+        if unwritten:
+            log.error("store %s closed with %d changes not written: %s", self.path, unwritten, self._last_error)
+        if self._read_db is not None:
+            self._read_db.close()
+        if self._lock is not None:
+            self._lock.release()
+        if self._opened:
+            make_database_files_private(self.path)
+
+    def __enter__(self) -> "SqliteStore":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes (enqueue only)
+
+    def save_trade(self, trade: Trade) -> None:
+        _require(trade, Trade, "save_trade")
+        self._enqueue("trade", trade.id, copy.copy(trade))
+
+    def save_strategy(self, strategy: Strategy) -> None:
+        _require(strategy, Strategy, "save_strategy")
+        codec.to_json(strategy, f"strategy {strategy.name!r}")  # refuse unstorable settings here, not later
+        self._enqueue("strategy", strategy.name, strategy)
+
+    def delete_strategy(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"delete_strategy needs a strategy name, got {name!r}")
+        self._enqueue("strategy", name, None)
+
+    def save_portfolio(self, state: PortfolioState) -> None:
+        _require(state, PortfolioState, "save_portfolio")
+        self._enqueue("portfolio_state", (state.strategy, state.trading_day), copy.copy(state))
+
+    def record_event(self, event: TradeEvent) -> None:
+        """Append to the audit log.  The event's per-trade sequence number is assigned here, which
+        needs the numbers already on disk: the store must be open."""
+        _require(event, TradeEvent, "record_event")
+        if not self._opened:
+            raise StoreUnavailable(f"store for {self.path} is not open; open() it before recording events")
+        with self._event_seq_lock:
+            seq = self._next_event_seq.get(event.trade_id, 1)
+            self._next_event_seq[event.trade_id] = seq + 1
+        self._enqueue("trade_event", (event.trade_id, seq), event)
+
+    def save_alert(self, alert: Alert) -> None:
+        _require(alert, Alert, "save_alert")
+        self._enqueue("alert", alert.id, alert)
+
+    def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
+        """Enqueue an order ledger row; with ``durable`` wait until it is committed (True) or ``timeout`` (False).
+
+        Never raises for a failing database: the row stays queued for replay.
+        """
+        _require(order, OrderRecord, "save_order")
+        seq = self._enqueue("order_ledger", order.key, order)
+        if not durable or seq is None:
+            return False
+        return self._wait_until_done(seq, timeout)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything enqueued so far is committed; False after ``timeout``."""
+        with self._cond:
+            target = self._last_seq
+        return self._wait_until_done(target, timeout, count_rejected=False)
+
+    def status(self) -> StoreStatus:
+        with self._cond:
+            return StoreStatus(
+                state=self._state, pending=len(self._queue), last_error=self._last_error, committed=self._committed
+            )
+
+    # ------------------------------------------------------------------ reads (caller's thread)
+
+    def load(self) -> LoadedState:
+        """The committed state the engine resumes from (changes still queued are not in it)."""
+        db = self._reader()
+        with db.connection_context(), db.atomic():  # one read transaction: a consistent snapshot
+            open_trades = self._select_trades(
+                db, TradeRow.select().where(TradeRow.status.in_(_OPEN_TRADE_STATUSES)).order_by(TradeRow.id)
+            )
+            strategies = tuple(
+                row_to_strategy(row) for row in StrategyRow.select().order_by(StrategyRow.name).dicts().execute(db)
+            )
+            portfolios = tuple(
+                row_to_record(PortfolioState, row)
+                for row in PortfolioStateRow.select()
+                .order_by(PortfolioStateRow.trading_day, PortfolioStateRow.strategy)
+                .dicts()
+                .execute(db)
+            )
+            open_orders = tuple(
+                row_to_record(OrderRecord, row)
+                for row in OrderRow.select()
+                .where(OrderRow.state.not_in(_FINAL_ORDER_STATES))
+                .order_by(OrderRow.created_at, OrderRow.key)
+                .dicts()
+                .execute(db)
+            )
+            highest_trade_id = max(
+                _scalar(db, TradeRow.select(fn.MAX(TradeRow.id))),
+                _scalar(db, OrderRow.select(fn.MAX(OrderRow.trade_id))),
+                _scalar(db, TradeEventRow.select(fn.MAX(TradeEventRow.trade_id))),
+            )
+            highest_alert_id = _scalar(db, AlertRow.select(fn.MAX(AlertRow.id)))
+            recent_alerts = self._select_alerts(
+                db, AlertRow.select().order_by(AlertRow.ts.desc(), AlertRow.id.desc()).limit(RECENT_ALERTS_ON_LOAD)
+            )
+        return LoadedState(
+            open_trades=open_trades,
+            strategies=strategies,
+            portfolios=portfolios,
+            open_orders=open_orders,
+            next_trade_id=highest_trade_id + 1,
+            next_alert_id=highest_alert_id + 1,
+            recent_alerts=tuple(recent_alerts),
+        )
+
+    def closed_trades(
+        self, start: float | None = None, end: float | None = None, strategy: str | None = None
+    ) -> list[Trade]:
+        """Trades in a final status whose ``closed_at`` lies in [start, end), oldest first."""
+        query = TradeRow.select().where(TradeRow.status.not_in(_OPEN_TRADE_STATUSES))
+        if start is not None:
+            query = query.where(TradeRow.closed_at >= _finite(start, "start"))
+        if end is not None:
+            query = query.where(TradeRow.closed_at < _finite(end, "end"))
+        if strategy is not None:
+            query = query.where(TradeRow.strategy == strategy)
+        db = self._reader()
+        with db.connection_context():
+            return list(self._select_trades(db, query.order_by(TradeRow.closed_at, TradeRow.id)))
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]:
+        """The audit log of one trade, in the order the events were recorded."""
+        if isinstance(trade_id, bool) or not isinstance(trade_id, int):
+            raise TypeError(f"trade_events needs an integer trade id, got {trade_id!r}")
+        query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
+        db = self._reader()
+        with db.connection_context():
+            return [row_to_event(row) for row in query.dicts().execute(db)]
+
+    def alerts(
+        self,
+        since: float | None = None,
+        category: str | None = None,
+        priority: str | None = None,
+        include_acknowledged: bool = True,
+        limit: int = 500,
+    ) -> list[Alert]:
+        """Alerts raised at or after ``since``, of exactly this category and priority when given; newest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {limit!r}")
+        query = AlertRow.select()
+        if since is not None:
+            query = query.where(AlertRow.ts >= _finite(since, "since"))
+        if category is not None:
+            query = query.where(AlertRow.category == _enum_value(AlertCategory, category, "category"))
+        if priority is not None:
+            query = query.where(AlertRow.priority == _enum_value(AlertPriority, priority, "priority"))
+        if not include_acknowledged:
+            query = query.where(AlertRow.acknowledged == False)  # noqa: E712 - a SQL expression
+        db = self._reader()
+        with db.connection_context():
+            return self._select_alerts(db, query.order_by(AlertRow.ts.desc(), AlertRow.id.desc()).limit(limit))
+
+    # ------------------------------------------------------------------ queue
+
+    def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
+        saved_at = self._clock.time()
+        with self._cond:
+            if self._closed or self._closing:
+                log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
+                return None
+            self._last_seq += 1
+            self._queue.append(_Change(self._last_seq, table, key, record, saved_at))
+            self._cond.notify_all()
+            return self._last_seq
+
+    def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            self._durable_waiters += 1
+            self._cond.notify_all()
+            try:
+                while self._done_seq < seq:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._closed:
+                        return False
+                    self._cond.wait(remaining)
+                return not (count_rejected and seq in self._rejected_seqs)
+            finally:
+                self._durable_waiters -= 1
+
+    # ------------------------------------------------------------------ writer thread
+
+    def _run(self) -> None:
+        failures = 0
+        last_commit = float("-inf")
+        while True:
+            batch = self._next_batch(last_commit, failures)
+            if batch is None:
+                break
+            last_commit = time.monotonic()
+            try:
+                prepared = self._prepare(batch)
+                self._commit(prepared)
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the batch queued for retry
+                failures += 1
+                self._on_failure(exc, final_attempt=self._closing_requested())
+                if self._closing_requested() and failures > 1:
+                    break
+                continue
+            self._on_success(batch, prepared, recovered=failures > 0)
+            failures = 0
+        self._disconnect_writer()
+
+    def _next_batch(self, last_commit: float, failures: int) -> list[_Change] | None:
+        """Wait for work (pacing commits, backing off after failures) and return the next batch to commit."""
+        with self._cond:
+            while not self._queue and not self._closing:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            if failures:
+                delay = min(self._retry_backoff_max, 0.05 * 2 ** (failures - 1))
+                self._wait_while(lambda: not self._closing, delay)
+            else:
+                self._wait_while(
+                    lambda: not self._closing and not self._durable_waiters and len(self._queue) < self._max_batch,
+                    last_commit + self._commit_interval - time.monotonic(),
+                )
+            return list(islice(self._queue, self._max_batch))
+
+    def _wait_while(self, condition: Callable[[], bool], duration: float) -> None:
+        deadline = time.monotonic() + duration
+        while condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._cond.wait(remaining)
+
+    def _closing_requested(self) -> bool:
+        with self._cond:
+            return self._closing
+
+    def _prepare(self, batch: list[_Change]) -> _PreparedBatch:
+        """Coalesce the batch (last version of each row wins) and convert records to rows.
+
+        A record that cannot be stored (a NaN price, an unknown type) is rejected
+        alone, loudly, so one bad record never stalls the queue behind it.
+        """
+        latest: dict[tuple[str, Any], _Change] = {}
+        for change in batch:
+            latest[(change.table, change.key)] = change
+        prepared = _PreparedBatch()
+        for (table, key), change in latest.items():
+            try:
+                if table == "trade_event":
+                    prepared.events.append(event_to_row(change.record, key[1]))
+                elif table == "strategy" and change.record is None:
+                    prepared.strategy_deletes.append(key)
+                elif table == "strategy":
+                    prepared.upserts.setdefault(table, []).append(strategy_to_row(change.record, change.saved_at))
+                else:
+                    prepared.upserts.setdefault(table, []).append(record_to_row(change.record))
+            except codec.CodecError as exc:
+                prepared.rejected.append((change, str(exc)))
+        return prepared
+
+    def _commit(self, prepared: _PreparedBatch) -> None:
+        db = self._writer_db()
+        self._check_file_identity()
+        with db.atomic("IMMEDIATE"):
+            for table, rows in prepared.upserts.items():
+                _execute_many(db, _UPSERT_MODELS[table], rows, replace=True)
+            for chunk in chunked(prepared.strategy_deletes, _ROWS_PER_INSERT):
+                StrategyRow.delete().where(StrategyRow.name.in_(chunk)).execute(db)
+            _execute_many(db, TradeEventRow, prepared.events, replace=False)
+
+    def _on_success(self, batch: list[_Change], prepared: _PreparedBatch, recovered: bool) -> None:
+        for change, reason in prepared.rejected:
+            log.error("store %s: dropped a %s change that cannot be stored: %s", self.path, change.table, reason)
+        with self._cond:
+            for _ in batch:
+                self._queue.popleft()
+            self._done_seq = batch[-1].seq
+            self._committed += len(batch) - len(prepared.rejected)
+            self._rejected_seqs.update(change.seq for change, _ in prepared.rejected)
+            if prepared.rejected:
+                self._last_error = prepared.rejected[-1][1]
+            pending = len(self._queue)
+            was_failing = self._state == STATE_MEMORY_ONLY
+            self._state = STATE_OK
+            if was_failing:
+                self._last_error = ""
+            committed = self._committed
+            self._cond.notify_all()
+        if self._on_commit is not None:
+            self._on_commit(committed)
+        if recovered and was_failing:
+            log.warning("storage %s writable again; replaying queued changes (%d still pending)", self.path, pending)
+
+    def _on_failure(self, exc: BaseException, final_attempt: bool) -> None:
+        exc = _original_error(exc)
+        message = f"{type(exc).__name__}: {exc}"
+        with self._cond:
+            first = self._state != STATE_MEMORY_ONLY
+            self._state = STATE_MEMORY_ONLY
+            self._last_error = message
+            pending = len(self._queue)
+        if first:
+            expected = isinstance(exc, (peewee.DatabaseError, peewee.InterfaceError, sqlite3.Error, OSError, StorageError))
+            log.error(
+                "storage %s write failed (%s); keeping %d changes in memory and retrying",
+                self.path,
+                message,
+                pending,
+                exc_info=None if expected else exc,
+            )
+        elif final_attempt:
+            log.error("storage %s still failing at shutdown (%s)", self.path, message)
+        self._disconnect_writer()
+
+    def _writer_db(self) -> SqliteDatabase:
+        if self._write_db is None:
+            raise StoreUnavailable(f"store for {self.path} is not open")
+        if self._write_db.is_closed():
+            identity = self._current_file_identity()
+            self._write_db.connect()
+            version, application_id = schema_version(self._write_db)
+            verify_schema_version(self.path, version, application_id)
+            if version != LATEST_VERSION:
+                raise StorageError(self.path, f"database {self.path} now has schema version {version}")
+            self._file_identity = identity
+        return self._write_db
+
+    def _disconnect_writer(self) -> None:
+        if self._write_db is not None and not self._write_db.is_closed():
+            try:
+                self._write_db.close()
+            except peewee.DatabaseError:
+                log.debug("closing the writer connection of %s failed", self.path, exc_info=True)
+
+    def _current_file_identity(self) -> tuple[int, int]:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            raise _DatabaseFileGone(f"database file {self.path} was removed") from None
+        return (info.st_dev, info.st_ino)
+
+    def _check_file_identity(self) -> None:
+        if self._current_file_identity() != self._file_identity:
+            self._disconnect_writer()
+            raise _DatabaseFileGone(f"database file {self.path} was replaced while open")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _reader(self) -> SqliteDatabase:
+        if self._read_db is None:
+            raise StoreUnavailable(f"store for {self.path} is not open; call open() first")
+        return self._read_db
+
+    def _load_event_sequences(self) -> None:
+        db = self._reader()
+        query = TradeEventRow.select(TradeEventRow.trade_id, fn.MAX(TradeEventRow.seq)).group_by(
+            TradeEventRow.trade_id
+        )
+        with db.connection_context():
+            highest = dict(query.tuples().execute(db))
+        with self._event_seq_lock:
+            for trade_id, seq in highest.items():
+                self._next_event_seq[trade_id] = max(self._next_event_seq.get(trade_id, 1), seq + 1)
+
+    @staticmethod
+    def _select_trades(db: SqliteDatabase, query: peewee.ModelSelect) -> tuple[Trade, ...]:
+        return tuple(row_to_record(Trade, row) for row in query.dicts().execute(db))
+
+    @staticmethod
+    def _select_alerts(db: SqliteDatabase, query: peewee.ModelSelect) -> list[Alert]:
+        return [row_to_record(Alert, row) for row in query.dicts().execute(db)]
+
+
+def _execute_many(db: SqliteDatabase, model: type[peewee.Model], rows: list[dict[str, Any]], replace: bool) -> None:
+    """Insert rows with one prepared statement.  ``replace``: upsert by primary key; otherwise skip
+    rows already present.  (Building the statement per row through the query builder costs more
+    than the write itself, so the statement text is built once per column set.)"""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    sql = _insert_sql(model, columns, replace)
+    db.cursor().executemany(sql, [tuple(row[column] for column in columns) for row in rows])
+
+
+_INSERT_SQL_CACHE: dict[tuple[str, tuple[str, ...], bool], str] = {}
+
+
+def _insert_sql(model: type[peewee.Model], columns: tuple[str, ...], replace: bool) -> str:
+    table = model._meta.table_name
+    cache_key = (table, columns, replace)
+    sql = _INSERT_SQL_CACHE.get(cache_key)
+    if sql is None:
+        unknown = set(columns) - set(model._meta.columns)
+        if unknown:
+            raise ValueError(f"table {table} has no column(s) {', '.join(sorted(unknown))}")
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        names = ", ".join(f'"{column}"' for column in columns)
+        sql = f'{verb} INTO "{table}" ({names}) VALUES ({", ".join("?" * len(columns))})'
+        _INSERT_SQL_CACHE[cache_key] = sql
+    return sql
+
+
+def _original_error(exc: BaseException) -> BaseException:
+    """The error that started a failure: a failed COMMIT is followed by a failed ROLLBACK that hides it."""
+    while not exc.__suppress_context__ and isinstance(exc.__context__, (peewee.DatabaseError, sqlite3.Error, OSError)):
+        exc = exc.__context__
+    return exc
+
+
+def _require(record: object, expected: type, method: str) -> None:
+    if not isinstance(record, expected):
+        raise TypeError(f"{method} needs a {expected.__name__}, got {type(record).__name__}")
+
+
+def _finite(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (
+        float("inf"),
+        float("-inf"),
+    ):
+        raise ValueError(f"{name} must be a finite number of epoch seconds, got {value!r}")
+    return float(value)
+
+
+def _enum_value(enum_type: type, value: str, name: str) -> str:
+    try:
+        return enum_type(value).value
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum_type)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
+
+
+def _scalar(db: SqliteDatabase, query: peewee.ModelSelect) -> int:
+    value = query.scalar(db)
+    return int(value) if value is not None else 0
