@@ -7,10 +7,24 @@ CONTRACT (the engine calls exactly these; keep the signatures):
     retrail(trade, new_trailing) -> float | None
 
 Nothing here reads a clock, does I/O, or mutates its arguments.
+
+Conventions shared by every rule:
+
+- "Favourable move" is ``(price - entry) * side.sign``: positive when the trade
+  is in profit.  Every PERCENT distance is a percent of the entry price.
+- Stops are rounded with ``round_stop`` (never looser than asked), targets and
+  partial levels with ``round_target`` (never further than asked).
+- A watermark of 0.0 means "not set yet" and counts as the entry price.
+- A level the rules move by themselves (trailing ratchet, breakeven) is never
+  placed at or through the current price: such a move waits for a better price
+  instead of firing the stop on the very next tick.
+- The trailing stop only ever tightens; the fixed stop is moved by the rules
+  only by breakeven, and only towards profit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from tmtool.engine.models import (
@@ -19,8 +33,15 @@ from tmtool.engine.models import (
     Side,
     Trade,
     TradeRisk,
+    TradeStatus,
     TrailingSettings,
+    round_stop,
+    round_target,
 )
+
+_STEP_EPSILON = 1e-9  # float dust allowance when counting trailing steps
+_LONG = Side.LONG
+_ACTIVE = TradeStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +82,9 @@ class TickEvaluation:
     exit: ExitSignal | None = None
 
 
+# --------------------------------------------------------------------------- initial levels
+
+
 def initial_levels(
     side: Side,
     entry_price: float,
@@ -69,7 +93,92 @@ def initial_levels(
     quantity: int,
     lot_size: int = 1,
 ) -> InitialLevels:
-    raise NotImplementedError
+    """The levels of a new trade from its strategy's per-trade risk.
+
+    Partial levels are ordered nearest first; their quantities are whole lots of
+    the entry ``quantity`` and always leave at least one lot for the final
+    target or the trailing stop (later levels are cut first).
+    """
+    sign = side.sign
+    stop_loss = None
+    if risk.stop_loss is not None:
+        stop_loss = round_stop(entry_price - sign * risk.stop_loss.points(entry_price), side, tick_size)
+    target = None
+    if risk.target is not None:
+        target = round_target(entry_price + sign * risk.target.points(entry_price), side, tick_size)
+    trailing_stop = None
+    if risk.trailing is not None:
+        trailing_stop = trailing_level(risk.trailing, side, entry_price, entry_price, tick_size)
+    partials = _partial_levels(side, entry_price, risk, tick_size, quantity, lot_size)
+    return InitialLevels(stop_loss, target, trailing_stop, partials)
+
+
+def _partial_levels(
+    side: Side, entry_price: float, risk: TradeRisk, tick_size: float, quantity: int, lot_size: int
+) -> tuple[PartialLevel, ...]:
+    if not risk.partial_targets:
+        return ()
+    lot = max(1, lot_size)
+    lots_available = quantity // lot - 1  # one lot always stays for the final exit
+    if lots_available <= 0:
+        return ()
+    priced = sorted(
+        (
+            (round_target(entry_price + side.sign * p.distance.points(entry_price), side, tick_size), p.fraction)
+            for p in risk.partial_targets
+        ),
+        key=lambda pair: pair[0] * side.sign,
+    )
+    levels: list[PartialLevel] = []
+    for price, fraction in priced:
+        lots = min(int(math.floor(quantity * fraction / lot + _STEP_EPSILON)), lots_available)
+        if lots <= 0:
+            continue
+        lots_available -= lots
+        levels.append(PartialLevel(price=price, quantity=lots * lot))
+    return tuple(levels)
+
+
+# --------------------------------------------------------------------------- trailing
+
+
+def trailing_level(
+    settings: TrailingSettings, side: Side, entry_price: float, best_price: float, tick_size: float
+) -> float | None:
+    """Where the trailing stop belongs given the best price seen (no ratchet applied).
+
+    None while the favourable move from entry is short of ``activation``.
+    Continuous trailing: ``best_price`` ∓ distance.  Step trailing: entry ∓
+    distance, moved by ``step_move`` for each whole ``step_trigger`` gained.
+    """
+    sign = side.sign
+    move = (best_price - entry_price) * sign
+    if settings.activation is not None and move < settings.activation.points(entry_price) - _STEP_EPSILON:
+        return None
+    distance = settings.distance.points(entry_price)
+    if settings.is_step:
+        trigger = settings.step_trigger.points(entry_price)  # type: ignore[union-attr]
+        step = settings.step_move.points(entry_price)  # type: ignore[union-attr]
+        steps = math.floor(move / trigger + _STEP_EPSILON) if move > 0 and trigger > 0 else 0
+        raw = entry_price - sign * distance + sign * steps * step
+    else:
+        raw = best_price - sign * distance
+    return round_stop(raw, side, tick_size)
+
+
+def _tighter(level: float, than: float | None, side: Side) -> bool:
+    """True when ``level`` is a tighter stop than ``than`` (None counts as absent)."""
+    if than is None:
+        return True
+    return level > than if side is Side.LONG else level < than
+
+
+def _below_price(level: float, price: float, side: Side) -> bool:
+    """True when a stop at ``level`` is not yet crossed by ``price``."""
+    return level < price if side is Side.LONG else level > price
+
+
+# --------------------------------------------------------------------------- ticks
 
 
 def evaluate_tick(trade: Trade, price: float, ts: float) -> TickEvaluation | None:
@@ -80,10 +189,114 @@ def evaluate_tick(trade: Trade, price: float, ts: float) -> TickEvaluation | Non
     the tighter level, else STOP_LOSS), target (whole open quantity), partial
     levels; then watermarks, trailing ratchet and breakeven.  Touching a level
     counts as crossing it.
+
+    Exit checks use the levels as they were before this tick.  When the exit
+    takes the whole open quantity no level changes are reported (the trade is
+    leaving); after a partial exit the ratchet and breakeven still apply.
     """
-    raise NotImplementedError
+    if trade.status is not _ACTIVE or trade.paused or trade.quantity <= 0:
+        return None
+    entry = trade.entry_price
+    high = trade.high_watermark
+    low = trade.low_watermark
+    new_high = high if high > 0 else entry
+    new_low = low if low > 0 else entry
+    if price > new_high:
+        new_high = price
+    if price < new_low:
+        new_low = price
+    moved_watermark = new_high != high or new_low != low
+
+    exit_signal = _exit_signal(trade, price, ts)
+    if exit_signal is None and not moved_watermark:
+        return None
+    changes: tuple[LevelChange, ...] = ()
+    if moved_watermark and (exit_signal is None or exit_signal.quantity < trade.quantity):
+        best = new_high if trade.side is _LONG else new_low
+        changes = _level_changes(trade, best, price)
+    return TickEvaluation(new_high, new_low, changes, exit_signal)
+
+
+def _exit_signal(trade: Trade, price: float, ts: float) -> ExitSignal | None:
+    long = trade.side is _LONG
+    stop = trade.stop_loss
+    trail = trade.trailing_stop
+    if trail is not None and (stop is None or (trail > stop if long else trail < stop)):
+        if (price <= trail) if long else (price >= trail):
+            return ExitSignal(ExitReason.TRAILING_SL, trade.quantity, trail, price, ts)
+    elif stop is not None and ((price <= stop) if long else (price >= stop)):
+        return ExitSignal(ExitReason.STOP_LOSS, trade.quantity, stop, price, ts)
+    target = trade.target
+    if target is not None and ((price >= target) if long else (price <= target)):
+        return ExitSignal(ExitReason.TARGET, trade.quantity, target, price, ts)
+    if trade.partial_levels:
+        return _partial_exit(trade, price, ts, long)
+    return None
+
+
+def _partial_exit(trade: Trade, price: float, ts: float, long: bool) -> ExitSignal | None:
+    for level in trade.partial_levels:  # the common case: nothing crossed, nothing allocated
+        if not level.done and ((price >= level.price) if long else (price <= level.price)):
+            break
+    else:
+        return None
+    quantity = 0
+    indexes: list[int] = []
+    trigger = 0.0
+    for index, level in enumerate(trade.partial_levels):
+        if level.done or not ((price >= level.price) if long else (price <= level.price)):
+            continue
+        if not indexes or (level.price > trigger if long else level.price < trigger):
+            trigger = level.price
+        indexes.append(index)
+        quantity += level.quantity
+    if quantity >= trade.quantity:
+        return ExitSignal(ExitReason.TARGET, trade.quantity, trigger, price, ts, tuple(indexes))
+    return ExitSignal(ExitReason.PARTIAL_TARGET, quantity, trigger, price, ts, tuple(indexes))
+
+
+def _level_changes(trade: Trade, best: float, price: float) -> tuple[LevelChange, ...]:
+    side = trade.side
+    changes: list[LevelChange] = []
+    if trade.trailing is not None:
+        level = trailing_level(trade.trailing, side, trade.entry_price, best, trade.tick_size)
+        if level is not None and _tighter(level, trade.trailing_stop, side) and _below_price(level, price, side):
+            changes.append(LevelChange("trailing_stop", trade.trailing_stop, level, "TRAIL"))
+    if trade.breakeven_after is not None and not trade.breakeven_done:
+        entry = trade.entry_price
+        if (best - entry) * side.sign >= trade.breakeven_after.points(entry) - _STEP_EPSILON:
+            level = round_stop(entry, side, trade.tick_size)
+            if _tighter(level, trade.stop_loss, side) and _below_price(level, price, side):
+                changes.append(LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"))
+    return tuple(changes)
+
+
+# --------------------------------------------------------------------------- user changes
 
 
 def retrail(trade: Trade, new_trailing: TrailingSettings | None) -> float | None:
-    """The trailing stop after the user changes trailing settings: never looser than now."""
-    raise NotImplementedError
+    """The trailing stop after the user changes trailing settings: never looser than now.
+
+    None settings remove trailing (returns None).  Otherwise the new settings are
+    applied to the best price seen; a level that the last price has already
+    crossed is measured from the last price instead, so a change of settings
+    never fires the stop by itself.  The result is the tighter of that level and
+    the current ``trailing_stop`` (None while nothing is active yet).
+    """
+    if new_trailing is None:
+        return None
+    side = trade.side
+    entry = trade.entry_price
+    if side is Side.LONG:
+        best = max(trade.high_watermark, entry)
+    else:
+        best = min(trade.low_watermark, entry) if trade.low_watermark > 0 else entry
+    level = trailing_level(new_trailing, side, entry, best, trade.tick_size)
+    last = trade.last_price
+    if level is not None and last > 0 and not _below_price(level, last, side):
+        level = trailing_level(new_trailing, side, entry, last, trade.tick_size)
+        if level is not None and not _below_price(level, last, side):
+            level = None
+    if level is None:
+        return trade.trailing_stop
+    return level if _tighter(level, trade.trailing_stop, side) else trade.trailing_stop
