@@ -1,0 +1,131 @@
+"""The HTTP server itself: rate limit, engine timeout, logging without secrets, clean shutdown."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from concurrent.futures import Future
+
+import httpx
+import pytest
+
+from tests.api.conftest import API_KEY, call, ok
+from tmtool.api import ApiServer
+from tmtool.engine.clock import ManualClock
+from tmtool.engine.models import TradeStatus
+
+
+def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
+    clock = ManualClock()
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, requests_per_minute=3, clock=clock)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            for _ in range(3):
+                ok(client.get("/api/v1/health"))
+            limited = call(client, "activetrades")
+            assert limited.status_code == 429
+            assert limited.headers["Retry-After"] == "60"
+            assert limited.json() == {"status": "error", "message": "rate limit exceeded, slow down", "retry_after": 60}
+            clock.advance(30)
+            assert call(client, "activetrades").headers["Retry-After"] == "30"
+            clock.advance(30)
+            ok(call(client, "activetrades"))
+    finally:
+        server.stop()
+
+
+class _SilentEngine:
+    """The real engine, except that commands are never answered (an engine stuck on something)."""
+
+    def __init__(self, engine) -> None:
+        self._engine = engine
+        self.commands: list[object] = []
+
+    def submit(self, command: object) -> Future:
+        self.commands.append(command)
+        return Future()
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+
+def test_an_engine_that_does_not_answer_gives_504(stack):
+    silent = _SilentEngine(stack.engine)
+    server = ApiServer(silent, port=0, api_key=API_KEY, command_timeout=0.2)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            response = call(client, "exitall", strategy="api")
+            assert response.status_code == 504
+            assert "did not answer within 0.2 s" in response.json()["message"]
+            assert "check activetrades" in response.json()["message"]
+            assert len(silent.commands) == 1
+            ok(call(client, "activetrades"))  # reads do not need the inbox
+    finally:
+        server.stop()
+
+
+def test_the_key_never_reaches_the_log_or_the_repr(stack, caplog):
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY)
+    with caplog.at_level(logging.DEBUG, logger="tmtool.api"):
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=10.0) as client:
+                call(client, "activetrades")
+                client.post("/api/v1/activetrades?apikey=" + API_KEY, json={"apikey": API_KEY})
+                client.post("/api/v1/activetrades", json={"apikey": API_KEY + "-wrong"})
+                call(client, "nosuchverb")
+        finally:
+            server.stop()
+    assert any("activetrades" in r.getMessage() for r in caplog.records)
+    assert all(API_KEY not in r.getMessage() for r in caplog.records)
+    assert API_KEY not in repr(server)
+
+
+def test_a_short_key_is_refused_without_echoing_it(stack):
+    with pytest.raises(ValueError) as refused:
+        ApiServer(stack.engine, port=0, api_key="abc12")
+    assert "abc12" not in str(refused.value)
+
+
+def test_stop_closes_open_connections_and_the_listener(stack):
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY)
+    server.start()
+    port = server.port
+    idle = socket.create_connection(("127.0.0.1", port))  # a client that connects and says nothing
+    with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        ok(client.get("/api/v1/health"))  # a kept-alive connection
+        server.stop()
+        assert idle.recv(1) == b""  # closed by the server, not left to its timeout
+        with pytest.raises(httpx.TransportError):
+            client.get("/api/v1/health")
+    idle.close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2.0)
+    assert stack.engine.running
+
+
+def test_a_slow_client_is_dropped_after_the_request_timeout(stack):
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, request_timeout=0.3)
+    server.start()
+    try:
+        half = socket.create_connection(("127.0.0.1", server.port))
+        half.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+        half.settimeout(10.0)
+        assert half.recv(1) == b""  # the server gave up on the body and closed
+        half.close()
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            ok(client.get("/api/v1/health"))
+    finally:
+        server.stop()
+
+
+def test_the_engine_keeps_trading_while_the_api_serves(stack, api):
+    with httpx.Client(base_url=api.url, timeout=10.0) as client:
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        data = ok(call(client, "createtrade", strategy="api", symbol="SBIN", exchange="NSE", action="BUY", quantity=1, stop_loss=795))
+        stack.wait_status(data["trade_id"], TradeStatus.ACTIVE)
+        stack.tick("SBIN", 794.0)
+        closed = stack.wait_status(data["trade_id"], TradeStatus.CLOSED)
+        assert closed.exit_reason.value == "STOP_LOSS"

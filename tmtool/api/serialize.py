@@ -1,0 +1,35 @@
+"""Turning the engine's records and views into JSON-ready values."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import date, datetime, time
+from enum import Enum
+from typing import Any
+
+
+def to_json(value: Any) -> Any:
+    """A JSON-ready copy of ``value``.
+
+    Dataclasses become objects (field by field, slots included), enums their
+    value, tuples lists, dates ISO strings; non-finite floats become null so a
+    reply is always strict JSON.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value.value if isinstance(value, Enum) else value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        return value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, (date, datetime, time)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
