@@ -1,0 +1,82 @@
+"""Entries: market and limit, partial fills, rejections, adoption of an order."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.stack import running_stack
+from tests.util import wait_for
+from tmtool.engine.commands import Accepted, CreateTrade
+from tmtool.engine.models import Distance, PriceType, Side, Sizing, SizingMode, Strategy, TradeRisk, TradeStatus
+
+RISK = TradeRisk(stop_loss=Distance(10), target=Distance(20))
+
+
+def test_limit_entry_waits_for_its_price_then_levels_come_from_the_fill(tmp_path):
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        stack.sim.set_price("NSE", "RELIANCE", 2500.0)
+        trade_id = stack.create(
+            CreateTrade("s1", "RELIANCE", "NSE", Side.LONG, quantity=5, price_type=PriceType.LIMIT, limit_price=2490.0)
+        )
+        pending = stack.wait_trade(trade_id, lambda t: t.entry_order_id is not None)
+        assert pending.status is TradeStatus.PENDING_ENTRY
+        assert stack.position("RELIANCE") == 0
+
+        stack.tick("RELIANCE", 2490.0)
+        active = stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        assert (active.entry_price, active.quantity, active.stop_loss, active.target) == (2490.0, 5, 2480.0, 2510.0)
+        assert stack.position("RELIANCE") == 5
+
+
+def test_partial_entry_fill_activates_the_filled_part_then_grows(tmp_path):
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        stack.sim.faults.partial_fill(0.5)
+        trade_id = stack.create(CreateTrade("s1", "SBIN", "NSE", Side.SHORT, quantity=10))
+        active = stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        assert active.quantity == 5
+        assert stack.position("SBIN") == -5
+
+        stack.sim.fill_order(active.entry_order_id)
+        grown = stack.wait_trade(trade_id, lambda t: t.quantity == 10)
+        assert grown.entry_quantity == 10 and grown.status is TradeStatus.ACTIVE
+        stack.tick("SBIN", 810.0)
+        assert stack.wait_status(trade_id, TradeStatus.CLOSED).quantity == 0
+        assert stack.position("SBIN") == 0
+
+
+def test_rejected_entry_cancels_the_trade(tmp_path):
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        stack.sim.set_price("NSE", "INFY", 1500.0)
+        stack.sim.faults.reject_orders(count=1, reason="RMS: margin exceeds")
+        trade_id = stack.create(CreateTrade("s1", "INFY", "NSE", Side.LONG, quantity=2))
+        cancelled = stack.wait_status(trade_id, TradeStatus.CANCELLED)
+        assert cancelled.quantity == 0
+        wait_for(lambda: any("margin exceeds" in a.text for a in stack.engine.snapshot().alerts), what="rejection alert")
+        assert not stack.engine.watches("NSE", "INFY")
+
+
+def test_sizing_from_the_strategy_and_funds(tmp_path):
+    sized = Strategy("sized", trade_risk=RISK, sizing=Sizing(SizingMode.RISK_BASED, 1000.0))
+    greedy = Strategy("greedy", trade_risk=RISK, allocated_funds=10_000.0, sizing=Sizing(SizingMode.FIXED_QUANTITY, 100))
+    with running_stack(tmp_path, strategies=(sized, greedy)) as stack:
+        stack.sim.set_price("NSE", "TCS", 3500.0)
+        trade_id = stack.create(CreateTrade("sized", "TCS", "NSE", Side.LONG))
+        assert stack.wait_status(trade_id, TradeStatus.ACTIVE).quantity == 100  # 1000 risked / 10 points
+        denied = stack.submit(CreateTrade("greedy", "TCS", "NSE", Side.LONG))
+        assert denied.code == "INSUFFICIENT_FUNDS"
+
+
+def test_adopting_a_filled_order(tmp_path):
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        stack.sim.set_price("NSE", "HDFCBANK", 1650.0)
+        ack = stack.broker.place_order(strategy="s1", symbol="HDFCBANK", exchange="NSE", action="BUY", quantity=3, product="MIS")
+        result = stack.submit(CreateTrade("s1", "HDFCBANK", "NSE", Side.LONG, order_id=ack.order_id))
+        assert isinstance(result, Accepted)
+        view = stack.wait_status(result.trade_id, TradeStatus.ACTIVE)
+        assert (view.quantity, view.entry_price, view.stop_loss, view.entry_order_id) == (3, 1650.0, 1640.0, ack.order_id)
+        again = stack.submit(CreateTrade("s1", "HDFCBANK", "NSE", Side.LONG, order_id=ack.order_id))
+        assert again.code == "ALREADY_MANAGED"
+        stack.tick("HDFCBANK", 1640.0)
+        assert stack.wait_status(result.trade_id, TradeStatus.CLOSED).realised_pnl == pytest.approx(-30.0)
+        assert stack.position("HDFCBANK") == 0
