@@ -1,0 +1,183 @@
+"""The ``tmtool`` command.
+
+    tmtool                      the TUI (on the demo simulator when no OpenAlgo is configured)
+    tmtool run [--no-ui]        monitor against the configured OpenAlgo
+    tmtool demo [--no-ui]       monitor demo trades on the embedded simulator
+    tmtool sim                  run the OpenAlgo-compatible simulator alone
+    tmtool db backup|restore|check
+
+Textual is imported only on the UI path, so ``tmtool run --no-ui`` never loads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from tmtool import __version__
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="config file (default: $TMTOOL_CONFIG, ./tmtool.toml, user config dir)")
+    parser.add_argument("--db", metavar="PATH", help="database file (overrides the config's database.path)")
+
+
+def _monitor_options(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--no-ui", action="store_true", help="run headless: log to stderr and the log file")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="shut down cleanly after this many seconds")
+    parser.add_argument("--api-port", type=int, metavar="PORT", help="serve the control API on this loopback port")
+    parser.add_argument("--api-key", metavar="KEY", help="control API key (prefer TMTOOL_API_KEY in the environment)")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tmtool", description="Trade-management desk for OpenAlgo.")
+    parser.add_argument("--version", action="version", version=f"tmtool {__version__}")
+    _monitor_options(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="monitor trades against the configured OpenAlgo")
+    _monitor_options(run)
+
+    demo = sub.add_parser("demo", help="monitor demo trades on the embedded simulator")
+    _monitor_options(demo)
+    demo.add_argument("--seed", type=int, default=7, help="simulator seed (default 7)")
+    demo.add_argument("--no-demo-trades", action="store_true", help="start with no demo trades")
+
+    sub.add_parser("sim", help="run the OpenAlgo-compatible simulator (see tmtool sim --help)", add_help=False)
+
+    db = sub.add_parser("db", help="database maintenance")
+    _common(db)
+    db.add_argument("action", choices=("backup", "restore", "check"))
+    db.add_argument("target", nargs="?", help="backup: destination file; restore: the backup to restore")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sim":
+        from tmtool.sim.cli import sim_main
+
+        return sim_main(argv[1:])
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    from tmtool.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"tmtool: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"tmtool: cannot read the config: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "db":
+        from tmtool.storage.maintenance import db_command
+
+        db_path = Path(args.db) if args.db else Path(config.database.path)
+        return db_command(args.action, db_path, Path(args.target) if args.target else None)
+
+    demo = args.command == "demo" or (args.command is None and not config.openalgo.configured)
+    headless = bool(args.no_ui)
+    return _monitor(args, config, demo=demo, headless=headless)
+
+
+def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) -> int:
+    from tmtool.runtime import RuntimeError_, build_runtime, setup_logging
+
+    setup_logging(config, headless=headless, level=args.log_level)
+    log = logging.getLogger("tmtool")
+    try:
+        runtime = build_runtime(
+            config,
+            db_path=Path(args.db) if args.db else None,
+            demo=demo,
+            seed=getattr(args, "seed", 7),
+            api_port=args.api_port,
+            api_key=args.api_key,
+        )
+    except RuntimeError_ as exc:
+        print(f"tmtool: {exc}", file=sys.stderr)
+        return 2
+
+    if headless:
+        return _run_headless(runtime, args, demo=demo, log=log)
+    return _run_tui(runtime, args, demo=demo)
+
+
+def _run_tui(runtime, args, *, demo: bool) -> int:
+    from tmtool.screens.app import TmtoolApp
+
+    runtime.demo_trades_on_start = demo and not getattr(args, "no_demo_trades", False)
+    bell = True
+    if runtime.config.alerts_table:
+        from tmtool.alerts.config import AlertsConfig
+
+        bell = AlertsConfig.from_table(runtime.config.alerts_table).terminal_bell
+    app = TmtoolApp(
+        runtime,
+        config_path=runtime.config.source_path,
+        clock=runtime.clock,
+        simulated=runtime.simulated,
+        bell=bell,
+    )
+    timer = None
+    if args.duration:
+        timer = threading.Timer(args.duration, lambda: app.call_from_thread(app.exit))
+        timer.daemon = True
+        timer.start()
+    try:
+        app.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        summary = app.stop_engine()
+        runtime.stop()  # idempotent: stops what the engine's stop did not (API, store, simulator)
+    if summary:
+        print(summary, flush=True)
+    return 0
+
+
+def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame):
+        log.info("event=signal signal=%s action=shutdown", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+    try:
+        runtime.start()
+    except Exception as exc:  # start-up failure: say why, leave nothing running
+        log.error("event=startup_failed error=%s", exc)
+        runtime.stop()
+        print(f"tmtool: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    for line in runtime.banner():
+        print(line, file=sys.stderr, flush=True)
+    if demo and not getattr(args, "no_demo_trades", False):
+        runtime.place_demo_trades()
+
+    stop.wait(args.duration) if args.duration else _wait_forever(stop)
+    summary = runtime.stop()
+    print(summary, flush=True)
+    return 0
+
+
+def _wait_forever(stop: threading.Event) -> None:
+    while not stop.wait(3600):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,478 @@
+"""Wiring: builds the real store, broker, feed, engine, control API and alert
+delivery from the config, and runs them as one unit.
+
+``Runtime`` is also the engine handle the TUI holds: it delegates the
+``EngineHandle`` calls to the engine, and its ``start``/``stop`` bring the
+whole stack up and down in the right order.  Textual-free.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import random
+import secrets
+import sys
+import threading
+from concurrent.futures import Future
+from dataclasses import replace
+from pathlib import Path
+
+from tmtool.config import Config
+from tmtool.engine.clock import Clock, SystemClock
+from tmtool.engine.commands import CreateTrade
+from tmtool.engine.engine import Engine
+from tmtool.engine.feed import OpenAlgoFeed
+from tmtool.engine.models import (
+    Alert,
+    AlertPriority,
+    Amount,
+    AmountMode,
+    Distance,
+    DistanceMode,
+    Instrument,
+    PartialTarget,
+    PortfolioRisk,
+    Side,
+    Sizing,
+    SizingMode,
+    Strategy,
+    Trade,
+    TradeEvent,
+    TradeRisk,
+    TrailingSettings,
+)
+from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.engine.settings import EngineSettings
+from tmtool.engine.snapshot import EngineSnapshot
+
+log = logging.getLogger("tmtool")
+
+
+class RuntimeError_(Exception):
+    """The stack could not be built: a message for the user (database in use, bad settings...)."""
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """``2026-11-21T09:15:00 INFO tmtool.engine event=exit trade=12 ...``: one line per record."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+
+def setup_logging(config: Config, *, headless: bool, level: str | None = None) -> None:
+    """Headless: structured lines to stderr and a rotating file (0600).  With the UI: the file only."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel((level or config.log.level).upper())
+    # Third-party socket libraries log raw frames at DEBUG, authentication frames included: keep them quiet.
+    for noisy in ("websockets", "websocket", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    formatter = _KeyValueFormatter()
+    if headless:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(formatter)
+        root.addHandler(stream)
+    path = Path(config.log.file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
+        os.chmod(path, 0o600)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=config.log.max_bytes, backupCount=config.log.backups, encoding="utf-8"
+        )
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    except OSError as exc:  # a log file we cannot write must not stop monitoring
+        print(f"tmtool: not logging to {path}: {exc}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def engine_settings(config: Config, *, simulated: bool) -> EngineSettings:
+    """The engine's settings from the config file."""
+    engine = config.engine
+    instruments = {
+        f"{exchange}:{symbol}": Instrument(
+            symbol=symbol,
+            exchange=exchange,
+            tick_size=override.tick_size or 0.05,
+            lot_size=override.lot_size or 1,
+            freeze_quantity=override.freeze_quantity,
+        )
+        for (exchange, symbol), override in engine.instruments.items()
+    }
+    trail_alerts = "first"
+    if config.alerts_table:
+        from tmtool.alerts.config import AlertsConfig
+
+        trail_alerts = AlertsConfig.from_table(config.alerts_table).level_changes
+    return EngineSettings(
+        snapshot_hz=engine.snapshot_hz,
+        reconcile_interval=engine.reconcile_interval_seconds,
+        exit_max_attempts=engine.exit_max_attempts,
+        exit_retry_backoff=engine.exit_retry_backoff_seconds,
+        order_status_poll=engine.order_status_poll_seconds,
+        freeze_quantities=dict(engine.freeze_quantities),
+        instruments=instruments,
+        tick_band_percent=config.feed.tick_band_percent,
+        tick_confirm=config.feed.confirm_ticks,
+        trail_alerts=trail_alerts,
+        account=config.account,
+        simulated=simulated,
+    )
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def demo_strategies() -> tuple[Strategy, ...]:
+    """Strategies for the demo: tight levels so exits happen within a minute."""
+    momentum = Strategy(
+        name="momentum",
+        trade_risk=TradeRisk(
+            stop_loss=Distance(0.4, DistanceMode.PERCENT),
+            target=Distance(0.8, DistanceMode.PERCENT),
+            trailing=TrailingSettings(
+                distance=Distance(0.25, DistanceMode.PERCENT), activation=Distance(0.15, DistanceMode.PERCENT)
+            ),
+        ),
+        portfolio=PortfolioRisk(
+            stop_loss=Amount(2.0, AmountMode.PERCENT),
+            target=Amount(3.0, AmountMode.PERCENT),
+            daily_loss_limit=Amount(3.0, AmountMode.PERCENT),
+        ),
+        allocated_funds=500_000.0,
+        sizing=Sizing(SizingMode.FIXED_VALUE, 100_000.0),
+        max_open_positions=6,
+    )
+    scalper = Strategy(
+        name="scalper",
+        trade_risk=TradeRisk(
+            stop_loss=Distance(3.0),
+            target=Distance(6.0),
+            breakeven_after=Distance(2.0),
+            partial_targets=(PartialTarget(Distance(3.0), 0.5),),
+        ),
+        portfolio=PortfolioRisk(
+            trailing_activation=Amount(1_500.0), trailing_distance=Amount(750.0), daily_loss_limit=Amount(5_000.0)
+        ),
+        allocated_funds=300_000.0,
+        sizing=Sizing(SizingMode.RISK_BASED, 600.0),
+        max_open_positions=4,
+    )
+    return (momentum, scalper)
+
+
+DEMO_TRADES: tuple[tuple[str, str, Side], ...] = (
+    ("momentum", "RELIANCE", Side.LONG),
+    ("momentum", "INFY", Side.SHORT),
+    ("momentum", "HDFCBANK", Side.LONG),
+    ("scalper", "SBIN", Side.LONG),
+    ("scalper", "SBIN", Side.SHORT),
+    ("momentum", "TCS", Side.SHORT),
+)
+DEMO_OPEN_TARGET = 5  # the demo keeps about this many trades open
+
+
+class DemoDriver:
+    """Keeps the demo lively: whenever fewer than ``DEMO_OPEN_TARGET`` trades are
+    open, enters another one (seeded choice) through the engine like any user would."""
+
+    def __init__(self, engine: Engine, *, seed: int, interval: float = 6.0) -> None:
+        self._engine = engine
+        self._random = random.Random(seed)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tmtool-demo", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            snapshot = self._engine.snapshot()
+            if len(snapshot.open_trades) < DEMO_OPEN_TARGET:
+                strategy, symbol, side = self._random.choice(DEMO_TRADES)
+                if self._random.random() < 0.5:
+                    side = side.opposite
+                self._engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class Runtime:
+    """The whole stack.  ``start``/``stop`` bring it up and down; the EngineHandle calls delegate."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        store,
+        broker: OpenAlgoClient,
+        feed: OpenAlgoFeed,
+        engine: Engine,
+        sim=None,
+        api=None,
+        dispatcher=None,
+        demo_trades: bool = False,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.broker = broker
+        self.feed = feed
+        self.engine = engine
+        self.sim = sim
+        self.api = api
+        self.dispatcher = dispatcher
+        self.demo_trades_on_start = demo_trades
+        self.demo_seed = 7
+        self._demo_driver: DemoDriver | None = None
+        self._started = False
+        self._stopped = False
+
+    @property
+    def simulated(self) -> bool:
+        return self.sim is not None
+
+    # ------------------------------------------------------------------ life
+
+    def start(self) -> None:
+        """Start the writer, alert delivery, engine (load, reconcile, resume) and the API."""
+        self.store.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
+        self.engine.start()
+        if self.api is not None:
+            self.api.start()
+        self._started = True
+        if self.demo_trades_on_start:
+            self.place_demo_trades()
+
+    def stop(self, timeout: float = 10.0) -> str:
+        """Stop taking ticks, flush every change, close connections; returns the engine's summary line."""
+        if self._stopped:
+            return ""
+        self._stopped = True
+        if self._demo_driver is not None:
+            self._demo_driver.stop()
+        if self.api is not None:
+            self.api.stop()
+        summary = self.engine.stop(timeout=timeout)
+        if self.dispatcher is not None:
+            self.dispatcher.stop(timeout=2.0)
+        self.store.close()
+        self.broker.close()
+        if self.sim is not None:
+            self.sim.stop()
+        log.info("event=shutdown summary=%r", summary)
+        return summary
+
+    def banner(self) -> list[str]:
+        lines = []
+        if self.sim is not None:
+            lines.append(f"tmtool: demo on the embedded simulator at {self.sim.rest_url} — simulated, no real orders")
+        else:
+            lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
+        lines.append(f"tmtool: database {self.store.path}")
+        if self.api is not None:
+            lines.append(f"tmtool: control API on {self.api.url}")
+        return lines
+
+    def place_demo_trades(self) -> list[Future]:
+        """Enter the demo trades at market on the simulator (each sized by its strategy),
+        and keep entering new ones as they close."""
+        futures = [
+            self.engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
+            for strategy, symbol, side in DEMO_TRADES
+        ]
+        if self._demo_driver is None:
+            self._demo_driver = DemoDriver(self.engine, seed=self.demo_seed)
+            self._demo_driver.start()
+        return futures
+
+    # ------------------------------------------------------------------ EngineHandle
+
+    def submit(self, command: object) -> Future:
+        return self.engine.submit(command)
+
+    def snapshot(self) -> EngineSnapshot:
+        return self.engine.snapshot()
+
+    def closed_trades(self, start: float | None = None, end: float | None = None, strategy: str | None = None) -> list[Trade]:
+        return self.engine.closed_trades(start, end, strategy)
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]:
+        return self.engine.trade_events(trade_id)
+
+    def alert_history(self, since=None, category=None, priority=None, limit: int = 500) -> list[Alert]:
+        return self.engine.alert_history(since=since, category=category, priority=priority, limit=limit)
+
+    def instrument(self, exchange: str, symbol: str) -> Instrument:
+        return self.engine.instrument(exchange, symbol)
+
+    def __getattr__(self, name: str):
+        # Anything else the UI asks of an engine (listeners, adopt_positions...) goes to the engine.
+        return getattr(self.engine, name)
+
+
+def build_runtime(
+    config: Config,
+    *,
+    db_path: Path | None = None,
+    demo: bool = False,
+    seed: int = 7,
+    api_port: int | None = None,
+    api_key: str | None = None,
+    clock: Clock | None = None,
+    demo_trades: bool = False,
+) -> Runtime:
+    """Build (but do not start) the stack.  Opens the database now, so a second
+    instance or a corrupt file is refused before anything else happens."""
+    from tmtool.storage import SqliteStore, StorageError
+
+    clock = clock or SystemClock()
+    sim = None
+    strategies = config.strategies
+    if demo:
+        from tmtool.sim import Simulator
+
+        sim_key = secrets.token_urlsafe(24)
+        # About 0.45% standard deviation a minute: the demo's stops and targets fire within a minute or two.
+        sim = Simulator(api_key=sim_key, seed=seed, tick_interval=0.1, volatility=0.00018, rate_limits=None)
+        sim.start()
+        rest_url, ws_url, broker_key = sim.rest_url, sim.ws_url, sim_key
+        names = {s.name for s in strategies}
+        strategies = tuple(strategies) + tuple(s for s in demo_strategies() if s.name not in names)
+        if db_path is None:
+            db_path = Path(config.database.path).with_name("demo.db")
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)  # each demo starts fresh
+    else:
+        if not config.openalgo.configured:
+            raise RuntimeError_(
+                f"OpenAlgo is not configured: set openalgo.api_key or the {config.openalgo.api_key_env} "
+                "environment variable, or run `tmtool demo`"
+            )
+        rest_url, ws_url, broker_key = config.openalgo.host, config.openalgo.ws_url, config.openalgo.api_key
+
+    path = Path(db_path) if db_path is not None else Path(config.database.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = config.database.backups_to_keep
+    store = SqliteStore(
+        path,
+        clock=clock,
+        backups_to_keep=max(1, keep),
+        backup_on_open=keep > 0,  # backups_to_keep = 0 turns the start-up backup off
+        backup_dir=config.database.backup_dir,
+    )
+    try:
+        store.open()
+    except StorageError as exc:
+        if sim is not None:
+            sim.stop()
+        raise RuntimeError_(str(exc)) from exc
+
+    broker = OpenAlgoClient(rest_url, broker_key, timeout=config.openalgo.timeout_seconds, clock=clock)
+    feed_cfg = config.feed
+    feed = OpenAlgoFeed(
+        ws_url,
+        broker_key,
+        broker=broker,
+        clock=clock,
+        stale_after=feed_cfg.stale_after_seconds,
+        poll_after=feed_cfg.poll_after_seconds,
+        poll_interval=feed_cfg.poll_interval_seconds,
+        max_backoff=feed_cfg.reconnect_max_backoff_seconds,
+        seed=seed if demo else None,
+        # A socket silent this long while subscribed is treated as dead and reopened; longer than the
+        # staleness window so quiet symbols outside market hours do not churn the connection.
+        stall_after=max(15.0, 3 * feed_cfg.stale_after_seconds),
+    )
+
+    sinks = []
+    dispatcher = None
+    engine_ref: list[Engine] = []
+    if config.alerts_table:
+        from tmtool.alerts.config import AlertsConfig
+        from tmtool.alerts.dispatcher import AlertDispatcher
+
+        alerts_config = AlertsConfig.from_table(config.alerts_table)
+
+        def _report_failure(channel: str, message: str) -> None:
+            if engine_ref:
+                engine_ref[0].report_external_alert(
+                    f"alert channel {channel} is failing: {message}", AlertPriority.WARNING, key=f"channel:{channel}"
+                )
+
+        dispatcher = AlertDispatcher(alerts_config, clock=clock, report_failure=_report_failure)
+        sinks.append(dispatcher)
+
+    engine = Engine(
+        store=store,
+        broker=broker,
+        feed=feed,
+        clock=clock,
+        settings=engine_settings(config, simulated=demo),
+        alert_sinks=sinks,
+        account=config.account,
+        strategies=strategies,
+    )
+    engine_ref.append(engine)
+
+    api = None
+    if api_port is not None or config.api.enabled:
+        from tmtool.api import ApiServer
+
+        key = api_key or config.api.api_key
+        if not key:
+            store.close()
+            if sim is not None:
+                sim.stop()
+            raise RuntimeError_(
+                f"the control API needs a key: set api.api_key, {config.api.api_key_env}, or pass --api-key"
+            )
+        try:
+            api = ApiServer(
+                engine,
+                host=config.api.host,
+                port=config.api.port if api_port is None else api_port,
+                api_key=key,
+                requests_per_minute=config.api.requests_per_minute,
+                clock=clock,
+            )
+        except ValueError as exc:
+            store.close()
+            if sim is not None:
+                sim.stop()
+            raise RuntimeError_(str(exc)) from exc
+
+    runtime = Runtime(
+        config=replace(config, strategies=tuple(strategies)),
+        clock=clock,
+        store=store,
+        broker=broker,
+        feed=feed,
+        engine=engine,
+        sim=sim,
+        api=api,
+        dispatcher=dispatcher,
+        demo_trades=demo_trades,
+    )
+    runtime.demo_seed = seed
+    return runtime
