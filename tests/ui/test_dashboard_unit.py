@@ -1,0 +1,249 @@
+"""The snapshot bridge, the keyed table, toasts and dialogs, over an engine double (no threads)."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import threading
+
+from textual.widgets import Input
+
+from tests.ui.fixtures import EngineDouble, seeded_snapshot, snapshot_app, trade_view
+from tests.ui.helpers import cell, select_trade, static_text, trades_table, until
+from tmtool.engine.commands import CreateTrade, Denied, ExitAll, ExitTrade, ModifyTrade, UNSET
+from tmtool.engine.models import Alert, AlertCategory, AlertPriority, ExitReason, PriceType, Side
+from tmtool.screens.dashboard import DashboardScreen
+from tmtool.screens.history import HistoryScreen
+from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
+from tmtool.screens.modals.new_trade import NewTradeModal
+from tmtool.screens.widgets.trades_table import TradeFilter, TradeOrder
+
+SIZE = (120, 36)
+
+
+def moved(engine: EngineDouble, trade_id: int, **changes) -> None:
+    trades = tuple(dataclasses.replace(t, **changes) if t.id == trade_id else t for t in engine.current.trades)
+    engine.bump(trades=trades)
+
+
+async def test_cursor_stays_on_the_same_trade_through_sorts_and_removals():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        table = trades_table(pilot)
+        await select_trade(pilot, 3)
+        table.set_order(TradeOrder("pnl", reverse=True))
+        assert table.selected_trade_id() == 3
+        engine.bump(trades=tuple(t for t in engine.current.trades if t.id not in (1, 2)))
+        await until(pilot, lambda: 1 not in table.shown_trade_ids())
+        assert table.selected_trade_id() == 3
+        moved(engine, 3, ltp=1500.0, pnl=-3520.0)  # now the worst P&L: its row moves to the bottom
+        await until(pilot, lambda: table.shown_trade_ids()[-2:] == [3, 5] or table.shown_trade_ids().index(3) == 1)
+        assert table.selected_trade_id() == 3
+
+
+async def test_only_changed_cells_are_updated_and_unchanged_versions_are_skipped(monkeypatch):
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        table = trades_table(pilot)
+        await until(pilot, lambda: table.row_count == 4)
+        updates: list[tuple[str, str]] = []
+        original = type(table).update_cell
+
+        def spy(self, row_key, column_key, value, *, update_width=False):
+            assert not update_width
+            updates.append((str(row_key), str(column_key)))
+            return original(self, row_key, column_key, value)
+
+        monkeypatch.setattr(type(table), "update_cell", spy)
+        applied: list[int] = []
+        dashboard = app.screen_stack[0]
+        original_apply = DashboardScreen.apply_snapshot
+        monkeypatch.setattr(
+            DashboardScreen, "apply_snapshot", lambda self, snap: (applied.append(snap.version), original_apply(self, snap))
+        )
+        app.refresh_frame()
+        assert applied == [] and updates == []  # same version: the frame is skipped
+        view = engine.current.trade(2)
+        moved(engine, 2, ltp=2925.0, pnl=123.0)
+        app.refresh_frame()
+        assert applied == [engine.current.version]
+        assert set(updates) == {("2", "ltp"), ("2", "pnl")}
+        assert cell(pilot, 2, "ltp").startswith("▼")  # the price fell: marked
+        assert view.ltp > 2925.0
+        assert dashboard is app.screen
+
+
+async def test_filter_by_text_status_and_strategy():
+    app = snapshot_app()
+    async with app.run_test(size=SIZE) as pilot:
+        table = trades_table(pilot)
+        await until(pilot, lambda: table.row_count == 4)
+        await pilot.press("slash", *"scalp")
+        assert table.shown_trade_ids() == [4]
+        await pilot.press("escape")
+        assert table.has_focus
+        table.set_filter(TradeFilter("", "ALL", None))
+        assert sorted(table.shown_trade_ids()) == [1, 2, 3, 4, 5]
+        table.set_filter(TradeFilter("", "CLOSED", "scalper"))
+        assert table.shown_trade_ids() == [5]
+
+
+async def test_new_trade_modal_builds_the_command_and_shows_the_answer():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        modal = await until(pilot, lambda: isinstance(app.screen, NewTradeModal) and app.screen)
+        modal.query_one("#symbol", Input).value = "sbin"
+        modal.query_one("#price", Input).value = "820"
+        modal.query_one("#stop", Input).value = "830"  # above the price for a LONG
+        await pilot.pause()
+        assert "INVALID_STOP" in static_text(pilot, "#preview")  # the live preview says so at once
+        await pilot.press("ctrl+s")
+        assert "stop 830.00 must be below" in static_text(pilot, "#form-error")
+        assert engine.commands == []
+        modal.query_one("#stop", Input).value = "810"
+        await pilot.pause()
+        assert "qty 100" in static_text(pilot, "#preview")  # RISK_BASED: 1,000 / (820 - 810)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: engine.commands)
+    assert engine.commands == [
+        CreateTrade(
+            strategy="momentum",  # the strategy of the trade under the cursor
+            symbol="SBIN",
+            exchange="NSE",
+            side=Side.LONG,
+            product=engine.current.strategies[0].strategy.product,
+            quantity=None,
+            price_type=PriceType.MARKET,
+            limit_price=None,
+            stop_loss=810.0,
+            target=None,
+        )
+    ]
+
+
+async def test_modify_sends_only_what_changed():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_trade(pilot, 1)
+        await pilot.press("m")
+        await pilot.pause()
+        app.screen.query_one("#target", Input).value = ""
+        app.screen.query_one("#stop", Input).value = "810"
+        await pilot.pause()
+        assert "removed" in static_text(pilot, "#target-message")
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: engine.commands)
+    assert engine.commands == [ModifyTrade(1, stop_loss=810.0, target=None, trailing=UNSET, partial_targets=UNSET)]
+
+
+async def test_denied_answer_is_shown_to_the_user():
+    engine = EngineDouble()
+    engine.answer = Denied("UNKNOWN_TRADE", "trade #1 is not open")
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await select_trade(pilot, 1)
+        await pilot.press("x")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await until(pilot, lambda: any("UNKNOWN_TRADE: trade #1 is not open" == n.message for n in app._notifications))
+    assert engine.commands == [ExitTrade(1, ExitReason.MANUAL)]
+
+
+async def test_panic_is_never_one_key_and_never_stacks():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f9", "f9", "enter")
+        await until(pilot, lambda: not isinstance(app.screen, PanicModal))
+        assert engine.commands == []
+        await pilot.press("ctrl+x")
+        await until(pilot, lambda: isinstance(app.screen, PanicModal))
+        await pilot.press("tab", "enter")  # the button is disabled until "y" arms it
+        assert isinstance(app.screen, PanicModal) and engine.commands == []
+        await pilot.press("y", "enter")
+        await until(pilot, lambda: engine.commands)
+    assert engine.commands == [ExitAll(strategy=None, reason=ExitReason.PANIC)]
+
+
+async def test_new_alerts_toast_and_ring_the_bell_when_critical(monkeypatch):
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    rings: list[int] = []
+    monkeypatch.setattr(type(app), "bell", lambda self: rings.append(1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert not app._notifications  # what was there before the UI came up is not toasted
+        critical = Alert(9, engine.current.ts, AlertCategory.SYSTEM, AlertPriority.CRITICAL, "database unavailable: memory only")
+        engine.bump(alerts=(critical, *engine.current.alerts))
+        app.refresh_frame()
+        await pilot.pause()
+        assert [n.message for n in app._notifications] == ["database unavailable: memory only"]
+        assert rings == [1]
+        engine.bump()  # a new version with the same alert: no second toast, no second bell
+        app.refresh_frame()
+        await pilot.pause()
+        assert rings == [1] and len(app._notifications) == 1
+
+
+async def test_engine_starts_off_the_loop_and_status_says_starting_until_then():
+    release = threading.Event()
+
+    class SlowEngine(EngineDouble):
+        started = stopped = False
+
+        def start(self) -> None:
+            release.wait(10)
+            self.started = True
+
+        def stop(self) -> str:
+            self.stopped = True
+            return "stopped cleanly"
+
+    engine = SlowEngine()
+    app = snapshot_app(engine)
+    app.manage_engine = True
+    app.engine_phase = "starting…"
+    app._start_done.clear()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "ENGINE STARTING" in static_text(pilot, "#status-text")  # the loop is not blocked by start()
+        assert trades_table(pilot).row_count == 0
+        release.set()
+        await until(pilot, lambda: "ENGINE OK" in static_text(pilot, "#status-text"))
+        await until(pilot, lambda: trades_table(pilot).row_count == 4)
+    assert app.stop_engine() == "stopped cleanly" and engine.stopped
+
+
+async def test_late_snapshots_do_not_reach_closed_screens():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await until(pilot, lambda: "Trades 5" in static_text(pilot, "#history-summary"))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        engine.bump(trades=(trade_view(7, "ITC", Side.LONG, 1, 400.0, 401.0),))
+        app.refresh_frame()
+        assert trades_table(pilot).shown_trade_ids() == [7]
+
+
+def test_the_app_does_not_pull_in_storage_or_the_broker():
+    code = (
+        "import sys, tmtool.screens.app; "
+        "bad = [m for m in sys.modules if m.startswith(('tmtool.storage', 'peewee', 'tmtool.engine.openalgo', "
+        "'tmtool.engine.engine', 'tmtool.engine.feed', 'tmtool.sim', 'httpx'))]; print(bad)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_seeded_snapshot_matches_the_fixture_assumptions():
+    snapshot = seeded_snapshot()
+    assert [t.id for t in snapshot.open_trades] == [1, 2, 3, 4]

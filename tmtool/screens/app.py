@@ -1,0 +1,346 @@
+"""The Textual app: one bridge to the engine (snapshots in, commands out).
+
+The app reads ``engine.snapshot()`` on a timer and hands a new one to the
+screens only when its version changed; commands go out through
+``engine.submit()`` and their futures are awaited without blocking the loop.
+The engine is started off the loop when the app mounts and stopped by
+``run_tui`` after the UI is gone.  Nothing here imports the storage layer or
+the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from tmtool.engine.clock import Clock
+from tmtool.engine.commands import Accepted, Denied, ExitAll, Result
+from tmtool.engine.models import AlertPriority, ExitReason, Instrument
+from tmtool.engine.ports import EngineHandle
+from tmtool.engine.snapshot import EngineSnapshot
+from tmtool.screens.alert_history import AlertHistoryScreen
+from tmtool.screens.dashboard import DashboardScreen
+from tmtool.screens.formatting import Palette
+from tmtool.screens.history import HistoryScreen
+from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
+from tmtool.screens.modals.help import HelpModal
+from tmtool.screens.strategies import StrategiesScreen
+from tmtool.screens.widgets.alerts_panel import AlertsPanel
+from tmtool.screens.widgets.status_bar import (
+    PHASE_RUNNING,
+    PHASE_STARTING,
+    PHASE_STOPPED,
+    StatusBar,
+    status_line,
+)
+from tmtool.screens.widgets.trades_table import TradesTable
+
+COMMAND_TIMEOUT = 15.0  # seconds to wait for the engine's answer before telling the user
+MAX_TOASTS_PER_FRAME = 3
+ENGINE_START_WAIT = 30.0  # how long stop_engine waits for a start still in progress
+
+TOAST_SEVERITY = {
+    AlertPriority.INFO: "information",
+    AlertPriority.WARNING: "warning",
+    AlertPriority.CRITICAL: "error",
+}
+
+
+class AlertToaster:
+    """Decides which alerts of a snapshot are new (or repeated) and deserve a toast."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] | None = None  # alert id -> count already shown
+
+    def fresh(self, snapshot: EngineSnapshot) -> list:
+        counts = {alert.id: alert.count for alert in snapshot.alerts}
+        if self._seen is None:  # what was there before the UI came up is in the panel, not toasted
+            self._seen = counts
+            return []
+        fresh = [
+            alert
+            for alert in reversed(snapshot.alerts)  # oldest first
+            if not alert.acknowledged and self._seen.get(alert.id, 0) < alert.count
+        ]
+        self._seen.update(counts)
+        return fresh
+
+
+class TmtoolApp(App[str | None]):
+    """tmtool's terminal UI over a running engine."""
+
+    CSS_PATH = [Path(__file__).parent / "tmtool.tcss"]
+    TITLE = "tmtool"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("f9", "panic", "PANIC", priority=True, id="panic"),
+        Binding("ctrl+x", "panic", "PANIC", priority=True, show=False, id="panic_chord"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_app", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: EngineHandle,
+        *,
+        config_path: Path | None,
+        clock: Clock,
+        simulated: bool,
+        bell: bool = True,
+        refresh_hz: float = 8.0,
+        manage_engine: bool = True,
+    ) -> None:
+        """``manage_engine``: start the engine on mount (off the loop) and let ``stop_engine`` stop it.
+
+        Pass False when the caller runs the engine's life itself (tests, the headless wiring).
+        """
+        super().__init__()
+        if not 0 < refresh_hz <= 30:
+            raise ValueError(f"refresh_hz {refresh_hz!r} must be above 0 and at most 30")
+        self.engine = engine
+        self.config_path = config_path
+        self.clock = clock
+        self.simulated = simulated
+        self.bell_enabled = bell
+        self.refresh_hz = refresh_hz
+        self.manage_engine = manage_engine
+        self.engine_phase = PHASE_STARTING if manage_engine else PHASE_RUNNING
+        self.latest: EngineSnapshot | None = None
+        self.palette = Palette.from_theme_variables({})
+        self._version: int | None = None
+        self._toaster = AlertToaster()
+        self._start_done = threading.Event()
+        self._engine_started = False
+        if not manage_engine:
+            self._start_done.set()
+
+    # ------------------------------------------------------------------ life
+
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen()
+
+    def on_mount(self) -> None:
+        self.palette = Palette.from_theme_variables(self.theme_variables)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        if self.manage_engine:
+            self.run_worker(self._start_engine, thread=True, name="engine-start", group="engine", exit_on_error=False)
+        self.refresh_frame()
+        self.set_interval(1.0 / self.refresh_hz, self.refresh_frame, name="snapshot-poll")
+
+    def on_unmount(self) -> None:
+        self.theme_changed_signal.unsubscribe(self)
+
+    def _start_engine(self) -> None:
+        try:
+            self.engine.start()  # type: ignore[attr-defined]  # the Engine, not the EngineHandle protocol
+            self._engine_started = True
+        finally:
+            self._start_done.set()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name != "engine-start":
+            return
+        if event.state is WorkerState.SUCCESS:
+            self.engine_phase = PHASE_RUNNING
+            self.refresh_frame()
+        elif event.state is WorkerState.ERROR:
+            self.engine_phase = f"failed: {event.worker.error}"
+            self.notify(f"The engine did not start: {event.worker.error}", severity="error", timeout=30)
+            self.refresh_frame()
+
+    def stop_engine(self) -> str | None:
+        """Stop the engine this app started (call after the UI has exited, off any event loop)."""
+        if not self.manage_engine:
+            return None
+        self._start_done.wait(ENGINE_START_WAIT)
+        if not self._engine_started:
+            return None
+        self._engine_started = False
+        self.engine_phase = PHASE_STOPPED
+        return self.engine.stop()  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ the snapshot bridge
+
+    def refresh_frame(self) -> None:
+        """One frame: read the latest snapshot; repaint only what a new version changed."""
+        if self._exit:
+            return  # shutting down: no frame may reach widgets being removed
+        snapshot = self.latest
+        if self.engine_phase == PHASE_RUNNING:
+            snapshot = self.engine.snapshot()
+        self._update_status(snapshot)
+        if snapshot is None or snapshot.version == self._version:
+            return
+        self._version = snapshot.version
+        self.latest = snapshot
+        for screen in self.screen_stack:
+            apply = getattr(screen, "apply_snapshot", None)
+            if apply is not None and screen.is_attached:
+                apply(snapshot)
+        self._toast_alerts(snapshot)
+
+    def _update_status(self, snapshot: EngineSnapshot | None) -> None:
+        text = status_line(snapshot if self.engine_phase != PHASE_STARTING else None, self.clock.time(), self.engine_phase, self.palette)
+        simulated = self.simulated or (snapshot is not None and snapshot.system.simulated)
+        for screen in self.screen_stack:
+            if screen.is_attached:
+                for bar in screen.query(StatusBar):
+                    bar.show(text, simulated)
+
+    def _toast_alerts(self, snapshot: EngineSnapshot) -> None:
+        fresh = self._toaster.fresh(snapshot)
+        for alert in fresh[-MAX_TOASTS_PER_FRAME:]:
+            self.notify(
+                alert.text,
+                title=f"{alert.category.value} {alert.priority.value}",
+                severity=TOAST_SEVERITY[alert.priority],
+                timeout=10 if alert.priority is AlertPriority.CRITICAL else 5,
+            )
+        if len(fresh) > MAX_TOASTS_PER_FRAME:
+            self.notify(f"{len(fresh) - MAX_TOASTS_PER_FRAME} more new alerts in the alerts panel", severity="warning")
+        if self.bell_enabled and any(alert.priority is AlertPriority.CRITICAL for alert in fresh):
+            self.bell()
+
+    def _theme_changed(self, _theme: object) -> None:
+        self.palette = Palette.from_theme_variables(self.theme_variables)
+        for screen in self.screen_stack:
+            apply = getattr(screen, "apply_palette", None)
+            if apply is not None and screen.is_attached:
+                apply(self.palette)
+        self._version = None  # repaint everything with the new colours on the next frame
+
+    # ------------------------------------------------------------------ commands
+
+    async def send_command(self, command: object, *, success: str | None = None) -> Result | None:
+        """Submit ``command`` and await the engine's answer without blocking the loop.
+
+        A Denied is shown with the engine's reason; so is a lost answer.
+        """
+        try:
+            future = self.engine.submit(command)
+            result = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), COMMAND_TIMEOUT)
+        except asyncio.TimeoutError:
+            self.notify(
+                f"No answer from the engine to {type(command).__name__} within {COMMAND_TIMEOUT:.0f}s; "
+                "check the trades before trying again.",
+                severity="error",
+                timeout=15,
+            )
+            return None
+        except Exception as error:  # the engine refused to take the command at all (stopped, full...)
+            self.notify(f"{type(command).__name__} not sent: {error}", severity="error", timeout=15)
+            return None
+        if isinstance(result, Denied):
+            self.notify(f"{result.code}: {result.message}", title="Refused by the engine", severity="error", timeout=10)
+        elif isinstance(result, Accepted):
+            self.notify(result.message or success or "Done", title="Accepted")
+        self.refresh_frame()
+        return result
+
+    @work(group="commands")
+    async def run_command(self, command: object, *, success: str | None = None) -> None:
+        """Fire-and-report form of ``send_command`` for actions that need no follow-up."""
+        await self.send_command(command, success=success)
+
+    def instrument_lookup(self, exchange: str, symbol: str) -> Instrument:
+        """The engine's instrument data (call from a thread worker: it may ask the broker)."""
+        return self.engine.instrument(exchange, symbol)
+
+    # ------------------------------------------------------------------ app-wide actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "panic":
+            # A second panic key press while the dialog is up must not stack another one.
+            return not any(isinstance(screen, PanicModal) for screen in self.screen_stack)
+        return True
+
+    def action_panic(self) -> None:
+        open_trades = self.latest.open_trades if self.latest is not None else ()
+        self._panic_flow(PanicModal(open_trades))
+
+    @work(group="panic")
+    async def _panic_flow(self, modal: PanicModal) -> None:
+        if await self.push_screen_wait(modal):
+            await self.send_command(ExitAll(strategy=None, reason=ExitReason.PANIC), success="PANIC exit sent for every open trade")
+
+    def action_help(self) -> None:
+        if any(isinstance(screen, HelpModal) for screen in self.screen_stack):
+            return
+        self.push_screen(HelpModal(self.help_groups()))
+
+    def help_groups(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        def rows(bindings: list[Binding]) -> list[tuple[str, str]]:
+            grouped: dict[str, list[str]] = {}
+            for binding in bindings:
+                if binding.action.startswith("app."):
+                    continue  # a screen's footer entry for an app-wide key, listed under "Everywhere"
+                keys = grouped.setdefault(binding.description or binding.action, [])
+                keys.append(self.get_key_display(binding))
+            return [(" / ".join(keys), what) for what, keys in grouped.items()]
+
+        return [
+            ("Everywhere", rows(self.BINDINGS)),
+            ("Dashboard", rows(DashboardScreen.BINDINGS)),
+            ("Trades table", rows(TradesTable.BINDINGS) + [("↑ ↓ PgUp PgDn", "move between trades")]),
+            ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
+            ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
+            ("History screen", rows(HistoryScreen.BINDINGS)),
+        ]
+
+    def action_quit_app(self) -> None:
+        open_count = len(self.latest.open_trades) if self.latest is not None else 0
+        if self.manage_engine and open_count:
+            self._quit_flow(open_count)
+        else:
+            self.exit()
+
+    @work(group="flows")
+    async def _quit_flow(self, open_count: int) -> None:
+        confirmed = await self.push_screen_wait(
+            ConfirmModal(
+                "Quit tmtool?",
+                [
+                    f"{open_count} trade(s) are open. Once the engine stops, tmtool no longer watches",
+                    "their stops, targets and trailing stops (nothing is left at the broker).",
+                ],
+                confirm_label="Quit",
+            )
+        )
+        if confirmed:
+            self.exit()
+
+    def open_strategies(self) -> None:
+        self.push_screen(StrategiesScreen())
+
+    def open_history(self) -> None:
+        self.push_screen(HistoryScreen())
+
+    def open_alert_history(self) -> None:
+        self.push_screen(AlertHistoryScreen())
+
+
+def run_tui(
+    engine: EngineHandle,
+    *,
+    config_path: Path | None,
+    clock: Clock,
+    simulated: bool,
+    bell: bool = True,
+    refresh_hz: float = 8.0,
+) -> str | None:
+    """Run the TUI until the user quits; then stop the engine (the UI is gone by then).
+
+    Returns what ``engine.stop()`` returned (a shutdown summary).
+    """
+    app = TmtoolApp(engine, config_path=config_path, clock=clock, simulated=simulated, bell=bell, refresh_hz=refresh_hz)
+    try:
+        app.run()
+    finally:
+        summary = app.stop_engine()
+    return summary

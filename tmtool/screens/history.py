@@ -1,0 +1,278 @@
+"""History: closed trades by date and strategy, analytics, an equity curve, CSV export.
+
+Reading the trades (the engine asks its store) and writing the CSV happen in
+thread workers; the UI thread only renders the results.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Select, Sparkline, Static
+
+from tmtool.engine import analytics
+from tmtool.engine.analytics import AnalyticsReport, TradeResult
+from tmtool.engine.clock import IST, to_ist
+from tmtool.engine.models import Trade
+from tmtool.screens.formatting import (
+    Palette,
+    format_money,
+    format_price,
+    format_timestamp,
+    pnl_text,
+)
+from tmtool.screens.forms import FieldError, optional_date
+from tmtool.screens.modals.pickers import PathModal
+
+if TYPE_CHECKING:
+    from tmtool.screens.app import TmtoolApp
+
+ALL_STRATEGIES = "*all*"
+DEFAULT_DAYS = 30
+INITIAL_STOP_LOOKUPS = 500  # trades whose audit log is read for R-multiples
+
+HISTORY_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("id", "#", 5),
+    ("closed", "Closed (IST)", 19),
+    ("symbol", "Symbol", 11),
+    ("side", "Side", 5),
+    ("qty", "Qty", 6),
+    ("entry", "Entry", 10),
+    ("exit", "Exit", 10),
+    ("pnl", "P&L", 11),
+    ("r", "R", 6),
+    ("reason", "Reason", 14),
+    ("strategy", "Strategy", 12),
+)
+
+
+def day_bounds(start: date, end: date) -> tuple[float, float]:
+    """Epoch seconds from the start of ``start`` to the end of ``end``, Asia/Kolkata days."""
+    first = datetime.combine(start, time(0, 0), IST).timestamp()
+    last = datetime.combine(end + timedelta(days=1), time(0, 0), IST).timestamp()
+    return first, last
+
+
+def equity_curve(report: AnalyticsReport) -> list[float]:
+    """Cumulative P&L after each trade, in closing order (starting from zero)."""
+    total, curve = 0.0, [0.0]
+    for result in report.trades:
+        total += result.pnl
+        curve.append(total)
+    return curve
+
+
+def summary_text(report: AnalyticsReport, palette: Palette) -> Text:
+    stats = report.overall
+    if not stats.trades:
+        return Text("No closed trades in this range.")
+
+    def ratio(value: float | None, fmt: str = "{:.2f}") -> str:
+        return "–" if value is None else fmt.format(value)
+
+    text = Text.assemble(
+        ("Trades ", "bold"),
+        f"{stats.trades} ({stats.wins}W/{stats.losses}L/{stats.breakeven}BE)  ",
+        ("Win rate ", "bold"),
+        ratio(stats.win_rate, "{:.0%}"),
+        "  ",
+        ("Net ", "bold"),
+        pnl_text(stats.net_pnl, palette),
+        "  ",
+        ("PF ", "bold"),
+        ratio(stats.profit_factor),
+        "  ",
+        ("Expectancy ", "bold"),
+        format_money(stats.expectancy, signed=True) if stats.expectancy is not None else "–",
+        "\n",
+        ("Max DD ", "bold"),
+        format_money(stats.max_drawdown, decimals=0),
+        "  ",
+        ("Best ", "bold"),
+        format_money(stats.largest_win, signed=True) if stats.largest_win is not None else "–",
+        "  ",
+        ("Worst ", "bold"),
+        format_money(stats.largest_loss, signed=True) if stats.largest_loss is not None else "–",
+        "  ",
+        ("Avg R ", "bold"),
+        ratio(stats.average_r),
+        "  ",
+        ("Slippage ", "bold"),
+        f"{ratio(report.slippage.average_ticks, '{:.1f}')} ticks avg over {report.slippage.measured}",
+    )
+    if report.by_strategy and len(report.by_strategy) > 1:
+        text.append("\n")
+        text.append("By strategy ", style="bold")
+        text.append("  ".join(f"{group.name} {format_money(group.stats.net_pnl, signed=True)}" for group in report.by_strategy))
+    return text
+
+
+def write_csv(path: Path, results: tuple[TradeResult, ...]) -> int:
+    """Write one row per closed trade; returns the number of rows written."""
+    names = [field.name for field in dataclasses.fields(TradeResult)]
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names + ["opened_at_ist", "closed_at_ist"])
+        for result in results:
+            row = [getattr(result, name) for name in names]
+            writer.writerow(row + [format_timestamp(result.opened_at), format_timestamp(result.closed_at)])
+    return len(results)
+
+
+class HistoryScreen(Screen):
+    """Closed trades with filters, analytics and an equity curve."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="history_back"),
+        Binding("ctrl+r", "load", "Reload", id="history_reload"),
+        Binding("ctrl+e", "export", "Export CSV", id="history_export"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="history")
+        self.report: AnalyticsReport | None = None
+        self.range: tuple[date, date] | None = None
+
+    @property
+    def tmtool(self) -> "TmtoolApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        today = to_ist(self.tmtool.clock.time()).date()
+        strategies = sorted({view.name for view in self.tmtool.latest.strategies}) if self.tmtool.latest else []
+        yield Static("History", classes="screen-title")
+        with Horizontal(id="history-filters"):
+            yield Label("From")
+            yield Input((today - timedelta(days=DEFAULT_DAYS)).isoformat(), id="from", compact=True)
+            yield Label("To")
+            yield Input(today.isoformat(), id="to", compact=True)
+            yield Label("Strategy")
+            yield Select(
+                [("all", ALL_STRATEGIES)] + [(name, name) for name in strategies],
+                value=ALL_STRATEGIES,
+                allow_blank=False,
+                id="strategy",
+                compact=True,
+            )
+        yield Static("Loading…", id="history-summary", markup=False)
+        yield Sparkline([0.0], id="equity-curve")
+        yield DataTable(id="history-table", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for key, label, width in HISTORY_COLUMNS:
+            table.add_column(label, width=width, key=key)
+        table.focus()
+        self.action_load()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_load()
+
+    def on_select_changed(self, _event: Select.Changed) -> None:
+        self.action_load()
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_load(self) -> None:
+        try:
+            start = optional_date(self.query_one("#from", Input).value, "from")
+            end = optional_date(self.query_one("#to", Input).value, "to")
+        except FieldError as error:
+            self.query_one("#history-summary", Static).update(str(error))
+            return
+        if start is None or end is None:
+            self.query_one("#history-summary", Static).update("Both dates are needed (YYYY-MM-DD).")
+            return
+        if end < start:
+            self.query_one("#history-summary", Static).update("'To' is before 'From'.")
+            return
+        strategy = self.query_one("#strategy", Select).value
+        self.query_one("#history-summary", Static).update("Loading…")
+        self._load(start, end, None if strategy == ALL_STRATEGIES else str(strategy))
+
+    @work(thread=True, exclusive=True, group="history", exit_on_error=False)
+    def _load(self, start: date, end: date, strategy: str | None) -> None:
+        first, last = day_bounds(start, end)
+        try:
+            trades = self.tmtool.engine.closed_trades(first, last, strategy)
+            stops = self._initial_stops(trades[:INITIAL_STOP_LOOKUPS])
+        except Exception as error:  # the engine's store said no; show why
+            self.app.call_from_thread(self._failed, str(error))
+            return
+        report = analytics.analyse(trades, stops)
+        self.app.call_from_thread(self._show, report, (start, end))
+
+    def _initial_stops(self, trades: list[Trade]) -> dict[int, float]:
+        stops: dict[int, float] = {}
+        for trade in trades:
+            stop = analytics.initial_stop_from_events(self.tmtool.engine.trade_events(trade.id))
+            if stop is not None:
+                stops[trade.id] = stop
+        return stops
+
+    def _failed(self, message: str) -> None:
+        if self.is_attached:
+            self.query_one("#history-summary", Static).update(f"Could not read the history: {message}")
+
+    def _show(self, report: AnalyticsReport, date_range: tuple[date, date]) -> None:
+        if not self.is_attached:
+            return
+        self.report, self.range = report, date_range
+        palette = self.tmtool.palette
+        self.query_one("#history-summary", Static).update(summary_text(report, palette))
+        self.query_one("#equity-curve", Sparkline).data = equity_curve(report)
+        table = self.query_one(DataTable)
+        table.clear()
+        for result in reversed(report.trades):  # newest first
+            pnl = pnl_text(result.pnl, palette)
+            pnl.justify = "right"
+            table.add_row(
+                str(result.trade_id),
+                format_timestamp(result.closed_at),
+                result.symbol,
+                result.side,
+                str(result.quantity),
+                format_price(result.entry_price),
+                format_price(result.exit_price),
+                pnl,
+                "–" if result.r_multiple is None else f"{result.r_multiple:+.2f}",
+                result.exit_reason,
+                result.strategy,
+                key=str(result.trade_id),
+            )
+
+    def action_export(self) -> None:
+        if self.report is None or self.range is None:
+            self.notify("Nothing loaded yet.", severity="warning")
+            return
+        start, end = self.range
+        default = Path.cwd() / f"tmtool-trades-{start.isoformat()}-{end.isoformat()}.csv"
+        self._export_flow(default, self.report.trades)
+
+    @work(group="flows")
+    async def _export_flow(self, default: Path, results: tuple[TradeResult, ...]) -> None:
+        path = await self.app.push_screen_wait(PathModal("Export closed trades to CSV", default))
+        if path is not None:
+            self._write(path, results)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _write(self, path: Path, results: tuple[TradeResult, ...]) -> None:
+        try:
+            count = write_csv(path, results)
+        except OSError as error:
+            self.app.call_from_thread(self.notify, f"Could not write {path}: {error}", severity="error", timeout=15)
+            return
+        self.app.call_from_thread(self.notify, f"Wrote {count} trade(s) to {path}")

@@ -1,0 +1,216 @@
+"""Modify the levels of one trade (the id captured when the key was pressed).
+
+Fields start with the trade's current settings.  A field left as it was is not
+sent (UNSET); a field emptied clears that level (None), with a warning; every
+field is checked against the last price as it is typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from tmtool.engine import validation
+from tmtool.engine.commands import UNSET, ModifyTrade
+from tmtool.engine.models import TrailingSettings
+from tmtool.engine.snapshot import TradeView
+from tmtool.screens.formatting import format_price
+from tmtool.screens.forms import (
+    FieldError,
+    distance_text,
+    optional_distance,
+    optional_price,
+    partial_targets,
+)
+
+CLEAR_WORD = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    command: ModifyTrade
+    errors: dict[str, str]
+    warnings: dict[str, str]
+
+
+def _price_text(value: float | None, tick_size: float) -> str:
+    return "" if value is None else format_price(value, tick_size).replace(",", "")
+
+
+class ModifyTradeModal(ModalScreen[ModifyTrade | None]):
+    """Edit stop / target / trailing / partial targets of trade ``view.id``."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="modify_cancel"),
+        Binding("ctrl+s", "submit", "Save", id="modify_submit", priority=True),
+    ]
+    FIELDS = ("stop", "target", "trail", "activation", "partials")
+
+    def __init__(self, view: TradeView) -> None:
+        super().__init__(classes="form-modal")
+        self.view = view
+        trailing = view.trailing
+        self.initial = {
+            "stop": _price_text(view.stop_loss, view.tick_size),
+            "target": _price_text(view.target, view.tick_size),
+            "trail": distance_text(trailing.distance) if trailing else "",
+            "activation": distance_text(trailing.activation) if trailing else "",
+            "partials": "",
+        }
+
+    def compose(self) -> ComposeResult:
+        view = self.view
+        with Vertical(classes="dialog"):
+            yield Static(f"Modify trade #{view.id}", classes="dialog-title", id="modify-title", markup=False)
+            yield Static(
+                f"{view.side.value} {view.quantity} {view.exchange}:{view.symbol} [{view.strategy}]  "
+                f"entry {format_price(view.entry_price, view.tick_size)}  LTP {format_price(view.ltp, view.tick_size)}  "
+                f"trail now {format_price(view.trailing_stop, view.tick_size)}",
+                id="modify-trade",
+                markup=False,
+            )
+            with Grid(classes="modify-grid"):
+                for field_id, label, placeholder in (
+                    ("stop", "Stop", "price; empty removes"),
+                    ("target", "Target", "price; empty removes"),
+                    ("trail", "Trailing", "20 or 1.5%; empty: off"),
+                    ("activation", "Trail after", "move in favour, e.g. 10"),
+                    ("partials", "Partials", "20:0.5, 40:0.25 · none"),
+                ):
+                    yield Label(label)
+                    yield Input(self.initial[field_id], placeholder=placeholder, id=field_id, compact=True)
+                    yield Static("", id=f"{field_id}-message", classes="field-message", markup=False)
+            yield Static("", id="form-error", classes="form-error", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Save (ctrl+s)", id="save", variant="success", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#stop", Input).focus()
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self._show(self._parse())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "save":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        parsed = self._parse()
+        self._show(parsed)
+        if parsed.errors:
+            self.query_one("#form-error", Static).update("Fix the fields marked above; nothing was sent.")
+            return
+        if parsed.command == ModifyTrade(self.view.id):
+            self.query_one("#form-error", Static).update("Nothing changed.")
+            return
+        self.dismiss(parsed.command)
+
+    # ------------------------------------------------------------------ parsing
+
+    def _text(self, field_id: str) -> str:
+        return self.query_one(f"#{field_id}", Input).value
+
+    def _changed(self, field_id: str) -> bool:
+        return self._text(field_id).strip() != self.initial[field_id].strip()
+
+    def _parse(self) -> _Parsed:
+        """Each field on its own, checked by the engine's own validation against the last price."""
+        view = self.view
+        errors: dict[str, str] = {}
+        warnings: dict[str, str] = {}
+        current = view.ltp if view.ltp > 0 else None
+        values: dict[str, object] = {}
+        for field_id in ("stop", "target"):
+            if not self._changed(field_id):
+                continue
+            try:
+                value = optional_price(self._text(field_id), field_id)
+            except FieldError as error:
+                errors[field_id] = str(error)
+                continue
+            if value is None:
+                warnings[field_id] = f"the {field_id} will be removed"
+            elif field_id == "stop":
+                denial = validation.validate_stop(
+                    view.side, value, view.entry_price, current, allow_profit_lock=current is not None
+                )
+                if denial is not None:
+                    errors[field_id] = denial.message
+            else:
+                denial = validation.validate_target(view.side, value, view.entry_price, current)
+                if denial is not None:
+                    errors[field_id] = denial.message
+            if field_id not in errors:
+                values[field_id] = value
+
+        trailing: object = UNSET
+        if self._changed("trail") or self._changed("activation"):
+            try:
+                distance = optional_distance(self._text("trail"), "trailing distance")
+                activation = optional_distance(self._text("activation"), "trail activation")
+            except FieldError as error:
+                errors["trail"] = str(error)
+            else:
+                if distance is None and activation is not None:
+                    errors["activation"] = "an activation needs a trailing distance"
+                elif distance is None:
+                    trailing = None
+                    warnings["trail"] = "trailing switches off (the current trailing stop stays)"
+                else:
+                    trailing = TrailingSettings(distance=distance, activation=activation)
+                    denial = validation.validate_trailing(trailing)
+                    if denial is not None:
+                        errors["trail"] = denial.message
+                    elif view.trailing is not None and distance.points(view.entry_price) > view.trailing.distance.points(
+                        view.entry_price
+                    ):
+                        warnings["trail"] = "a wider distance never loosens the current trailing stop"
+
+        partials: object = UNSET
+        partial_text = self._text("partials").strip()
+        if partial_text.lower() == CLEAR_WORD:
+            partials = ()
+            warnings["partials"] = "pending partial targets will be removed"
+        elif partial_text:
+            try:
+                partials = partial_targets(partial_text)
+            except FieldError as error:
+                errors["partials"] = str(error)
+
+        command = ModifyTrade(
+            trade_id=view.id,
+            stop_loss=values.get("stop", UNSET),
+            target=values.get("target", UNSET),
+            trailing=trailing if "trail" not in errors else UNSET,
+            partial_targets=partials,
+        )
+        return _Parsed(command, errors, warnings)
+
+    def _show(self, parsed: _Parsed) -> None:
+        for field_id in self.FIELDS:
+            message = self.query_one(f"#{field_id}-message", Static)
+            if field_id in parsed.errors:
+                message.update(parsed.errors[field_id])
+                message.set_class(True, "-error")
+                message.set_class(False, "-warning")
+            else:
+                message.update(parsed.warnings.get(field_id, ""))
+                message.set_class(False, "-error")
+                message.set_class(field_id in parsed.warnings, "-warning")
+        self.query_one("#form-error", Static).update("")

@@ -1,0 +1,289 @@
+"""New trade: symbol, side, product, strategy, size (or the strategy's sizing), entry, levels.
+
+The preview line is recomputed on every keystroke from the engine's own sizing
+and level rules; the instrument's lot and tick size are looked up off the UI
+loop (the engine may have to ask the broker).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from tmtool.engine import validation
+from tmtool.engine.commands import CreateTrade
+from tmtool.engine.models import (
+    DEFAULT_TICK_SIZE,
+    EXCHANGES,
+    MANUAL_STRATEGY,
+    Instrument,
+    PriceType,
+    Product,
+    Side,
+    Strategy,
+)
+from tmtool.engine.snapshot import StrategyView
+from tmtool.screens.forms import FieldError, optional_price, optional_quantity
+from tmtool.screens.risk_preview import trade_preview
+
+InstrumentLookup = Callable[[str, str], Instrument]
+
+
+def manual_strategy_view() -> StrategyView:
+    """The view of the ``manual`` strategy when the engine has none configured."""
+    return StrategyView(
+        name=MANUAL_STRATEGY,
+        strategy=Strategy(name=MANUAL_STRATEGY),
+        realised_pnl=0.0,
+        unrealised_pnl=0.0,
+        total_pnl=0.0,
+        pnl_series=(),
+        open_positions=0,
+        max_open_positions=None,
+        trades_today=0,
+        portfolio_stop=None,
+        portfolio_target=None,
+        trailing_lock=None,
+        trailing_armed=False,
+        peak_pnl=0.0,
+        daily_loss_used=0.0,
+        daily_loss_limit=None,
+        halted=False,
+        halt_reason="",
+        funds_used=0.0,
+        allocated_funds=0.0,
+    )
+
+
+class NewTradeModal(ModalScreen[CreateTrade | None]):
+    """Build a ``CreateTrade``; dismisses with None when cancelled."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="new_trade_cancel"),
+        Binding("ctrl+s", "submit", "Create", id="new_trade_submit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        strategies: tuple[StrategyView, ...],
+        last_prices: dict[tuple[str, str], float],
+        instrument_lookup: InstrumentLookup | None,
+        default_strategy: str | None = None,
+    ) -> None:
+        super().__init__(classes="form-modal")
+        views = {view.name: view for view in strategies}
+        views.setdefault(MANUAL_STRATEGY, manual_strategy_view())
+        self.strategies = views
+        self.last_prices = last_prices
+        self.instrument_lookup = instrument_lookup
+        self.default_strategy = default_strategy if default_strategy in views else MANUAL_STRATEGY
+        self.instrument: Instrument | None = None
+
+    def compose(self) -> ComposeResult:
+        strategy = self.strategies[self.default_strategy].strategy
+        with Vertical(classes="dialog"):
+            yield Static("New trade", classes="dialog-title")
+            with Grid(classes="form-grid"):
+                yield Label("Symbol")
+                yield Input(placeholder="e.g. SBIN", id="symbol", compact=True)
+                yield Label("Exchange")
+                yield Select(
+                    [(name, name) for name in sorted(EXCHANGES)],
+                    value=strategy.exchange if strategy.exchange in EXCHANGES else "NSE",
+                    allow_blank=False,
+                    id="exchange",
+                    compact=True,
+                )
+                yield Label("Side")
+                yield Select([(side.value, side) for side in Side], value=Side.LONG, allow_blank=False, id="side", compact=True)
+                yield Label("Product")
+                yield Select(
+                    [(product.value, product) for product in Product],
+                    value=strategy.product,
+                    allow_blank=False,
+                    id="product",
+                    compact=True,
+                )
+                yield Label("Strategy")
+                yield Select(
+                    [(name, name) for name in sorted(self.strategies)],
+                    value=self.default_strategy,
+                    allow_blank=False,
+                    id="strategy",
+                    compact=True,
+                )
+                yield Label("Quantity")
+                yield Input(placeholder="blank: strategy sizing", id="quantity", compact=True)
+                yield Label("Entry")
+                yield Select(
+                    [(price_type.value, price_type) for price_type in PriceType],
+                    value=PriceType.MARKET,
+                    allow_blank=False,
+                    id="price_type",
+                    compact=True,
+                )
+                yield Label("Price", id="price-label")
+                yield Input(placeholder="expected price", id="price", compact=True)
+                yield Label("Stop")
+                yield Input(placeholder="blank: strategy default", id="stop", compact=True)
+                yield Label("Target")
+                yield Input(placeholder="blank: strategy default", id="target", compact=True)
+            yield Static("", id="preview", classes="preview", markup=False)
+            yield Static("", id="form-error", classes="form-error", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+                yield Button("Create (ctrl+s)", id="create", variant="success", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#symbol", Input).focus()
+        self._refresh_preview()
+
+    # ------------------------------------------------------------------ events
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "symbol":
+            self._prefill_price()
+            self._look_up_instrument()
+        self._refresh_preview()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "exchange":
+            self._prefill_price()
+            self._look_up_instrument()
+        if event.select.id == "strategy":
+            strategy = self.strategies[str(event.value)].strategy
+            self.query_one("#product", Select).value = strategy.product
+        if event.select.id == "price_type":
+            limit = event.value is PriceType.LIMIT
+            self.query_one("#price-label", Label).update("Limit" if limit else "Price")
+            self.query_one("#price", Input).placeholder = "limit price" if limit else "expected price"
+        self._refresh_preview()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_next()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "create":
+            self.action_submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_submit(self) -> None:
+        try:
+            command = self._command()
+        except FieldError as error:
+            self._show_error(str(error))
+            return
+        self.dismiss(command)
+
+    # ------------------------------------------------------------------ form state
+
+    def _value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value
+
+    def _symbol(self) -> str:
+        return self._value("symbol").strip().upper()
+
+    def _exchange(self) -> str:
+        return str(self.query_one("#exchange", Select).value)
+
+    def _prefill_price(self) -> None:
+        price_input = self.query_one("#price", Input)
+        known = self.last_prices.get((self._exchange(), self._symbol()))
+        if known and not price_input.value.strip():
+            price_input.value = f"{known:.2f}"
+
+    @work(exclusive=True, group="instrument", thread=True)
+    def _look_up_instrument(self) -> None:
+        symbol, exchange = self._symbol(), self._exchange()
+        if not symbol or self.instrument_lookup is None:
+            return
+        try:
+            instrument = self.instrument_lookup(exchange, symbol)
+        except Exception as error:  # the engine says why (unknown symbol, broker down...)
+            self.app.call_from_thread(self._instrument_failed, symbol, exchange, str(error))
+            return
+        self.app.call_from_thread(self._instrument_found, instrument)
+
+    def _instrument_found(self, instrument: Instrument) -> None:
+        if not self.is_attached or instrument.key != (self._exchange(), self._symbol()):
+            return
+        self.instrument = instrument
+        self._refresh_preview()
+
+    def _instrument_failed(self, symbol: str, exchange: str, message: str) -> None:
+        if not self.is_attached or (exchange, symbol) != (self._exchange(), self._symbol()):
+            return
+        self.instrument = None
+        self._show_error(f"{exchange}:{symbol}: {message}")
+
+    def _lot_and_tick(self) -> tuple[int, float]:
+        if self.instrument is not None and self.instrument.key == (self._exchange(), self._symbol()):
+            return self.instrument.lot_size, self.instrument.tick_size
+        return 1, DEFAULT_TICK_SIZE
+
+    def _command(self) -> CreateTrade:
+        symbol = self._symbol()
+        if not symbol:
+            raise FieldError("symbol: required")
+        side = self.query_one("#side", Select).value
+        price_type = self.query_one("#price_type", Select).value
+        price = optional_price(self._value("price"), "price")
+        if price_type is PriceType.LIMIT and price is None:
+            raise FieldError("limit price: required for a LIMIT entry")
+        stop_loss = optional_price(self._value("stop"), "stop")
+        target = optional_price(self._value("target"), "target")
+        command = CreateTrade(
+            strategy=str(self.query_one("#strategy", Select).value),
+            symbol=symbol,
+            exchange=self._exchange(),
+            side=side,
+            product=self.query_one("#product", Select).value,
+            quantity=optional_quantity(self._value("quantity")),
+            price_type=price_type,
+            limit_price=price if price_type is PriceType.LIMIT else None,
+            stop_loss=stop_loss,
+            target=target,
+        )
+        lot_size, _ = self._lot_and_tick()
+        expected = price if price_type is PriceType.MARKET else None
+        denial = validation.validate_create_trade(command, current_price=expected, lot_size=lot_size)
+        if denial is not None:
+            raise FieldError(f"{denial.code}: {denial.message}")
+        return command
+
+    def _refresh_preview(self) -> None:
+        preview = self.query_one("#preview", Static)
+        try:
+            price = optional_price(self._value("price"), "price")
+            quantity = optional_quantity(self._value("quantity"))
+            stop_loss = optional_price(self._value("stop"), "stop")
+            target = optional_price(self._value("target"), "target")
+        except FieldError as error:
+            self._show_error(str(error))
+            return
+        self._show_error("")
+        if price is None:
+            preview.update("Preview: enter a price to see the size, money at risk and reward.")
+            return
+        lot_size, tick_size = self._lot_and_tick()
+        view = self.strategies[str(self.query_one("#strategy", Select).value)]
+        result = trade_preview(
+            view, self.query_one("#side", Select).value, price, stop_loss, target, quantity, lot_size, tick_size
+        )
+        preview.set_class(result.denial is not None, "-denied")
+        preview.update(f"Preview: {result.describe(tick_size)}")
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(message)

@@ -1,0 +1,103 @@
+"""The one-line status bar: feed, broker, database, market clock, engine, simulator badge."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from tmtool.engine.models import FeedState
+from tmtool.engine.snapshot import EngineSnapshot
+from tmtool.screens.formatting import Palette, format_age, format_clock, format_money
+
+SIMULATOR_BADGE = " SIMULATOR: no real orders "
+SIMULATOR_BADGE_NARROW = " SIMULATOR "
+NARROW_WIDTH = 100
+
+# Engine phases the app reports before and after the engine runs.
+PHASE_STARTING = "starting…"
+PHASE_RUNNING = "running"
+PHASE_STOPPED = "stopped"
+
+
+def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette: Palette) -> Text:
+    """The status text for ``snapshot`` seen at ``now`` (injected clock, epoch seconds)."""
+    separator = (" │ ", palette.muted)
+    if snapshot is None or phase == PHASE_STARTING:
+        return Text.assemble(("ENGINE ", "bold"), (PHASE_STARTING.upper(), palette.warning), separator, format_clock(now))
+    system = snapshot.system
+    feed_style = {
+        FeedState.LIVE: palette.gain,
+        FeedState.POLLING: palette.warning,
+        FeedState.RECONNECTING: palette.warning,
+        FeedState.DOWN: f"bold {palette.loss}",
+    }[system.feed_state]
+    age = None
+    if system.last_tick_age is not None:
+        age = system.last_tick_age + max(0.0, now - snapshot.ts)
+    broker_style = palette.gain if system.broker_state == "OK" else f"bold {palette.loss}"
+    if system.db_state == "OK":
+        database = Text("OK", style=palette.gain)
+    else:
+        database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
+    engine_running = system.engine_running and phase == PHASE_RUNNING
+    line = Text.assemble(
+        ("FEED ", "bold"),
+        (system.feed_state.value, feed_style),
+        f" {format_age(age)}",
+        separator,
+        ("BROKER ", "bold"),
+        (system.broker_state.replace("_", "-"), broker_style),
+        separator,
+        ("DB ", "bold"),
+        database,
+        separator,
+        ("ENGINE ", "bold"),
+        ("OK" if engine_running else phase.upper(), palette.gain if engine_running else palette.loss),
+        separator,
+        format_clock(now),
+        separator,
+        ("P&L ", "bold"),
+        (format_money(snapshot.account_pnl, signed=True), _sign_style(snapshot.account_pnl, palette)),
+    )
+    if system.server_mode and system.server_mode != "live":
+        line.append_text(Text.assemble(separator, (system.server_mode.upper(), palette.warning)))
+    return line
+
+
+def _sign_style(value: float, palette: Palette) -> str:
+    if value > 0.005:
+        return palette.gain
+    if value < -0.005:
+        return palette.loss
+    return ""
+
+
+class StatusBar(Horizontal):
+    """Status text on the left, the simulator badge on the right."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._last_text: Text | None = None
+        self._badge_label = SIMULATOR_BADGE
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status-text", markup=False)
+        yield Static(SIMULATOR_BADGE, id="simulator-badge", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#simulator-badge").display = False
+
+    def show(self, text: Text, simulated: bool) -> None:
+        """Repaint only when the text or the badge changed."""
+        badge = self.query_one("#simulator-badge", Static)
+        if badge.display != simulated:
+            badge.display = simulated
+        label = SIMULATOR_BADGE_NARROW if self.size.width < NARROW_WIDTH else SIMULATOR_BADGE
+        if simulated and label != self._badge_label:
+            self._badge_label = label
+            badge.update(label)
+        if self._last_text is None or text != self._last_text:
+            self._last_text = text
+            self.query_one("#status-text", Static).update(text)
