@@ -33,6 +33,10 @@ def _monitor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-port", type=int, metavar="PORT", help="serve the control API on this loopback port")
     parser.add_argument("--api-key", metavar="KEY", help="control API key (prefer TMTOOL_API_KEY in the environment)")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--adopt-positions", action="store_true",
+        help="at start-up, manage every open position no trade covers yet (strategy 'manual')",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +108,7 @@ def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) ->
             api_port=args.api_port,
             api_key=args.api_key,
         )
+        runtime.adopt_on_start = args.adopt_positions
     except RuntimeError_ as exc:
         print(f"tmtool: {exc}", file=sys.stderr)
         return 2

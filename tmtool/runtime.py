@@ -214,6 +214,11 @@ class DemoDriver:
 # --------------------------------------------------------------------------- runtime
 
 
+def _log_adoption(future: Future) -> None:
+    result = future.result()
+    log.info("event=adopt_positions result=%r", getattr(result, "message", result))
+
+
 class Runtime:
     """The whole stack.  ``start``/``stop`` bring it up and down; the EngineHandle calls delegate."""
 
@@ -242,6 +247,7 @@ class Runtime:
         self.dispatcher = dispatcher
         self.demo_trades_on_start = demo_trades
         self.demo_seed = 7
+        self.adopt_on_start = False
         self._demo_driver: DemoDriver | None = None
         self._started = False
         self._stopped = False
@@ -261,6 +267,8 @@ class Runtime:
         if self.api is not None:
             self.api.start()
         self._started = True
+        if self.adopt_on_start:
+            self.engine.adopt_positions().add_done_callback(_log_adoption)
         if self.demo_trades_on_start:
             self.place_demo_trades()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.util import wait_for
+from tmtool.engine.openalgo import OpenAlgoClient
 from tmtool.sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,13 +149,17 @@ def test_run_against_openalgo_and_second_instance_is_refused(tmp_path: Path, sim
     config = _config_for(simulator, tmp_path)
     db = tmp_path / "live.db"
     env = _env(tmp_path, OPENALGO_API_KEY="cli-test-key-123")
+    with OpenAlgoClient(simulator.rest_url, "cli-test-key-123") as outside:  # a position opened outside tmtool
+        outside.place_order(strategy="x", symbol="SBIN", exchange="NSE", action="SELL", quantity=10, product="MIS")
+    wait_for(lambda: simulator.positions().get(("SBIN", "NSE", "MIS")) == -10, what="the outside position")
     first = subprocess.Popen(
-        _tmtool("--config", str(config), "run", "--no-ui", "--db", str(db)),
+        _tmtool("--config", str(config), "run", "--no-ui", "--adopt-positions", "--db", str(db)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
     )
     stderr = _Reader(first.stderr)
     try:
         wait_for(lambda: stderr.has("tmtool started"), timeout=40, what="the first instance to start")
+        wait_for(lambda: stderr.has("adopted 1 position(s)"), timeout=20, what="the outside position adopted")
         second = subprocess.run(
             _tmtool("--config", str(config), "run", "--no-ui", "--db", str(db)),
             capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
@@ -167,6 +172,9 @@ def test_run_against_openalgo_and_second_instance_is_refused(tmp_path: Path, sim
         if first.poll() is None:
             first.kill()
     assert first.returncode == 0, stderr.join()[-3000:]
+    with sqlite3.connect(db) as conn:
+        adopted = conn.execute("select strategy, side, quantity, status from trade").fetchall()
+    assert adopted == [("manual", "SHORT", 10, "ACTIVE")], "the adopted trade survives the restart-safe shutdown"
     log = (tmp_path / "tmtool.log").read_text()
     assert "cli-test-key-123" not in log and "cli-test-key-123" not in stderr.join(), "the API key never reaches a log"
     assert os.stat(tmp_path / "tmtool.log").st_mode & 0o077 == 0

@@ -175,8 +175,13 @@ END_DATE = Field("end_date", DATE, "last day (Asia/Kolkata), YYYY-MM-DD, inclusi
 
 def _wait(ctx: VerbContext, command: object) -> Accepted:
     """Submit a command to the engine's inbox and wait for its answer."""
+    return _await(ctx, lambda: ctx.engine.submit(command))
+
+
+def _await(ctx: VerbContext, send: Callable[[], Future]) -> Accepted:
+    """Hand something to the engine (``send`` returns its Future) and wait for the answer."""
     try:
-        future: Future = ctx.engine.submit(command)
+        future: Future = send()
     except RuntimeError as exc:  # the engine has stopped taking commands
         raise ApiError(503, f"the engine is not accepting commands: {exc}") from None
     try:
@@ -402,6 +407,14 @@ def resume_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     return _accepted_data(_wait(ctx, ResumeTrade(body["trade_id"])))
 
 
+def adopt_positions(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    adopt = getattr(ctx.engine, "adopt_positions", None)
+    if adopt is None:
+        raise ApiError(501, "this engine cannot adopt positions")
+    result = _await(ctx, adopt)
+    return {"message": result.message, "trade_ids": list(result.trade_ids)}
+
+
 def acknowledge_alerts(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     ids, everything = body.get("ids"), body.get("all", False)
     if (ids is None) == (not everything):
@@ -547,6 +560,13 @@ VERBS: dict[str, Verb] = {
             "Exit every open trade, or every open trade of one strategy (reason PANIC)",
             (STRATEGY,),
             exit_all,
+            statuses=_COMMAND_STATUSES,
+        ),
+        Verb(
+            "adoptpositions",
+            "Manage every open positionbook position that no trade covers yet (strategy 'manual')",
+            (),
+            adopt_positions,
             statuses=_COMMAND_STATUSES,
         ),
         Verb("pausetrade", "Stop acting on a trade's levels", (TRADE_ID,), pause_trade, statuses=_COMMAND_STATUSES),
