@@ -52,6 +52,7 @@ class _Reader:
         return any(text in line for line in self.lines)
 
     def join(self) -> str:
+        """Everything read, once the stream has ended (the process exited)."""
         self._thread.join(timeout=10)
         return "".join(self.lines)
 
@@ -90,11 +91,12 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path):
         env=_env(tmp_path),
         cwd=tmp_path,
     )
-    stderr = _Reader(proc.stderr)
+    stderr, stdout_reader = _Reader(proc.stderr), _Reader(proc.stdout)
     try:
         wait_for(lambda: stderr.has("active (stop"), timeout=40, what="a demo trade to become active")
         proc.send_signal(signal.SIGTERM)
-        stdout, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        stdout = stdout_reader.join()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -156,7 +158,7 @@ def test_run_against_openalgo_and_second_instance_is_refused(tmp_path: Path, sim
         _tmtool("--config", str(config), "run", "--no-ui", "--adopt-positions", "--db", str(db)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
     )
-    stderr = _Reader(first.stderr)
+    stderr, _stdout = _Reader(first.stderr), _Reader(first.stdout)
     try:
         wait_for(lambda: stderr.has("tmtool started"), timeout=40, what="the first instance to start")
         wait_for(lambda: stderr.has("adopted 1 position(s)"), timeout=20, what="the outside position adopted")
@@ -167,7 +169,7 @@ def test_run_against_openalgo_and_second_instance_is_refused(tmp_path: Path, sim
         assert second.returncode == 2
         assert str(first.pid) in second.stderr, second.stderr
         first.send_signal(signal.SIGINT)
-        first.communicate(timeout=30)
+        first.wait(timeout=30)
     finally:
         if first.poll() is None:
             first.kill()
