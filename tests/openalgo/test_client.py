@@ -125,6 +125,111 @@ def test_semi_auto_orders_are_queued_without_an_order_id(sim, client):
     assert sim.orders() == []
 
 
+# ------------------------------------------------------------------ modify and cancel
+
+
+def _modify(client: OpenAlgoClient, order_id: str, **changes) -> OrderAck:
+    """modifyorder with every field: a LIMIT BUY 2 INFY at 1400 unless ``changes`` say otherwise."""
+    order = dict(order_id=order_id, strategy="s1", symbol="INFY", exchange="NSE", action="BUY", product="MIS",
+                 price_type="LIMIT", price=1400.0, quantity=2)
+    order.update(changes)
+    return client.modify_order(**order)
+
+
+def test_modify_sends_the_whole_order_and_can_make_it_marketable(sim, client):
+    sim.set_price("NSE", "INFY", 1500.0, publish=False)
+    ack = buy(client, "INFY", 2, price_type="LIMIT", price=1400.0)
+    modified = _modify(client, ack.order_id, price=1450.0, quantity=3)
+    assert (modified.order_id, modified.mode) == (ack.order_id, "live")
+    row = sim.orders()[-1]
+    assert (row["price"], row["quantity"], row["status"]) == (1450.0, 3, "open")
+
+    _modify(client, ack.order_id, price_type="MARKET", price=0.0, quantity=3)
+    info = client.order_status(ack.order_id, "s1")
+    assert (info.status, info.price_type, info.average_price) == ("complete", "MARKET", pytest.approx(1500.0))
+    assert sim.positions()[("INFY", "NSE", "MIS")] == 3
+
+
+def test_cancel_then_status_confirms_it(sim, client):
+    sim.set_price("NSE", "INFY", 1500.0, publish=False)
+    ack = buy(client, "INFY", 1, price_type="LIMIT", price=1400.0)
+    assert client.cancel_order(ack.order_id, "s1").order_id == ack.order_id
+    assert client.order_status(ack.order_id, "s1").status == "cancelled"
+    with pytest.raises(BrokerError) as caught:  # a final order cannot be cancelled again
+        client.cancel_order(ack.order_id, "s1")
+    assert (caught.value.kind, caught.value.status_code) == ("validation", 400)
+    assert "cancelled" in caught.value.message
+
+
+def test_modify_and_cancel_of_unknown_or_final_orders(sim, client):
+    with pytest.raises(BrokerError) as caught:
+        client.cancel_order("999999999", "s1")
+    assert caught.value.kind == "not_found"
+    filled = buy(client, "INFY", 1)
+    with pytest.raises(BrokerError) as caught:
+        _modify(client, filled.order_id, quantity=1)
+    assert caught.value.kind == "validation" and "complete" in caught.value.message
+
+
+def test_semi_auto_refuses_modify_and_cancel_without_looking_like_an_expired_session(sim, client):
+    sim.set_price("NSE", "INFY", 1500.0, publish=False)
+    ack = buy(client, "INFY", 1, price_type="LIMIT", price=1400.0)
+    sim.semi_auto = True
+    for call in (lambda: _modify(client, ack.order_id, price=1450.0, quantity=1), lambda: client.cancel_order(ack.order_id, "s1")):
+        with pytest.raises(BrokerError) as caught:
+            call()
+        assert (caught.value.kind, caught.value.status_code) == ("semi_auto", 403)
+        assert "Semi-Auto" in caught.value.message and not caught.value.ambiguous
+    assert sim.orders()[-1]["status"] == "open" and sim.orders()[-1]["price"] == 1400.0
+    sim.semi_auto = False
+    sim.session_expired = True
+    with pytest.raises(BrokerError) as caught:
+        client.cancel_order(ack.order_id, "s1")
+    assert caught.value.kind == "auth"
+
+
+def test_modify_and_cancel_are_never_retried(sim, client):
+    sim.set_price("NSE", "INFY", 1500.0, publish=False)
+    ack = buy(client, "INFY", 1, price_type="LIMIT", price=1400.0)
+    sim.faults.rest_fail(500, count=1, endpoints=["modifyorder", "cancelorder"])
+    with pytest.raises(BrokerError) as caught:
+        _modify(client, ack.order_id, price=1450.0, quantity=1)
+    assert caught.value.kind == "server" and caught.value.ambiguous
+    assert sim.orders()[-1]["price"] == 1400.0  # the one attempt used the fault up; nothing was retried
+    sim.faults.rest_fail(429, count=1, endpoints="cancelorder")
+    with pytest.raises(BrokerError) as caught:
+        client.cancel_order(ack.order_id, "s1")
+    assert caught.value.kind == "rate_limited"
+    assert sim.orders()[-1]["status"] == "open"
+    assert client.cancel_order(ack.order_id, "s1").order_id == ack.order_id
+
+
+def test_bad_modify_input_is_refused_before_sending(sim, client):
+    sim.set_price("NSE", "INFY", 1500.0, publish=False)
+    ack = buy(client, "INFY", 1, price_type="LIMIT", price=1400.0)
+    for bad in (dict(quantity=0), dict(price=float("inf")), dict(price=-1.0), dict(disclosed_quantity=-1),
+                dict(price_type="STOP")):
+        with pytest.raises(BrokerError) as caught:
+            _modify(client, ack.order_id, **bad)
+        assert caught.value.kind == "validation" and caught.value.status_code is None
+    with pytest.raises(BrokerError) as caught:
+        _modify(client, "")
+        assert caught.value.kind == "validation" and caught.value.status_code is None
+    with pytest.raises(BrokerError):
+        client.cancel_order("", "s1")
+    assert sim.orders()[-1]["price"] == 1400.0
+
+
+def test_order_rows_carry_the_strategy_tag_only_where_the_server_reports_it(sim, client):
+    live = buy(client, "SBIN", 1)
+    assert {o.order_id: o.strategy for o in client.order_book()} == {live.order_id: ""}
+    sim.analyzer_mode = True
+    sandbox = client.place_order(strategy="other", symbol="SBIN", exchange="NSE", action="SELL", quantity=1, product="MIS")
+    tags = {o.order_id: o.strategy for o in client.order_book()}
+    assert tags[sandbox.order_id] == "other"
+    assert client.order_status(sandbox.order_id, "other").strategy == "other"
+
+
 # ------------------------------------------------------------------ smart orders
 
 

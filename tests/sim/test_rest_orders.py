@@ -248,6 +248,25 @@ def test_orderbook_and_tradebook_rows(sim: Simulator, rest: Rest) -> None:
     }]
 
 
+def test_sandbox_orderbook_rows_carry_fills_and_the_strategy_tag(sim: Simulator, rest: Rest) -> None:
+    sim.set_price("NSE", "YESBANK", 20.0)
+    live = rest.order_id(symbol="YESBANK", quantity=5, strategy="alpha")
+    sim.analyzer_mode = True
+    sandbox = rest.order_id(symbol="YESBANK", quantity=7, strategy="beta")
+    resting = rest.order_id(symbol="YESBANK", quantity=1, pricetype="LIMIT", price=16.5, strategy="gamma")
+    status, body = rest("orderbook")
+    assert status == 200 and body["mode"] == "analyze"
+    rows = {row["orderid"]: row for row in body["data"]["orders"]}
+    assert {k: rows[k]["strategy"] for k in (live, sandbox, resting)} == {live: "alpha", sandbox: "beta", resting: "gamma"}
+    assert (rows[sandbox]["filled_quantity"], rows[sandbox]["pending_quantity"], rows[sandbox]["average_price"]) == (7, 0, 20.0)
+    assert (rows[resting]["filled_quantity"], rows[resting]["pending_quantity"]) == (0, 1)
+    assert rows[resting]["rejection_reason"] == ""
+    assert SANDBOX_TIMESTAMP.match(rows[resting]["timestamp"])
+    sim.analyzer_mode = False
+    live_rows = rest("orderbook")[1]["data"]["orders"]
+    assert not any("strategy" in row or "filled_quantity" in row for row in live_rows)
+
+
 def test_semi_auto_queues_orders_and_blocks_changes(sim: Simulator, rest: Rest) -> None:
     sim.semi_auto = True
     status, body = rest.order(quantity=3)

@@ -21,6 +21,23 @@ Exits follow one protocol (see ``executor`` for why never ``placesmartorder``):
    the row UNKNOWN and the order is looked up — a new order goes out only when
    the first is provably absent and the position is still there.
 
+A strategy can send exits as marketable LIMIT orders (``ExitOrderSettings``):
+an unfilled one is re-priced in place with ``modifyorder`` (the same order, so
+never two live exit orders for one trade's quantity) every
+``reprice_after_seconds``, at most ``max_reprices`` times, and then modified to
+MARKET.  An exit asked for while the entry has not filled cancels the entry
+order first; only once the broker confirms that order final (cancelled, or
+filled after all) does whatever filled go out as one exit.
+
+Lockout and ``adopt_fills`` attribute a fill that tmtool did not send to a
+strategy by the strategy tag of its order, joining the tradebook to the order
+book by order id.  Only OpenAlgo's analyzer (sandbox) order book reports that
+tag; a live server's does not, so against a live server a halted strategy's
+new positions opened outside tmtool cannot be told apart from anyone else's
+and are not closed (and no fill is adopted).  The engine says so once, with a
+WARNING alert, when a strategy with a daily loss limit (or ``adopt_fills``)
+runs against a server whose order book carries no tags.
+
 Timers for broker I/O (polls, retries, probes, reconciliation) run on real
 monotonic time; trading-calendar events (square-off, day roll, trading hours)
 and every decision use the injected clock.
@@ -181,7 +198,7 @@ class _Book:
 class _StrategyRuntime:
     """A strategy, its portfolio state for today and its running unrealised P&L."""
 
-    __slots__ = ("strategy", "state", "unrealised", "gate_lo", "gate_hi", "trades", "pnl_series", "deleting")
+    __slots__ = ("strategy", "state", "unrealised", "gate_lo", "gate_hi", "trades", "pnl_series", "deleting", "extremes_unsaved")
 
     def __init__(self, strategy: Strategy, state: PortfolioState) -> None:
         self.strategy = strategy
@@ -192,6 +209,7 @@ class _StrategyRuntime:
         self.trades: dict[int, Trade] = {}  # open trades
         self.pnl_series: deque[float] = deque(maxlen=240)
         self.deleting = False
+        self.extremes_unsaved = False  # peak/trough moved outside an evaluation and are not persisted yet
 
 
 class _KeyState:
@@ -215,7 +233,10 @@ class _KeyState:
 class _LiveOrder:
     """The engine's working copy of a ledger row that is not final."""
 
-    __slots__ = ("record", "strategy", "pos_key", "remaining", "lookups", "reprices", "sent_at", "polling")
+    __slots__ = (
+        "record", "strategy", "pos_key", "remaining", "lookups", "reprices", "reprice_failures", "modifying",
+        "polling", "cancel_wanted", "cancelling", "cancel_attempts",
+    )
 
     def __init__(self, record: OrderRecord, strategy: str, pos_key: PositionKey) -> None:
         self.record = record
@@ -223,9 +244,13 @@ class _LiveOrder:
         self.pos_key = pos_key
         self.remaining = record.quantity - record.filled_quantity
         self.lookups = 0
-        self.reprices = 0
-        self.sent_at = 0.0
+        self.reprices = 0  # modifications of a LIMIT exit that the broker took
+        self.reprice_failures = 0  # modifications refused or lost in a row
+        self.modifying = False  # a modifyorder is in flight
         self.polling = False
+        self.cancel_wanted = False  # an entry order to be cancelled (as soon as it has an order id)
+        self.cancelling = False  # a cancelorder is in flight
+        self.cancel_attempts = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +354,8 @@ class Engine:
         self._db_pending = 0
         self._fills_seen: dict[str, int] | None = None  # tradebook order id -> quantity seen (None: no baseline)
         self._tradebook_busy = False
+        self._order_tags: bool | None = None  # the server's order book reports strategy tags (None: not known yet)
+        self._untagged_warned = False
 
         self._version = 0
         self._dirty = True
@@ -357,8 +384,9 @@ class Engine:
         self._next_trade_id = max(1, loaded.next_trade_id)
         self._load_strategies(loaded.strategies, loaded.portfolios, now)
         for trade in loaded.open_trades:
-            self._add_trade(trade)
+            self._add_trade(trade, rebuild=False)
             self._known_ids_of(trade)
+        self._rebuild_all_books()
         for trade in self._recently_closed(now):
             self._known_ids_of(trade)
         self._executor = Executor(
@@ -449,6 +477,29 @@ class Engine:
         else:
             self._inbox.put(_Call(call))
         return future
+
+    def report_external_alert(
+        self, text: str, priority: AlertPriority, key: str = "", category: AlertCategory = AlertCategory.SYSTEM
+    ) -> None:
+        """Raise an alert on behalf of another part (e.g. a failing alert channel); safe from any thread.
+
+        Only enqueues: the engine thread raises, folds (by ``key``), persists and
+        publishes it like any of its own alerts.  Bad arguments raise
+        ``TypeError``/``ValueError`` and nothing is queued.  After ``stop()`` the
+        alert can no longer be raised and is only logged.
+        """
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"alert text must be a non-empty string, got {text!r}")
+        if not isinstance(priority, AlertPriority):
+            raise TypeError(f"priority must be an AlertPriority, got {priority!r}")
+        if not isinstance(category, AlertCategory):
+            raise TypeError(f"category must be an AlertCategory, got {category!r}")
+        if not isinstance(key, str):
+            raise TypeError(f"key must be a string, got {key!r}")
+        if self._stopping:
+            log.warning("alert after the engine stopped (not raised): %s", text)
+            return
+        self._inbox.put(_Call(self._alert, (category, priority, text.strip(), key)))
 
     def snapshot(self) -> EngineSnapshot:
         return self._snapshot
@@ -693,6 +744,7 @@ class Engine:
             record = live.record
             if record.order_id:
                 self._poll_order(live.record.key, 0.0)
+                self._order_working(live)
             elif record.state is OrderState.AWAITING_APPROVAL:
                 self._schedule(self._settings.order_status_poll, self._look_for_approved, record.key)
             else:
@@ -718,7 +770,8 @@ class Engine:
 
     # ================================================================== trades and books
 
-    def _add_trade(self, trade: Trade) -> None:
+    def _add_trade(self, trade: Trade, rebuild: bool = True) -> None:
+        """Watch ``trade``; ``rebuild=False`` leaves its book for one ``_rebuild_all_books`` after a bulk load."""
         self._trades[trade.id] = trade
         runtime = self._runtime(trade.strategy)
         runtime.trades[trade.id] = trade
@@ -732,7 +785,8 @@ class Engine:
                 self._feed.subscribe(*book.key)
         book.trades.append(trade)
         self._keys.setdefault(position_key(trade), _KeyState())
-        self._rebuild_book(book)
+        if rebuild:
+            self._rebuild_book(book)
 
     def _remove_trade(self, trade: Trade) -> None:
         self._trades.pop(trade.id, None)
@@ -772,7 +826,7 @@ class Engine:
             self._update_gates(runtime)
         return runtime
 
-    def _rebuild_book(self, book: _Book) -> None:
+    def _rebuild_book(self, book: _Book, recompute_strategies: bool = True) -> None:
         """Recompute a symbol's exposure per strategy and its quiet band after any trade change."""
         per_strategy: dict[str, int] = {}
         for trade in book.trades:
@@ -781,8 +835,18 @@ class Engine:
         book.exposure = tuple((self._runtime(name), qty) for name, qty in per_strategy.items())
         book.net_qty = sum(per_strategy.values())
         self._refresh_band(book)
-        self._recompute_book_strategies(book)
+        if recompute_strategies:
+            self._recompute_book_strategies(book)
         self._dirty = True
+
+    def _rebuild_all_books(self) -> None:
+        """Every book, then every strategy's unrealised P&L once: linear in the open trades, where
+        rebuilding after each loaded trade was quadratic (7 s for 10,000 trades at start-up,
+        ``python -m benchmarks.bench_startup``)."""
+        for book in self._books.values():
+            self._rebuild_book(book, recompute_strategies=False)
+        for runtime in self._strategies.values():
+            self._recompute_unrealised(runtime)
 
     def _refresh_band(self, book: _Book) -> None:
         lo, hi = -_INF, _INF
@@ -945,7 +1009,10 @@ class Engine:
         status = trade.status
         if status is TradeStatus.PENDING_ENTRY:
             self._exit_on_fill[trade.id] = reason
-            return "the entry is pending: the trade exits as soon as it fills"
+            if not self._cancel_entries(trade):
+                self._cancel_entry(trade, f"exit requested ({reason.value}) before the entry was sent")
+                return "entry cancelled"
+            return "cancelling the unfilled entry: whatever filled exits once the broker confirms the cancel"
         if status is TradeStatus.EXITING:
             if reason in _ESCALATING and not self._trade_orders.get(trade.id):
                 self._exit_pending.pop(trade.id, None)
@@ -973,6 +1040,8 @@ class Engine:
             self._refresh_band(book)
         self._exit_attempts[trade.id] = 0
         self._drive_exit(trade)
+        if self._cancel_entries(trade):  # the unfilled rest of the entry must not re-open what exits
+            return "exit sent; cancelling the unfilled rest of the entry"
         return "exit sent"
 
     def _live_exit_quantity(self, trade: Trade) -> int:
@@ -1109,10 +1178,7 @@ class Engine:
         settings = self._runtime(trade.strategy).strategy.exit_order
         price_type, price = PriceType.MARKET, 0.0
         if settings.price_type is PriceType.LIMIT:
-            ltp = self._price_of(trade)
-            offset = ltp * settings.protection_percent / 100.0
-            raw = ltp - offset if trade.side is Side.LONG else ltp + offset
-            price_type, price = PriceType.LIMIT, round_to_tick(max(raw, trade.tick_size), trade.tick_size)
+            price_type, price = PriceType.LIMIT, self._marketable_exit_price(trade, settings.protection_percent)
         for piece in split_quantity(quantity, freeze, trade.lot_size):
             record = OrderRecord(
                 key=f"x-{trade.id}-{uuid.uuid4().hex[:10]}",
@@ -1162,8 +1228,6 @@ class Engine:
             price_type=record.price_type.value,
             price=record.price,
         )
-        live = self._live[record.key]
-        live.sent_at = time.monotonic()
         assert self._executor is not None
         self._executor.send_order(record, request, self._settings.durable_timeout)
 
@@ -1364,6 +1428,7 @@ class Engine:
                 self._apply_progress(live, early.status, early.filled_quantity, early.average_price, early.rejection_reason)
             if live.record.key in self._live:
                 self._poll_order(live.record.key, self._poll_interval())
+                self._order_working(live)
             return
         assert error is not None
         if error.kind == "auth":
@@ -1439,7 +1504,6 @@ class Engine:
             self._apply_progress(live, info.status, info.filled_quantity, info.average_price, info.rejection_reason, info.quantity)
         if result.context in self._live:
             self._poll_order(result.context, self._poll_interval())
-            self._maybe_reprice(live)
 
     def _on_order_update(self, update: OrderUpdate) -> None:
         key = self._by_order_id.get(update.order_id)
@@ -1600,6 +1664,7 @@ class Engine:
             self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
             if record.key in self._live:
                 self._poll_order(record.key, self._poll_interval())
+                self._order_working(live)
             return
         live.lookups += 1
         if live.lookups < self._settings.ambiguous_lookups:
@@ -1663,43 +1728,60 @@ class Engine:
                 self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
                 if live.record.key in self._live:
                     self._poll_order(live.record.key, self._poll_interval())
+                    self._order_working(live)
                 return
         self._schedule(max(self._settings.order_status_poll, 1.0), self._look_for_approved, result.context)
 
-    # ---------------------------------------------------------------- LIMIT exits
+    # ---------------------------------------------------------------- working orders: re-pricing and cancelling
 
-    def _maybe_reprice(self, live: _LiveOrder) -> None:
-        """Re-price an unfilled marketable LIMIT exit (modifyorder), then fall back to MARKET."""
-        record = live.record
-        if record.purpose is not OrderPurpose.EXIT or record.price_type is not PriceType.LIMIT or not record.order_id:
+    def _order_working(self, live: _LiveOrder) -> None:
+        """An order of ours has its broker id and is not final: cancel it if that is wanted, or
+        start the re-pricing clock of a LIMIT exit."""
+        if live.cancel_wanted:
+            self._send_cancel(live)
+        elif live.record.purpose is OrderPurpose.EXIT and live.record.price_type is PriceType.LIMIT:
+            trade = self._trades.get(live.record.trade_id)
+            if trade is not None:
+                settings = self._runtime(trade.strategy).strategy.exit_order
+                self._schedule(settings.reprice_after_seconds, self._reprice_due, live.record.key)
+
+    def _marketable_exit_price(self, trade: Trade, protection_percent: float) -> float:
+        """A LIMIT exit price ``protection_percent`` through the last price (at least one tick)."""
+        ltp = self._price_of(trade)
+        offset = ltp * protection_percent / 100.0
+        raw = ltp - offset if trade.side is Side.LONG else ltp + offset
+        return round_to_tick(max(raw, trade.tick_size), trade.tick_size)
+
+    def _reprice_due(self, key: str) -> None:
+        """A LIMIT exit is still unfilled after ``reprice_after_seconds``: modify it in place,
+        marketable at the last price, or to MARKET once ``max_reprices`` are spent.
+
+        The order is changed, never replaced, so the trade never has two live exit
+        orders for one quantity; the modification carries the order's whole quantity
+        (brokers take the new total, the filled part included)."""
+        live = self._live.get(key)
+        if live is None or live.modifying or not live.record.order_id:
             return
-        trade = self._trades.get(record.trade_id)
-        if trade is None:
+        if live.record.purpose is not OrderPurpose.EXIT or live.record.price_type is not PriceType.LIMIT:
+            return
+        trade = self._trades.get(live.record.trade_id)
+        if trade is None or live.remaining <= 0:
             return
         settings = self._runtime(trade.strategy).strategy.exit_order
-        if time.monotonic() - live.sent_at < settings.reprice_after_seconds * (live.reprices + 1):
-            return
-        modify = getattr(self._broker, "modify_order", None)
-        if modify is None:
-            self._alert(
-                AlertCategory.TRADE,
-                AlertPriority.WARNING,
-                f"#{trade.id}: LIMIT exit {record.order_id} unfilled and the broker client cannot modify orders",
-                key=f"reprice-{record.key}",
-                trade=trade,
-            )
-            return
-        live.reprices += 1
-        market = live.reprices > settings.max_reprices
-        ltp = self._price_of(trade)
-        offset = ltp * settings.protection_percent / 100.0
-        price = 0.0 if market else round_to_tick(ltp - offset if trade.side is Side.LONG else ltp + offset, trade.tick_size)
-        price_type = PriceType.MARKET if market else PriceType.LIMIT
-        self._set_order(live, price_type=price_type, price=price, message=f"re-priced ({live.reprices})")
-        self._job(
+        record = live.record
+        if live.reprices >= settings.max_reprices:
+            price_type, price = PriceType.MARKET, 0.0
+        else:
+            price_type, price = PriceType.LIMIT, self._marketable_exit_price(trade, settings.protection_percent)
+        live.modifying = True
+        old = f"{record.price_type.value} {record.price:.2f}"
+        new = "MARKET" if price_type is PriceType.MARKET else f"LIMIT {price:.2f}"
+        self._event(trade, "ORDER", "exit_price", old, new, "re-pricing the unfilled LIMIT exit", self._price_of(trade))
+        assert self._executor is not None
+        self._executor.run_order_call(
             "modify_order",
-            record.key,
-            modify,
+            (key, price_type, price),
+            self._broker.modify_order,
             order_id=record.order_id,
             strategy=trade.strategy,
             symbol=trade.symbol,
@@ -1708,8 +1790,120 @@ class Engine:
             product=trade.product.value,
             price_type=price_type.value,
             price=price,
-            quantity=live.remaining,
+            quantity=record.quantity,
         )
+
+    def _on_modify_order(self, result: JobResult) -> None:
+        key, price_type, price = result.context
+        live = self._live.get(key)
+        if live is None:
+            return  # final meanwhile (filled, most likely)
+        live.modifying = False
+        trade = self._trades.get(live.record.trade_id)
+        if trade is None:
+            return
+        settings = self._runtime(trade.strategy).strategy.exit_order
+        error = result.error
+        if error is None:
+            live.reprices += 1
+            live.reprice_failures = 0
+            self._set_order(live, price_type=price_type, price=price, message=f"re-priced ({live.reprices})")
+            if price_type is PriceType.LIMIT:
+                self._schedule(settings.reprice_after_seconds, self._reprice_due, key)
+            return
+        # Refused (often: the order filled or ended meanwhile; or semi-auto mode) or lost: the
+        # status tells which; try again later (semi-auto mode may be switched off meanwhile).
+        live.reprice_failures += 1
+        self._set_order(live, message=f"re-price failed: {error.message}")
+        if error.kind == "semi_auto" and live.reprice_failures == 1:
+            self._alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: LIMIT exit {live.record.order_id} is unfilled and semi-auto mode refuses "
+                "to re-price it: change it in OpenAlgo or switch to auto mode",
+                key=f"reprice-{live.record.key}",
+                trade=trade,
+            )
+        elif live.reprice_failures == 3:
+            self._alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: LIMIT exit {live.record.order_id} is unfilled and could not be re-priced "
+                f"({error.kind}: {error.message}); still trying",
+                key=f"reprice-{live.record.key}",
+                trade=trade,
+            )
+        self._poll_order(key, 0.0)
+        self._schedule(settings.reprice_after_seconds, self._reprice_due, key)
+
+    def _live_entries(self, trade: Trade) -> list[_LiveOrder]:
+        entries = []
+        for key in self._trade_orders.get(trade.id, ()):
+            live = self._live.get(key)
+            if live is not None and live.record.purpose is OrderPurpose.ENTRY:
+                entries.append(live)
+        return entries
+
+    def _cancel_entries(self, trade: Trade) -> int:
+        """Cancel the trade's live entry orders (those without a broker id as soon as they get
+        one); returns how many there are.  The cancel is confirmed by the order's status."""
+        entries = self._live_entries(trade)
+        for live in entries:
+            if live.cancel_wanted:
+                continue
+            live.cancel_wanted = True
+            if live.record.order_id:
+                self._send_cancel(live)
+            elif live.record.state is OrderState.AWAITING_APPROVAL:
+                self._alert(
+                    AlertCategory.TRADE,
+                    AlertPriority.WARNING,
+                    f"#{trade.id} {trade.symbol}: the entry waits for approval in OpenAlgo's Action Center and cannot be "
+                    "cancelled from tmtool: reject it there (if it is approved and fills, the trade exits)",
+                    key=f"approval-{live.record.key}",
+                    trade=trade,
+                )
+        return len(entries)
+
+    def _send_cancel(self, live: _LiveOrder) -> None:
+        if live.cancelling or not live.record.order_id or live.record.key not in self._live:
+            return
+        live.cancelling = True
+        live.cancel_attempts += 1
+        self._set_order(live, message="cancel requested")
+        assert self._executor is not None
+        self._executor.run_order_call("cancel_order", live.record.key, self._broker.cancel_order, live.record.order_id, live.strategy)
+
+    def _on_cancel_order(self, result: JobResult) -> None:
+        live = self._live.get(result.context)
+        if live is None:
+            return  # already final: the cancel (or a last fill) was confirmed
+        live.cancelling = False
+        error = result.error
+        if error is None:
+            self._poll_order(live.record.key, 0.0)  # the order's status confirms the cancel
+            return
+        trade = self._trades.get(live.record.trade_id)
+        self._set_order(live, message=f"cancel failed: {error.message}")
+        if error.kind == "semi_auto" or live.cancel_attempts >= self._settings.exit_max_attempts:
+            self._alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{live.record.trade_id}: could not cancel the unfilled entry {live.record.order_id} ({error.message}): "
+                "cancel it in OpenAlgo or the broker; whatever fills is exited",
+                key=f"cancel-{live.record.key}",
+                trade=trade,
+            )
+            self._poll_order(live.record.key, 0.0)
+            return
+        # Refused because the order is final already (the status shows how), or not clearly done: look, then ask again.
+        self._poll_order(live.record.key, 0.0)
+        self._schedule(self._settings.exit_retry_backoff, self._send_cancel_again, live.record.key)
+
+    def _send_cancel_again(self, key: str) -> None:
+        live = self._live.get(key)
+        if live is not None and live.cancel_wanted:
+            self._send_cancel(live)
 
     # ================================================================== entries
 
@@ -2006,23 +2200,34 @@ class Engine:
             f"(stop {_fmt(trade.effective_stop)}, target {_fmt(trade.target)})",
             trade=trade,
         )
-        pending_exit = self._exit_on_fill.pop(trade.id, None)
-        if pending_exit is not None:
-            self._begin_exit(trade, pending_exit)
+        if trade.id in self._exit_on_fill and not self._live_entries(trade):
+            self._begin_exit(trade, self._exit_on_fill.pop(trade.id))
         return note
 
     def _after_entry_final(self, trade: Trade, live: _LiveOrder, state: OrderState) -> None:
-        if state is OrderState.COMPLETE:
-            return
-        if trade.status is TradeStatus.PENDING_ENTRY and trade.entry_quantity == 0:
-            self._cancel_entry(trade, f"entry {state.value.lower()}: {live.record.message or 'no reason given'}")
-        elif state is not OrderState.COMPLETE:
+        if state is not OrderState.COMPLETE:
+            if trade.status is TradeStatus.PENDING_ENTRY and trade.entry_quantity == 0:
+                if live.cancel_wanted and state is OrderState.CANCELLED:
+                    why = "entry cancelled before it filled: exit requested"
+                else:
+                    why = f"entry {state.value.lower()}: {live.record.message or 'no reason given'}"
+                self._cancel_entry(trade, why)
+                return
             self._alert(
                 AlertCategory.TRADE,
                 AlertPriority.INFO,
                 f"#{trade.id} {trade.symbol}: entry ended {state.value.lower()} after filling {trade.entry_quantity}",
                 trade=trade,
             )
+        if self._live_entries(trade):
+            return
+        pending_exit = self._exit_on_fill.get(trade.id)
+        if pending_exit is not None and trade.status is TradeStatus.ACTIVE:
+            # The cancel is confirmed (or the entry filled after all): what filled exits now, in one go.
+            del self._exit_on_fill[trade.id]
+            self._begin_exit(trade, pending_exit)
+        elif trade.status is TradeStatus.EXITING and not self._trade_orders.get(trade.id):
+            self._drive_exit(trade)  # fills that came in while the trade was exiting go out too
 
     def _cancel_entry(self, trade: Trade, why: str) -> None:
         trade.closed_at = self._clock.time()
@@ -2080,25 +2285,60 @@ class Engine:
         self._activate(trade, quantity, price)
         return trade
 
+    @staticmethod
+    def _needs_order_tags(runtime: _StrategyRuntime) -> bool:
+        """A strategy whose lockout (daily loss limit) or fill adoption depends on order tags."""
+        return runtime.strategy.portfolio.daily_loss_limit is not None or runtime.strategy.adopt_fills
+
     def _poll_tradebook(self) -> None:
+        """Read the tradebook, and the order book whose strategy tags say whose each fill is."""
         self._schedule(self._settings.adopt_fills_interval, self._poll_tradebook)
-        watching = any(r.strategy.adopt_fills or r.state.halted for r in self._strategies.values())
-        if not watching and self._fills_seen is not None:
+        strategies = self._strategies.values()
+        watching = any(r.strategy.adopt_fills or r.state.halted for r in strategies)
+        probing = self._order_tags is None and any(self._needs_order_tags(r) for r in strategies)
+        if not watching and not probing and self._fills_seen is not None:
             return
         if self._tradebook_busy or self._broker_state == "SESSION_EXPIRED":
             return
         self._tradebook_busy = True
-        self._job("tradebook", None, self._broker.trade_book)
+        broker = self._broker
+
+        def read() -> tuple[list[Fill], list[OrderInfo]]:
+            return broker.trade_book(), broker.order_book()
+
+        self._job("tradebook", None, read)
+
+    def _note_order_tags(self, orders: list[OrderInfo]) -> None:
+        """Learn from an order book read whether the server reports strategy tags; warn once if not."""
+        if not orders:
+            return  # nothing to tell from
+        self._order_tags = any(order.strategy for order in orders)
+        if self._order_tags or self._untagged_warned:
+            return
+        names = sorted(r.strategy.name for r in self._strategies.values() if self._needs_order_tags(r))
+        if not names:
+            return
+        self._untagged_warned = True
+        self._alert(
+            AlertCategory.SYSTEM,
+            AlertPriority.WARNING,
+            "the OpenAlgo server's order book carries no strategy tags (live mode): positions opened outside tmtool "
+            "cannot be attributed to a strategy, so a strategy halted by its daily loss limit is not locked out of "
+            f"them and no fill is adopted ({', '.join(names)}); watch the broker yourself",
+            key="untagged-orders",
+        )
 
     def _on_tradebook(self, result: JobResult) -> None:
         self._tradebook_busy = False
         if result.error is not None:
             return
-        fills: list[Fill] = result.value
+        fills, orders = result.value
+        self._note_order_tags(orders)
+        tags = {order.order_id: order.strategy for order in orders if order.strategy}
         totals: dict[str, tuple[int, float, Fill]] = {}
         for fill in fills:
-            quantity, value, _ = totals.get(fill.order_id, (0, 0.0, fill))
-            totals[fill.order_id] = (quantity + fill.quantity, value + fill.quantity * fill.average_price, fill)
+            quantity, value, first = totals.get(fill.order_id, (0, 0.0, fill))
+            totals[fill.order_id] = (quantity + fill.quantity, value + fill.quantity * fill.average_price, first)
         if self._fills_seen is None:
             self._fills_seen = {order_id: q for order_id, (q, _, _) in totals.items()}
             return
@@ -2111,6 +2351,9 @@ class Engine:
             new = quantity - self._fills_seen.get(order_id, 0)
             if new <= 0:
                 continue
+            tag = fill.strategy or tags.get(order_id, "")  # the tradebook has no tags: the order book's say whose it is
+            if tag != fill.strategy:
+                fill = replace(fill, strategy=tag)
             runtime = self._strategies.get(fill.strategy)
             if runtime is None or not (runtime.state.halted or runtime.strategy.adopt_fills):
                 self._fills_seen[order_id] = quantity
@@ -2687,12 +2930,6 @@ class Engine:
         if handler is not None:
             handler(self, result)
 
-    def _on_modify_order(self, result: JobResult) -> None:
-        if result.error is not None:
-            live = self._live.get(result.context)
-            if live is not None:
-                self._set_order(live, message=f"re-price failed: {result.error.message}")
-
     _JOBS: dict[str, Callable[..., None]] = {
         "order_sent": _on_order_sent,
         "order_status": _on_order_status,
@@ -2706,6 +2943,7 @@ class Engine:
         "tradebook": _on_tradebook,
         "claim_fill": _on_claim_fill,
         "modify_order": _on_modify_order,
+        "cancel_order": _on_cancel_order,
     }
 
     # ================================================================== instruments
@@ -2768,7 +3006,27 @@ class Engine:
         self._schedule(self._settings.pnl_sample_interval, self._sample_pnl)
         for runtime in self._strategies.values():
             runtime.pnl_series.append(round(runtime.state.realised_pnl + runtime.unrealised, 2))
+            self._track_extremes(runtime)
+            if runtime.extremes_unsaved:
+                runtime.extremes_unsaved = False
+                self._store.save_portfolio(runtime.state)
         self._dirty = True
+
+    def _track_extremes(self, runtime: _StrategyRuntime) -> None:
+        """Fold the running P&L into the day's peak and trough.
+
+        The tick path evaluates a strategy only when its P&L leaves the band its
+        limits allow, so between evaluations the peak and trough would lag; this runs
+        with every snapshot (at most ``snapshot_hz``) and P&L sample instead, off the
+        tick path.  Limits that depend on the peak (an armed trailing lock) gate the
+        tick path at the peak, so they never wait for this."""
+        state = runtime.state
+        pnl = state.realised_pnl + runtime.unrealised
+        if state.trough_pnl <= pnl <= state.peak_pnl:
+            return
+        runtime.state = replace(state, peak_pnl=max(state.peak_pnl, pnl), trough_pnl=min(state.trough_pnl, pnl))
+        runtime.extremes_unsaved = True
+        self._update_gates(runtime)
 
     # ================================================================== alerts
 
@@ -2838,6 +3096,8 @@ class Engine:
 
     def _build_snapshot(self, running: bool) -> EngineSnapshot:
         now = self._clock.time()
+        for runtime in self._strategies.values():
+            self._track_extremes(runtime)
         trades = [self._trade_view(t) for t in self._trades.values()]
         trades.sort(key=lambda v: v.id)
         trades.extend(self._trade_view(t) for t in self._closed_today)

@@ -96,6 +96,13 @@ class Executor:
             return
         self._pool.submit(self._call, kind, context, fn, args, kwargs)
 
+    def run_order_call(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Like ``run``, for a call that shares the order rate limit with ``placeorder``
+        (``modifyorder``, ``cancelorder``): it waits for a slot in the same window."""
+        if self._closed:
+            return
+        self._pool.submit(self._order_call, kind, context, fn, args, kwargs)
+
     def send_order(self, record: OrderRecord, request: OrderRequest, durable_timeout: float) -> None:
         """Make ``record`` durable, then place ``request``; posts kind "order_sent" with an ``OrderSendResult``."""
         if self._closed:
@@ -116,6 +123,10 @@ class Executor:
             self._post(JobResult(kind, context, error=BrokerError("protocol", f"{type(exc).__name__}: {exc}")))
         else:
             self._post(JobResult(kind, context, value=value))
+
+    def _order_call(self, kind: str, context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+        self._wait_for_order_slot()
+        self._call(kind, context, fn, args, kwargs)
 
     def _wait_for_order_slot(self) -> None:
         while True:

@@ -19,11 +19,14 @@ timeout                no reply in time after the request went out
 connection             the request surely never reached the server
 connection_after_send  the connection dropped after the request went out
 rejected               the broker refused an order
+semi_auto              403: the server is in semi-auto mode and refuses the call
+                       (modifyorder, cancelorder: a human acts in the Action Center)
 protocol               the reply could not be understood
 =====================  ==========================================================
 
 Reads are retried with backoff (timeouts, connection failures, 5xx, 429 with
-``retry_after`` honoured up to a cap).  Order placement is never retried here:
+``retry_after`` honoured up to a cap).  Order calls (place, modify, cancel) are
+never retried here:
 an order request that may have reached the server raises an error whose
 ``ambiguous`` property is True, and the engine's exit protocol looks the order
 up before it sends anything again.
@@ -59,6 +62,9 @@ log = logging.getLogger(__name__)
 ACTIONS = frozenset({"BUY", "SELL"})
 PRODUCTS = frozenset({"MIS", "CNC", "NRML"})
 PRICE_TYPES = frozenset({"MARKET", "LIMIT", "SL", "SL-M"})
+
+# What a 403 says when semi-auto mode (not the key or the session) refuses the call.
+_SEMI_AUTO_TEXT = "not allowed in semi-auto mode"
 
 # Smart-order "nothing to do" texts that some broker modules return as HTTP 500.
 _NO_POSITION_TEXTS = ("no openposition found", "no open position found")
@@ -369,6 +375,55 @@ class OpenAlgoClient:
         order_id = _opt_id(reply.get("orderid"))
         return SmartOrderResult(order_id, no_action=order_id is None, message=message, mode=mode)
 
+    def modify_order(
+        self,
+        *,
+        order_id: str,
+        strategy: str,
+        symbol: str,
+        exchange: str,
+        action: str,
+        product: str,
+        price_type: str,
+        price: float,
+        quantity: int,
+        trigger_price: float = 0.0,
+        disclosed_quantity: int = 0,
+    ) -> OrderAck:
+        """Change a working order.  Never retried here.
+
+        ``modifyorder`` needs the whole order, not just what changes: pass every
+        field as the order should stand afterwards.  ``quantity`` is the order's
+        new total quantity (filled part included), as brokers take it.
+
+        Raises ``BrokerError``: "semi_auto" when the server is in semi-auto mode
+        (it refuses every modification), "validation" for a refused request (an
+        order that is no longer open, a price off the tick size), "not_found"
+        for an unknown order id; when ``error.ambiguous`` the change may have
+        been applied: read the order's status before deciding anything.
+        """
+        payload = _order_payload(strategy, symbol, exchange, action, product, price_type, price, trigger_price)
+        payload["orderid"] = _text(order_id, "order_id")
+        payload["quantity"] = _quantity(quantity, allow_zero=False)
+        payload["disclosed_quantity"] = _quantity(disclosed_quantity, allow_zero=True, name="disclosed_quantity")
+        reply = self._send_order("modifyorder", payload)
+        return OrderAck(_opt_id(reply.get("orderid")) or payload["orderid"], mode=str(reply.get("mode") or "live"),
+                        message=_message(reply))
+
+    def cancel_order(self, order_id: str, strategy: str) -> OrderAck:
+        """Ask the broker to cancel a working order.  Never retried here.
+
+        A success means the broker took the request; the order is cancelled once
+        its status (``order_status`` or an order update) says so — it may have
+        filled first.  Raises ``BrokerError``: "semi_auto" when the server is in
+        semi-auto mode, "validation" when the order is no longer open,
+        "not_found" for an unknown order id; ambiguous errors as for orders.
+        """
+        payload = {"strategy": _text(strategy, "strategy"), "orderid": _text(order_id, "order_id")}
+        reply = self._send_order("cancelorder", payload)
+        return OrderAck(_opt_id(reply.get("orderid")) or payload["orderid"], mode=str(reply.get("mode") or "live"),
+                        message=_message(reply))
+
     # ------------------------------------------------------------------ transport
 
     def _read(self, endpoint: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +496,8 @@ class OpenAlgoClient:
                 raise _NoValidSymbols("validation", message, code)
             raise BrokerError("validation", f"OpenAlgo {endpoint}: request refused: {message}", code)
         if code == 403:
+            if _SEMI_AUTO_TEXT in message.lower():
+                raise BrokerError("semi_auto", f"OpenAlgo {endpoint}: refused in semi-auto mode: {message}", code)
             raise BrokerError("auth", f"{_AUTH_HELP} (server said: {message})", code)
         if code == 404:
             raise BrokerError("not_found", f"OpenAlgo {endpoint}: {message}", code)
@@ -504,10 +561,10 @@ def _choice(value: object, allowed: frozenset[str], name: str) -> str:
     return text
 
 
-def _quantity(quantity: object, *, allow_zero: bool) -> int:
+def _quantity(quantity: object, *, allow_zero: bool, name: str = "quantity") -> int:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0 or (quantity == 0 and not allow_zero):
         least = "0" if allow_zero else "1"
-        raise BrokerError("validation", f"quantity must be a whole number >= {least}, got {quantity!r}")
+        raise BrokerError("validation", f"{name} must be a whole number >= {least}, got {quantity!r}")
     return quantity
 
 
@@ -598,6 +655,7 @@ def _order_info(row: dict) -> OrderInfo:
         product=str(row.get("product", "")),
         timestamp=str(row.get("timestamp", "")),
         rejection_reason=str(row.get("rejection_reason") or ""),
+        strategy=str(row.get("strategy") or ""),
     )
 
 

@@ -121,7 +121,8 @@ class BrokerError(Exception):
 
     # kinds: "validation" (400), "auth" (403: key wrong or broker session expired),
     # "not_found" (404), "rate_limited" (429), "server" (5xx), "timeout",
-    # "connection", "rejected" (broker rejected an order), "protocol" (bad reply)
+    # "connection", "rejected" (broker rejected an order), "protocol" (bad reply),
+    # "semi_auto" (403: the server's semi-auto mode refuses a modify or cancel)
     def __init__(self, kind: str, message: str, status_code: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
@@ -162,6 +163,7 @@ class OrderInfo:
     product: str = ""
     timestamp: str = ""
     rejection_reason: str = ""
+    strategy: str = ""  # the order's strategy tag where the server reports it (analyzer rows); "" otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,28 @@ class Broker(Protocol):
         price: float = 0.0,
         trigger_price: float = 0.0,
     ) -> OrderAck: ...
+
+    def modify_order(
+        self,
+        *,
+        order_id: str,
+        strategy: str,
+        symbol: str,
+        exchange: str,
+        action: str,
+        product: str,
+        price_type: str,
+        price: float,
+        quantity: int,
+        trigger_price: float = 0.0,
+        disclosed_quantity: int = 0,
+    ) -> OrderAck:
+        """Change a working order (every field, as it should stand); never retried inside."""
+        ...
+
+    def cancel_order(self, order_id: str, strategy: str) -> OrderAck:
+        """Ask for a working order to be cancelled; its status confirms it.  Never retried inside."""
+        ...
 
     def order_status(self, order_id: str, strategy: str) -> OrderInfo: ...
 
