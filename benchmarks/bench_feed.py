@@ -1,53 +1,49 @@
-"""Feed throughput and reconnect time against the embedded simulator.
+"""Feed throughput (three consumers of one recorded stream), parse rates and reconnect time.
 
-Run: ``python -m benchmarks.bench_feed`` (or ``run(seconds)`` from code).  Reports
+    python -m benchmarks.bench_feed                 # 100,000 frames per consumer
+    python -m benchmarks.bench_feed --frames 20000
 
-* ``decode_orjson_per_s`` / ``decode_json_per_s``: ``parse_frame`` on captured
-  simulator frames with each decoder (the evidence for using orjson);
-* ``dispatch_ticks_per_s``: ``OpenAlgoFeed.handle_frame`` (parse, route,
-  de-duplicate, build the Tick, hand it to an enqueueing callback) on the same frames;
-* ``socket_ticks_per_s``: ticks delivered end to end over a loopback WebSocket
-  while the simulator bursts 30,000 prices back to back (its own encoding and
-  sending share the CPU, so this is a lower bound for the client side);
-* ``reconnect_ms_median`` (and each sample): from ``faults.drop_ws()`` until the
-  feed is LIVE again, and ``reconnect_to_tick_ms_median`` until the first tick
-  after that.
+Side by side, on the same frames:
+
+* ``tmtool_feed``: ``OpenAlgoFeed`` — socket read, ``parse_frame``, routing,
+  de-duplication, the ``Tick`` — handing every tick to a ``SimpleQueue.put``
+  (what the engine inbox is);
+* ``openalgo_sdk``: the official SDK's ``FeedAPI.subscribe_ltp`` with a callback
+  that only counts;
+* ``bare_decode``: a websocket-client loop that only receives and decodes each
+  frame with orjson (the floor).
+
+The frames are recorded from the embedded simulator (``burst()`` over 10
+symbols, interleaved) and replayed by a tiny loopback WebSocket server
+(``benchmarks/replay_ws.py``) that sends the whole recording with one
+``sendall`` once the consumer has subscribed, so each rate is the consumer's:
+frames / (replay start → the consumer's callback saw the last one).
+
+Also: ``parse_frame`` on the frames in memory with orjson and with json (the
+evidence for orjson), and the reconnect time from ``faults.drop_ws()`` until the
+feed is LIVE again and until the first tick after it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import queue
 import statistics
 import threading
 import time
 
+import orjson
 import websocket
+from openalgo import FeedAPI
 
+from benchmarks.replay_ws import ReplayServer
 from tmtool.engine.feed import OpenAlgoFeed, loads_with_json, parse_frame
 from tmtool.engine.models import FeedState
 from tmtool.engine.ports import FeedCallbacks
-from tmtool.sim import Simulator
+from tmtool.sim import SimSymbol, Simulator
 
 API_KEY = "bench-key"
-
-
-def capture_frames(sim: Simulator, keys: list[tuple[str, str]], count: int = 5000, timeout: float = 10.0) -> list[bytes]:
-    """Raw market-data frames exactly as the simulator sends them."""
-    ws = websocket.create_connection(sim.ws_url, timeout=timeout)
-    try:
-        ws.send(json.dumps({"action": "authenticate", "api_key": API_KEY}))
-        ws.send(json.dumps({"action": "subscribe", "mode": 1,
-                            "symbols": [{"exchange": e, "symbol": s} for e, s in keys]}))
-        frames: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(frames) < count and time.monotonic() < deadline:
-            _, data = ws.recv_data()
-            if b'"market_data"' in data:
-                frames.append(data)
-        return frames
-    finally:
-        ws.close()
 
 
 def rate(function, items: list, seconds: float) -> float:
@@ -75,40 +71,123 @@ def dispatch_rate(frames: list[bytes], keys: list[tuple[str, str]], seconds: flo
     return rate(feed.handle_frame, passes, seconds)
 
 
-def socket_rate(ticks: int = 30_000) -> float:
-    """Ticks per second end to end: the simulator bursts ``ticks`` prices at one subscribed symbol."""
-    sim = Simulator(api_key=API_KEY, seed=11, rest_port=0, ws_port=0, tick_interval=None)
+SYMBOLS = [f"FEED{i:02d}" for i in range(10)]
+
+
+def record_frames(count: int) -> list[bytes]:
+    """``count`` market-data frames exactly as the simulator sends them (mode 1, LTP), interleaved
+    round-robin over ``SYMBOLS``; consecutive prices of a symbol always differ."""
+    symbols = [SimSymbol(name, "NSE", 1000.0, token=str(97000 + i)) for i, name in enumerate(SYMBOLS)]
+    per_symbol = -(-count // len(symbols))
+    sim = Simulator(api_key=API_KEY, seed=3, tick_interval=None, symbols=symbols, rate_limits=None)
     sim.start()
-    received = [0]
-    done = threading.Event()
-    final_price = 9999.95
+    try:
+        ws = websocket.create_connection(sim.ws_url, timeout=10, skip_utf8_validation=True)
+        try:
+            ws.send(json.dumps({"action": "authenticate", "api_key": API_KEY}))
+            ws.recv()
+            ws.send(json.dumps({"action": "subscribe", "mode": 1,
+                                "symbols": [{"exchange": "NSE", "symbol": s} for s in SYMBOLS]}))
+            ws.recv()
+            by_symbol: dict[str, list[bytes]] = {name: [] for name in SYMBOLS}
+            for name in SYMBOLS:
+                sim.burst("NSE", name, [round(1000.0 + (i % 2000) * 0.05, 2) for i in range(per_symbol)])
+                while len(by_symbol[name]) < per_symbol:
+                    _, data = ws.recv_data()
+                    if b'"market_data"' in data:
+                        by_symbol[orjson.loads(data)["symbol"]].append(data)
+        finally:
+            ws.close()
+    finally:
+        sim.stop()
+    interleaved = [frame for group in zip(*by_symbol.values()) for frame in group]
+    return interleaved[:count]
+
+
+class _Finish:
+    """Counts deliveries; notes the time of the last expected one."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.count = 0
+        self.at = 0.0
+        self.done = threading.Event()
+
+    def __call__(self, _item: object = None) -> None:
+        self.count += 1
+        if self.count == self.expected:
+            self.at = time.perf_counter()
+            self.done.set()
+
+
+def _consume_tmtool(url: str, finish: _Finish) -> None:
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    put = inbox.put
 
     def on_tick(tick) -> None:
-        received[0] += 1
-        if tick.price == final_price:
-            done.set()
+        put(tick)
+        finish()
 
-    feed = OpenAlgoFeed(sim.ws_url, API_KEY, seed=1)
-    feed.subscribe("NSE", "RELIANCE")
+    feed = OpenAlgoFeed(url, API_KEY, seed=1)
+    for name in SYMBOLS:
+        feed.subscribe("NSE", name)
+    feed.start(FeedCallbacks(on_tick=on_tick))
     try:
-        feed.start(FeedCallbacks(on_tick=on_tick))
-        deadline = time.monotonic() + 10
-        while not received[0] and time.monotonic() < deadline:  # until the subscription is in effect
-            sim.set_price("NSE", "RELIANCE", 2500.0, publish=True)
-            time.sleep(0.01)
-        prices = [2400.0 + (i % 2000) * 0.05 for i in range(ticks - 1)] + [final_price]
-        before, started = received[0], time.perf_counter()
-        sim.burst("NSE", "RELIANCE", prices)
-        if not done.wait(60):
-            raise RuntimeError("the burst did not arrive within 60 s")
-        elapsed = time.perf_counter() - started
-        delivered = received[0] - before
-        if delivered != ticks:
-            raise RuntimeError(f"{ticks} ticks sent, {delivered} delivered")
-        return delivered / elapsed
+        finish.done.wait(120)
     finally:
         feed.stop()
-        sim.stop()
+
+
+def _consume_sdk(url: str, finish: _Finish) -> None:
+    client = FeedAPI(api_key=API_KEY, host="http://127.0.0.1:9", ws_url=url)
+    if not client.connect():
+        raise RuntimeError("the SDK client did not connect to the replay server")
+    try:
+        client.subscribe_ltp([{"exchange": "NSE", "symbol": name} for name in SYMBOLS], on_data_received=finish)
+        finish.done.wait(120)
+    finally:
+        client.disconnect()
+
+
+def _consume_bare(url: str, finish: _Finish) -> None:
+    ws = websocket.create_connection(url, timeout=10, skip_utf8_validation=True)
+    try:
+        ws.send(json.dumps({"action": "authenticate", "api_key": API_KEY}))
+        ws.send(json.dumps({"action": "subscribe", "mode": 1,
+                            "symbols": [{"exchange": "NSE", "symbol": s} for s in SYMBOLS]}))
+        recv, loads = ws.recv_data, orjson.loads
+        while not finish.done.is_set():
+            _, data = recv()
+            if loads(data).get("type") == "market_data":
+                finish()
+    finally:
+        ws.close()
+
+
+CONSUMERS = {"tmtool_feed": _consume_tmtool, "openalgo_sdk": _consume_sdk, "bare_decode": _consume_bare}
+
+
+def compare_consumers(frames: list[bytes]) -> dict:
+    """Ticks per second for each consumer over the same replayed frames, and the ratios."""
+    server = ReplayServer(frames, {("NSE", name) for name in SYMBOLS}).start()
+    rates: dict[str, float] = {}
+    try:
+        for name, consume in CONSUMERS.items():
+            server.reset()
+            finish = _Finish(len(frames))
+            consume(server.url, finish)
+            if not finish.done.is_set() or server.sent_at is None:
+                raise RuntimeError(f"{name}: {finish.count} of {len(frames)} frames arrived within 120 s")
+            rates[name] = len(frames) / (finish.at - server.sent_at)
+    finally:
+        server.stop()
+    return {
+        "frames": len(frames),
+        "symbols": len(SYMBOLS),
+        **{f"{name}_ticks_per_s": round(rate) for name, rate in rates.items()},
+        "tmtool_vs_sdk": round(rates["tmtool_feed"] / rates["openalgo_sdk"], 2),
+        "bare_vs_tmtool": round(rates["bare_decode"] / rates["tmtool_feed"], 2),
+    }
 
 
 def reconnect_times(drops: int = 5) -> tuple[list[float], list[float]]:
@@ -150,29 +229,30 @@ def reconnect_times(drops: int = 5) -> tuple[list[float], list[float]]:
     return to_live, to_tick
 
 
-def run(seconds: float = 5.0) -> dict:
-    keys = [("NSE", s) for s in ("RELIANCE", "SBIN", "INFY", "TCS", "HDFCBANK", "YESBANK")]
-    sim = Simulator(api_key=API_KEY, seed=7, rest_port=0, ws_port=0, tick_interval=0.001)
-    sim.start()
-    try:
-        frames = capture_frames(sim, keys)
-    finally:
-        sim.stop()
+def run(frames: int = 100_000, seconds: float = 3.0, reconnects: int = 5) -> dict:
+    recorded = record_frames(frames)
     share = seconds / 3
-    to_live, to_tick = reconnect_times()
-    return {
-        "frames_captured": len(frames),
-        "frame_bytes_mean": round(sum(map(len, frames)) / len(frames)),
-        "decode_orjson_per_s": round(rate(parse_frame, frames, share)),
-        "decode_json_per_s": round(rate(lambda f: parse_frame(f, loads_with_json), frames, share)),
-        "dispatch_ticks_per_s": round(dispatch_rate(frames, keys, share)),
-        "socket_ticks_per_s": round(socket_rate()),
-        "reconnect_ms_median": round(statistics.median(to_live), 1),
-        "reconnect_ms": [round(t, 1) for t in to_live],
-        "reconnect_to_tick_ms_median": round(statistics.median(to_tick), 1),
+    keys = [("NSE", name) for name in SYMBOLS]
+    result = {
+        "frame_bytes_mean": round(sum(map(len, recorded)) / len(recorded)),
+        **compare_consumers(recorded),
+        "decode_orjson_per_s": round(rate(parse_frame, recorded[:5000], share)),
+        "decode_json_per_s": round(rate(lambda f: parse_frame(f, loads_with_json), recorded[:5000], share)),
+        "dispatch_in_memory_ticks_per_s": round(dispatch_rate(recorded[:5000], keys, share)),
     }
+    if reconnects:
+        to_live, to_tick = reconnect_times(reconnects)
+        result.update(
+            reconnect_ms_median=round(statistics.median(to_live), 1),
+            reconnect_ms=[round(t, 1) for t in to_live],
+            reconnect_to_tick_ms_median=round(statistics.median(to_tick), 1),
+        )
+    return result
 
 
 if __name__ == "__main__":
-    for name, value in run().items():
-        print(f"{name:30} {value}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--reconnects", type=int, default=5)
+    options = parser.parse_args()
+    print(json.dumps(run(options.frames, reconnects=options.reconnects), indent=2))

@@ -435,6 +435,7 @@ class OpenAlgoFeed:
         ws = websocket.create_connection(
             self.ws_url, timeout=self.connect_timeout, skip_utf8_validation=True, enable_multithread=True
         )
+        ws.frame_buffer.recv = _ReadAhead(ws.frame_buffer.recv)
         with self._lock:
             self._ws = ws  # so stop() can cut a hanging handshake
         try:
@@ -751,6 +752,37 @@ class OpenAlgoFeed:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if text else text
+
+
+class _ReadAhead:
+    """Serves the socket library's small exact-size reads from one large socket read.
+
+    websocket-client reads each frame's header and payload with separate
+    ``recv`` calls, and each call gives up the interpreter lock and has to win
+    it back.  When another thread of the process is busy (the TUI painting),
+    winning it back can take a whole switch interval (5 ms), so at thousands of
+    frames a second the frames queued up in the socket and a stop-crossing tick
+    reached the engine tens to hundreds of milliseconds late
+    (``python -m benchmarks.bench_latency``).  One read of up to ``chunk`` bytes
+    now serves every frame already waiting.  Timeouts and a closed connection
+    come through from the wrapped call unchanged.
+    """
+
+    __slots__ = ("_recv", "_chunk", "_data", "_pos")
+
+    def __init__(self, recv: Callable[[int], bytes], chunk: int = 1 << 16) -> None:
+        self._recv = recv
+        self._chunk = chunk
+        self._data = b""
+        self._pos = 0
+
+    def __call__(self, bufsize: int) -> bytes:
+        data, pos = self._data, self._pos
+        if pos >= len(data):
+            data, pos = self._recv(self._chunk), 0
+        end = min(pos + bufsize, len(data))
+        self._data, self._pos = data, end
+        return data[pos:end]
 
 
 def _key(exchange: str, symbol: str) -> Key:

@@ -1,0 +1,368 @@
+"""Run every benchmark, print one table, write the results as JSON.
+
+    python -m benchmarks                 # everything (make bench), a few minutes on 2 cores
+    python -m benchmarks --quick         # smaller sizes: a smoke run
+    python -m benchmarks --only engine   # one benchmark (repeatable: --only feed --only store)
+
+Benchmarks: engine, feed, latency, store, startup (start-up time, memory and the
+TUI's first frame), ui.  Each figure is printed with its target and whether it
+was met; nothing here asserts on time.  Results go to
+``benchmarks/results/<timestamp>.json``; a full run (no ``--quick``, no
+``--only``) also writes ``benchmarks/results/latest.json`` and the README's
+Performance section, ``benchmarks/README_SECTION.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import sqlite3
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+README_SECTION = HERE / "README_SECTION.md"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One line of the table."""
+
+    benchmark: str
+    figure: str
+    value: float | None
+    unit: str
+    target: str  # "" when the brief sets none
+    met: bool | None  # None: no target
+    setup: str
+    command: str
+
+    @property
+    def status(self) -> str:
+        return "—" if self.met is None else "met" if self.met else "MISSED"
+
+    def shown_value(self) -> str:
+        if self.value is None:
+            return "error"
+        if abs(self.value) >= 1000:
+            return f"{self.value:,.0f} {self.unit}".strip()
+        return f"{self.value:g} {self.unit}".strip()
+
+
+def _at_least(value: float, limit: float) -> bool:
+    return value >= limit
+
+
+def _below(value: float, limit: float) -> bool:
+    return value < limit
+
+
+# ---------------------------------------------------------------------- the benchmarks
+
+
+def bench_engine(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_engine import run
+
+    ticks = 100_000 if quick else 500_000
+    sizes = (10, 1_000) if quick else (10, 1_000, 10_000)
+    raw = run(ticks, sizes)
+    command = "python -m benchmarks.bench_engine"
+    figures = []
+    for size, result in raw.items():
+        setup = (f"{result['trades']:,} ACTIVE trades over {result['symbols']} symbols, stop+target+trailing each, "
+                 f"10 strategies with portfolio limits, store writer on; {ticks:,} seeded random-walk ticks through "
+                 "process_tick on the engine thread")
+        target, met = "", None
+        if size == "1000":
+            target, met = "≥ 200,000 ticks/s", _at_least(result["ticks_per_second"], 200_000)
+        figures.append(Figure("engine", f"engine throughput, {int(size):,} trades", result["ticks_per_second"],
+                              "ticks/s", target, met, setup, command))
+    return raw, figures
+
+
+def bench_feed(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_feed import run
+
+    frames = 10_000 if quick else 60_000
+    raw = run(frames, reconnects=1 if quick else 3)
+    command = "python -m benchmarks.bench_feed"
+    setup = (f"the same {raw['frames']:,} recorded simulator LTP frames ({raw['symbols']} symbols) replayed over "
+             "loopback WebSocket to each consumer")
+    return raw, [
+        Figure("feed", "feed: tmtool socket → parse → dispatch → inbox queue", raw["tmtool_feed_ticks_per_s"],
+               "ticks/s", "", None, setup, command),
+        Figure("feed", "feed: openalgo SDK 1.0.47 subscribe_ltp, empty callback", raw["openalgo_sdk_ticks_per_s"],
+               "ticks/s", "", None, setup, command),
+        Figure("feed", "feed: bare websocket-client + orjson decode (floor)", raw["bare_decode_ticks_per_s"],
+               "ticks/s", "", None, setup, command),
+        Figure("feed", "feed: tmtool ÷ SDK", raw["tmtool_vs_sdk"], "×", "> 1 (faster than the SDK)",
+               raw["tmtool_vs_sdk"] > 1.0, setup, command),
+        Figure("feed", "feed: bare floor ÷ tmtool", raw["bare_vs_tmtool"], "×", "≤ 3 (within 3× of the floor)",
+               raw["bare_vs_tmtool"] <= 3.0, setup, command),
+    ]
+
+
+def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_latency import headless, with_tui
+
+    samples, side_samples = (20, 0) if quick else (100, 40)
+    raw = {"headless_separate": headless(samples, "separate"), "tui_separate": with_tui(samples, "separate")}
+    if side_samples:
+        raw["headless_in_process"] = headless(side_samples, "in_process")
+        raw["tui_in_process"] = with_tui(side_samples, "in_process")
+    command = "python -m benchmarks.bench_latency"
+    figures = []
+    for case, result in raw.items():
+        tui = case.startswith("tui")
+        placement = "simulator in its own process" if result["simulator"] == "separate" else "simulator in tmtool's process (demo)"
+        setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
+                 f"{result['background_ticks_offered_per_s']:,} ticks/s; {placement}"
+                 + ("; TUI headless 160x45 showing 200 trades in the same process" if tui else ""))
+        limit = 20.0 if tui else 5.0
+        judged = result["simulator"] == "separate"
+        label = f"tick→exit order, {'with TUI' if tui else 'headless'}, {'sim separate' if judged else 'sim in-process'}"
+        figures.append(Figure("latency", f"{label}: median", result["median_ms"], "ms", "", None, setup, command))
+        figures.append(Figure("latency", f"{label}: p99", result["p99_ms"], "ms",
+                              f"< {limit:g} ms" if judged else "", _below(result["p99_ms"], limit) if judged else None,
+                              setup, command))
+        figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
+    return raw, figures
+
+
+def bench_store(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_store import run
+
+    changes = 4_000 if quick else 20_000
+    raw = run(changes)
+    command = "python -m benchmarks.bench_store"
+    burst, paced = raw["full_burst"], raw["full_paced_2000_per_s"]
+    burst_setup = f"{burst['changes']:,} changes enqueued at once then flush(); WAL, synchronous=FULL"
+    paced_setup = f"{paced['changes']:,} changes at 2,000/s, a durable exit-intent write every 100th; WAL, synchronous=FULL"
+    return raw, [
+        Figure("store", "store writer: changes committed", burst["changes_per_second"], "changes/s", "", None,
+               burst_setup, command),
+        Figure("store", "store: change→commit delay median", paced["delay_ms_median"], "ms", "", None, paced_setup, command),
+        Figure("store", "store: change→commit delay p99", paced["delay_ms_p99"], "ms", "", None, paced_setup, command),
+        Figure("store", "store: durable exit intent round trip p99", paced["durable_order_ms_p99"], "ms", "", None,
+               paced_setup, command),
+    ]
+
+
+def bench_startup(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_startup import run
+
+    sizes = (10, 1_000) if quick else (10, 1_000, 10_000)
+    raw = run(sizes)
+    largest = str(max(sizes))
+    command = "python -m benchmarks.bench_startup"
+    figures = []
+    for size, result in raw.items():
+        trades = int(size)
+        setup = (f"{trades:,} ACTIVE trades in the database (real store), positions at the simulator (own process), "
+                 "fresh process, config from a file")
+        judged = trades == 10_000
+        figures.append(Figure("startup", f"start-up: Runtime.start(), {trades:,} trades", result["runtime_start_s"], "s",
+                              "< 1 s" if judged else "", _below(result["runtime_start_s"], 1.0) if judged else None,
+                              setup + "; load, reconcile, resume, subscribe", command))
+        figures.append(Figure("startup", f"start-up: process start → monitoring, {trades:,} trades",
+                              result["launch_to_started_s"], "s", "< 1 s" if judged else "",
+                              _below(result["launch_to_started_s"], 1.0) if judged else None,
+                              setup + "; imports + build_runtime (opens DB, backup) + start", command))
+        figures.append(Figure("memory", f"memory: RSS, {trades:,} trades", result["rss_mb"], "MB",
+                              "< 150 MB" if judged else "", _below(result["rss_mb"], 150.0) if judged else None,
+                              setup + "; VmRSS after 2 s of monitoring at 1,000 ticks/s", command))
+        if size == largest:
+            figures.append(Figure("startup", f"start-up: `tmtool run --no-ui` launch → monitoring, {trades:,} trades",
+                                  result["cli_run_no_ui_to_monitoring_s"], "s", "< 1 s" if judged else "",
+                                  _below(result["cli_run_no_ui_to_monitoring_s"], 1.0) if judged else None,
+                                  setup + "; subprocess to its 'monitoring against OpenAlgo' line", command))
+            figures.append(Figure("startup", f"TUI: first painted frame, {trades:,} trades",
+                                  result["tui_launch_to_first_frame_s"], "s", "", None,
+                                  setup + "; app starts the engine itself; headless 160x45", command))
+            figures.append(Figure("startup", f"TUI: first frame showing trades, {trades:,} trades",
+                                  result["tui_launch_to_trades_shown_s"], "s", "", None,
+                                  setup + "; app starts the engine itself; headless 160x45", command))
+    return raw, figures
+
+
+def bench_ui(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_ui import run
+
+    raw = run(seconds=3.0 if quick else 6.0)
+    command = "python -m benchmarks.bench_ui"
+    figures = []
+    for rate, result in raw["rates"].items():
+        setup = (f"200 trades on screen, {raw['terminal']}, refresh {raw['refresh_hz']:g} Hz, "
+                 f"{result['engine_ticks_per_second']:,.0f} ticks/s reaching the engine; simulator in the same process")
+        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen p95", result["key_to_screen_ms_p95"], "ms",
+                              "< 100 ms", _below(result["key_to_screen_ms_p95"], 100.0), setup, command))
+        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen max", result["key_to_screen_ms_max"], "ms",
+                              "", None, setup, command))
+        judged = rate == "5000"
+        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: UI thread CPU", result["ui_thread_cpu_percent"],
+                              "% of a core", "< 25%" if judged else "",
+                              _below(result["ui_thread_cpu_percent"], 25.0) if judged else None, setup, command))
+        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: whole process CPU (incl. simulator)",
+                              result["process_cpu_percent"], "% of a core", "", None, setup, command))
+    return raw, figures
+
+
+BENCHMARKS: dict[str, Callable[[bool], tuple[dict, list[Figure]]]] = {
+    "engine": bench_engine,
+    "feed": bench_feed,
+    "latency": bench_latency,
+    "store": bench_store,
+    "startup": bench_startup,
+    "ui": bench_ui,
+}
+
+
+# ---------------------------------------------------------------------- reporting
+
+
+class _Warnings(logging.Handler):
+    """Keeps WARNING and worse from the benchmarked code out of the table, for the JSON."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) < 50:
+            self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}"[:300])
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    versions = {name: metadata.version(name) for name in ("textual", "peewee", "websocket-client", "orjson", "openalgo")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": memory_gb,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        **versions,
+    }
+
+
+def table(figures: list[Figure]) -> str:
+    rows = [("figure", "value", "target", "status", "set-up")]
+    rows += [(f.figure, f.shown_value(), f.target or "—", f.status, f.setup) for f in figures]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 7)
+    return "\n".join(lines)
+
+
+def markdown(figures: list[Figure], info: dict, stamp: str, seconds: float) -> str:
+    lines = [
+        "## Performance",
+        "",
+        f"Measured by `make bench` (`python -m benchmarks`) on {stamp[:10]}, {seconds:.0f} s for the whole run. "
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB, {info['os']}; Python {info['python']}, "
+        f"SQLite {info['sqlite']}, Textual {info['textual']}. Every component is the real one (simulator over "
+        "loopback, SQLite file, real threads); each benchmark's module docstring says exactly what it measures.",
+        "",
+        "| figure | value | target | status | set-up | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        lines.append(f"| {f.figure} | {f.shown_value()} | {f.target or '—'} | {f.status} | {f.setup} | `{f.command}` |")
+    missed = [f.figure for f in figures if f.met is False]
+    lines += [
+        "",
+        "Latency targets are judged with the simulator in a process of its own, as OpenAlgo is in production; the "
+        "in-process rows show `tmtool demo`'s arrangement, where the simulator's own work shares the interpreter lock. "
+        "The UI rows run the simulator in the app's process, so the whole-process CPU includes it.",
+        "",
+        f"Missed in this run: {'; '.join(missed)}." if missed else "Every target was met in this run.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), metavar="NAME",
+                        help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    options = parser.parse_args(argv)
+    chosen = [name for name in BENCHMARKS if not options.only or name in options.only]
+
+    warnings = _Warnings()
+    root = logging.getLogger()
+    root.handlers[:] = [warnings]
+    root.setLevel(logging.WARNING)
+
+    stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    started = time.perf_counter()
+    results: dict = {}
+    figures: list[Figure] = []
+    timings: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name in chosen:
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
+        try:
+            raw, produced = BENCHMARKS[name](options.quick)
+        except Exception as exc:  # one broken benchmark must not hide the others' figures
+            errors[name] = "".join(traceback.format_exception(exc))[-4000:]
+            figures.append(Figure(name, f"{name}: failed ({type(exc).__name__}: {exc})"[:160], None, "", "", False, "", ""))
+            print(errors[name], file=sys.stderr)
+        else:
+            results[name], timings[name] = raw, round(time.perf_counter() - began, 1)
+            figures.extend(produced)
+    total = time.perf_counter() - started
+
+    print()
+    print(table(figures))
+    print(f"\n{len(figures)} figures, {sum(f.met is False for f in figures)} missed; {total:.0f} s in all "
+          f"({', '.join(f'{k} {v:g} s' for k, v in timings.items())})")
+
+    info = machine()
+    document = {
+        "started": stamp,
+        "quick": options.quick,
+        "only": options.only or [],
+        "seconds": round(total, 1),
+        "seconds_per_benchmark": timings,
+        "machine": info,
+        "figures": [asdict(f) | {"status": f.status} for f in figures],
+        "results": results,
+        "errors": errors,
+        "log_warnings": warnings.lines,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    path = RESULTS / f"{stamp.replace(':', '-')}.json"
+    path.write_text(text, encoding="utf-8")
+    written = [path]
+    if not options.quick and not options.only:
+        (RESULTS / "latest.json").write_text(text, encoding="utf-8")
+        README_SECTION.write_text(markdown(figures, info, stamp, total), encoding="utf-8")
+        written += [RESULTS / "latest.json", README_SECTION]
+    print("wrote " + ", ".join(str(p.relative_to(HERE.parent)) for p in written))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
