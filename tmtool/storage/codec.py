@@ -22,7 +22,7 @@ import typing
 from datetime import date, time
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 
 class CodecError(ValueError):
@@ -57,20 +57,40 @@ def encode(value: Any, where: str = "value") -> Any:
 
 def decode(target: Any, data: Any, where: str = "value") -> Any:
     """Build a value of the declared type ``target`` from its JSON-compatible form."""
+    return decoder(target)(data, where)
+
+
+Decoder = Callable[[Any, str], Any]
+
+
+@lru_cache(maxsize=None)
+def decoder(target: Any) -> Decoder:
+    """The decoding function for a declared type, built once per type.
+
+    Loading thousands of trades at start-up decodes every field of every row;
+    resolving the type hints once per type instead of once per value keeps
+    that linear and cheap.
+    """
     origin = typing.get_origin(target)
     if origin in (typing.Union, types.UnionType):
-        return _decode_union(typing.get_args(target), data, where)
+        return _union_decoder(typing.get_args(target))
     if origin is tuple:
-        return _decode_tuple(typing.get_args(target), data, where)
+        return _tuple_decoder(typing.get_args(target))
     if target is Any:
-        return data
+        return lambda data, where: data
     if isinstance(target, type):
         if dataclasses.is_dataclass(target):
-            return _decode_dataclass(target, data, where)
+            return _dataclass_decoder(target)
         if issubclass(target, Enum):
-            return _decode_enum(target, data, where)
-        return _decode_scalar(target, data, where)
-    raise CodecError(f"{where}: cannot decode into {target!r}")
+            return lambda data, where: _decode_enum(target, data, where)
+        if target is float:
+            return _decode_float
+        return lambda data, where: _decode_scalar(target, data, where)
+
+    def refuse(data: Any, where: str) -> Any:
+        raise CodecError(f"{where}: cannot decode into {target!r}")
+
+    return refuse
 
 
 def to_json(value: Any, where: str = "value") -> str:
@@ -124,43 +144,71 @@ def _format_time(value: time, where: str) -> str:
     return value.strftime("%H:%M")
 
 
-def _decode_union(options: tuple[Any, ...], data: Any, where: str) -> Any:
-    if data is None:
-        if type(None) in options:
-            return None
-        raise CodecError(f"{where} is missing (null) but is required")
-    candidates = [option for option in options if option is not type(None)]
-    errors = []
-    for option in candidates:
-        try:
-            return decode(option, data, where)
-        except CodecError as exc:
-            errors.append(str(exc))
-    raise CodecError("; ".join(errors))
+def _union_decoder(options: tuple[Any, ...]) -> Decoder:
+    nullable = type(None) in options
+    candidates = tuple(decoder(option) for option in options if option is not type(None))
+
+    def decode_union(data: Any, where: str) -> Any:
+        if data is None:
+            if nullable:
+                return None
+            raise CodecError(f"{where} is missing (null) but is required")
+        errors = []
+        for candidate in candidates:
+            try:
+                return candidate(data, where)
+            except CodecError as exc:
+                errors.append(str(exc))
+        raise CodecError("; ".join(errors))
+
+    return decode_union
 
 
-def _decode_tuple(args: tuple[Any, ...], data: Any, where: str) -> tuple:
-    if not isinstance(data, (list, tuple)):
-        raise CodecError(f"{where} should be a list, got {type(data).__name__}")
+def _tuple_decoder(args: tuple[Any, ...]) -> Decoder:
     if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(decode(args[0], item, f"{where}[{index}]") for index, item in enumerate(data))
-    if len(args) != len(data):
-        raise CodecError(f"{where} should have {len(args)} items, got {len(data)}")
-    return tuple(decode(arg, item, f"{where}[{index}]") for index, (arg, item) in enumerate(zip(args, data)))
+        item_decoder = decoder(args[0])
+
+        def decode_items(data: Any, where: str) -> tuple:
+            if not isinstance(data, (list, tuple)):
+                raise CodecError(f"{where} should be a list, got {type(data).__name__}")
+            return tuple(item_decoder(item, f"{where}[{index}]") for index, item in enumerate(data))
+
+        return decode_items
+    item_decoders = tuple(decoder(arg) for arg in args)
+
+    def decode_fixed(data: Any, where: str) -> tuple:
+        if not isinstance(data, (list, tuple)):
+            raise CodecError(f"{where} should be a list, got {type(data).__name__}")
+        if len(item_decoders) != len(data):
+            raise CodecError(f"{where} should have {len(item_decoders)} items, got {len(data)}")
+        return tuple(item(value, f"{where}[{index}]") for index, (item, value) in enumerate(zip(item_decoders, data)))
+
+    return decode_fixed
 
 
-def _decode_dataclass(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise CodecError(f"{where} should be an object for {cls.__name__}, got {type(data).__name__}")
-    hints = field_types(cls)
-    unknown = sorted(set(data) - set(hints))
-    if unknown:
-        raise CodecError(f"{where}: unknown keys for {cls.__name__}: {', '.join(unknown)}")
-    values = {name: decode(hints[name], data[name], f"{where}.{name}") for name in hints if name in data}
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise CodecError(f"{where}: cannot build {cls.__name__} ({exc})") from None
+def _dataclass_decoder(cls: type) -> Decoder:
+    fields = tuple((name, decoder(hint)) for name, hint in field_types(cls).items())
+    names = frozenset(name for name, _ in fields)
+
+    def decode_dataclass(data: Any, where: str) -> Any:
+        if not isinstance(data, dict):
+            raise CodecError(f"{where} should be an object for {cls.__name__}, got {type(data).__name__}")
+        if not names.issuperset(data):
+            unknown = sorted(set(data) - names)
+            raise CodecError(f"{where}: unknown keys for {cls.__name__}: {', '.join(unknown)}")
+        values = {name: decode_field(data[name], f"{where}.{name}") for name, decode_field in fields if name in data}
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise CodecError(f"{where}: cannot build {cls.__name__} ({exc})") from None
+
+    return decode_dataclass
+
+
+def _decode_float(data: Any, where: str) -> float:
+    if type(data) is float and math.isfinite(data):  # the common case, checked first
+        return data
+    return _decode_scalar(float, data, where)
 
 
 def _decode_enum(cls: type[Enum], data: Any, where: str) -> Enum:

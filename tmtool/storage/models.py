@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from datetime import date
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from peewee import (
@@ -220,13 +221,19 @@ def record_to_row(record: Any) -> dict[str, Any]:
 
 def row_to_record(cls: type, row: dict[str, Any]) -> Any:
     """Rebuild a record of type ``cls`` from its column values."""
-    json_fields = _JSON_FIELDS.get(cls, frozenset())
     values = {}
-    for name, hint in codec.field_types(cls).items():
+    for name, is_json, hint, decode in _column_decoders(cls):
         where = f"{cls.__name__} row {name}"
-        stored = row[name]
-        values[name] = codec.from_json(hint, stored, where) if name in json_fields else codec.decode(hint, stored, where)
+        values[name] = codec.from_json(hint, row[name], where) if is_json else decode(row[name], where)
     return cls(**values)
+
+
+@lru_cache(maxsize=None)
+def _column_decoders(cls: type) -> tuple[tuple[str, bool, Any, codec.Decoder], ...]:
+    json_fields = _JSON_FIELDS.get(cls, frozenset())
+    return tuple(
+        (name, name in json_fields, hint, codec.decoder(hint)) for name, hint in codec.field_types(cls).items()
+    )
 
 
 def strategy_to_row(strategy: Strategy, saved_at: float) -> dict[str, Any]:
