@@ -16,7 +16,8 @@ would over SSH.  For each tick rate it reports:
   irregular gaps.  Pilot's idle wait is not used: under load it would measure
   the wait, not the key;
 - the ticks the engine accepted per second (what the UI actually saw);
-- the UI frames that carried a new snapshot version.
+- the UI frames that carried a new snapshot version (prices-only changes are
+  shown at 4 Hz whatever the poll rate; see ``tmtool.screens.app``).
 """
 
 from __future__ import annotations

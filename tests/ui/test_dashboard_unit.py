@@ -8,15 +8,18 @@ import sys
 import threading
 
 from textual.widgets import Input
+from textual.widgets._toast import Toast, ToastRack
 
 from tests.ui.fixtures import EngineDouble, seeded_snapshot, snapshot_app, trade_view
-from tests.ui.helpers import cell, select_trade, static_text, trades_table, until
+from tests.ui.helpers import cell, notifications, select_trade, static_text, trades_table, until
 from tmtool.engine.commands import CreateTrade, Denied, ExitAll, ExitTrade, ModifyTrade, UNSET
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority, ExitReason, PriceType, Side
+from tmtool.engine.models import Alert, AlertCategory, AlertPriority, ExitReason, PriceType, Side, TradeStatus
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.history import HistoryScreen
+from tmtool.screens.strategies import StrategiesScreen
 from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
 from tmtool.screens.modals.new_trade import NewTradeModal
+from tmtool.screens.widgets.alerts_panel import AlertsPanel
 from tmtool.screens.widgets.trades_table import TradeFilter, TradeOrder
 
 SIZE = (120, 36)
@@ -74,6 +77,56 @@ async def test_only_changed_cells_are_updated_and_unchanged_versions_are_skipped
         assert cell(pilot, 2, "ltp").startswith("▼")  # the price fell: marked
         assert view.ltp > 2925.0
         assert dashboard is app.screen
+
+
+async def test_price_only_snapshots_wait_for_the_price_frame_and_everything_else_shows_at_once(monkeypatch):
+    engine = EngineDouble()
+    app = snapshot_app(engine)  # polls at 8 Hz: prices show on every second poll (4 Hz)
+    async with app.run_test(size=SIZE) as pilot:
+        table = trades_table(pilot)
+        await until(pilot, lambda: table.row_count == 4)
+        app.poll_timer.pause()  # the test drives the polls
+        applied: list[int] = []
+        original_apply = DashboardScreen.apply_snapshot
+        monkeypatch.setattr(
+            DashboardScreen, "apply_snapshot", lambda self, snap: (applied.append(snap.version), original_apply(self, snap))
+        )
+        while app._polls % app._price_frame_every:
+            app._poll()  # line up: the next poll is not a price frame
+        moved(engine, 2, ltp=2925.0, pnl=123.0)
+        app._poll()
+        assert applied == []  # prices only: waits
+        app._poll()
+        assert applied == [engine.current.version]  # the price frame
+        assert cell(pilot, 2, "ltp").endswith("2,925.00")
+        moved(engine, 2, ltp=2920.0, status=TradeStatus.EXITING)
+        app._poll()  # not a price frame, but a status changed: shown at once
+        assert applied[-1] == engine.current.version and cell(pilot, 2, "status") == "EXITING"
+        moved(engine, 2, ltp=2915.0, pnl=150.0)
+        app.refresh_frame()  # an explicit frame (after a command) shows prices at once too
+        assert applied[-1] == engine.current.version
+
+
+async def test_rows_out_of_view_show_fresh_prices_once_scrolled_in():
+    engine = EngineDouble()
+    below = tuple(trade_view(100 + i, f"SYM{i:02d}", Side.LONG, 10, 500.0, 501.0) for i in range(40))
+    engine.bump(trades=engine.current.trades + below)
+    app = snapshot_app(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = trades_table(pilot)
+        await until(pilot, lambda: table.row_count == 44)
+        moved(engine, 139, ltp=477.5, pnl=-225.0)  # the last row, far below the view
+        app.refresh_frame()
+        table.move_cursor(row=table.get_row_index("139"))  # scrolls it into view
+        await pilot.pause()
+        assert table.scroll_offset.y > 0
+        assert cell(pilot, 139, "ltp") == "▼ 477.50" and cell(pilot, 139, "pnl") == "-225.00"
+        table.move_cursor(row=0)
+        moved(engine, 139, ltp=478.0, pnl=-220.0)
+        app.refresh_frame()
+        await pilot.press("ctrl+end")  # scrolled in by a key this time
+        await pilot.pause()
+        assert cell(pilot, 139, "ltp") == "▲ 478.00"
 
 
 async def test_filter_by_text_status_and_strategy():
@@ -191,6 +244,57 @@ async def test_new_alerts_toast_and_ring_the_bell_when_critical(monkeypatch):
         assert rings == [1] and len(app._notifications) == 1
 
 
+async def test_info_alerts_stay_in_the_panel_and_warnings_toast():
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        info = Alert(20, engine.current.ts, AlertCategory.TRADE, AlertPriority.INFO, "trade #1 [SBIN] entered")
+        warning = Alert(21, engine.current.ts, AlertCategory.SYSTEM, AlertPriority.WARNING, "feed [reconnecting]")
+        engine.bump(alerts=(info, *engine.current.alerts))
+        app.refresh_frame()
+        await pilot.pause()
+        alerts_panel = app.screen.query_one(AlertsPanel)
+        assert "20" in [str(key.value) for key in alerts_panel.rows]  # listed in the panel...
+        assert notifications(pilot) == []  # ...but no toast
+        engine.bump(alerts=(warning, *engine.current.alerts))
+        app.refresh_frame()
+        await pilot.pause()
+        assert notifications(pilot) == ["feed [reconnecting]"]  # shown as written, not as markup
+
+
+async def test_toasts_wait_while_a_dialog_is_open(monkeypatch):
+    engine = EngineDouble()
+    app = snapshot_app(engine)
+    rings: list[int] = []
+    monkeypatch.setattr(type(app), "bell", lambda self: rings.append(1))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.pause()
+        app.notify("shown before the dialog opened")
+        await pilot.press("f9")
+        modal = await until(pilot, lambda: isinstance(app.screen, PanicModal) and app.screen)
+        critical = Alert(30, engine.current.ts, AlertCategory.TRADE, AlertPriority.CRITICAL, "exit of #2 failed")
+        engine.bump(alerts=(critical, *engine.current.alerts))
+        app.refresh_frame()
+        await pilot.pause()
+        assert rings == [1]  # the bell still rings at once
+        assert "exit of #2 failed" not in notifications(pilot)  # held: no toast over the dialog
+        assert shown_toasts(modal) == []  # and the toast from before is not drawn over the dialog either
+        await pilot.press("escape")
+        await until(pilot, lambda: "exit of #2 failed" in notifications(pilot), what="the held toast")
+        await until(pilot, lambda: "exit of #2 failed" in shown_toasts(app.screen), what="the held toast on screen")
+        assert "shown before the dialog opened" in shown_toasts(app.screen)
+
+
+def shown_toasts(screen) -> list[str]:
+    """The messages of the toasts drawn on ``screen``."""
+    return [
+        toast._notification.message
+        for toast in screen.get_child_by_type(ToastRack).query(Toast)
+        if toast.parent.display and toast.region.area
+    ]
+
+
 async def test_engine_starts_off_the_loop_and_status_says_starting_until_then():
     release = threading.Event()
 
@@ -218,6 +322,17 @@ async def test_engine_starts_off_the_loop_and_status_says_starting_until_then():
         await until(pilot, lambda: "ENGINE OK" in static_text(pilot, "#status-text"))
         await until(pilot, lambda: trades_table(pilot).row_count == 4)
     assert app.stop_engine() == "stopped cleanly" and engine.stopped
+
+
+async def test_a_screen_opened_between_polls_shows_the_status_at_once():
+    app = snapshot_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "FEED LIVE" in static_text(pilot, "#status-text"))
+        app.poll_timer.pause()  # no poll will fill it in
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, StrategiesScreen))
+        await pilot.pause()
+        assert "FEED LIVE" in str(app.screen.query_one("#status-text").content)
 
 
 async def test_late_snapshots_do_not_reach_closed_screens():

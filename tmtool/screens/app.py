@@ -1,7 +1,11 @@
 """The Textual app: one bridge to the engine (snapshots in, commands out).
 
 The app reads ``engine.snapshot()`` on a timer and hands a new one to the
-screens only when its version changed; commands go out through
+screens only when its version changed.  A snapshot that only moved prices and
+P&L waits for the next price frame (``PRICE_FRAME_HZ``); anything else (a
+status, a level, an alert, the feed or broker state) shows on the next poll,
+and a command's answer shows at once.  Alert toasts (WARNING and CRITICAL only)
+wait while a dialog is open, so they never cover what it asks.  Commands go out through
 ``engine.submit()`` and their futures are awaited without blocking the loop.
 The engine is started off the loop when the app mounts and stopped by
 ``run_tui`` after the UI is gone.  Nothing here imports the storage layer or
@@ -17,6 +21,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
 from tmtool.engine.clock import Clock
@@ -42,18 +47,48 @@ from tmtool.screens.widgets.status_bar import (
 from tmtool.screens.widgets.trades_table import TradesTable
 
 COMMAND_TIMEOUT = 15.0  # seconds to wait for the engine's answer before telling the user
+PRICE_FRAME_HZ = 4.0  # snapshots that only move prices and P&L are shown at most this often
 MAX_TOASTS_PER_FRAME = 3
 ENGINE_START_WAIT = 30.0  # how long stop_engine waits for a start still in progress
 
+# INFO alerts go to the alerts panel only; these priorities also pop up a toast.
 TOAST_SEVERITY = {
-    AlertPriority.INFO: "information",
     AlertPriority.WARNING: "warning",
     AlertPriority.CRITICAL: "error",
 }
 
 
+def snapshot_shape(snapshot: EngineSnapshot) -> tuple:
+    """Everything a trader must see at once: all of a snapshot but the moving prices and P&L.
+
+    A snapshot whose shape differs from the one on screen is shown on the next
+    poll; one that only moved prices waits for the next price frame.
+    """
+    system = snapshot.system
+    return (
+        tuple(
+            (
+                view.id,
+                view.status,
+                view.paused,
+                view.degraded,
+                view.awaiting_approval,
+                view.quantity,
+                view.effective_stop,
+                view.target,
+                view.trailing_stop,
+            )
+            for view in snapshot.trades
+        ),
+        tuple((alert.id, alert.count, alert.acknowledged) for alert in snapshot.alerts),
+        tuple((view.name, view.halted, view.open_positions, view.trailing_armed) for view in snapshot.strategies),
+        (system.engine_running, system.feed_state, system.broker_state, system.db_state, system.server_mode),
+        system.stale_symbols,
+    )
+
+
 class AlertToaster:
-    """Decides which alerts of a snapshot are new (or repeated) and deserve a toast."""
+    """Decides which alerts of a snapshot are new (or repeated) and deserve a toast (WARNING and up)."""
 
     def __init__(self) -> None:
         self._seen: dict[int, int] | None = None  # alert id -> count already shown
@@ -66,7 +101,7 @@ class AlertToaster:
         fresh = [
             alert
             for alert in reversed(snapshot.alerts)  # oldest first
-            if not alert.acknowledged and self._seen.get(alert.id, 0) < alert.count
+            if alert.priority in TOAST_SEVERITY and not alert.acknowledged and self._seen.get(alert.id, 0) < alert.count
         ]
         self._seen.update(counts)
         return fresh
@@ -114,7 +149,12 @@ class TmtoolApp(App[str | None]):
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})
         self._version: int | None = None
+        self._shape: tuple | None = None
+        self._polls = 0
+        # Every how many polls a prices-only snapshot is shown (1 when polling no faster than PRICE_FRAME_HZ).
+        self._price_frame_every = max(1, round(refresh_hz / PRICE_FRAME_HZ))
         self._toaster = AlertToaster()
+        self._held_alerts: list = []  # toasts waiting for the dialog on top to close
         self._start_done = threading.Event()
         self._engine_started = False
         if not manage_engine:
@@ -131,7 +171,7 @@ class TmtoolApp(App[str | None]):
         if self.manage_engine:
             self.run_worker(self._start_engine, thread=True, name="engine-start", group="engine", exit_on_error=False)
         self.refresh_frame()
-        self.set_interval(1.0 / self.refresh_hz, self.refresh_frame, name="snapshot-poll")
+        self.poll_timer = self.set_interval(1.0 / self.refresh_hz, self._poll, name="snapshot-poll")
 
     def on_unmount(self) -> None:
         self.theme_changed_signal.unsubscribe(self)
@@ -168,16 +208,36 @@ class TmtoolApp(App[str | None]):
     # ------------------------------------------------------------------ the snapshot bridge
 
     def refresh_frame(self) -> None:
-        """One frame: read the latest snapshot; repaint only what a new version changed."""
+        """One frame now: read the latest snapshot; repaint only what a new version changed.
+
+        Called on start, after every command's answer and on engine phase
+        changes, so what the user just did shows at once.
+        """
+        self._frame(prices_due=True)
+
+    def _poll(self) -> None:
+        """The timer's frame: a prices-only change waits for the next price frame."""
+        self._polls += 1
+        self._frame(prices_due=self._polls % self._price_frame_every == 0)
+
+    def _frame(self, *, prices_due: bool) -> None:
         if self._exit:
             return  # shutting down: no frame may reach widgets being removed
+        if self._held_alerts and not self.dialog_open:
+            held, self._held_alerts = self._held_alerts, []
+            self._show_toasts(held)
         snapshot = self.latest
         if self.engine_phase == PHASE_RUNNING:
             snapshot = self.engine.snapshot()
-        self._update_status(snapshot)
         if snapshot is None or snapshot.version == self._version:
+            self._update_status(snapshot)
             return
-        self._version = snapshot.version
+        shape = snapshot_shape(snapshot)
+        if not prices_due and shape == self._shape:
+            self._update_status(self.latest)  # the clock and the feed age still move
+            return
+        self._version, self._shape = snapshot.version, shape
+        self._update_status(snapshot)
         self.latest = snapshot
         for screen in self.screen_stack:
             apply = getattr(screen, "apply_snapshot", None)
@@ -185,27 +245,49 @@ class TmtoolApp(App[str | None]):
                 apply(snapshot)
         self._toast_alerts(snapshot)
 
+    def refresh_status(self) -> None:
+        """Repaint the status bars from the snapshot on screen (a newly mounted bar asks for this)."""
+        if not self._exit:
+            self._update_status(self.latest)
+
     def _update_status(self, snapshot: EngineSnapshot | None) -> None:
-        text = status_line(snapshot if self.engine_phase != PHASE_STARTING else None, self.clock.time(), self.engine_phase, self.palette)
+        shown = snapshot if self.engine_phase != PHASE_STARTING else None
+        now = self.clock.time()
+        full = status_line(shown, now, self.engine_phase, self.palette)
+        compact = status_line(shown, now, self.engine_phase, self.palette, compact=True)
         simulated = self.simulated or (snapshot is not None and snapshot.system.simulated)
         for screen in self.screen_stack:
             if screen.is_attached:
                 for bar in screen.query(StatusBar):
-                    bar.show(text, simulated)
+                    bar.show(full, compact, simulated)
+
+    @property
+    def dialog_open(self) -> bool:
+        """A dialog is on top: toasts would cover what it asks about."""
+        return isinstance(self.screen, ModalScreen)
 
     def _toast_alerts(self, snapshot: EngineSnapshot) -> None:
         fresh = self._toaster.fresh(snapshot)
-        for alert in fresh[-MAX_TOASTS_PER_FRAME:]:
+        if not fresh:
+            return
+        if self.bell_enabled and any(alert.priority is AlertPriority.CRITICAL for alert in fresh):
+            self.bell()
+        if self.dialog_open:
+            self._held_alerts.extend(fresh)  # shown when the dialog closes (the panel has them meanwhile)
+        else:
+            self._show_toasts(fresh)
+
+    def _show_toasts(self, alerts: list) -> None:
+        for alert in alerts[-MAX_TOASTS_PER_FRAME:]:
             self.notify(
                 alert.text,
                 title=f"{alert.category.value} {alert.priority.value}",
                 severity=TOAST_SEVERITY[alert.priority],
                 timeout=10 if alert.priority is AlertPriority.CRITICAL else 5,
+                markup=False,
             )
-        if len(fresh) > MAX_TOASTS_PER_FRAME:
-            self.notify(f"{len(fresh) - MAX_TOASTS_PER_FRAME} more new alerts in the alerts panel", severity="warning")
-        if self.bell_enabled and any(alert.priority is AlertPriority.CRITICAL for alert in fresh):
-            self.bell()
+        if len(alerts) > MAX_TOASTS_PER_FRAME:
+            self.notify(f"{len(alerts) - MAX_TOASTS_PER_FRAME} more new alerts in the alerts panel", severity="warning")
 
     def _theme_changed(self, _theme: object) -> None:
         self.palette = Palette.from_theme_variables(self.theme_variables)
@@ -213,7 +295,7 @@ class TmtoolApp(App[str | None]):
             apply = getattr(screen, "apply_palette", None)
             if apply is not None and screen.is_attached:
                 apply(self.palette)
-        self._version = None  # repaint everything with the new colours on the next frame
+        self._version = self._shape = None  # repaint everything with the new colours on the next frame
 
     # ------------------------------------------------------------------ commands
 

@@ -80,6 +80,7 @@ class DashboardScreen(Screen):
         super().__init__(id="dashboard")
         self.snapshot: EngineSnapshot | None = None
         self._ready = False
+        self._filter_state_text: str | None = None
 
     @property
     def tmtool(self) -> "TmtoolApp":
@@ -136,7 +137,10 @@ class DashboardScreen(Screen):
         ]
         if table.marked:
             parts.append(f"{len(table.marked)} marked")
-        self.query_one("#filter-state", Static).update(Text(" · ".join(parts)))
+        text = " · ".join(parts)
+        if text != self._filter_state_text:
+            self._filter_state_text = text
+            self.query_one("#filter-state", Static).update(Text(text))
 
     # ------------------------------------------------------------------ filter and sort
 

@@ -128,6 +128,17 @@ def format_timestamp(ts: float | None) -> str:
     return to_ist(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def same_text(shown: object, new: Text) -> bool:
+    """Whether ``shown`` already looks exactly like ``new`` (``Text ==`` ignores the base style)."""
+    return (
+        isinstance(shown, Text)
+        and shown.plain == new.plain
+        and shown.spans == new.spans
+        and shown.style == new.style
+        and shown.justify == new.justify
+    )
+
+
 def pnl_text(value: float | None, palette: Palette, *, percent: bool = False) -> Text:
     """A P&L figure coloured by its sign."""
     text = format_percent(value) if percent else format_money(value, signed=True)

@@ -9,11 +9,12 @@ from textual.widgets import Static
 
 from tmtool.engine.models import FeedState
 from tmtool.engine.snapshot import EngineSnapshot
-from tmtool.screens.formatting import Palette, format_age, format_clock, format_money
+from tmtool.screens.formatting import Palette, format_age, format_clock, format_money, same_text
 
 SIMULATOR_BADGE = " SIMULATOR: no real orders "
 SIMULATOR_BADGE_NARROW = " SIMULATOR "
 NARROW_WIDTH = 100
+STATUS_PADDING = 2  # the status text's left and right padding
 
 # Engine phases the app reports before and after the engine runs.
 PHASE_STARTING = "starting…"
@@ -21,11 +22,16 @@ PHASE_RUNNING = "running"
 PHASE_STOPPED = "stopped"
 
 
-def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette: Palette) -> Text:
-    """The status text for ``snapshot`` seen at ``now`` (injected clock, epoch seconds)."""
-    separator = (" │ ", palette.muted)
+def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette: Palette, *, compact: bool = False) -> Text:
+    """The status text for ``snapshot`` seen at ``now`` (injected clock, epoch seconds).
+
+    ``compact`` (narrow terminals) drops the spaces around the separators and
+    the time zone, so everything down to the account P&L fits in 80 columns.
+    """
+    separator = ("│" if compact else " │ ", palette.muted)
+    clock = format_clock(now).removesuffix(" IST") if compact else format_clock(now)
     if snapshot is None or phase == PHASE_STARTING:
-        return Text.assemble(("ENGINE ", "bold"), (PHASE_STARTING.upper(), palette.warning), separator, format_clock(now))
+        return Text.assemble(("ENGINE ", "bold"), (PHASE_STARTING.upper(), palette.warning), separator, clock)
     system = snapshot.system
     feed_style = {
         FeedState.LIVE: palette.gain,
@@ -56,7 +62,7 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
         ("ENGINE ", "bold"),
         ("OK" if engine_running else phase.upper(), palette.gain if engine_running else palette.loss),
         separator,
-        format_clock(now),
+        clock,
         separator,
         ("P&L ", "bold"),
         (format_money(snapshot.account_pnl, signed=True), _sign_style(snapshot.account_pnl, palette)),
@@ -88,16 +94,24 @@ class StatusBar(Horizontal):
 
     def on_mount(self) -> None:
         self.query_one("#simulator-badge").display = False
+        fill = getattr(self.app, "refresh_status", None)
+        if fill is not None:
+            fill()  # a screen opened between two polls shows its status at once, not on the next poll
 
-    def show(self, text: Text, simulated: bool) -> None:
-        """Repaint only when the text or the badge changed."""
+    def show(self, full: Text, compact: Text, simulated: bool) -> None:
+        """Show ``full``, or ``compact`` when ``full`` does not fit; repaint only on a change."""
+        if not self.children:
+            return  # not composed yet: it fills itself in when mounted
         badge = self.query_one("#simulator-badge", Static)
         if badge.display != simulated:
             badge.display = simulated
-        label = SIMULATOR_BADGE_NARROW if self.size.width < NARROW_WIDTH else SIMULATOR_BADGE
+        width = self.size.width
+        label = SIMULATOR_BADGE_NARROW if width < NARROW_WIDTH else SIMULATOR_BADGE
         if simulated and label != self._badge_label:
             self._badge_label = label
             badge.update(label)
-        if self._last_text is None or text != self._last_text:
+        room = width - STATUS_PADDING - (len(label) if simulated else 0)
+        text = full if full.cell_len <= room else compact
+        if not same_text(self._last_text, text):
             self._last_text = text
-            self.query_one("#status-text", Static).update(text)
+            self.query_one("#status-text", Static).update(text, layout=False)  # one line, fixed width

@@ -17,6 +17,7 @@ from tmtool.screens.formatting import (
     format_money,
     pnl_text,
     range_bar,
+    same_text,
     usage_text,
 )
 
@@ -87,10 +88,10 @@ class StrategyCard(Vertical):
             return
         series_changed = view.pnl_series != self.view.pnl_series
         self.view, self.palette = view, palette
-        totals, bar, limits = card_lines(view, palette)
-        self.query_one(".card-totals", Static).update(totals)
-        self.query_one(".card-bar", Static).update(bar)
-        self.query_one(".card-limits", Static).update(limits)
+        for selector, line in zip((".card-totals", ".card-bar", ".card-limits"), card_lines(view, palette)):
+            shown = self.query_one(selector, Static)
+            if not same_text(shown.content, line):
+                shown.update(line, layout=False)  # one line in a fixed-size card
         if series_changed:
             self.query_one(Sparkline).data = list(view.pnl_series) or [0.0]
         self._apply_badge()

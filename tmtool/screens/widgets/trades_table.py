@@ -4,18 +4,28 @@ Each frame adds the trades that appeared, removes the ones that went (or no
 longer pass the filter), updates only the cells whose rendered text changed,
 re-sorts only when the order changed, and puts the cursor back on the trade it
 was on.  Column widths are fixed, so no update ever asks for a re-measure.
+
+Painting is where a busy feed costs: the stock table forgets every rendered
+cell and repaints the whole widget on any cell update.  Here a cell update
+stamps just that cell, only the visible rows that changed are marked for
+repaint (once per frame), and rendered cells are cached by their stamp, so a
+frame renders only the cells whose text changed.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
 from tmtool.engine.models import Side, TradeStatus
 from tmtool.engine.snapshot import TradeView
@@ -47,6 +57,12 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("exchange", "Exch", 5),
 )
 COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
+
+# Rendered cells kept: every visible cell a few times over (cursor on/off, two row positions).
+RENDERED_CELL_CACHE = 8192
+
+# Rows just outside the view that are kept painted, so a small scroll shows fresh cells at once.
+OFFSCREEN_MARGIN = 3
 
 # How long (engine seconds) a moved stop or trail keeps its arrow.
 LEVEL_MARK_SECONDS = 3.0
@@ -121,12 +137,46 @@ class TradeIdCell:
         return hash((self.trade_id, self.marked))
 
 
+def cell_signature(cell: object) -> object:
+    """What a cell looks like on screen: its text, style, alignment and spans (``Text ==`` ignores style)."""
+    if isinstance(cell, Text):
+        return (cell.plain, str(cell.style), cell.justify, tuple(cell.spans))
+    return cell
+
+
 @dataclass(slots=True)
 class _RowState:
-    view: TradeView
+    view: TradeView  # the latest view: sorting and filtering use it
+    shown: TradeView  # the view the row's cells were rendered from
     cells: dict[str, object]
+    signatures: dict[str, object] = field(default_factory=dict)
     ltp_direction: int = 0  # +1 up, -1 down, 0 unknown
     moved_at: dict[str, tuple[float, int]] = field(default_factory=dict)  # column -> (ts, direction)
+
+    def follow(self, view: TradeView, ts: float) -> None:
+        """Take the newest view, noting which way the price and the levels moved."""
+        previous = self.view
+        if previous is view or previous == view:
+            return  # keep the object already shown, so the row stays clean
+        self.view = view
+        if previous.ltp and view.ltp and view.ltp != previous.ltp:
+            self.ltp_direction = 1 if view.ltp > previous.ltp else -1
+        for column, old, new in (
+            ("stop", previous.effective_stop, view.effective_stop),
+            ("target", previous.target, view.target),
+            ("trail", previous.trailing_stop, view.trailing_stop),
+        ):
+            if old is not None and new is not None and old != new:
+                self.moved_at[column] = (ts, 1 if new > old else -1)
+
+    def expire_marks(self, ts: float) -> None:
+        for column, (moved_ts, _) in list(self.moved_at.items()):
+            if ts - moved_ts > LEVEL_MARK_SECONDS:
+                del self.moved_at[column]
+
+    @property
+    def stale(self) -> bool:
+        return self.shown is not self.view or bool(self.moved_at) or not self.cells
 
 
 def trade_key(trade_id: int) -> str:
@@ -157,6 +207,12 @@ class TradesTable(DataTable):
         self._row_order: list[int] = []
         self._last_views: tuple[TradeView, ...] = ()
         self._last_ts: float = 0.0
+        # Rendered cells keyed by a stamp that changes whenever that cell's content does.
+        self._cell_stamps: dict[tuple[RowKey, ColumnKey], int] = {}
+        self._next_stamp = itertools.count(1)
+        self._rendered_cells: LRUCache[tuple, list] = LRUCache(RENDERED_CELL_CACHE)
+        self._changed_rows: set[RowKey] = set()
+        self._batching = False
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -229,28 +285,60 @@ class TradesTable(DataTable):
         wanted = {view.id: view for view in views if self.trade_filter.matches(view)}
         cursor_trade = self.selected_trade_id()
 
-        for trade_id in [trade_id for trade_id in self._rows if trade_id not in wanted]:
-            self.remove_row(trade_key(trade_id))
-            del self._rows[trade_id]
-            self._row_order.remove(trade_id)
+        self._batching = True
+        try:
+            for trade_id in [trade_id for trade_id in self._rows if trade_id not in wanted]:
+                self.remove_row(trade_key(trade_id))
+                del self._rows[trade_id]
+                self._row_order.remove(trade_id)
 
-        for trade_id, view in wanted.items():
-            state = self._rows.get(trade_id)
-            if state is None:
-                state = _RowState(view=view, cells={})
-                self._rows[trade_id] = state
-                cells = self._render_cells(state, view, ts)
-                state.cells = cells
-                self.add_row(*(cells[key] for key in COLUMN_KEYS), key=trade_key(trade_id))
-                self._row_order.append(trade_id)
-            elif state.view != view or state.moved_at or not state.cells:
-                self._update_row(state, view, ts)
+            for trade_id, view in wanted.items():
+                state = self._rows.get(trade_id)
+                if state is None:
+                    state = _RowState(view=view, shown=view, cells={})
+                    self._rows[trade_id] = state
+                    cells = self._render_cells(state)
+                    state.cells = cells
+                    state.signatures = {key: cell_signature(cell) for key, cell in cells.items()}
+                    self.add_row(*(cells[key] for key in COLUMN_KEYS), key=trade_key(trade_id))
+                    self._row_order.append(trade_id)
+                else:
+                    state.follow(view, ts)
+            self._apply_order()
+            self._paint_visible_rows()
+        finally:
+            self._batching = False
+        self._repaint_changed_rows()
 
-        self._apply_order()
         if cursor_trade is not None and cursor_trade in self._rows:
             index = self.get_row_index(trade_key(cursor_trade))
             if index != self.cursor_row:
                 self.move_cursor(row=index, scroll=False)
+
+    def _visible_trade_ids(self) -> list[int]:
+        """The trades whose rows are in view (plus a few rows either side)."""
+        first = max(0, self.scroll_offset.y - OFFSCREEN_MARGIN)
+        rows_in_view = self.size.height - (self.header_height if self.show_header else 0)
+        return self._row_order[first : self.scroll_offset.y + rows_in_view + OFFSCREEN_MARGIN]
+
+    def _paint_visible_rows(self) -> None:
+        """Render the cells of the rows in view that changed since they were last shown.
+
+        Rows out of view keep their last cells until they scroll in; a busy feed
+        changes every row every frame, and only the visible ones are worth the work.
+        """
+        ts = self._last_ts
+        for trade_id in self._visible_trade_ids():
+            state = self._rows[trade_id]
+            if state.stale:
+                self._update_row(state, ts)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._paint_visible_rows()
+
+    def on_resize(self) -> None:
+        self._paint_visible_rows()
 
     def _apply_order(self) -> None:
         order = self.trade_order
@@ -265,41 +353,134 @@ class TradesTable(DataTable):
         self.sort("id", key=lambda cell: rank[cell.trade_id])
         self._row_order = desired
 
-    def _update_row(self, state: _RowState, view: TradeView, ts: float) -> None:
-        cells = self._render_cells(state, view, ts)
-        row_key = trade_key(view.id)
+    def _update_row(self, state: _RowState, ts: float) -> None:
+        state.expire_marks(ts)
+        cells = self._render_cells(state)
+        row_key = trade_key(state.view.id)
+        signatures = {}
         for key in COLUMN_KEYS:
-            if state.cells.get(key) != cells[key]:
+            signature = signatures[key] = cell_signature(cells[key])
+            if state.signatures.get(key) != signature:
                 self.update_cell(row_key, key, cells[key])
-        state.cells = cells
-        state.view = view
+        state.cells, state.signatures = cells, signatures
+        state.shown = state.view
 
     def _refresh_id_cell(self, trade_id: int) -> None:
         state = self._rows.get(trade_id)
         if state is None:
             return
         cell = TradeIdCell(trade_id, trade_id in self.marked)
-        state.cells["id"] = cell
+        state.cells["id"], state.signatures["id"] = cell, cell
         self.update_cell(trade_key(trade_id), "id", cell)
+
+    # ------------------------------------------------------------------ painting
+
+    def update_cell(
+        self,
+        row_key: RowKey | str,
+        column_key: ColumnKey | str,
+        value: object,
+        *,
+        update_width: bool = False,
+    ) -> None:
+        """Replace one cell and repaint only its row (the stock table repaints everything).
+
+        Inside ``reconcile`` the repaint waits for the end of the frame, so a row
+        with several changed cells is painted once.
+        """
+        if update_width:
+            raise ValueError("the trades table has fixed column widths; update_width is not supported")
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        column_key = ColumnKey(column_key) if isinstance(column_key, str) else column_key
+        if row_key not in self._row_locations or column_key not in self._column_locations:
+            raise CellDoesNotExist(f"No cell exists for row_key={row_key!r}, column_key={column_key!r}.")
+        self._data[row_key][column_key] = value
+        self._cell_stamps[(row_key, column_key)] = next(self._next_stamp)
+        self._changed_rows.add(row_key)
+        if not self._batching:
+            self._repaint_changed_rows()
+
+    def add_row(self, *cells: object, height: int | None = 1, key: str | None = None, label: object = None) -> RowKey:
+        row_key = super().add_row(*cells, height=height, key=key, label=label)
+        for column_key in self._column_locations:
+            self._cell_stamps[(row_key, column_key)] = next(self._next_stamp)
+        return row_key
+
+    def remove_row(self, row_key: RowKey | str) -> None:
+        row_key = RowKey(row_key) if isinstance(row_key, str) else row_key
+        super().remove_row(row_key)
+        for column_key in self._column_locations:
+            self._cell_stamps.pop((row_key, column_key), None)
+        self._changed_rows.discard(row_key)
+
+    def _repaint_changed_rows(self) -> None:
+        """Mark the visible rows whose cells changed for repaint; rows out of view just wait."""
+        if not self._changed_rows:
+            return
+        changed, self._changed_rows = self._changed_rows, set()
+        self._update_count += 1  # the stock row and line caches must not serve the old text
+        header = self.header_height if self.show_header else 0
+        scroll_y = self.scroll_offset.y
+        width, height = self.size
+        regions = []
+        for row_key in changed:
+            index = self._row_locations.get(row_key)
+            if index is None:
+                continue
+            y = header + index - scroll_y
+            if header <= y < height:
+                regions.append(Region(0, y, width, 1))
+        if regions:
+            self.refresh(*regions)
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list:
+        """A cell's rendered lines, from the cache while the cell's stamp is unchanged."""
+        stamp = None
+        if row_index >= 0 and column_index >= 0:
+            row_key = self._row_locations.get_key(row_index)
+            column_key = self._column_locations.get_key(column_index)
+            stamp = self._cell_stamps.get((row_key, column_key))
+        if stamp is None:  # the header, or a cell this table did not stamp
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        cache_key = (
+            stamp,
+            row_index,  # the rendered segments carry the row index for mouse clicks
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+        )
+        lines = self._rendered_cells.get(cache_key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._rendered_cells[cache_key] = lines
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._rendered_cells.clear()
+
+    def notify_style_update(self) -> None:
+        self._rendered_cells.clear()
+        super().notify_style_update()
 
     # ------------------------------------------------------------------ cells
 
-    def _render_cells(self, state: _RowState, view: TradeView, ts: float) -> dict[str, object]:
-        previous = state.view
+    def _render_cells(self, state: _RowState) -> dict[str, object]:
+        view = state.view
         palette = self.palette
-        if previous is not view and previous.ltp and view.ltp and view.ltp != previous.ltp:
-            state.ltp_direction = 1 if view.ltp > previous.ltp else -1
-        for column, old, new in (
-            ("stop", previous.effective_stop, view.effective_stop),
-            ("target", previous.target, view.target),
-            ("trail", previous.trailing_stop, view.trailing_stop),
-        ):
-            if previous is not view and old is not None and new is not None and old != new:
-                state.moved_at[column] = (ts, 1 if new > old else -1)
-        for column, (moved_ts, _) in list(state.moved_at.items()):
-            if ts - moved_ts > LEVEL_MARK_SECONDS:
-                del state.moved_at[column]
-
         closed = view.status.is_final
         muted = palette.muted if closed else ""
         tick = view.tick_size
