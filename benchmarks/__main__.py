@@ -283,11 +283,15 @@ def markdown(figures: list[Figure], info: dict, stamp: str, seconds: float) -> s
         f"SQLite {info['sqlite']}, Textual {info['textual']}. Every component is the real one (simulator over "
         "loopback, SQLite file, real threads); each benchmark's module docstring says exactly what it measures.",
         "",
-        "| figure | value | target | status | set-up | command |",
-        "|---|---|---|---|---|---|",
+        "| figure | value | target | status | set-up |",
+        "|---|---|---|---|---|",
     ]
+    setups: dict[tuple[str, str], int] = {}
     for f in figures:
-        lines.append(f"| {f.figure} | {f.shown_value()} | {f.target or '—'} | {f.status} | {f.setup} | `{f.command}` |")
+        number = setups.setdefault((f.setup, f.command), len(setups) + 1)
+        lines.append(f"| {f.figure} | {f.shown_value()} | {f.target or '—'} | {f.status} | [{number}] |")
+    lines.append("")
+    lines += [f"[{number}] {setup} — `{command}`  " for (setup, command), number in setups.items()]
     missed = [f.figure for f in figures if f.met is False]
     lines += [
         "",
