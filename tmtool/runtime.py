@@ -363,6 +363,9 @@ def build_runtime(
         sim_key = secrets.token_urlsafe(24)
         # About 0.45% standard deviation a minute: the demo's stops and targets fire within a minute or two.
         sim = Simulator(api_key=sim_key, seed=seed, tick_interval=0.1, volatility=0.00018, rate_limits=None)
+        # Sandbox (analyzer) mode, like paper trading on OpenAlgo: its order book carries strategy tags,
+        # so the daily-loss lockout can attribute positions in the demo too.
+        sim.analyzer_mode = True
         sim.start()
         rest_url, ws_url, broker_key = sim.rest_url, sim.ws_url, sim_key
         names = {s.name for s in strategies}
