@@ -15,11 +15,14 @@ from pathlib import Path
 from tmtool.engine.clock import ManualClock
 from tmtool.storage import SqliteStore
 
-from tests.storage.samples import full_event, full_trade
+from tmtool.engine.models import OrderState
+
+from tests.storage.samples import full_event, full_order, full_trade
 from tests.util import wait_for
 
 TRADES_IN_BURST = 7
 EVENT_EVERY = 3
+ORDER_EVERY = 10
 
 
 def burst_change(store: SqliteStore, index: int) -> None:
@@ -42,6 +45,22 @@ def crash_burst(path: Path) -> None:
         if index % 40 == 0:
             if store.flush(timeout=10.0):
                 print(f"durable {index}", flush=True)
+
+
+def crash_durable(path: Path) -> None:
+    """Like ``crash_burst``, but every tenth change is an exit intent saved durably (committed on this
+    thread when it can, while the writer commits the rest); acknowledge each one that returned True."""
+    store = SqliteStore(path, clock=ManualClock(), commit_interval=0.002, backup_on_open=False)
+    store.start()
+    print("ready", flush=True)
+    index = 0
+    while True:
+        index += 1
+        if index % ORDER_EVERY == 0:
+            if store.save_order(full_order(f"x-{index}", OrderState.INTENT), durable=True, timeout=10.0):
+                print(f"durable {index}", flush=True)
+        else:
+            burst_change(store, index)
 
 
 def hold_lock(path: Path) -> None:
@@ -85,7 +104,7 @@ def disk_full(path: Path) -> None:
     store.close()
 
 
-SCENARIOS = {"crash-burst": crash_burst, "hold-lock": hold_lock, "disk-full": disk_full}
+SCENARIOS = {"crash-burst": crash_burst, "crash-durable": crash_durable, "hold-lock": hold_lock, "disk-full": disk_full}
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](Path(sys.argv[2]))

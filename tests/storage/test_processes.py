@@ -15,7 +15,7 @@ from tmtool.engine.clock import ManualClock
 from tmtool.storage import DatabaseInUse, SqliteStore
 from tmtool.storage.backup import integrity_problems
 
-from tests.storage.child import EVENT_EVERY, TRADES_IN_BURST
+from tests.storage.child import EVENT_EVERY, ORDER_EVERY, TRADES_IN_BURST
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,6 +66,41 @@ def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_cha
     expected_notes: dict[int, int] = {}
     for index in range(1, prefix + 1):
         if index % EVENT_EVERY:
+            expected_notes[index % TRADES_IN_BURST + 1] = index
+    assert notes == expected_notes
+
+
+def test_sigkill_among_durable_exit_intents_leaves_a_clean_prefix_holding_every_acknowledged_one(db_path):
+    child = spawn("crash-durable", db_path)
+    acknowledged = 0
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        for line in child.stdout:
+            acknowledged = int(line.split()[1])
+            if acknowledged >= 400:
+                break
+    finally:
+        kill(child)
+    assert acknowledged >= 400
+
+    assert integrity_problems(db_path) == []
+    store = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
+    store.open()
+    try:
+        events = [int(event.ts) for event in store.trade_events(1000)]
+        loaded = store.load()
+    finally:
+        store.close()
+    notes = {trade.id: int(trade.note) for trade in loaded.open_trades}
+    orders = sorted(int(order.key.split("-")[1]) for order in loaded.open_orders)
+    prefix = max([*events, *notes.values(), *orders])
+    assert prefix >= acknowledged
+    changes = range(1, prefix + 1)
+    assert orders == [index for index in changes if index % ORDER_EVERY == 0]
+    assert events == [index for index in changes if index % ORDER_EVERY and index % EVENT_EVERY == 0]
+    expected_notes: dict[int, int] = {}
+    for index in changes:
+        if index % ORDER_EVERY and index % EVENT_EVERY:
             expected_notes[index % TRADES_IN_BURST + 1] = index
     assert notes == expected_notes
 
