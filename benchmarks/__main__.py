@@ -8,8 +8,8 @@ Benchmarks: engine, feed, latency, store, startup (start-up time, memory and the
 TUI's first frame), ui.  Each figure is printed with its target and whether it
 was met; nothing here asserts on time.  Results go to
 ``benchmarks/results/<timestamp>.json``; a full run (no ``--quick``, no
-``--only``) also writes ``benchmarks/results/latest.json`` and the README's
-Performance section, ``benchmarks/README_SECTION.md``.
+``--only``) also writes ``benchmarks/results/latest.json`` and rewrites the
+Performance section of README.md (between its markers).
 """
 
 from __future__ import annotations
@@ -31,7 +31,18 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-README_SECTION = HERE / "README_SECTION.md"
+README = HERE.parent / "README.md"
+PERFORMANCE_START = "<!-- performance:start (written by make bench) -->"
+PERFORMANCE_END = "<!-- performance:end -->"
+
+
+def update_readme(section: str, readme: Path = README) -> None:
+    """Replace the Performance section between its markers in the README."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.find(PERFORMANCE_START), text.find(PERFORMANCE_END)
+    if start < 0 or end < start:
+        raise RuntimeError(f"{readme} has no performance markers to replace")
+    readme.write_text(text[: start + len(PERFORMANCE_START)] + "\n" + section + text[end:], encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -362,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     written = [path]
     if not options.quick and not options.only:
         (RESULTS / "latest.json").write_text(text, encoding="utf-8")
-        README_SECTION.write_text(markdown(figures, info, stamp, total), encoding="utf-8")
-        written += [RESULTS / "latest.json", README_SECTION]
+        update_readme(markdown(figures, info, stamp, total))
+        written += [RESULTS / "latest.json", README]
     print("wrote " + ", ".join(str(p.relative_to(HERE.parent)) for p in written))
     return 1 if errors else 0
 
