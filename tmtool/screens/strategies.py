@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from tmtool import config
@@ -28,6 +28,7 @@ from tmtool.engine.models import (
 )
 from tmtool.engine.snapshot import EngineSnapshot, StrategyView
 from tmtool.screens.formatting import format_money
+from tmtool.screens.modals.form import FormModal
 from tmtool.screens.forms import (
     FieldError,
     amount_text,
@@ -80,7 +81,7 @@ def strategy_row(view: StrategyView) -> tuple[str, ...]:
     )
 
 
-class StrategyFormModal(ModalScreen[Strategy | None]):
+class StrategyFormModal(FormModal[Strategy | None]):
     """Create or edit a strategy's risk settings with a live preview; dismisses with the new ``Strategy``."""
 
     BINDINGS = [
@@ -188,20 +189,6 @@ class StrategyFormModal(ModalScreen[Strategy | None]):
 
     def on_select_changed(self, _event: Select.Changed) -> None:
         self._refresh_preview()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_next()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "save":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def action_submit(self) -> None:
         try:

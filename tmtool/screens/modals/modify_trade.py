@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from tmtool.engine import validation
@@ -20,6 +19,7 @@ from tmtool.engine.commands import UNSET, ModifyTrade
 from tmtool.engine.models import TrailingSettings
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import format_price
+from tmtool.screens.modals.form import FormModal
 from tmtool.screens.forms import (
     FieldError,
     distance_text,
@@ -42,7 +42,7 @@ def _price_text(value: float | None, tick_size: float) -> str:
     return "" if value is None else format_price(value, tick_size).replace(",", "")
 
 
-class ModifyTradeModal(ModalScreen[ModifyTrade | None]):
+class ModifyTradeModal(FormModal[ModifyTrade | None]):
     """Edit stop / target / trailing / partial targets of trade ``view.id``."""
 
     BINDINGS = [
@@ -95,20 +95,6 @@ class ModifyTradeModal(ModalScreen[ModifyTrade | None]):
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self._show(self._parse())
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_next()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "save":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def action_submit(self) -> None:
         parsed = self._parse()

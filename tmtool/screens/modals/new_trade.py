@@ -13,7 +13,6 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tmtool.engine import validation
@@ -29,6 +28,7 @@ from tmtool.engine.models import (
     Strategy,
 )
 from tmtool.engine.snapshot import StrategyView
+from tmtool.screens.modals.form import FormModal
 from tmtool.screens.forms import FieldError, optional_price, optional_quantity
 from tmtool.screens.risk_preview import trade_preview
 
@@ -61,9 +61,10 @@ def manual_strategy_view() -> StrategyView:
     )
 
 
-class NewTradeModal(ModalScreen[CreateTrade | None]):
+class NewTradeModal(FormModal[CreateTrade | None]):
     """Build a ``CreateTrade``; dismisses with None when cancelled."""
 
+    SUBMIT_BUTTON = "create"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="new_trade_cancel"),
         Binding("ctrl+s", "submit", "Create", id="new_trade_submit", priority=True),
@@ -164,20 +165,6 @@ class NewTradeModal(ModalScreen[CreateTrade | None]):
             self.query_one("#price-label", Label).update("Limit" if limit else "Price")
             self.query_one("#price", Input).placeholder = "limit price" if limit else "expected price"
         self._refresh_preview()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_next()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "create":
-            self.action_submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
     def action_submit(self) -> None:
         try:
