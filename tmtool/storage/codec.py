@@ -109,18 +109,25 @@ def from_json(target: Any, text: str, where: str = "value") -> Any:
 
 def matches(target: Any, value: Any) -> bool:
     """True when ``value`` has the declared scalar type ``target`` (bools are not numbers here)."""
+    return checker(target)(value)
+
+
+@lru_cache(maxsize=None)
+def checker(target: Any) -> Callable[[Any], bool]:
+    """The type test of :func:`matches` for one declared type, built once per type."""
     origin = typing.get_origin(target)
     if origin in (typing.Union, types.UnionType):
-        return any(matches(option, value) for option in typing.get_args(target))
+        options = tuple(checker(option) for option in typing.get_args(target))
+        return lambda value: any(check(value) for check in options)
     if target is type(None):
-        return value is None
+        return lambda value: value is None
     if target is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
     if target is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
     if isinstance(target, type):
-        return isinstance(value, target)
-    return False
+        return lambda value: isinstance(value, target)
+    return lambda value: False
 
 
 def type_name(target: Any) -> str:

@@ -16,7 +16,7 @@ import math
 from datetime import date
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 from peewee import (
     SQL,
@@ -203,20 +203,26 @@ _JSON_FIELDS = {
 
 def record_to_row(record: Any) -> dict[str, Any]:
     """The column values of one record (Trade, PortfolioState, OrderRecord, Alert)."""
-    cls = type(record)
-    json_fields = _JSON_FIELDS.get(cls, frozenset())
     row: dict[str, Any] = {}
-    for name, hint in codec.field_types(cls).items():
+    for name, is_json, hint, check in _column_encoders(type(record)):
         value = getattr(record, name)
-        if name in json_fields:
+        if is_json:
             row[name] = codec.to_json(value, f"{_where(record)}: {name}")
-        elif codec.matches(hint, value):
+        elif check(value):
             row[name] = _column_value(value, hint, name, record)
         else:
             raise codec.CodecError(
                 f"{_where(record)}: {name} is {value!r}, a {type(value).__name__}; expected {codec.type_name(hint)}"
             )
     return row
+
+
+@lru_cache(maxsize=None)
+def _column_encoders(cls: type) -> tuple[tuple[str, bool, Any, Callable[[Any], bool]], ...]:
+    json_fields = _JSON_FIELDS.get(cls, frozenset())
+    return tuple(
+        (name, name in json_fields, hint, codec.checker(hint)) for name, hint in codec.field_types(cls).items()
+    )
 
 
 def row_to_record(cls: type, row: dict[str, Any]) -> Any:
