@@ -125,6 +125,10 @@ def exit_capacity(side: Side, broker_net: int, opposite_open: int, exiting_in_fl
     open quantity of trades of the other side on the same key (their positions
     are netted into ``broker_net``), ``exiting_in_flight`` the unfilled quantity
     of exit orders in the same direction already sent on the key.
+
+    Limit: with LONG and SHORT trades open on one key, a net position cannot
+    tell a hedge leg closed outside tmtool from one still open, so the opposite
+    trades are taken as still held.
     """
     return max(0, broker_net * side.sign + opposite_open - exiting_in_flight)
 
