@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
 from textual import work
@@ -369,17 +370,21 @@ class StrategiesScreen(Screen):
         if isinstance(result, Accepted) and self.tmtool.config_path is not None:
             self._write_config(strategy)
 
-    @work(thread=True, group="config", exit_on_error=False)
     def _write_config(self, strategy: Strategy) -> None:
+        self._update_config(
+            lambda path: config.save_strategy(path, strategy), "Saved in the engine, but not in", "Written to"
+        )
+
+    @work(thread=True, group="config", exit_on_error=False)
+    def _update_config(self, change: Callable[[Path], object], failed: str, done: str) -> None:
+        """Apply ``change`` to the config file off the event loop; say how it went."""
         path = self.tmtool.config_path
         try:
-            config.save_strategy(path, strategy)
+            change(path)
         except (OSError, config.ConfigError) as error:
-            self.app.call_from_thread(
-                self.notify, f"Saved in the engine, but not in {path}: {error}", severity="error", timeout=15
-            )
+            self.app.call_from_thread(self.notify, f"{failed} {path}: {error}", severity="error", timeout=15)
             return
-        self.app.call_from_thread(self.notify, f"Written to {path}")
+        self.app.call_from_thread(self.notify, f"{done} {path}")
 
     def action_delete_strategy(self) -> None:
         view = self._selected()
@@ -400,14 +405,7 @@ class StrategiesScreen(Screen):
         if isinstance(result, Accepted) and self.tmtool.config_path is not None:
             self._remove_from_config(view.name)
 
-    @work(thread=True, group="config", exit_on_error=False)
     def _remove_from_config(self, name: str) -> None:
-        path = self.tmtool.config_path
-        try:
-            config.remove_strategy(path, name)
-        except (OSError, config.ConfigError) as error:
-            self.app.call_from_thread(
-                self.notify, f"Deleted in the engine, but not from {path}: {error}", severity="error", timeout=15
-            )
-            return
-        self.app.call_from_thread(self.notify, f"Removed from {path}")
+        self._update_config(
+            lambda path: config.remove_strategy(path, name), "Deleted in the engine, but not from", "Removed from"
+        )
