@@ -39,18 +39,24 @@ def kill(child: subprocess.Popen) -> None:
             stream.close()
 
 
-def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_change(db_path):
-    child = spawn("crash-burst", db_path)
+def _kill_after_acknowledgements(scenario: str, db_path: Path, count: int) -> int:
+    """Run a child scenario, SIGKILL it once it has acknowledged ``count`` changes; returns the last acknowledged."""
+    child = spawn(scenario, db_path)
     acknowledged = 0
     try:
         assert child.stdout.readline().strip() == "ready"
         for line in child.stdout:
             acknowledged = int(line.split()[1])
-            if acknowledged >= 400:
+            if acknowledged >= count:
                 break
     finally:
         kill(child)
-    assert acknowledged >= 400
+    assert acknowledged >= count
+    return acknowledged
+
+
+def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_change(db_path):
+    acknowledged = _kill_after_acknowledgements("crash-burst", db_path, 400)
 
     assert integrity_problems(db_path) == []
     store = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
@@ -71,17 +77,7 @@ def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_cha
 
 
 def test_sigkill_among_durable_exit_intents_leaves_a_clean_prefix_holding_every_acknowledged_one(db_path):
-    child = spawn("crash-durable", db_path)
-    acknowledged = 0
-    try:
-        assert child.stdout.readline().strip() == "ready"
-        for line in child.stdout:
-            acknowledged = int(line.split()[1])
-            if acknowledged >= 400:
-                break
-    finally:
-        kill(child)
-    assert acknowledged >= 400
+    acknowledged = _kill_after_acknowledgements("crash-durable", db_path, 400)
 
     assert integrity_problems(db_path) == []
     store = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
