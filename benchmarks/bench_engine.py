@@ -26,7 +26,12 @@ from pathlib import Path
 from benchmarks.common import START_PRICE, bench_symbols, seed_active_trades
 from tests.stack import API_KEY, FAST_SETTINGS, build_engine
 from tests.util import wait_for
-from tmtool.engine.models import Amount, PortfolioRisk, Strategy, Tick
+from tmtool.domain.models import (
+    Amount,
+    PortfolioRisk,
+    Strategy,
+    Tick,
+)
 from tmtool.sim import Simulator
 
 MAX_SYMBOLS = 200

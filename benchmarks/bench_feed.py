@@ -38,8 +38,8 @@ import websocket
 from openalgo import FeedAPI
 
 from benchmarks.replay_ws import ReplayServer
-from tmtool.engine.feed import OpenAlgoFeed, loads_with_json, parse_frame
-from tmtool.engine.models import FeedState
+from tmtool.openalgo.feed import OpenAlgoFeed, loads_with_json, parse_frame
+from tmtool.domain.models import FeedState
 from tmtool.engine.ports import FeedCallbacks
 from tmtool.sim import SimSymbol, Simulator
 

@@ -42,10 +42,18 @@ from benchmarks.common import START_PRICE, TickPump, bench_symbols, percentile, 
 from benchmarks.sim_process import SimProcess
 from tests.stack import API_KEY, build_engine
 from tests.util import wait_for
-from tmtool.engine.clock import SystemClock
-from tmtool.engine.commands import Accepted, CreateTrade
+from tmtool.clock import SystemClock
+from tmtool.domain.commands import Accepted, CreateTrade
 from tmtool.engine.engine import Engine
-from tmtool.engine.models import Distance, Side, Sizing, SizingMode, Strategy, TradeRisk, TradeStatus
+from tmtool.domain.models import (
+    Distance,
+    Side,
+    Sizing,
+    SizingMode,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+)
 from tmtool.engine.settings import EngineSettings
 from tmtool.sim import SimSymbol, Simulator
 

@@ -27,8 +27,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from tmtool.engine.clock import ManualClock
-from tmtool.engine.models import (
+from tmtool.clock import ManualClock
+from tmtool.domain.models import (
     Alert,
     AlertCategory,
     AlertPriority,

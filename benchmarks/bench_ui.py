@@ -35,8 +35,16 @@ from pathlib import Path
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import CreateTrade
-from tmtool.engine.models import Distance, Side, Sizing, SizingMode, Strategy, TradeRisk, TradeStatus
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.models import (
+    Distance,
+    Side,
+    Sizing,
+    SizingMode,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+)
 from tmtool.screens.app import TmtoolApp
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.widgets.trades_table import TradesTable

@@ -12,8 +12,15 @@ import threading
 import time
 from pathlib import Path
 
-from tmtool.engine.models import Distance, Product, Side, Trade, TradeStatus, TrailingSettings
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.domain.models import (
+    Distance,
+    Product,
+    Side,
+    Trade,
+    TradeStatus,
+    TrailingSettings,
+)
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.sim import SimSymbol, Simulator
 from tmtool.storage import SqliteStore
 

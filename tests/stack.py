@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from tests.util import wait_for
-from tmtool.engine.clock import Clock, SystemClock
-from tmtool.engine.commands import Accepted, Denied
+from tmtool.clock import Clock, SystemClock
+from tmtool.domain.commands import Accepted, Denied
 from tmtool.engine.engine import Engine
-from tmtool.engine.feed import OpenAlgoFeed
-from tmtool.engine.models import AccountLimits, Strategy, TradeStatus
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.openalgo.feed import OpenAlgoFeed
+from tmtool.domain.models import AccountLimits, Strategy, TradeStatus
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.engine.ports import AlertSink
 from tmtool.engine.settings import EngineSettings
 from tmtool.engine.snapshot import EngineSnapshot, TradeView

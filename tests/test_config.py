@@ -17,7 +17,7 @@ from tmtool.config import (
     strategy_from_table,
     strategy_to_table,
 )
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Amount,
     AmountMode,
     Distance,

@@ -29,7 +29,7 @@ from typing import Any, Mapping
 import platformdirs
 import tomli_w
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     EXCHANGES,
     MANUAL_STRATEGY,
     AccountLimits,
@@ -49,7 +49,7 @@ from tmtool.engine.models import (
     TradeRisk,
     TrailingSettings,
 )
-from tmtool.engine.validation import validate_strategy, validate_symbol
+from tmtool.domain.validation import validate_strategy, validate_symbol
 
 APP_NAME = "tmtool"
 CONFIG_FILE_NAME = "tmtool.toml"

@@ -20,11 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from tmtool.config import Config
-from tmtool.engine.clock import Clock, SystemClock
-from tmtool.engine.commands import CreateTrade
+from tmtool.clock import Clock, SystemClock
+from tmtool.domain.commands import CreateTrade
 from tmtool.engine.engine import Engine
-from tmtool.engine.feed import OpenAlgoFeed
-from tmtool.engine.models import (
+from tmtool.openalgo.feed import OpenAlgoFeed
+from tmtool.domain.models import (
     Alert,
     AlertPriority,
     Amount,
@@ -43,7 +43,7 @@ from tmtool.engine.models import (
     TradeRisk,
     TrailingSettings,
 )
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.engine.settings import EngineSettings
 from tmtool.engine.snapshot import EngineSnapshot
 

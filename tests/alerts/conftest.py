@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority
 
 # 2026-01-01 09:30 IST: inside market hours, outside any quiet window used here.
 MORNING = 1_767_240_000.0

@@ -9,8 +9,8 @@ import pytest
 
 from tmtool.alerts.config import AlertsConfig, CommandConfig, QuietHours, Route, Secret
 from tmtool.config import ConfigError
-from tmtool.engine.clock import IST
-from tmtool.engine.models import AlertCategory, AlertPriority
+from tmtool.domain.calendar import IST
+from tmtool.domain.models import AlertCategory, AlertPriority
 
 from tests.alerts.conftest import make_alert
 

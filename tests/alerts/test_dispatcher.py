@@ -14,7 +14,8 @@ from typing import Iterator
 import pytest
 
 from tmtool.alerts import AlertDispatcher, AlertsConfig
-from tmtool.engine.clock import IST, ManualClock
+from tmtool.domain.calendar import IST
+from tmtool.clock import ManualClock
 
 from tests.alerts.conftest import SMTP_PASSWORD, SMTP_USER, make_alert
 from tests.util import wait_for

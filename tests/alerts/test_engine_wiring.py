@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 
 from tmtool.alerts import AlertDispatcher, AlertsConfig
-from tmtool.engine.clock import SystemClock
-from tmtool.engine.commands import Accepted, AcknowledgeAlerts
+from tmtool.clock import SystemClock
+from tmtool.domain.commands import Accepted, AcknowledgeAlerts
 from tmtool.engine.engine import Engine
 from tmtool.sim import Simulator
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tmtool.alerts.dispatcher import BoundedAlertQueue
-from tmtool.engine.models import AlertPriority
+from tmtool.domain.models import AlertPriority
 
 from tests.alerts.conftest import make_alert
 

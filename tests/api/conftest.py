@@ -9,7 +9,7 @@ import pytest
 
 from tests.stack import Stack, running_stack
 from tmtool.api import ApiServer
-from tmtool.engine.models import Distance, Strategy, TradeRisk
+from tmtool.domain.models import Distance, Strategy, TradeRisk
 
 API_KEY = "control-api-test-key-0123"
 STRATEGIES = (

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from tmtool.engine.analytics import analyse, initial_stop_from_events, max_drawdown
-from tmtool.engine.models import (
+from tmtool.domain.analytics import analyse, initial_stop_from_events, max_drawdown
+from tmtool.domain.models import (
     ExitReason,
     PartialLevel,
     Product,

@@ -6,8 +6,8 @@ import pytest
 
 from tests.api.conftest import API_KEY, call, ok
 from tests.util import wait_for
-from tmtool.engine.clock import trading_day
-from tmtool.engine.models import TradeStatus
+from tmtool.domain.calendar import trading_day
+from tmtool.domain.models import TradeStatus
 
 
 def _create(client, stack, symbol: str, price: float, strategy: str = "api", **fields) -> int:

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 )
 
 from tests.api.conftest import API_KEY, call, ok
-from tmtool.engine.models import TradeStatus
+from tmtool.domain.models import TradeStatus
 
 EXAMPLES_PER_OPERATION = 15
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -11,8 +11,8 @@ import pytest
 
 from tests.api.conftest import API_KEY, call, ok
 from tmtool.api import ApiServer
-from tmtool.engine.clock import ManualClock
-from tmtool.engine.models import TradeStatus
+from tmtool.clock import ManualClock
+from tmtool.domain.models import TradeStatus
 
 
 def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):

@@ -20,12 +20,24 @@ import threading
 import time
 from pathlib import Path
 
-from tmtool.engine.clock import SystemClock
-from tmtool.engine.commands import Accepted, CreateTrade, ExitAll, SaveStrategy
+from tmtool.clock import SystemClock
+from tmtool.domain.commands import (
+    Accepted,
+    CreateTrade,
+    ExitAll,
+    SaveStrategy,
+)
 from tmtool.engine.engine import Engine
-from tmtool.engine.feed import OpenAlgoFeed
-from tmtool.engine.models import Distance, Side, Strategy, TradeRisk, TradeStatus, TrailingSettings
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.openalgo.feed import OpenAlgoFeed
+from tmtool.domain.models import (
+    Distance,
+    Side,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+    TrailingSettings,
+)
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.engine.settings import EngineSettings
 from tmtool.storage import SqliteStore
 

@@ -9,8 +9,17 @@ import pytest
 
 from tests.stack import FAST_SETTINGS, running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import CreateTrade
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority, Distance, Side, Strategy, TradeRisk, TradeStatus
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.models import (
+    Alert,
+    AlertCategory,
+    AlertPriority,
+    Distance,
+    Side,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+)
 
 
 class _Sink:

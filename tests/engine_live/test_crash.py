@@ -23,7 +23,7 @@ import pytest
 
 from tests.engine_live.crash_child import QUANTITY, SYMBOLS
 from tests.util import wait_for
-from tmtool.engine.models import Side, TradeStatus
+from tmtool.domain.models import Side, TradeStatus
 from tmtool.sim import Simulator
 from tmtool.storage import SqliteStore
 

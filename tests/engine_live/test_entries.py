@@ -6,8 +6,17 @@ import pytest
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import Accepted, CreateTrade
-from tmtool.engine.models import Distance, PriceType, Side, Sizing, SizingMode, Strategy, TradeRisk, TradeStatus
+from tmtool.domain.commands import Accepted, CreateTrade
+from tmtool.domain.models import (
+    Distance,
+    PriceType,
+    Side,
+    Sizing,
+    SizingMode,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+)
 
 RISK = TradeRisk(stop_loss=Distance(10), target=Distance(20))
 

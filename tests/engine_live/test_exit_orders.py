@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.stack import Stack, running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import Accepted, CreateTrade, ExitTrade
-from tmtool.engine.models import (
+from tmtool.domain.commands import Accepted, CreateTrade, ExitTrade
+from tmtool.domain.models import (
     AlertPriority,
     Distance,
     ExitOrderSettings,

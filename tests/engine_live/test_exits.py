@@ -5,8 +5,14 @@ from __future__ import annotations
 from tests.stack import running_stack
 from tests.util import wait_for
 from tmtool.sim import builtin_symbols
-from tmtool.engine.commands import Accepted, CreateTrade, ExitAll, ExitTrade, Reconcile
-from tmtool.engine.models import (
+from tmtool.domain.commands import (
+    Accepted,
+    CreateTrade,
+    ExitAll,
+    ExitTrade,
+    Reconcile,
+)
+from tmtool.domain.models import (
     AlertPriority,
     Distance,
     ExitReason,

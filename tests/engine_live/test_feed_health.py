@@ -6,10 +6,18 @@ from datetime import datetime
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.engine.clock import IST, ManualClock
-from tmtool.engine.commands import CreateTrade
-from tmtool.engine.engine import exchange_open
-from tmtool.engine.models import AlertPriority, Distance, Side, Strategy, TradeRisk, TradeStatus
+from tmtool.domain.calendar import IST
+from tmtool.clock import ManualClock
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.calendar import exchange_open
+from tmtool.domain.models import (
+    AlertPriority,
+    Distance,
+    Side,
+    Strategy,
+    TradeRisk,
+    TradeStatus,
+)
 
 RISK = Strategy("s1", trade_risk=TradeRisk(stop_loss=Distance(10)))
 

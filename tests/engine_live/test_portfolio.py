@@ -10,9 +10,15 @@ from datetime import datetime
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import Accepted, CreateTrade, DeleteStrategy, SaveStrategy
-from tmtool.engine.clock import IST, ManualClock
-from tmtool.engine.models import (
+from tmtool.domain.commands import (
+    Accepted,
+    CreateTrade,
+    DeleteStrategy,
+    SaveStrategy,
+)
+from tmtool.domain.calendar import IST
+from tmtool.clock import ManualClock
+from tmtool.domain.models import (
     AccountLimits,
     Alert,
     AlertPriority,

@@ -9,10 +9,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tmtool.engine.alertbook import AlertBook
-from tmtool.engine.clock import IST
-from tmtool.engine.models import AlertCategory, AlertPriority, OrderState, Product, Side, Trade, TradeStatus
-from tmtool.engine.ports import OrderInfo
-from tmtool.engine.reconcile import (
+from tmtool.domain.calendar import IST
+from tmtool.domain.models import (
+    AlertCategory,
+    AlertPriority,
+    OrderState,
+    Product,
+    Side,
+    Trade,
+    TradeStatus,
+)
+from tmtool.domain.broker import OrderInfo
+from tmtool.domain.reconcile import (
     exit_capacity,
     match_order,
     order_progress,

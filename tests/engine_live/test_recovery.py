@@ -6,8 +6,8 @@ import dataclasses
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.engine.commands import CreateTrade
-from tmtool.engine.models import (
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.models import (
     Distance,
     ExitReason,
     OrderPurpose,

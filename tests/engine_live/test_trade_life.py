@@ -7,9 +7,10 @@ from datetime import datetime, time
 import pytest
 
 from tests.stack import running_stack
-from tmtool.engine.clock import IST, ManualClock
-from tmtool.engine.commands import CreateTrade, ModifyTrade
-from tmtool.engine.models import (
+from tmtool.domain.calendar import IST
+from tmtool.clock import ManualClock
+from tmtool.domain.commands import CreateTrade, ModifyTrade
+from tmtool.domain.models import (
     Distance,
     ExitReason,
     PartialTarget,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.sim import Simulator
 
 # A distinctive key, so a leak into logs, messages or reprs is unmistakable.

@@ -8,8 +8,17 @@ import threading
 
 import pytest
 
-from tmtool.engine.openalgo import AnalyzerStatus, OpenAlgoClient, SmartOrderResult
-from tmtool.engine.ports import BrokerError, Fill, Funds, OrderAck, OrderInfo, Position, Quote, SymbolInfo
+from tmtool.openalgo.client import AnalyzerStatus, OpenAlgoClient, SmartOrderResult
+from tmtool.domain.broker import (
+    BrokerError,
+    Fill,
+    Funds,
+    OrderAck,
+    OrderInfo,
+    Position,
+    Quote,
+    SymbolInfo,
+)
 from tmtool.sim import Simulator
 
 from .conftest import API_KEY

@@ -10,11 +10,12 @@ import time
 import pytest
 
 from tests.util import wait_for
-from tmtool.engine.clock import ManualClock
-from tmtool.engine.feed import OpenAlgoFeed
-from tmtool.engine.models import FeedState, Tick
-from tmtool.engine.openalgo import OpenAlgoClient
-from tmtool.engine.ports import FeedCallbacks, FeedStatus, OrderUpdate
+from tmtool.clock import ManualClock
+from tmtool.openalgo.feed import OpenAlgoFeed
+from tmtool.domain.models import FeedState, Tick
+from tmtool.openalgo.client import OpenAlgoClient
+from tmtool.engine.ports import FeedCallbacks
+from tmtool.domain.broker import FeedStatus, OrderUpdate
 from tmtool.sim import Simulator
 
 from .conftest import API_KEY

@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from tmtool.engine.feed import ControlFrame, MalformedFrame, PriceFrame, loads_with_json, parse_frame
-from tmtool.engine.ports import OrderUpdate
+from tmtool.openalgo.feed import (
+    ControlFrame,
+    MalformedFrame,
+    PriceFrame,
+    loads_with_json,
+    parse_frame,
+)
+from tmtool.domain.broker import OrderUpdate
 
 
 def market(ltp, **extra) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.sim.helpers import API_KEY, recv_json, subscribe, ws_client
 from tests.util import wait_for
-from tmtool.engine.clock import ManualClock
+from tmtool.clock import ManualClock
 from tmtool.sim import SimSymbol, Simulator, builtin_symbols
 from tmtool.sim.market import Market, round_to_tick
 

@@ -12,10 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
-from tmtool.engine.clock import ManualClock
+from tmtool.clock import ManualClock
 from tmtool.storage import SqliteStore
 
-from tmtool.engine.models import OrderState
+from tmtool.domain.models import OrderState
 
 from tests.storage.samples import full_event, full_order, full_trade
 from tests.util import wait_for

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tmtool.engine.clock import ManualClock
+from tmtool.clock import ManualClock
 from tmtool.storage import SqliteStore
 
 

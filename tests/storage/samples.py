@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Alert,
     AlertCategory,
     AlertPriority,

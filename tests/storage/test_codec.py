@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Alert,
     Distance,
     OrderRecord,

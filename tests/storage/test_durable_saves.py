@@ -8,7 +8,7 @@ import shutil
 import sqlite3
 import threading
 
-from tmtool.engine.models import OrderState, TradeStatus
+from tmtool.domain.models import OrderState, TradeStatus
 from tmtool.storage.backup import backup_database
 from tmtool.storage.files import side_files
 

@@ -7,7 +7,7 @@ import os
 import shutil
 import sqlite3
 
-from tmtool.engine.models import OrderState
+from tmtool.domain.models import OrderState
 from tmtool.storage.backup import backup_database
 from tmtool.storage.files import side_files
 

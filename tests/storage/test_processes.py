@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tmtool.engine.clock import ManualClock
+from tmtool.clock import ManualClock
 from tmtool.storage import DatabaseInUse, SqliteStore
 from tmtool.storage.backup import integrity_problems
 

@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     AlertCategory,
     AlertPriority,
     OrderState,

@@ -10,9 +10,10 @@ import dataclasses
 from concurrent.futures import Future
 from datetime import datetime, time
 
-from tmtool.engine.clock import IST, ManualClock
-from tmtool.engine.commands import Accepted, Denied
-from tmtool.engine.models import (
+from tmtool.domain.calendar import IST
+from tmtool.clock import ManualClock
+from tmtool.domain.commands import Accepted, Denied
+from tmtool.domain.models import (
     Alert,
     AlertCategory,
     AlertPriority,

@@ -12,8 +12,23 @@ from textual.widgets._toast import Toast, ToastRack
 
 from tests.ui.fixtures import EngineDouble, seeded_snapshot, snapshot_app, trade_view
 from tests.ui.helpers import cell, notifications, select_trade, static_text, trades_table, until
-from tmtool.engine.commands import CreateTrade, Denied, ExitAll, ExitTrade, ModifyTrade, UNSET
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority, ExitReason, PriceType, Side, TradeStatus
+from tmtool.domain.commands import (
+    CreateTrade,
+    Denied,
+    ExitAll,
+    ExitTrade,
+    ModifyTrade,
+    UNSET,
+)
+from tmtool.domain.models import (
+    Alert,
+    AlertCategory,
+    AlertPriority,
+    ExitReason,
+    PriceType,
+    Side,
+    TradeStatus,
+)
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.history import HistoryScreen
 from tmtool.screens.strategies import StrategiesScreen
@@ -352,8 +367,8 @@ async def test_late_snapshots_do_not_reach_closed_screens():
 def test_the_app_does_not_pull_in_storage_or_the_broker():
     code = (
         "import sys, tmtool.screens.app; "
-        "bad = [m for m in sys.modules if m.startswith(('tmtool.storage', 'peewee', 'tmtool.engine.openalgo', "
-        "'tmtool.engine.engine', 'tmtool.engine.feed', 'tmtool.sim', 'httpx'))]; print(bad)"
+        "bad = [m for m in sys.modules if m.startswith(('tmtool.storage', 'peewee', 'tmtool.openalgo.client', "
+        "'tmtool.engine.engine', 'tmtool.openalgo.feed', 'tmtool.sim', 'httpx'))]; print(bad)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

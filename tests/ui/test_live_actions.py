@@ -9,8 +9,8 @@ import pytest
 
 from tests.stack import running_stack
 from tests.ui.helpers import cell, select_trade, trades_table, until
-from tmtool.engine.commands import CreateTrade, ExitTrade
-from tmtool.engine.models import (
+from tmtool.domain.commands import CreateTrade, ExitTrade
+from tmtool.domain.models import (
     MANUAL_STRATEGY,
     Distance,
     ExitReason,

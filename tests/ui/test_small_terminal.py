@@ -17,7 +17,7 @@ from textual.widgets import Static
 from tests.ui.fixtures import EngineDouble, snapshot_app, trade_view
 from tests.ui.helpers import trades_table, until
 from tests.ui.test_snapshots import settle
-from tmtool.engine.models import Side
+from tmtool.domain.models import Side
 from tmtool.screens.modals.pickers import DeleteStrategyModal
 from tmtool.screens.strategies import StrategiesScreen, StrategyFormModal
 

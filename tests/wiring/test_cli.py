@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.util import wait_for
-from tmtool.engine.openalgo import OpenAlgoClient
+from tmtool.openalgo.client import OpenAlgoClient
 from tmtool.sim import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]

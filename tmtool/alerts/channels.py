@@ -26,7 +26,7 @@ import httpx
 
 from tmtool.alerts.config import CommandConfig, EmailConfig, TelegramConfig, WebhookConfig
 from tmtool.alerts.formatting import alert_environment, alert_payload, format_alert, format_details, format_subject
-from tmtool.engine.models import Alert
+from tmtool.domain.models import Alert
 
 TELEGRAM_MAX_TEXT = 4096
 _MAIL_POLICY = email.policy.SMTP.clone(max_line_length=200)  # room for the subject on one line

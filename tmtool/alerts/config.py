@@ -19,8 +19,8 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from tmtool.config import ConfigError
-from tmtool.engine.clock import to_ist
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority
+from tmtool.domain.calendar import to_ist
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority
 
 LEVEL_CHANGE_MODES = ("every", "first", "none")
 CHANNEL_NAMES = ("webhook", "telegram", "email", "command")

@@ -31,8 +31,8 @@ from typing import Callable, Sequence
 
 from tmtool.alerts.channels import Channel, DeliveryError, build_channels
 from tmtool.alerts.config import AlertsConfig, Route
-from tmtool.engine.clock import Clock
-from tmtool.engine.models import Alert, AlertPriority
+from tmtool.clock import Clock
+from tmtool.domain.models import Alert, AlertPriority
 
 log = logging.getLogger("tmtool.alerts")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tmtool.engine.clock import to_ist
-from tmtool.engine.models import Alert
+from tmtool.domain.calendar import to_ist
+from tmtool.domain.models import Alert
 
 MAX_LINE = 400  # characters of the one-line message (a phone notification, an SMS-like chat)
 MAX_SUBJECT = 140

@@ -6,7 +6,7 @@ import math
 import threading
 from collections import deque
 
-from tmtool.engine.clock import Clock
+from tmtool.clock import Clock
 
 WINDOW_SECONDS = 60.0
 

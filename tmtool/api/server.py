@@ -24,7 +24,7 @@ from tmtool.api.openapi import API_PREFIX, body_fields, openapi_document
 from tmtool.api.ratelimit import RateLimiter, retry_after_header
 from tmtool.api.schema import ValidationError, validate
 from tmtool.api.verbs import VERBS, ApiError, VerbContext
-from tmtool.engine.clock import Clock, SystemClock
+from tmtool.clock import Clock, SystemClock
 from tmtool.engine.ports import EngineHandle
 
 log = logging.getLogger("tmtool.api")

@@ -33,9 +33,10 @@ from tmtool.api.schema import (
     ValidationError,
 )
 from tmtool.api.serialize import to_json
-from tmtool.engine import analytics
-from tmtool.engine.clock import IST, Clock
-from tmtool.engine.commands import (
+from tmtool.domain import analytics
+from tmtool.domain.calendar import IST
+from tmtool.clock import Clock
+from tmtool.domain.commands import (
     UNSET,
     AcknowledgeAlerts,
     Accepted,
@@ -47,7 +48,7 @@ from tmtool.engine.commands import (
     PauseTrade,
     ResumeTrade,
 )
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     EXCHANGES,
     AlertCategory,
     AlertPriority,
@@ -64,7 +65,7 @@ from tmtool.engine.models import (
 )
 from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import StrategyView, TradeView
-from tmtool.engine.validation import validate_create_trade, validate_distance, validate_modify_trade
+from tmtool.domain.validation import validate_create_trade, validate_distance, validate_modify_trade
 
 MAX_PRICE = 10_000_000.0
 MAX_QUANTITY = 10_000_000

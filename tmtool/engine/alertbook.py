@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Iterable, Sequence
 
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority
 
 
 class AlertBook:

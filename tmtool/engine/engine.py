@@ -63,11 +63,12 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, time as dtime
 from typing import Any, Callable, Sequence
 
-from tmtool.engine import portfolio as portfolio_rules
-from tmtool.engine import rules
+from tmtool.domain import portfolio as portfolio_rules
+from tmtool.domain import rules
 from tmtool.engine.alertbook import AlertBook
-from tmtool.engine.clock import Clock, to_ist, trading_day
-from tmtool.engine.commands import (
+from tmtool.clock import Clock
+from tmtool.domain.calendar import exchange_open, to_ist, trading_day
+from tmtool.domain.commands import (
     UNSET,
     AcknowledgeAlerts,
     Accepted,
@@ -84,7 +85,7 @@ from tmtool.engine.commands import (
     SaveStrategy,
 )
 from tmtool.engine.executor import Executor, JobResult, OrderRequest, OrderSendResult
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     EXCHANGES,
     MANUAL_STRATEGY,
     AccountLimits,
@@ -114,18 +115,20 @@ from tmtool.engine.models import (
 from tmtool.engine.ports import (
     AlertSink,
     Broker,
-    BrokerError,
     Feed,
     FeedCallbacks,
+    Store,
+)
+from tmtool.domain.broker import (
+    BrokerError,
     FeedStatus,
     Fill,
     OrderInfo,
     OrderUpdate,
     Position,
-    Store,
     SymbolInfo,
 )
-from tmtool.engine.reconcile import (
+from tmtool.domain.reconcile import (
     PositionKey,
     exit_capacity,
     match_order,
@@ -135,10 +138,10 @@ from tmtool.engine.reconcile import (
     split_quantity,
 )
 from tmtool.engine.settings import EngineSettings
-from tmtool.engine.sizing import entry_denial, funds_limit, size_position
+from tmtool.domain.sizing import entry_denial, funds_limit, size_position
 from tmtool.engine.snapshot import EngineSnapshot, StrategyView, SystemView, TradeView
-from tmtool.engine.ticks import TickFilter
-from tmtool.engine.validation import (
+from tmtool.domain.ticks import TickFilter
+from tmtool.domain.validation import (
     validate_create_trade,
     validate_levels,
     validate_modify_trade,
@@ -154,25 +157,6 @@ _BATCH = 512  # inbox items drained per wake before timers and snapshots get a t
 _EXPOSED = frozenset({TradeStatus.ACTIVE, TradeStatus.EXITING, TradeStatus.EXIT_FAILED})
 _ESCALATING = frozenset({ExitReason.MANUAL, ExitReason.PANIC, ExitReason.STRATEGY_DELETED})
 _CLOSED_KEEP = 500  # today's closed trades kept for the snapshot
-
-
-def exchange_open(exchange: str, ts: float) -> bool:
-    """True during the exchange's regular session (Asia/Kolkata, weekdays).
-
-    NSE/BSE/NFO/BFO 09:15–15:30, currency 09:00–17:00, commodities 09:00–23:30.
-    Pre-open and evening lulls are outside, so a quiet symbol there is not alarming.
-    """
-    moment = to_ist(ts)
-    if moment.weekday() >= 5:
-        return False
-    now = moment.time()
-    if exchange in ("MCX", "NCDEX", "NCO"):
-        return dtime(9, 0) <= now <= dtime(23, 30)
-    if exchange in ("CDS", "BCD"):
-        return dtime(9, 0) <= now <= dtime(17, 0)
-    if exchange == "CRYPTO":
-        return True
-    return dtime(9, 15) <= now <= dtime(15, 30)
 
 
 # --------------------------------------------------------------------------- engine-thread records

@@ -27,8 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from tmtool.engine.models import OrderRecord
-from tmtool.engine.ports import Broker, BrokerError, OrderAck, Store
+from tmtool.domain.models import OrderRecord
+from tmtool.engine.ports import Broker, Store
+from tmtool.domain.broker import BrokerError, OrderAck
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
 
-from tmtool.engine.models import AccountLimits, Instrument
+from tmtool.domain.models import AccountLimits, Instrument
 
 DEFAULT_FREEZE_QUANTITIES: Mapping[str, int] = MappingProxyType(
     {"NIFTY": 1800, "BANKNIFTY": 900, "FINNIFTY": 1800, "SENSEX": 1000}

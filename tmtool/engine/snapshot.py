@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Alert,
     ExitReason,
     FeedState,

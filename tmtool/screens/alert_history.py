@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Select, Static
 
-from tmtool.engine.models import Alert, AlertCategory, AlertPriority
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority
 from tmtool.screens.formatting import format_timestamp
 from tmtool.screens.widgets.alerts_panel import priority_style
 

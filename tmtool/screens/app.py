@@ -24,9 +24,14 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.worker import Worker, WorkerState
 
-from tmtool.engine.clock import Clock
-from tmtool.engine.commands import Accepted, Denied, ExitAll, Result
-from tmtool.engine.models import AlertPriority, ExitReason, Instrument
+from tmtool.clock import Clock
+from tmtool.domain.commands import (
+    Accepted,
+    Denied,
+    ExitAll,
+    Result,
+)
+from tmtool.domain.models import AlertPriority, ExitReason, Instrument
 from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen

@@ -13,7 +13,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from tmtool.engine.commands import (
+from tmtool.domain.commands import (
     AcknowledgeAlerts,
     Accepted,
     ExitAll,
@@ -22,7 +22,7 @@ from tmtool.engine.commands import (
     PauseTrade,
     ResumeTrade,
 )
-from tmtool.engine.models import ExitReason, TradeStatus
+from tmtool.domain.models import ExitReason, TradeStatus
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
 from tmtool.screens.formatting import Palette
 from tmtool.screens.modals.confirm import ConfirmModal, trade_line

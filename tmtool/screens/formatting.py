@@ -13,8 +13,8 @@ from functools import lru_cache
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
-from tmtool.engine.clock import to_ist
-from tmtool.engine.models import DEFAULT_TICK_SIZE, TradeStatus
+from tmtool.domain.calendar import to_ist
+from tmtool.domain.models import DEFAULT_TICK_SIZE, TradeStatus
 
 DASH = "–"
 

@@ -9,7 +9,13 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, time
 
-from tmtool.engine.models import Amount, AmountMode, Distance, DistanceMode, PartialTarget
+from tmtool.domain.models import (
+    Amount,
+    AmountMode,
+    Distance,
+    DistanceMode,
+    PartialTarget,
+)
 
 
 class FieldError(ValueError):

@@ -20,10 +20,10 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Select, Sparkline, Static
 
-from tmtool.engine import analytics
-from tmtool.engine.analytics import AnalyticsReport, TradeResult
-from tmtool.engine.clock import IST, to_ist
-from tmtool.engine.models import Trade
+from tmtool.domain import analytics
+from tmtool.domain.analytics import AnalyticsReport, TradeResult
+from tmtool.domain.calendar import IST, to_ist
+from tmtool.domain.models import Trade
 from tmtool.screens.formatting import (
     Palette,
     format_money,

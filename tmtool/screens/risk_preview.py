@@ -1,7 +1,7 @@
 """What a new trade or a strategy's settings would put at stake: pure previews for the forms.
 
 The sizing itself is the engine's (``tmtool.engine.sizing``) and the default
-levels are the engine's rules (``tmtool.engine.rules.initial_levels``), so the
+levels are the engine's rules (``tmtool.domain.rules.initial_levels``), so the
 preview shows the numbers the engine will use.  Broker funds are not in the
 snapshot: the preview limits a trade by the strategy's allocation only, and the
 engine checks the broker's funds when the trade is entered.
@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tmtool.engine import rules, sizing, validation
-from tmtool.engine.models import Amount, AmountMode, Denial, Side, Strategy
+from tmtool.domain import rules, sizing, validation
+from tmtool.domain.models import (
+    Amount,
+    AmountMode,
+    Denial,
+    Side,
+    Strategy,
+)
 from tmtool.engine.snapshot import StrategyView
 from tmtool.screens.formatting import format_money, format_price
 

@@ -15,9 +15,9 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from tmtool import config
-from tmtool.engine import validation
-from tmtool.engine.commands import Accepted, DeleteStrategy, SaveStrategy
-from tmtool.engine.models import (
+from tmtool.domain import validation
+from tmtool.domain.commands import Accepted, DeleteStrategy, SaveStrategy
+from tmtool.domain.models import (
     EXCHANGES,
     PortfolioRisk,
     Product,

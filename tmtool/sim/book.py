@@ -12,7 +12,8 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from tmtool.engine.clock import Clock, to_ist
+from tmtool.clock import Clock
+from tmtool.domain.calendar import to_ist
 from tmtool.sim.faults import Faults
 from tmtool.sim.market import Market, Quote
 

@@ -10,7 +10,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from tmtool.engine.clock import Clock
+from tmtool.clock import Clock
 from tmtool.sim.symbols import SimSymbol
 
 DEPTH_LEVELS = 5

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Callable
 
-from tmtool.engine.clock import to_ist
+from tmtool.domain.calendar import to_ist
 from tmtool.sim import schema
 from tmtool.sim.book import OrderError, OrderRequest, SimOrder
 from tmtool.sim.schema import SchemaError

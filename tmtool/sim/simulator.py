@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Iterable
 
-from tmtool.engine.clock import Clock, SystemClock
+from tmtool.clock import Clock, SystemClock
 from tmtool.sim.book import Book, OrderRequest, SimOrder
 from tmtool.sim.faults import Faults
 from tmtool.sim.market import Market

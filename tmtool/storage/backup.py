@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tmtool.engine.clock import Clock
+from tmtool.clock import Clock
 from tmtool.storage.database import InstanceLock, verify_schema_version
 from tmtool.storage.errors import DatabaseCorrupt, StorageError
 from tmtool.storage.files import (

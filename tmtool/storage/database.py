@@ -25,7 +25,7 @@ from pathlib import Path
 import peewee
 from peewee import SchemaManager, SqliteDatabase
 
-from tmtool.engine.clock import Clock
+from tmtool.clock import Clock
 from tmtool.storage.errors import (
     DatabaseCorrupt,
     DatabaseInUse,

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tmtool.engine.clock import Clock, SystemClock
+from tmtool.clock import Clock, SystemClock
 from tmtool.storage.backup import (
     DEFAULT_BACKUPS_TO_KEEP,
     backup_database,

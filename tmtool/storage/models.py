@@ -28,7 +28,14 @@ from peewee import (
     TextField,
 )
 
-from tmtool.engine.models import Alert, OrderRecord, PortfolioState, Strategy, Trade, TradeEvent
+from tmtool.domain.models import (
+    Alert,
+    OrderRecord,
+    PortfolioState,
+    Strategy,
+    Trade,
+    TradeEvent,
+)
 from tmtool.storage import codec
 
 

@@ -48,8 +48,8 @@ from typing import Any, Callable
 import peewee
 from peewee import SqliteDatabase, chunked, fn
 
-from tmtool.engine.clock import Clock, SystemClock
-from tmtool.engine.models import (
+from tmtool.clock import Clock, SystemClock
+from tmtool.domain.models import (
     OPEN_STATUSES,
     Alert,
     AlertCategory,

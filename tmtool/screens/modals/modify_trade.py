@@ -14,9 +14,9 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Static
 
-from tmtool.engine import validation
-from tmtool.engine.commands import UNSET, ModifyTrade
-from tmtool.engine.models import TrailingSettings
+from tmtool.domain import validation
+from tmtool.domain.commands import UNSET, ModifyTrade
+from tmtool.domain.models import TrailingSettings
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import format_price
 from tmtool.screens.modals.form import FormModal

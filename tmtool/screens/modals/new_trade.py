@@ -15,9 +15,9 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
-from tmtool.engine import validation
-from tmtool.engine.commands import CreateTrade
-from tmtool.engine.models import (
+from tmtool.domain import validation
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.models import (
     DEFAULT_TICK_SIZE,
     EXCHANGES,
     MANUAL_STRATEGY,

@@ -8,8 +8,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist
 
-from tmtool.engine.clock import to_ist
-from tmtool.engine.models import Alert, AlertPriority
+from tmtool.domain.calendar import to_ist
+from tmtool.domain.models import Alert, AlertPriority
 from tmtool.screens.formatting import PLAIN_PALETTE, Palette
 
 ALERT_COLUMNS: tuple[tuple[str, str, int], ...] = (

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from tmtool.engine.models import FeedState
+from tmtool.domain.models import FeedState
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.formatting import Palette, format_age, format_clock, format_money, same_text
 

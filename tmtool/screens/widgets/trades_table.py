@@ -27,7 +27,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowKey
 
-from tmtool.engine.models import Side, TradeStatus
+from tmtool.domain.models import Side, TradeStatus
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import (
     PLAIN_PALETTE,

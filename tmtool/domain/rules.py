@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     ExitReason,
     PartialLevel,
     Side,

@@ -36,8 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from tmtool.engine.clock import trading_day
-from tmtool.engine.models import Trade, TradeEvent, TradeStatus
+from tmtool.domain.calendar import trading_day
+from tmtool.domain.models import Trade, TradeEvent, TradeStatus
 
 COUNTED_STATUSES = frozenset({TradeStatus.CLOSED, TradeStatus.CLOSED_EXTERNALLY})
 BREAKEVEN_EPSILON = 0.005  # rupees

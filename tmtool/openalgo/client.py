@@ -45,8 +45,8 @@ from typing import Any, Callable
 import httpx
 import orjson
 
-from tmtool.engine.clock import Clock, SystemClock
-from tmtool.engine.ports import (
+from tmtool.clock import Clock, SystemClock
+from tmtool.domain.broker import (
     BrokerError,
     Fill,
     Funds,

@@ -8,8 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tmtool.engine.models import Denial, Sizing, SizingMode, Strategy
-from tmtool.engine.sizing import entry_denial, funds_limit, preview, size_position
+from tmtool.domain.models import (
+    Denial,
+    Sizing,
+    SizingMode,
+    Strategy,
+)
+from tmtool.domain.sizing import (
+    entry_denial,
+    funds_limit,
+    preview,
+    size_position,
+)
 
 
 def strategy(mode: SizingMode, value: float, **fields) -> Strategy:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from tmtool.engine.ticks import NOT_A_NUMBER, NOT_FINITE, NOT_POSITIVE, OUT_OF_BAND, UNCONFIRMED, TickFilter
+from tmtool.domain.ticks import (
+    NOT_A_NUMBER,
+    NOT_FINITE,
+    NOT_POSITIVE,
+    OUT_OF_BAND,
+    UNCONFIRMED,
+    TickFilter,
+)
 
 KEY = ("NSE", "RELIANCE")
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from tmtool.engine.commands import CreateTrade, ModifyTrade
-from tmtool.engine.models import (
+from tmtool.domain.commands import CreateTrade, ModifyTrade
+from tmtool.domain.models import (
     Amount,
     AmountMode,
     Distance,
@@ -25,7 +25,7 @@ from tmtool.engine.models import (
     TradeRisk,
     TrailingSettings,
 )
-from tmtool.engine.validation import (
+from tmtool.domain.validation import (
     invalid_enum,
     validate_create_trade,
     validate_exchange,

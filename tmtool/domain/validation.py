@@ -18,8 +18,8 @@ import math
 from enum import Enum
 from typing import Iterable
 
-from tmtool.engine.commands import UNSET, CreateTrade, ModifyTrade
-from tmtool.engine.models import (
+from tmtool.domain.commands import UNSET, CreateTrade, ModifyTrade
+from tmtool.domain.models import (
     EXCHANGES,
     DATA_ONLY_EXCHANGES,
     Amount,

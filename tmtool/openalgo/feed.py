@@ -33,9 +33,15 @@ from typing import Any, Callable, NamedTuple
 import orjson
 import websocket
 
-from tmtool.engine.clock import Clock, SystemClock
-from tmtool.engine.models import DATA_ONLY_EXCHANGES, EXCHANGES, FeedState, Tick
-from tmtool.engine.ports import Broker, BrokerError, FeedCallbacks, FeedStatus, OrderUpdate
+from tmtool.clock import Clock, SystemClock
+from tmtool.domain.models import (
+    DATA_ONLY_EXCHANGES,
+    EXCHANGES,
+    FeedState,
+    Tick,
+)
+from tmtool.engine.ports import Broker, FeedCallbacks
+from tmtool.domain.broker import BrokerError, FeedStatus, OrderUpdate
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from datetime import date, datetime, time, timezone
 
 import pytest
 
-from tmtool.engine.clock import IST
-from tmtool.engine.models import (
+from tmtool.domain.calendar import IST
+from tmtool.domain.models import (
     AccountLimits,
     Amount,
     AmountMode,
@@ -17,7 +17,7 @@ from tmtool.engine.models import (
     PortfolioState,
     Strategy,
 )
-from tmtool.engine.portfolio import (
+from tmtool.domain.portfolio import (
     evaluate_account,
     evaluate_portfolio,
     halt,

@@ -34,8 +34,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from tmtool.engine.clock import to_ist, trading_day
-from tmtool.engine.models import AccountLimits, Amount, AmountMode, ExitReason, PortfolioState, Strategy
+from tmtool.domain.calendar import to_ist, trading_day
+from tmtool.domain.models import (
+    AccountLimits,
+    Amount,
+    AmountMode,
+    ExitReason,
+    PortfolioState,
+    Strategy,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 """Injected time.  Decision code never reads the clock; the engine passes time in.
 
+The exchange calendar (IST, trading days, sessions) is pure and lives in
+``tmtool.domain.calendar``; this module only tells the time.
+
 ``Clock.time()`` is epoch seconds (float), ``Clock.now()`` an aware UTC datetime,
 ``Clock.monotonic()`` for timeouts.  ``ManualClock`` is for tests and replay.
 """
@@ -8,12 +11,8 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Protocol
-from zoneinfo import ZoneInfo
-
-IST = ZoneInfo("Asia/Kolkata")
-
 
 class Clock(Protocol):
     def time(self) -> float: ...
@@ -62,12 +61,3 @@ class ManualClock:
             when = when.timestamp()
         with self._lock:
             self._t = float(when)
-
-
-def to_ist(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, IST)
-
-
-def trading_day(ts: float) -> date:
-    """The trading day (Asia/Kolkata calendar date) an epoch time falls in."""
-    return to_ist(ts).date()

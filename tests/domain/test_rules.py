@@ -11,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Distance,
     DistanceMode,
     ExitReason,
@@ -24,7 +24,12 @@ from tmtool.engine.models import (
     TradeStatus,
     TrailingSettings,
 )
-from tmtool.engine.rules import LevelChange, evaluate_tick, initial_levels, retrail
+from tmtool.domain.rules import (
+    LevelChange,
+    evaluate_tick,
+    initial_levels,
+    retrail,
+)
 
 SIDES = pytest.mark.parametrize("side", [Side.LONG, Side.SHORT])
 PCT = DistanceMode.PERCENT

@@ -21,7 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tmtool.engine.models import Denial, SizingMode, Strategy, is_valid_price
+from tmtool.domain.models import (
+    Denial,
+    SizingMode,
+    Strategy,
+    is_valid_price,
+)
 
 _DUST = 1e-9
 

@@ -12,7 +12,7 @@ from itertools import accumulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     Distance,
     DistanceMode,
     PartialTarget,
@@ -22,8 +22,8 @@ from tmtool.engine.models import (
     TradeStatus,
     TrailingSettings,
 )
-from tmtool.engine.rules import TickEvaluation, evaluate_tick, initial_levels
-from tests.engine.test_rules import make_trade
+from tmtool.domain.rules import TickEvaluation, evaluate_tick, initial_levels
+from tests.domain.test_rules import make_trade
 
 TICK = 0.05
 ENTRY_TICKS = 50_000  # 2500.00

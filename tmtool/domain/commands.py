@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from tmtool.engine.models import (
+from tmtool.domain.models import (
     ExitReason,
     PartialTarget,
     PriceType,

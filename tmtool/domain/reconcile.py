@@ -14,9 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from tmtool.engine.clock import IST
-from tmtool.engine.models import OrderState, Side, Trade, TradeStatus
-from tmtool.engine.ports import OrderInfo
+from tmtool.domain.calendar import IST
+from tmtool.domain.models import (
+    OrderState,
+    Side,
+    Trade,
+    TradeStatus,
+)
+from tmtool.domain.broker import OrderInfo
 
 PositionKey = tuple[str, str, str]  # (symbol, exchange, product)
 
