@@ -34,13 +34,20 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when told to.  Thread-safe."""
+    """A clock that moves only when told to.  Thread-safe.
 
-    def __init__(self, start: float | datetime = 1_767_240_000.0) -> None:
+    ``monotonic()`` follows ``time()``, so an engine's timers fire only as the clock
+    is advanced (the deterministic simulation tests).  ``real_timers=True`` keeps the
+    wall time manual (a fixed trading day and hour) while ``monotonic()`` is the
+    machine's: for integration tests whose sockets and retries run in real time.
+    """
+
+    def __init__(self, start: float | datetime = 1_767_240_000.0, *, real_timers: bool = False) -> None:
         if isinstance(start, datetime):
             start = start.timestamp()
         self._t = float(start)
         self._lock = threading.Lock()
+        self._real_timers = real_timers
 
     def time(self) -> float:
         with self._lock:
@@ -50,6 +57,8 @@ class ManualClock:
         return datetime.fromtimestamp(self.time(), timezone.utc)
 
     def monotonic(self) -> float:
+        if self._real_timers:
+            return _time.monotonic()
         return self.time()
 
     def advance(self, seconds: float) -> None:

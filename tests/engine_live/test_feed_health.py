@@ -27,7 +27,7 @@ def _stale_alerts(stack) -> list[str]:
 
 
 def test_stale_symbol_in_market_hours_degrades_its_trades_until_prices_return(tmp_path):
-    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=IST))  # a Monday, market open
+    clock = ManualClock(datetime(2026, 1, 5, 10, 0, tzinfo=IST), real_timers=True)  # a Monday, market open
     with running_stack(tmp_path, strategies=(RISK,), clock=clock, stale_after=5.0) as stack:
         stack.sim.set_price("NSE", "RELIANCE", 2500.0)
         trade_id = stack.create(CreateTrade("s1", "RELIANCE", "NSE", Side.LONG, quantity=1))
@@ -44,7 +44,7 @@ def test_stale_symbol_in_market_hours_degrades_its_trades_until_prices_return(tm
 
 
 def test_stale_symbol_outside_market_hours_is_not_alarming(tmp_path):
-    clock = ManualClock(datetime(2026, 1, 3, 10, 0, tzinfo=IST))  # a Saturday
+    clock = ManualClock(datetime(2026, 1, 3, 10, 0, tzinfo=IST), real_timers=True)  # a Saturday
     with running_stack(tmp_path, strategies=(RISK,), clock=clock, stale_after=5.0) as stack:
         stack.sim.set_price("NSE", "RELIANCE", 2500.0)
         trade_id = stack.create(CreateTrade("s1", "RELIANCE", "NSE", Side.LONG, quantity=1))

@@ -186,7 +186,7 @@ class _CollectingSink:
 
 
 def test_halt_lifts_on_the_next_trading_day_and_sinks_hear_every_alert(tmp_path):
-    clock = ManualClock(datetime(2026, 1, 5, 11, 0, tzinfo=IST))
+    clock = ManualClock(datetime(2026, 1, 5, 11, 0, tzinfo=IST), real_timers=True)
     careful = Strategy("careful", trade_risk=WIDE, portfolio=PortfolioRisk(daily_loss_limit=Amount(300)))
     sink = _CollectingSink()
     with running_stack(tmp_path, strategies=(careful,), clock=clock, alert_sinks=(sink,)) as stack:

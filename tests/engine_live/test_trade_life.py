@@ -123,7 +123,7 @@ def test_partial_target_scales_out_then_target_closes_the_rest(tmp_path):
 
 def test_square_off_time_exits_on_the_injected_clock(tmp_path):
     monday = datetime(2026, 1, 5, 14, 59, 0, tzinfo=IST)
-    clock = ManualClock(monday)
+    clock = ManualClock(monday, real_timers=True)
     strategy = Strategy("intraday", trade_risk=RISK, square_off_time=time(15, 0))
     with running_stack(tmp_path, strategies=(strategy,), clock=clock) as stack:
         stack.sim.set_price("NSE", "INFY", 1500.0)

@@ -55,7 +55,6 @@ import logging
 import math
 import queue
 import threading
-import time
 import uuid
 from collections import deque
 from concurrent.futures import Future
@@ -84,7 +83,7 @@ from tmtool.domain.commands import (
     ResumeTrade,
     SaveStrategy,
 )
-from tmtool.engine.executor import Executor, JobResult, OrderRequest, OrderSendResult
+from tmtool.engine.executor import Executor, JobResult, JobRunner, OrderRequest, OrderSendResult
 from tmtool.domain.models import (
     EXCHANGES,
     MANUAL_STRATEGY,
@@ -157,6 +156,10 @@ _BATCH = 512  # inbox items drained per wake before timers and snapshots get a t
 _EXPOSED = frozenset({TradeStatus.ACTIVE, TradeStatus.EXITING, TradeStatus.EXIT_FAILED})
 _ESCALATING = frozenset({ExitReason.MANUAL, ExitReason.PANIC, ExitReason.STRATEGY_DELETED})
 _CLOSED_KEEP = 500  # today's closed trades kept for the snapshot
+
+
+def _thread_pool_executor(broker: Broker, store: Store, post: Callable[[object], None], settings: EngineSettings) -> "JobRunner":
+    return Executor(broker, store, post, settings.executor_workers, settings.max_orders_per_second)
 
 
 # --------------------------------------------------------------------------- engine-thread records
@@ -276,6 +279,7 @@ class Engine:
         alert_sinks: Sequence[AlertSink] = (),
         account: AccountLimits = AccountLimits(),
         strategies: Sequence[Strategy] = (),
+        executor_factory: Callable[[Broker, Store, Callable[[object], None], EngineSettings], JobRunner] | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
@@ -286,13 +290,14 @@ class Engine:
         self._account = account if account != AccountLimits() else settings.account
         self._account_gated = self._account.daily_loss_limit is not None or self._account.daily_profit_target is not None
         self._config_strategies = tuple(strategies)
+        self._executor_factory = executor_factory or _thread_pool_executor
 
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._running = False
         self._stopping = False
         self._accepting_ticks = False
-        self._executor: Executor | None = None
+        self._executor: JobRunner | None = None
         self._listeners: list[Callable[[EngineSnapshot], None]] = []
         self._instruments: dict[tuple[str, str], Instrument] = {}
 
@@ -356,8 +361,12 @@ class Engine:
     def running(self) -> bool:
         return self._running
 
-    def start(self) -> None:
-        """Load, reconcile with the positionbook, resume unfinished exits, start monitoring."""
+    def start(self, threaded: bool = True) -> None:
+        """Load, reconcile with the positionbook, resume unfinished exits, start monitoring.
+
+        ``threaded=False`` starts no engine thread: the caller drives the engine with
+        ``pump()`` (the deterministic simulation tests do, with a manual clock).
+        """
         if self._running:
             raise RuntimeError("the engine is already running")
         now = self._clock.time()
@@ -373,9 +382,7 @@ class Engine:
         self._rebuild_all_books()
         for trade in self._recently_closed(now):
             self._known_ids_of(trade)
-        self._executor = Executor(
-            self._broker, self._store, self._inbox.put, self._settings.executor_workers, self._settings.max_orders_per_second
-        )
+        self._executor = self._executor_factory(self._broker, self._store, self._inbox.put, self._settings)
         restored = [self._restore_order(record) for record in loaded.open_orders]
         self._running = True
         self._accepting_ticks = True
@@ -396,13 +403,55 @@ class Engine:
         self._schedule(self._settings.adopt_fills_interval, self._poll_tradebook)
         self._alert(AlertCategory.SYSTEM, AlertPriority.INFO, f"tmtool started: {self._summary()}", key="lifecycle")
         self._publish(force=True)
-        self._thread = threading.Thread(target=self._run, name="tmtool-engine", daemon=True)
-        self._thread.start()
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="tmtool-engine", daemon=True)
+            self._thread.start()
+
+    def pump(self, limit: int | None = None) -> int:
+        """Handle what is queued (at most ``limit`` messages), then run due timers, the
+        calendar and the snapshot; returns how many messages were handled.
+
+        Only for an engine started with ``threaded=False``: the caller's thread is the
+        engine thread.
+        """
+        if self._thread is not None:
+            raise RuntimeError("pump() drives an engine started with threaded=False")
+        handled = 0
+        while limit is None or handled < limit:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                break
+            try:
+                self._dispatch(item)
+            except Exception:  # one bad message must not stop the monitor
+                log.exception("engine failed handling %r", type(item).__name__)
+            handled += 1
+        self._housekeeping()
+        return handled
+
+    def next_timer_due(self) -> float | None:
+        """When (on the clock's monotonic scale) the earliest timer falls due; None if none."""
+        return self._timers[0][0] if self._timers else None
 
     def stop(self, timeout: float = 10.0) -> str:
         """Stop monitoring: no more ticks, finish bookkeeping, flush the store; returns a summary line."""
-        if not self._running or self._thread is None:
+        if not self._running:
             return self._summary()
+        if self._thread is None:  # driven by pump(): shut down on the caller's thread
+            self._accepting_ticks = False
+            self._stopping = True
+            done: Future = Future()
+            self._shutdown(done)
+            self._running = False
+            self._refuse_leftovers()
+            self._feed.stop()
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+            self._store.flush(timeout=max(0.1, timeout / 2))
+            return done.result()
         self._accepting_ticks = False
         self._stopping = True  # new commands are refused from here on
         done: Future = Future()
@@ -577,9 +626,9 @@ class Engine:
         while True:
             timeout = _WAKE
             if self._timers:
-                timeout = min(timeout, max(0.0, self._timers[0][0] - time.monotonic()))
+                timeout = min(timeout, max(0.0, self._timers[0][0] - self._clock.monotonic()))
             if self._dirty:
-                timeout = min(timeout, max(0.0, self._last_publish + 1.0 / self._settings.snapshot_hz - time.monotonic()))
+                timeout = min(timeout, max(0.0, self._last_publish + 1.0 / self._settings.snapshot_hz - self._clock.monotonic()))
             try:
                 item = inbox.get(timeout=timeout)
             except queue.Empty:
@@ -599,13 +648,16 @@ class Engine:
                     item = inbox.get_nowait()
                 except queue.Empty:
                     item = None
-            try:
-                self._flush_trades()
-                self._run_timers()
-                self._check_calendar()
-                self._publish()
-            except Exception:
-                log.exception("engine housekeeping failed")
+            self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        try:
+            self._flush_trades()
+            self._run_timers()
+            self._check_calendar()
+            self._publish()
+        except Exception:
+            log.exception("engine housekeeping failed")
 
     def _dispatch(self, item: object) -> None:
         kind = type(item)
@@ -626,10 +678,10 @@ class Engine:
             log.warning("engine ignored an unknown message %r", kind.__name__)
 
     def _schedule(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._timer_seq), fn, args))
+        heapq.heappush(self._timers, (self._clock.monotonic() + delay, next(self._timer_seq), fn, args))
 
     def _run_timers(self) -> None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, fn, args = heapq.heappop(self._timers)
             try:
@@ -3050,7 +3102,7 @@ class Engine:
     def _publish(self, force: bool = False, running: bool = True) -> None:
         if not (self._dirty or force):
             return
-        now_mono = time.monotonic()
+        now_mono = self._clock.monotonic()
         if not force and now_mono - self._last_publish < 1.0 / self._settings.snapshot_hz:
             return
         self._last_publish = now_mono

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from tmtool.domain.models import OrderRecord
 from tmtool.engine.ports import Broker, Store
@@ -68,6 +68,24 @@ class JobResult:
     context: Any
     value: Any = None
     error: BrokerError | None = None
+
+
+class JobRunner(Protocol):
+    """What the engine needs of an executor: run broker and disk work off the engine
+    thread and post each outcome to the inbox as a ``JobResult``.  ``Executor`` is the
+    real one (a thread pool); the deterministic simulation tests hand in one that runs
+    jobs when the test says."""
+
+    @property
+    def broker(self) -> Broker: ...
+
+    def run(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
+
+    def run_order_call(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
+
+    def send_order(self, record: OrderRecord, request: OrderRequest, durable_timeout: float) -> None: ...
+
+    def shutdown(self, wait: bool = True) -> None: ...
 
 
 class Executor:
