@@ -1,0 +1,223 @@
+"""Deciding what became of an order whose reply was lost, by evidence alone.
+
+A lost reply (timeout, 5xx, a crash before the reply) leaves an order whose
+outcome is unknown: it may sit at the broker, filled or working, while the
+broker's order book and positionbook show it only after a lag.  Sending it again
+on a guess is how a trade manager exits twice and reverses a position, so the
+rules here never rule an order out by a clock window and never call it absent
+on one look:
+
+- **Found**: the order id is known, or the order book holds an order that
+  matches symbol, exchange, product, side and quantity and that no other ledger
+  row has claimed.  Timestamps only *order* several candidates (nearest to the
+  intent first); they never exclude one, because brokers write naive times in
+  zones of their own.
+- **Moved**: the broker's net position moved from the one recorded with the
+  intent by at least the order's quantity in the order's direction, while no
+  other order of ours was working on that position: the order filled, though
+  the book does not show it yet.
+- **Absent**: the order book shows no candidate *and* the position still equals
+  the one recorded with the intent, continuously for ``grace`` seconds (long
+  enough to cover the book's lag).  Only then may an exit be sent again or an
+  entry be cancelled.
+- **Unknown** otherwise: the order stays UNKNOWN (visible and alerted) and
+  blocks further exit quantity on its position until one of the above holds.
+
+Reduce-only capacity lives here too: how much an exit may send without the net
+position crossing zero, given every order working against that position.
+
+Pure: the caller passes the time in; nothing here reads a clock or does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from enum import Enum
+from typing import Sequence
+
+from tmtool.domain.broker import OrderInfo
+from tmtool.domain.calendar import IST
+from tmtool.domain.models import Side
+
+_TIME_FORMATS = (
+    "%d-%b-%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%d-%m-%Y %H:%M:%S",
+    "%H:%M:%S %d-%m-%Y",
+    "%d/%m/%Y %H:%M:%S",
+)
+
+_WORKING = frozenset({"open", "pending", "trigger pending", "trigger_pending", "validation pending", "put order req received"})
+
+
+def parse_broker_time(text: str, zone: tzinfo = IST) -> float | None:
+    """Epoch seconds of a broker timestamp; a naive time is read in ``zone`` (the
+    zone the broker writes in: IST unless the config says otherwise)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        return number / (1000.0 if number > 1e11 else 1.0)
+    parsed: datetime | None = None
+    for fmt in _TIME_FORMATS:
+        try:
+            parsed = datetime.strptime(text, fmt)
+            break
+        except ValueError:
+            continue
+    if parsed is None:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What tmtool recorded when it decided to send an order."""
+
+    symbol: str
+    exchange: str
+    product: str
+    action: str  # BUY / SELL
+    quantity: int
+    created_at: float  # epoch seconds
+    net_before: int | None  # the broker's signed net position on (symbol, exchange, product) when it was sent
+
+
+class Outcome(str, Enum):
+    FOUND = "FOUND"  # the order is in the order book
+    MOVED = "MOVED"  # the position moved by the order's quantity: it filled, the book lags
+    ABSENT = "ABSENT"  # proven never placed: book and position agreed over the grace period
+    UNKNOWN = "UNKNOWN"  # no proof either way yet
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    outcome: Outcome
+    why: str
+    order: OrderInfo | None = None
+    absent_since: float | None = None  # when book and position first agreed the order is absent (carry to the next look)
+
+
+def candidates(
+    orders: Sequence[OrderInfo], intent: OrderIntent, claimed_order_ids: set[str] | frozenset[str], zone: tzinfo = IST
+) -> list[OrderInfo]:
+    """Unclaimed orders that match the intent, nearest in time to it first (undated ones last)."""
+    matching = [
+        order
+        for order in orders
+        if order.order_id not in claimed_order_ids
+        and order.symbol == intent.symbol
+        and order.exchange == intent.exchange
+        and (not order.product or order.product.upper() == intent.product.upper())
+        and order.action.upper() == intent.action.upper()
+        and int(order.quantity) == intent.quantity
+    ]
+
+    def distance(order: OrderInfo) -> float:
+        placed = parse_broker_time(order.timestamp, zone)
+        return float("inf") if placed is None else abs(placed - intent.created_at)
+
+    return sorted(matching, key=distance)
+
+
+def resolve_unknown_order(
+    intent: OrderIntent,
+    *,
+    orders: Sequence[OrderInfo],
+    claimed_order_ids: set[str] | frozenset[str],
+    net_now: int | None,
+    others_working: bool,
+    now: float,
+    absent_since: float | None,
+    grace: float,
+    zone: tzinfo = IST,
+) -> Resolution:
+    """One look at the evidence for an order whose reply was lost.
+
+    ``orders`` is the order book just read, ``net_now`` the position read with it,
+    ``others_working`` whether any other order of ours on the same position was
+    working (then a moved position proves nothing), ``absent_since`` what the
+    previous look returned.
+    """
+    found = candidates(orders, intent, claimed_order_ids, zone)
+    if found:
+        return Resolution(Outcome.FOUND, "found in the order book", order=found[0])
+    if net_now is None or intent.net_before is None:
+        return Resolution(Outcome.UNKNOWN, "no position recorded with the intent to compare with")
+    direction = 1 if intent.action.upper() == "BUY" else -1
+    moved = (net_now - intent.net_before) * direction
+    if moved == 0:
+        since = now if absent_since is None else absent_since
+        if now - since >= grace:
+            return Resolution(
+                Outcome.ABSENT,
+                f"not in the order book and the position stayed at {net_now} for {now - since:.1f} s",
+                absent_since=since,
+            )
+        return Resolution(Outcome.UNKNOWN, "not in the order book yet; the position has not moved", absent_since=since)
+    if others_working:
+        return Resolution(Outcome.UNKNOWN, f"the position moved by {moved} while other orders of ours were working")
+    if moved >= intent.quantity:
+        return Resolution(Outcome.MOVED, f"the position moved by {moved} in the order's direction (net {intent.net_before} -> {net_now})")
+    return Resolution(Outcome.UNKNOWN, f"the position moved by {moved}, not by the order's {intent.quantity}")
+
+
+@dataclass(frozen=True, slots=True)
+class ExitRoom:
+    """How much an exit may send on a position, and why not more."""
+
+    quantity: int
+    blocked_by_unknown: bool = False  # an exit of ours with an unknown outcome holds the position
+
+
+def working_closing_quantity(orders: Sequence[OrderInfo], *, symbol: str, exchange: str, product: str, side: Side, exclude_order_ids: set[str] | frozenset[str]) -> int:
+    """Unfilled quantity of working orders in the book that close a ``side`` position on the key,
+    whoever placed them (``exclude_order_ids``: ours, already counted as exits in flight)."""
+    closing_action = side.exit_action
+    total = 0
+    for order in orders:
+        if order.order_id in exclude_order_ids or order.symbol != symbol or order.exchange != exchange:
+            continue
+        if order.product and order.product.upper() != product.upper():
+            continue
+        if order.action.upper() != closing_action or (order.status or "").strip().lower() not in _WORKING:
+            continue
+        filled = order.filled_quantity or 0
+        total += max(0, int(order.quantity) - int(filled))
+    return total
+
+
+def exit_room(
+    side: Side,
+    *,
+    broker_net: int,
+    opposite_open: int,
+    own_exits_in_flight: int,
+    own_exits_unknown: int,
+    others_working_closing: int = 0,
+) -> ExitRoom:
+    """Reduce-only: at most the net position in the trade's direction, minus every working
+    order that closes it (ours in flight and anyone else's in the book); nothing while an
+    exit of ours on the position has an unknown outcome.
+
+    ``opposite_open`` is the open quantity of trades of the other side on the key (netted
+    into ``broker_net``); with long and short trades on one key a net position cannot tell
+    a hedge leg closed outside tmtool from one still open, so they count as held.
+    """
+    if own_exits_unknown > 0:
+        return ExitRoom(0, blocked_by_unknown=True)
+    held = broker_net * side.sign + opposite_open
+    return ExitRoom(max(0, held - own_exits_in_flight - others_working_closing))
