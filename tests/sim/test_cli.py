@@ -52,3 +52,19 @@ def test_fault_helper_injects_through_the_admin_endpoint(sim: Simulator, rest: R
     assert rest("funds")[0] == 200
     assert sim_main(["fault", "stall_ws", "bogus=1", "--url", sim.rest_url]) == 1
     assert API_KEY not in capsys.readouterr().out
+
+
+def test_fault_helper_switches_the_new_faults(sim: Simulator, rest: Rest, monkeypatch) -> None:
+    monkeypatch.setenv("TMTOOL_SIM_API_KEY", API_KEY)
+    assert sim_main(["fault", "lag_order_book", "seconds=300", "--url", sim.rest_url]) == 0
+    assert sim_main(["fault", "rest_fail", "status=500", "endpoints=placeorder", "process=true",
+                     "--url", sim.rest_url]) == 0
+    assert rest.order(symbol="SBIN", quantity=1)[0] == 500
+    assert sim.positions() == {("SBIN", "NSE", "MIS"): 1}
+    assert rest("orderbook")[1]["data"]["orders"] == []
+    assert sim_main(["fault", "server_time_zone", "zone=UTC", "--url", sim.rest_url]) == 0
+    assert sim_main(["fault", "silence_symbol", "exchange=NSE", "symbol=SBIN", "--url", sim.rest_url]) == 0
+    assert sim.faults.symbol_silent("NSE", "SBIN")
+    assert sim_main(["fault", "clear", "--url", sim.rest_url]) == 0
+    assert len(rest("orderbook")[1]["data"]["orders"]) == 1
+    assert not sim.faults.symbol_silent("NSE", "SBIN")

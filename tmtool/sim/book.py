@@ -2,11 +2,14 @@
 
 Not thread-safe on its own: the simulator calls it under its state lock.
 Every order state change is reported to ``on_order_event`` (the WebSocket
-order-update stream).
+order-update stream).  The ``visible_*`` methods are the books as the REST API
+shows them: the live state, or its state ``order_book_lag`` / ``position_lag``
+seconds ago while a lag fault is on (versions kept in :class:`History`).
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import random
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from typing import Callable
 from tmtool.clock import Clock
 from tmtool.domain.calendar import to_ist
 from tmtool.sim.faults import Faults
+from tmtool.sim.lag import History
 from tmtool.sim.market import Market, Quote
 
 STARTING_CAPITAL = 10_000_000.0
@@ -49,7 +53,8 @@ class SimOrder:
     rejection_reason: str = ""
     partial_fraction: float | None = None
     fill_blocked: bool = False  # partly filled by a fault: the rest waits for cancel or fill_order
-    held: bool = False  # a market order parked by hold_fills
+    held: bool = False  # a market order parked by hold_fills or delay_fills
+    fill_due: float | None = None  # delay_fills: clock.monotonic() at which it may fill
 
     @property
     def pending_quantity(self) -> int:
@@ -123,11 +128,13 @@ class OrderError(Exception):
 
 class Book:
     def __init__(self, market: Market, clock: Clock, faults: Faults, seed: int,
-                 on_order_event: Callable[[SimOrder], None]) -> None:
+                 on_order_event: Callable[[SimOrder], None],
+                 on_fill_scheduled: Callable[[], None] = lambda: None) -> None:
         self._market = market
         self._clock = clock
         self._faults = faults
         self._on_order_event = on_order_event
+        self._on_fill_scheduled = on_fill_scheduled
         start = random.Random(seed).randint(100_000, 800_000)
         self._live_ids = itertools.count(start)
         self._analyze_ids = itertools.count(start // 10)
@@ -135,6 +142,11 @@ class Book:
         self.trades: list[Trade] = []
         self.positions: dict[tuple[str, str, str], Position] = {}
         self._working_by_key: dict[tuple[str, str], list[SimOrder]] = {}
+        self.order_book_lag = 0.0
+        self.position_lag = 0.0
+        self._order_history = History()  # orderid -> copy of the order
+        self._trade_history = History()  # "count" -> len(trades)
+        self._position_history = History()  # (symbol, exchange, product) -> copy of the position
 
     # ---- placing ---------------------------------------------------------------------------
 
@@ -155,14 +167,14 @@ class Book:
         if rejection is not None:
             order.status = "rejected"
             order.rejection_reason = rejection
-            self._on_order_event(order)
+            self._report(order)
             return order
         if apply_faults:
             order.partial_fraction = self._faults.take_partial_fill()
         if request.pricetype in ("SL", "SL-M"):
             order.status = "trigger pending"
         self._working_by_key.setdefault((request.exchange, request.symbol), []).append(order)
-        self._on_order_event(order)
+        self._report(order)
         self._execute(order, self._market.quote(request.exchange, request.symbol), apply_hold=apply_faults)
         return order
 
@@ -183,14 +195,14 @@ class Book:
             if not triggered:
                 return
             order.status = "open"
-            self._on_order_event(order)
+            self._report(order)
         if not order.working or order.fill_blocked:
             return
         if r.pricetype in ("LIMIT", "SL"):
             marketable = ltp <= r.price if r.action == "BUY" else ltp >= r.price
             if not marketable:
                 return
-        elif apply_hold and self._faults.holding_fills:
+        elif apply_hold and self._must_wait(order):
             order.held = True
             return
         quantity = order.pending_quantity
@@ -201,6 +213,36 @@ class Book:
                 order.fill_blocked = True
             quantity = min(quantity, r.quantity)
         self._fill(order, quantity, ltp)
+
+    def _must_wait(self, order: SimOrder) -> bool:
+        """A marketable MARKET order is held by hold_fills, or by delay_fills until it is due."""
+        if self._faults.holding_fills:
+            return True
+        if order.fill_due is None:
+            delay = self._faults.fill_delay
+            if not delay:
+                return False
+            order.fill_due = self._clock.monotonic() + delay
+            self._on_fill_scheduled()
+            return True
+        return self._clock.monotonic() < order.fill_due
+
+    def fill_due_orders(self) -> float | None:
+        """Fill the orders delay_fills holds whose delay has passed, at the LTP (unless hold_fills
+        keeps them); returns the earliest delay still to run out (None: none)."""
+        now = self._clock.monotonic()
+        next_due = None
+        for order in [o for o in self.orders.values() if o.held and o.working and o.fill_due is not None]:
+            if order.fill_due <= now:
+                self._execute(order, self._market.quote(order.request.exchange, order.request.symbol))
+            elif next_due is None or order.fill_due < next_due:
+                next_due = order.fill_due
+        return next_due
+
+    def _report(self, order: SimOrder) -> None:
+        if self.order_book_lag:
+            self._order_history.record(order.orderid, copy.copy(order), self._clock.monotonic())
+        self._on_order_event(order)
 
     def _fill(self, order: SimOrder, quantity: int, price: float) -> None:
         r = order.request
@@ -215,18 +257,28 @@ class Book:
         self.trades.append(Trade(order.orderid, r.symbol, r.exchange, r.product, r.action, quantity, price, now))
         position = self.position(r.symbol, r.exchange, r.product, create=True)
         position.apply_fill(quantity if r.action == "BUY" else -quantity, price)
-        self._on_order_event(order)
+        if self.order_book_lag:
+            self._trade_history.record("count", len(self.trades), self._clock.monotonic())
+        if self.position_lag:
+            self._position_history.record((r.symbol, r.exchange, r.product), copy.copy(position),
+                                          self._clock.monotonic())
+        self._report(order)
 
     def _forget_working(self, order: SimOrder) -> None:
         working = self._working_by_key.get((order.request.exchange, order.request.symbol))
         if working and order in working:
             working.remove(order)
 
-    def release_held(self) -> None:
-        """Fill every MARKET order that hold_fills parked, at the current LTP."""
+    def release_held(self, forget_fill_delays: bool = False) -> None:
+        """Fill every MARKET order that hold_fills or delay_fills parked, at the current LTP, unless a
+        fault still in force keeps it (hold_fills on; delay_fills on and its delay not over).
+
+        ``forget_fill_delays``: delay_fills was turned off, so no delay counts any more."""
         for order in [o for o in self.orders.values() if o.held and o.working]:
             order.held = False
-            self._execute(order, self._market.quote(order.request.exchange, order.request.symbol), apply_hold=False)
+            if forget_fill_delays:
+                order.fill_due = None
+            self._execute(order, self._market.quote(order.request.exchange, order.request.symbol))
 
     def fill_order(self, orderid: str, price: float | None = None) -> SimOrder:
         """Fill the rest of a working order now, at ``price`` or the LTP (tests, partial fills)."""
@@ -261,7 +313,7 @@ class Book:
                                      old.product, request.price, request.trigger_price, old.strategy)
         if request.pricetype in ("MARKET", "LIMIT") and order.status == "trigger pending":
             order.status = "open"
-        self._on_order_event(order)
+        self._report(order)
         self._execute(order, self._market.quote(old.exchange, old.symbol))
         return order
 
@@ -272,11 +324,66 @@ class Book:
         order.status = "cancelled"
         order.held = False
         self._forget_working(order)
-        self._on_order_event(order)
+        self._report(order)
         return order
 
     def cancel_all(self) -> list[str]:
         return [self.cancel(order.orderid).orderid for order in list(self.orders.values()) if order.working]
+
+    # ---- the books as the REST API shows them (lag faults) ---------------------------------
+
+    def set_lags(self, order_book: float, positions: float) -> None:
+        """Switch the order-book (orders and trades) and position-book lags; 0 = live."""
+        if order_book and not self.order_book_lag:
+            self._order_history.start((orderid, copy.copy(order)) for orderid, order in self.orders.items())
+            self._trade_history.start([("count", len(self.trades))])
+        elif not order_book:
+            self._order_history.stop()
+            self._trade_history.stop()
+        if positions and not self.position_lag:
+            self._position_history.start((key, copy.copy(p)) for key, p in self.positions.items())
+        elif not positions:
+            self._position_history.stop()
+        self.order_book_lag = order_book
+        self.position_lag = positions
+
+    def visible_orders(self) -> list[SimOrder]:
+        """The order book as shown: orders in placement order, each as it was ``order_book_lag`` ago."""
+        if not self.order_book_lag:
+            return list(self.orders.values())
+        seen_at = self._clock.monotonic() - self.order_book_lag
+        shown = (self._order_history.as_of(orderid, seen_at) for orderid in self.orders)
+        return [order for order in shown if order is not None]
+
+    def visible_order(self, orderid: str) -> SimOrder:
+        """One order as the order book shows it; 404 while the lagging book does not have it yet."""
+        order = self.get(orderid)
+        if not self.order_book_lag:
+            return order
+        shown = self._order_history.as_of(order.orderid, self._clock.monotonic() - self.order_book_lag)
+        if shown is None:
+            raise OrderError(404, f"Order {orderid} not found")
+        return shown
+
+    def visible_trades(self) -> list[Trade]:
+        if not self.order_book_lag:
+            return list(self.trades)
+        count = self._trade_history.as_of("count", self._clock.monotonic() - self.order_book_lag) or 0
+        return self.trades[:count]
+
+    def visible_positions(self) -> list[Position]:
+        """The position book as shown: each position as it was ``position_lag`` ago (closed rows included)."""
+        if not self.position_lag:
+            return list(self.positions.values())
+        seen_at = self._clock.monotonic() - self.position_lag
+        shown = (self._position_history.as_of(key, seen_at) for key in self.positions)
+        return [position for position in shown if position is not None]
+
+    def visible_net_quantity(self, symbol: str, exchange: str, product: str) -> int:
+        if not self.position_lag:
+            return self.net_quantity(symbol, exchange, product)
+        shown = self._position_history.as_of((symbol, exchange, product), self._clock.monotonic() - self.position_lag)
+        return shown.quantity if shown is not None else 0
 
     # ---- positions and funds ---------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 Shapes, types, status codes and error strings follow openalgo-api.md §0–§4 and §6:
 schema errors are 400 with the error dict's repr as the message, a wrong key or
 an expired session is 403 ``Invalid openalgo apikey``, unknown order ids 404,
-rate limits 429 with ``retry_after: 60``, non-JSON bodies 500.
+rate limits 429 with ``retry_after: 60``, non-JSON bodies 500.  The books
+(orderbook, orderstatus, tradebook, positionbook, openposition) are read through
+the book's ``visible_*`` views, so the lag faults apply to them, and their naive
+timestamps are written in the zone the ``server_time_zone`` fault sets (IST).
 
 Also serves a small admin API under ``/sim/v1/`` (same key, never rate limited
 or faulted) so faults can be injected from outside the process:
@@ -23,16 +26,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from tmtool.domain.calendar import to_ist
 from tmtool.sim import schema
 from tmtool.sim.book import OrderError, OrderRequest, SimOrder
+from tmtool.sim.host import SimulatorHost
 from tmtool.sim.schema import SchemaError
-
-if TYPE_CHECKING:
-    from tmtool.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ NO_OPEN_POSITION = "No OpenPosition Found. Not placing Exit order."
 #: How long a ``rest_timeout`` fault holds a reply if the client never gives up.
 MAX_HOLD_SECONDS = 600.0
 ADMIN_FAULTS = frozenset({
-    "drop_ws", "stall_ws", "refuse_ws", "rest_delay", "rest_fail", "rest_timeout", "reject_orders",
-    "partial_fill", "hold_fills", "gap_price", "close_position_externally", "clear",
+    "drop_ws", "stall_ws", "refuse_ws", "silence_symbol", "resume_symbol", "rest_delay", "rest_fail",
+    "rest_timeout", "rest_drop", "reject_orders", "partial_fill", "hold_fills", "delay_fills", "lag_order_book",
+    "lag_positions", "server_time_zone", "gap_price", "close_position_externally", "clear",
 })
 ADMIN_STATE = ("analyzer_mode", "semi_auto", "session_expired", "order_updates_enabled")
 
@@ -83,12 +85,12 @@ def _error(message: Any, **extra: Any) -> dict:
     return {"status": "error", "message": message, **extra}
 
 
-def _live_time(ts: float) -> str:
-    return to_ist(ts).strftime("%d-%b-%Y %H:%M:%S")
+def _live_time(ts: float, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(ts, zone).strftime("%d-%b-%Y %H:%M:%S")
 
 
-def _sandbox_time(ts: float) -> str:
-    return to_ist(ts).strftime("%Y-%m-%d %H:%M:%S")
+def _sandbox_time(ts: float, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _symbol_not_found(symbol: str, exchange: str) -> str:
@@ -99,7 +101,7 @@ def _symbol_not_found(symbol: str, exchange: str) -> str:
 class Api:
     """The endpoint implementations; each takes the parsed JSON body and returns (status, body)."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: SimulatorHost) -> None:
         self._sim = sim
         self._pending_ids = 0
         self.pending_approvals: list[dict] = []
@@ -253,7 +255,7 @@ class Api:
         if not self._analyze and (problem := self._price_error(data)):
             return problem
         with self._sim._state_lock:
-            current = self._sim._book.net_quantity(data["symbol"], data["exchange"], data.get("product", "MIS"))
+            current = self._sim._book.visible_net_quantity(data["symbol"], data["exchange"], data.get("product", "MIS"))
             if target == current and (target != 0 or quantity == 0):
                 return self._smart_nothing_to_do(quantity)
             if target == current:  # flat and flat with q > 0: a fresh trade in the request's direction
@@ -317,7 +319,7 @@ class Api:
             return refused
         with self._sim._state_lock:
             closed = 0
-            for position in list(self._sim._book.positions.values()):
+            for position in self._sim._book.visible_positions():
                 if position.quantity == 0:
                     continue
                 self._place(OrderRequest(
@@ -343,13 +345,13 @@ class Api:
                 "order_status": order.status, "average_price": round(order.average_price, 2),
                 "filled_quantity": order.filled_quantity, "pending_quantity": order.pending_quantity,
                 "rejection_reason": order.rejection_reason, "strategy": r.strategy,
-                "timestamp": _sandbox_time(order.created_at),
+                "timestamp": _sandbox_time(order.created_at, self._sim.faults.time_zone),
             }
         row = {
             "orderid": order.orderid, "symbol": r.symbol, "exchange": r.exchange, "action": r.action,
             "quantity": str(r.quantity), "price": r.price, "trigger_price": r.trigger_price,
             "pricetype": r.pricetype, "product": r.product, "order_status": order.status,
-            "timestamp": _live_time(order.created_at),
+            "timestamp": _live_time(order.created_at, self._sim.faults.time_zone),
         }
         if status_view:
             row["average_price"] = round(order.average_price, 2) if order.status == "complete" else 0.0
@@ -361,7 +363,7 @@ class Api:
         if refused:
             return refused
         with self._sim._state_lock:
-            row = self._order_row(self._sim._book.get(data["orderid"]), status_view=True)
+            row = self._order_row(self._sim._book.visible_order(data["orderid"]), status_view=True)
         return 200, self._with_mode({"status": "success", "data": row})
 
     def openposition(self, body: Any) -> Reply:
@@ -370,8 +372,7 @@ class Api:
         if refused:
             return refused
         with self._sim._state_lock:
-            position = self._sim._book.position(data["symbol"], data["exchange"], data["product"])
-            quantity = position.quantity if position else 0
+            quantity = self._sim._book.visible_net_quantity(data["symbol"], data["exchange"], data["product"])
         return 200, self._with_mode({"status": "success", "quantity": quantity})
 
     def orderbook(self, body: Any) -> Reply:
@@ -380,7 +381,7 @@ class Api:
         if refused:
             return refused
         with self._sim._state_lock:
-            orders = list(self._sim._book.orders.values())
+            orders = self._sim._book.visible_orders()
             rows = [self._order_row(order, status_view=False) for order in orders]
         statistics = {
             "total_buy_orders": sum(o.request.action == "BUY" for o in orders),
@@ -398,11 +399,12 @@ class Api:
             return refused
         with self._sim._state_lock:
             stamp = _sandbox_time if self._analyze else _live_time
+            zone = self._sim.faults.time_zone
             rows = [{
                 "orderid": t.orderid, "symbol": t.symbol, "exchange": t.exchange, "product": t.product,
                 "action": t.action, "quantity": t.quantity, "average_price": t.price,
-                "trade_value": round(t.quantity * t.price, 2), "timestamp": stamp(t.ts),
-            } for t in self._sim._book.trades]
+                "trade_value": round(t.quantity * t.price, 2), "timestamp": stamp(t.ts, zone),
+            } for t in self._sim._book.visible_trades()]
         return 200, self._with_mode({"status": "success", "data": rows})
 
     def positionbook(self, body: Any) -> Reply:
@@ -413,7 +415,7 @@ class Api:
         zerodha_style = self._sim.broker_profile == "zerodha" and not self._analyze
         rows = []
         with self._sim._state_lock:
-            for p in self._sim._book.positions.values():
+            for p in self._sim._book.visible_positions():
                 ltp = self._sim._book.ltp(p)
                 average = round(p.average_price, 2)
                 rows.append({
@@ -628,7 +630,7 @@ class _Handler(BaseHTTPRequestHandler):
 class RestServer:
     """The HTTP front: routing, rate limits, REST faults, then :class:`Api`."""
 
-    def __init__(self, sim: Simulator, host: str, port: int, rate_limits: RateLimits | None) -> None:
+    def __init__(self, sim: SimulatorHost, host: str, port: int, rate_limits: RateLimits | None) -> None:
         self._sim = sim
         self.api = Api(sim)
         self._rate_limits = rate_limits
@@ -695,12 +697,21 @@ class RestServer:
         faults = self._sim.faults
         failure = faults.take_rest_failure(endpoint)
         if failure is not None:
-            body = dict(RATE_LIMITED) if failure == 429 else _error(f"Simulated HTTP {failure} from the broker")
-            self._send(handler, failure, body)
+            if failure.process:
+                self._dispatch(endpoint, body_bytes, arrived)
+            status = failure.status
+            body = dict(RATE_LIMITED) if status == 429 else _error(f"Simulated HTTP {status} from the broker")
+            self._send(handler, status, body)
             return
         delay = faults.take_rest_delay(endpoint)
         if delay and self._stopping.wait(delay):
             handler.close_connection = True
+            return
+        drop = faults.take_rest_drop(endpoint)
+        if drop is not None:
+            if drop.process:
+                self._dispatch(endpoint, body_bytes, arrived)
+            handler.close_connection = True  # the handler closes the socket without a reply
             return
         timeout = faults.take_rest_timeout(endpoint)
         if timeout is not None:

@@ -4,6 +4,8 @@ One :class:`Simulator` owns a market, a broker account, a REST server and a
 WebSocket server, each on its own thread; several can run in one process.  All
 market and account state is guarded by one lock, so a price change, the order
 matching it triggers and the ticks it publishes happen atomically and in order.
+A fill-timer thread fills the MARKET orders the ``delay_fills`` fault holds
+when their delay is over.
 """
 
 from __future__ import annotations
@@ -92,11 +94,14 @@ class Simulator:
         self._arrivals = threading.local()
         self.faults = Faults(self)
         self._market = Market(instruments, seed, volatility, self._clock)
-        self._book = Book(self._market, self._clock, self.faults, seed, self._on_order_event)
+        self._fill_wakeup = threading.Event()
+        self._book = Book(self._market, self._clock, self.faults, seed, self._on_order_event,
+                          on_fill_scheduled=self._fill_wakeup.set)
         self._rest = RestServer(self, host, rest_port, rate_limits)
         self._ws = WsServer(self, host, ws_port, ws_auth_grace_seconds, ws_ping_interval)
         self._ticker_stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._fill_timer = threading.Thread(target=self._run_fill_timer, name="sim-fills", daemon=True)
         self._started = False
         self._stopped = False
 
@@ -114,6 +119,7 @@ class Simulator:
             raise RuntimeError("a stopped simulator cannot be restarted; create a new one")
         self._ws.start()
         self._rest.start()
+        self._fill_timer.start()
         self._started = True
         if self.tick_interval:
             self._ticker = threading.Thread(target=self._run_market, name="sim-market", daemon=True)
@@ -126,9 +132,11 @@ class Simulator:
             return
         self._stopped = True
         self._ticker_stop.set()
+        self._fill_wakeup.set()
         if self._ticker is not None:
             self._ticker.join()
         if self._started:
+            self._fill_timer.join()
             self._rest.stop()
             self._ws.stop()
         else:
@@ -156,6 +164,18 @@ class Simulator:
                 self._random_walk_round()
             except Exception:
                 log.exception("simulator market round failed")
+
+    def _run_fill_timer(self) -> None:
+        """Fill delayed MARKET orders as they fall due; sleeps until the next one (or a new one)."""
+        while not self._ticker_stop.is_set():
+            self._fill_wakeup.clear()
+            try:
+                with self._state_lock:
+                    due = self._book.fill_due_orders()
+            except Exception:
+                log.exception("simulator delayed fills failed")
+                due = None
+            self._fill_wakeup.wait(None if due is None else max(0.0, due - self._clock.monotonic()))
 
     def _random_walk_round(self) -> None:
         with self._state_lock:
@@ -255,9 +275,16 @@ class Simulator:
     def _drop_ws_connections(self) -> None:
         self._ws.drop_connections()
 
-    def _release_held_orders(self) -> None:
+    def _ws_stall_changed(self) -> None:
+        self._ws.apply_stall()
+
+    def _release_held_orders(self, forget_fill_delays: bool = False) -> None:
         with self._state_lock:
-            self._book.release_held()
+            self._book.release_held(forget_fill_delays)
+
+    def _set_book_lags(self, order_book: float, positions: float) -> None:
+        with self._state_lock:
+            self._book.set_lags(order_book, positions)
 
     def _close_position_externally(self, symbol: str, exchange: str, product: str) -> None:
         with self._state_lock:

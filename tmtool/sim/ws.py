@@ -9,6 +9,11 @@ per batch, not one per client per tick.  On the loop, frames move to each
 client's outbox and one writer task per client sends them in order.  Every
 reply (acks, pongs, errors) goes through the same outbox, so a client sees
 frames in the order the server produced them.
+
+Faults: during a ``stall_ws`` nothing is queued; a stall with
+``answer_pings=False`` also pauses reading every socket and stops the
+keepalive pings (so protocol pings go unanswered) until it ends.  A symbol
+under ``silence_symbol`` publishes no market frames; everything else goes on.
 """
 
 from __future__ import annotations
@@ -18,16 +23,14 @@ import collections
 import logging
 import threading
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from tmtool.sim.host import SimulatorHost
 from tmtool.sim.market import Quote, round_to_tick
-
-if TYPE_CHECKING:
-    from tmtool.sim.simulator import Simulator
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def parse_mode(value: Any) -> int | None:
 
 
 class _Client:
-    __slots__ = ("connection", "authenticated", "subscriptions", "orders", "outbox", "wake", "closed")
+    __slots__ = ("connection", "authenticated", "subscriptions", "orders", "outbox", "wake", "closed", "deaf")
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
@@ -69,10 +72,11 @@ class _Client:
         self.outbox: collections.deque[str] = collections.deque()
         self.wake = asyncio.Event()
         self.closed = False
+        self.deaf = False  # reading paused and keepalive stopped by a stall_ws(answer_pings=False)
 
 
 class WsServer:
-    def __init__(self, sim: Simulator, host: str, port: int, auth_grace_seconds: float,
+    def __init__(self, sim: SimulatorHost, host: str, port: int, auth_grace_seconds: float,
                  ping_interval: float | None) -> None:
         self._sim = sim
         self._host = host
@@ -134,6 +138,8 @@ class WsServer:
         try:
             await self._stop_future
         finally:
+            for client in list(self._clients):
+                self._set_deaf(client, False)  # so the closing handshake can be read
             server.close(close_connections=True)
             await server.wait_closed()
 
@@ -155,7 +161,7 @@ class WsServer:
     def publish_market(self, quote: Quote, now_ms: int) -> None:
         """Send one tick to every subscriber of the instrument, once per subscribed mode."""
         entries = self._index.get(quote.instrument.key)
-        if not entries:
+        if not entries or self._sim.faults.symbol_silent(quote.instrument.exchange, quote.instrument.symbol):
             return
         frames: dict[int, str] = {}
         batch = []
@@ -182,6 +188,42 @@ class WsServer:
             return
         future = asyncio.run_coroutine_threadsafe(self._abort_all(), self._loop)
         future.result(timeout=5)
+
+    def apply_stall(self) -> None:
+        """Bring every socket's reading and keepalive in line with the current stall fault."""
+        if self._loop is None:
+            return
+        try:
+            self._loop.call_soon_threadsafe(self._update_deafness)
+        except RuntimeError:  # loop closed during stop()
+            pass
+
+    def _update_deafness(self) -> None:
+        faults = self._sim.faults
+        deaf = faults.ws_deaf()
+        for client in list(self._clients):
+            self._set_deaf(client, deaf)
+        remaining = faults.ws_stall_remaining()
+        if deaf and remaining != float("inf"):
+            self._loop.call_later(max(remaining, 0.01), self._update_deafness)
+
+    @staticmethod
+    def _set_deaf(client: _Client, deaf: bool) -> None:
+        if client.deaf == deaf or client.closed:
+            return
+        connection = client.connection
+        client.deaf = deaf
+        try:
+            if deaf:
+                connection.transport.pause_reading()
+                if connection.keepalive_task is not None:
+                    connection.keepalive_task.cancel()
+                    connection.keepalive_task = None
+            else:
+                connection.transport.resume_reading()
+                connection.start_keepalive()
+        except (RuntimeError, AttributeError):  # the transport is closing
+            pass
 
     async def _abort_all(self) -> None:
         for client in list(self._clients):
@@ -237,6 +279,8 @@ class WsServer:
     async def _handle(self, connection: ServerConnection) -> None:
         client = _Client(connection)
         self._clients.add(client)
+        if self._sim.faults.ws_deaf():
+            self._set_deaf(client, True)
         writer = asyncio.create_task(self._writer(client))
         deadline = asyncio.create_task(self._auth_deadline(client))
         try:
