@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) -> int:
-    from tmtool.runtime import RuntimeError_, build_runtime, setup_logging
+    from tmtool.runtime import StartupError, build_runtime, setup_logging
 
     setup_logging(config, headless=headless, level=args.log_level)
     log = logging.getLogger("tmtool")
@@ -109,7 +109,7 @@ def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) ->
             api_key=args.api_key,
         )
         runtime.adopt_on_start = args.adopt_positions
-    except RuntimeError_ as exc:
+    except StartupError as exc:
         print(f"tmtool: {exc}", file=sys.stderr)
         return 2
 
@@ -133,6 +133,7 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         clock=runtime.clock,
         simulated=runtime.simulated,
         bell=bell,
+        lifecycle=runtime,
     )
     timer = None
     if args.duration:

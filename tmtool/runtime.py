@@ -1,9 +1,10 @@
 """Wiring: builds the real store, broker, feed, engine, control API and alert
 delivery from the config, and runs them as one unit.
 
-``Runtime`` is also the engine handle the TUI holds: it delegates the
-``EngineHandle`` calls to the engine, and its ``start``/``stop`` bring the
-whole stack up and down in the right order.  Textual-free.
+``Runtime`` is also the engine handle the TUI holds: it implements
+``EngineHandle`` by delegating each call to the engine, and its ``start``/``stop``
+(``EngineLifecycle``) bring the whole stack up and down in the right order.
+Textual-free.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tmtool.config import Config
 from tmtool.clock import Clock, SystemClock
-from tmtool.domain.commands import CreateTrade
+from tmtool.domain.commands import Command, CreateTrade, Result
 from tmtool.engine.engine import Engine
 from tmtool.openalgo.feed import OpenAlgoFeed
 from tmtool.domain.models import (
@@ -50,7 +51,7 @@ from tmtool.engine.snapshot import EngineSnapshot
 log = logging.getLogger("tmtool")
 
 
-class RuntimeError_(Exception):
+class StartupError(Exception):
     """The stack could not be built: a message for the user (database in use, bad settings...)."""
 
 
@@ -220,7 +221,7 @@ def _log_adoption(future: Future) -> None:
 
 
 class Runtime:
-    """The whole stack.  ``start``/``stop`` bring it up and down; the EngineHandle calls delegate."""
+    """The whole stack.  ``start``/``stop`` bring it up and down; the ``EngineHandle`` calls delegate to the engine."""
 
     def __init__(
         self,
@@ -316,8 +317,11 @@ class Runtime:
 
     # ------------------------------------------------------------------ EngineHandle
 
-    def submit(self, command: object) -> Future:
+    def submit(self, command: Command) -> Future[Result]:
         return self.engine.submit(command)
+
+    def adopt_positions(self) -> Future[Result]:
+        return self.engine.adopt_positions()
 
     def snapshot(self) -> EngineSnapshot:
         return self.engine.snapshot()
@@ -328,15 +332,13 @@ class Runtime:
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
         return self.engine.trade_events(trade_id)
 
-    def alert_history(self, since=None, category=None, priority=None, limit: int = 500) -> list[Alert]:
+    def alert_history(
+        self, since: float | None = None, category: str | None = None, priority: str | None = None, limit: int = 500
+    ) -> list[Alert]:
         return self.engine.alert_history(since=since, category=category, priority=priority, limit=limit)
 
     def instrument(self, exchange: str, symbol: str) -> Instrument:
         return self.engine.instrument(exchange, symbol)
-
-    def __getattr__(self, name: str):
-        # Anything else the UI asks of an engine (listeners, adopt_positions...) goes to the engine.
-        return getattr(self.engine, name)
 
 
 def build_runtime(
@@ -376,7 +378,7 @@ def build_runtime(
                 Path(f"{db_path}{suffix}").unlink(missing_ok=True)  # each demo starts fresh
     else:
         if not config.openalgo.configured:
-            raise RuntimeError_(
+            raise StartupError(
                 f"OpenAlgo is not configured: set openalgo.api_key or the {config.openalgo.api_key_env} "
                 "environment variable, or run `tmtool demo`"
             )
@@ -397,7 +399,7 @@ def build_runtime(
     except StorageError as exc:
         if sim is not None:
             sim.stop()
-        raise RuntimeError_(str(exc)) from exc
+        raise StartupError(str(exc)) from exc
 
     broker = OpenAlgoClient(rest_url, broker_key, timeout=config.openalgo.timeout_seconds, clock=clock)
     feed_cfg = config.feed
@@ -455,7 +457,7 @@ def build_runtime(
             store.close()
             if sim is not None:
                 sim.stop()
-            raise RuntimeError_(
+            raise StartupError(
                 f"the control API needs a key: set api.api_key, {config.api.api_key_env}, or pass --api-key"
             )
         try:
@@ -471,7 +473,7 @@ def build_runtime(
             store.close()
             if sim is not None:
                 sim.stop()
-            raise RuntimeError_(str(exc)) from exc
+            raise StartupError(str(exc)) from exc
 
     runtime = Runtime(
         config=replace(config, strategies=tuple(strategies)),

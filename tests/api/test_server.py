@@ -12,7 +12,10 @@ import pytest
 from tests.api.conftest import API_KEY, call, ok
 from tmtool.api import ApiServer
 from tmtool.clock import ManualClock
-from tmtool.domain.models import TradeStatus
+from tmtool.domain.commands import Command, Result
+from tmtool.domain.models import Alert, Instrument, Trade, TradeEvent, TradeStatus
+from tmtool.engine.ports import EngineHandle
+from tmtool.engine.snapshot import EngineSnapshot
 
 
 def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
@@ -36,18 +39,35 @@ def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
 
 
 class _SilentEngine:
-    """The real engine, except that commands are never answered (an engine stuck on something)."""
+    """The real engine's reads, but commands are never answered (an engine stuck on something)."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: EngineHandle) -> None:
         self._engine = engine
-        self.commands: list[object] = []
+        self.commands: list[Command] = []
 
-    def submit(self, command: object) -> Future:
+    def submit(self, command: Command) -> Future[Result]:
         self.commands.append(command)
         return Future()
 
-    def __getattr__(self, name: str):
-        return getattr(self._engine, name)
+    def adopt_positions(self) -> Future[Result]:
+        return Future()
+
+    def snapshot(self) -> EngineSnapshot:
+        return self._engine.snapshot()
+
+    def closed_trades(self, start: float | None = None, end: float | None = None, strategy: str | None = None) -> list[Trade]:
+        return self._engine.closed_trades(start, end, strategy)
+
+    def trade_events(self, trade_id: int) -> list[TradeEvent]:
+        return self._engine.trade_events(trade_id)
+
+    def alert_history(
+        self, since: float | None = None, category: str | None = None, priority: str | None = None, limit: int = 500
+    ) -> list[Alert]:
+        return self._engine.alert_history(since=since, category=category, priority=priority, limit=limit)
+
+    def instrument(self, exchange: str, symbol: str) -> Instrument:
+        return self._engine.instrument(exchange, symbol)
 
 
 def test_an_engine_that_does_not_answer_gives_504(stack):

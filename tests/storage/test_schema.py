@@ -9,7 +9,7 @@ import pytest
 
 from tmtool.storage import DatabaseCorrupt, NotTmtoolDatabase, SchemaTooNew, SqliteStore
 from tmtool.storage.backup import list_backups
-from tmtool.storage.database import APPLICATION_ID
+from tmtool.storage.identity import APPLICATION_ID
 from tmtool.storage.migrations import LATEST_VERSION, create_v1_schema
 from tmtool.storage.models import record_to_row
 

@@ -12,7 +12,7 @@ from datetime import datetime, time
 
 from tmtool.domain.calendar import IST
 from tmtool.clock import ManualClock
-from tmtool.domain.commands import Accepted, Denied
+from tmtool.domain.commands import Accepted, Command, Denied, Result
 from tmtool.domain.models import (
     Alert,
     AlertCategory,
@@ -37,6 +37,7 @@ from tmtool.domain.models import (
     TradeStatus,
     TrailingSettings,
 )
+from tmtool.engine.ports import EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot, StrategyView, SystemView, TradeView
 
 # 2026-01-05 11:15:30 IST, a Monday.
@@ -297,7 +298,7 @@ class EngineDouble:
 
     def __init__(self, snapshot: EngineSnapshot | None = None) -> None:
         self.current = snapshot or seeded_snapshot()
-        self.commands: list[object] = []
+        self.commands: list[Command] = []
         self.answer: Accepted | Denied = Accepted("ok")
         self.closed: list[Trade] = seeded_closed_trades()
 
@@ -310,9 +311,14 @@ class EngineDouble:
     def bump(self, **changes) -> None:
         self.current = dataclasses.replace(self.current, version=self.current.version + 1, **changes)
 
-    def submit(self, command: object) -> Future:
+    def submit(self, command: Command) -> Future[Result]:
         self.commands.append(command)
-        future: Future = Future()
+        future: Future[Result] = Future()
+        future.set_result(self.answer)
+        return future
+
+    def adopt_positions(self) -> Future[Result]:
+        future: Future[Result] = Future()
         future.set_result(self.answer)
         return future
 
@@ -344,10 +350,18 @@ class EngineDouble:
 
 
 
-def snapshot_app(engine: EngineDouble | None = None, *, simulated: bool = True):
-    """The real app over an engine double, with the fixed clock (for snapshot and Pilot tests)."""
+def snapshot_app(engine: EngineDouble | None = None, *, simulated: bool = True, lifecycle: EngineLifecycle | None = None):
+    """The real app over an engine double, with the fixed clock (for snapshot and Pilot tests).
+
+    With ``lifecycle`` the app starts it on mount and ``stop_engine`` stops it; without, the engine counts as running.
+    """
     from tmtool.screens.app import TmtoolApp
 
     return TmtoolApp(
-        engine or EngineDouble(), config_path=None, clock=fixed_clock(), simulated=simulated, bell=True, manage_engine=False
+        engine or EngineDouble(),
+        config_path=None,
+        clock=fixed_clock(),
+        simulated=simulated,
+        bell=True,
+        lifecycle=lifecycle,
     )

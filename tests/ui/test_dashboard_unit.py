@@ -325,10 +325,7 @@ async def test_engine_starts_off_the_loop_and_status_says_starting_until_then():
             return "stopped cleanly"
 
     engine = SlowEngine()
-    app = snapshot_app(engine)
-    app.manage_engine = True
-    app.engine_phase = "starting…"
-    app._start_done.clear()
+    app = snapshot_app(engine, lifecycle=engine)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "ENGINE STARTING" in static_text(pilot, "#status-text")  # the loop is not blocked by start()

@@ -42,7 +42,7 @@ def stack(tmp_path):
 def make_app(stack, tmp_path: Path | None = None) -> TmtoolApp:
     config_path = tmp_path / "tmtool.toml" if tmp_path is not None else None
     return TmtoolApp(
-        stack.engine, config_path=config_path, clock=stack.clock, simulated=True, bell=False, manage_engine=False
+        stack.engine, config_path=config_path, clock=stack.clock, simulated=True, bell=False
     )
 
 

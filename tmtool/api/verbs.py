@@ -40,12 +40,14 @@ from tmtool.domain.commands import (
     UNSET,
     AcknowledgeAlerts,
     Accepted,
+    Command,
     CreateTrade,
     Denied,
     ExitAll,
     ExitTrade,
     ModifyTrade,
     PauseTrade,
+    Result,
     ResumeTrade,
 )
 from tmtool.domain.models import (
@@ -174,15 +176,15 @@ END_DATE = Field("end_date", DATE, "last day (Asia/Kolkata), YYYY-MM-DD, inclusi
 # --------------------------------------------------------------------------- shared helpers
 
 
-def _wait(ctx: VerbContext, command: object) -> Accepted:
+def _wait(ctx: VerbContext, command: Command) -> Accepted:
     """Submit a command to the engine's inbox and wait for its answer."""
     return _await(ctx, lambda: ctx.engine.submit(command))
 
 
-def _await(ctx: VerbContext, send: Callable[[], Future]) -> Accepted:
+def _await(ctx: VerbContext, send: Callable[[], Future[Result]]) -> Accepted:
     """Hand something to the engine (``send`` returns its Future) and wait for the answer."""
     try:
-        future: Future = send()
+        future: Future[Result] = send()
     except RuntimeError as exc:  # the engine has stopped taking commands
         raise ApiError(503, f"the engine is not accepting commands: {exc}") from None
     try:
@@ -409,10 +411,7 @@ def resume_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def adopt_positions(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
-    adopt = getattr(ctx.engine, "adopt_positions", None)
-    if adopt is None:
-        raise ApiError(501, "this engine cannot adopt positions")
-    result = _await(ctx, adopt)
+    result = _await(ctx, ctx.engine.adopt_positions)
     return {"message": result.message, "trade_ids": list(result.trade_ids)}
 
 

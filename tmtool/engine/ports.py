@@ -24,6 +24,7 @@ from tmtool.domain.broker import (
     Quote,
     SymbolInfo,
 )
+from tmtool.domain.commands import Command, Result
 from tmtool.domain.models import (
     Alert,
     FeedState,
@@ -235,10 +236,18 @@ class AlertSink(Protocol):
 
 
 class EngineHandle(Protocol):
-    """What the TUI, the control API and the CLI may use of a running engine."""
+    """What the TUI, the control API and the CLI may use of a running engine.
 
-    def submit(self, command: object) -> "Future":
-        """Enqueue a command (tmtool.engine.commands); the Future resolves to Accepted/Denied."""
+    Implemented by ``tmtool.engine.engine.Engine`` and by ``tmtool.runtime.Runtime``
+    (which delegates to its engine); the front ends depend on this protocol only.
+    """
+
+    def submit(self, command: Command) -> "Future[Result]":
+        """Enqueue a command; the Future resolves to ``Accepted`` or ``Denied`` on the engine thread."""
+        ...
+
+    def adopt_positions(self) -> "Future[Result]":
+        """Manage every positionbook position no trade covers yet (strategy ``manual``)."""
         ...
 
     def snapshot(self) -> "EngineSnapshot": ...
@@ -254,3 +263,15 @@ class EngineHandle(Protocol):
     ) -> list[Alert]: ...
 
     def instrument(self, exchange: str, symbol: str) -> "Instrument": ...
+
+
+class EngineLifecycle(Protocol):
+    """Starting and stopping an engine (or the whole stack around one): what a front end that runs it needs."""
+
+    def start(self) -> None:
+        """Load, reconcile and resume; returns once the engine is taking ticks and commands."""
+        ...
+
+    def stop(self, timeout: float = 10.0) -> str:
+        """Stop taking ticks, flush every change; returns a one-line shutdown summary."""
+        ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import cast
 
 from rich.text import Text
 from textual import work
@@ -14,10 +14,8 @@ from textual.widgets import DataTable, Footer, Label, Select, Static
 
 from tmtool.domain.models import Alert, AlertCategory, AlertPriority
 from tmtool.screens.formatting import format_timestamp
+from tmtool.screens.host import ScreenHost
 from tmtool.screens.widgets.alerts_panel import priority_style
-
-if TYPE_CHECKING:
-    from tmtool.screens.app import TmtoolApp
 
 ANY = "*any*"
 HISTORY_LIMIT = 500
@@ -42,8 +40,8 @@ class AlertHistoryScreen(Screen):
         super().__init__(id="alert-history")
 
     @property
-    def tmtool(self) -> "TmtoolApp":
-        return self.app  # type: ignore[return-value]
+    def tmtool(self) -> ScreenHost:
+        return cast(ScreenHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield Static("Alert history", classes="screen-title")

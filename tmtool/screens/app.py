@@ -7,15 +7,18 @@ status, a level, an alert, the feed or broker state) shows on the next poll,
 and a command's answer shows at once.  Alert toasts (WARNING and CRITICAL only)
 wait while a dialog is open, so they never cover what it asks.  Commands go out through
 ``engine.submit()`` and their futures are awaited without blocking the loop.
-The engine is started off the loop when the app mounts and stopped by
-``run_tui`` after the UI is gone.  Nothing here imports the storage layer or
-the broker.
+When the app is given the engine's lifecycle, it starts the engine off the
+loop when it mounts, and ``stop_engine`` stops it after the UI is gone.  The app
+and its screens know the engine only as an ``EngineHandle``; the screens know
+the app only as a ``ScreenHost``.  Nothing here imports the storage layer or the
+broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from pathlib import Path
 
 from textual import work
@@ -27,12 +30,13 @@ from textual.worker import Worker, WorkerState
 from tmtool.clock import Clock
 from tmtool.domain.commands import (
     Accepted,
+    Command,
     Denied,
     ExitAll,
     Result,
 )
 from tmtool.domain.models import AlertPriority, ExitReason, Instrument
-from tmtool.engine.ports import EngineHandle
+from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
 from tmtool.screens.dashboard import DashboardScreen
@@ -113,7 +117,7 @@ class AlertToaster:
 
 
 class TmtoolApp(App[str | None]):
-    """tmtool's terminal UI over a running engine."""
+    """tmtool's terminal UI over a running engine (the screens' ``ScreenHost``)."""
 
     CSS_PATH = [Path(__file__).parent / "tmtool.tcss"]
     TITLE = "tmtool"
@@ -134,11 +138,12 @@ class TmtoolApp(App[str | None]):
         simulated: bool,
         bell: bool = True,
         refresh_hz: float = 8.0,
-        manage_engine: bool = True,
+        lifecycle: EngineLifecycle | None = None,
     ) -> None:
-        """``manage_engine``: start the engine on mount (off the loop) and let ``stop_engine`` stop it.
+        """``lifecycle``: what the app starts on mount (off the loop) and ``stop_engine`` stops,
+        usually the object that is also ``engine``.
 
-        Pass False when the caller runs the engine's life itself (tests, the headless wiring).
+        Leave it None when the caller runs the engine's life itself (tests, the headless wiring).
         """
         super().__init__()
         if not 0 < refresh_hz <= 30:
@@ -149,8 +154,8 @@ class TmtoolApp(App[str | None]):
         self.simulated = simulated
         self.bell_enabled = bell
         self.refresh_hz = refresh_hz
-        self.manage_engine = manage_engine
-        self.engine_phase = PHASE_STARTING if manage_engine else PHASE_RUNNING
+        self.lifecycle = lifecycle
+        self.engine_phase = PHASE_STARTING if lifecycle is not None else PHASE_RUNNING
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})
         self._version: int | None = None
@@ -162,7 +167,7 @@ class TmtoolApp(App[str | None]):
         self._held_alerts: list = []  # toasts waiting for the dialog on top to close
         self._start_done = threading.Event()
         self._engine_started = False
-        if not manage_engine:
+        if lifecycle is None:
             self._start_done.set()
 
     # ------------------------------------------------------------------ life
@@ -173,17 +178,23 @@ class TmtoolApp(App[str | None]):
     def on_mount(self) -> None:
         self.palette = Palette.from_theme_variables(self.theme_variables)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
-        if self.manage_engine:
-            self.run_worker(self._start_engine, thread=True, name="engine-start", group="engine", exit_on_error=False)
+        if self.lifecycle is not None:
+            self.run_worker(
+                partial(self._start_engine, self.lifecycle),
+                thread=True,
+                name="engine-start",
+                group="engine",
+                exit_on_error=False,
+            )
         self.refresh_frame()
         self.poll_timer = self.set_interval(1.0 / self.refresh_hz, self._poll, name="snapshot-poll")
 
     def on_unmount(self) -> None:
         self.theme_changed_signal.unsubscribe(self)
 
-    def _start_engine(self) -> None:
+    def _start_engine(self, lifecycle: EngineLifecycle) -> None:
         try:
-            self.engine.start()  # type: ignore[attr-defined]  # the Engine, not the EngineHandle protocol
+            lifecycle.start()
             self._engine_started = True
         finally:
             self._start_done.set()
@@ -201,14 +212,14 @@ class TmtoolApp(App[str | None]):
 
     def stop_engine(self) -> str | None:
         """Stop the engine this app started (call after the UI has exited, off any event loop)."""
-        if not self.manage_engine:
+        if self.lifecycle is None:
             return None
         self._start_done.wait(ENGINE_START_WAIT)
         if not self._engine_started:
             return None
         self._engine_started = False
         self.engine_phase = PHASE_STOPPED
-        return self.engine.stop()  # type: ignore[attr-defined]
+        return self.lifecycle.stop()
 
     # ------------------------------------------------------------------ the snapshot bridge
 
@@ -304,7 +315,7 @@ class TmtoolApp(App[str | None]):
 
     # ------------------------------------------------------------------ commands
 
-    async def send_command(self, command: object, *, success: str | None = None) -> Result | None:
+    async def send_command(self, command: Command, *, success: str | None = None) -> Result | None:
         """Submit ``command`` and await the engine's answer without blocking the loop.
 
         A Denied is shown with the engine's reason; so is a lost answer.
@@ -331,7 +342,7 @@ class TmtoolApp(App[str | None]):
         return result
 
     @work(group="commands")
-    async def run_command(self, command: object, *, success: str | None = None) -> None:
+    async def run_command(self, command: Command, *, success: str | None = None) -> None:
         """Fire-and-report form of ``send_command`` for actions that need no follow-up."""
         await self.send_command(command, success=success)
 
@@ -382,7 +393,7 @@ class TmtoolApp(App[str | None]):
 
     def action_quit_app(self) -> None:
         open_count = len(self.latest.open_trades) if self.latest is not None else 0
-        if self.manage_engine and open_count:
+        if self.lifecycle is not None and open_count:
             self._quit_flow(open_count)
         else:
             self.exit()
@@ -415,6 +426,7 @@ class TmtoolApp(App[str | None]):
 def run_tui(
     engine: EngineHandle,
     *,
+    lifecycle: EngineLifecycle,
     config_path: Path | None,
     clock: Clock,
     simulated: bool,
@@ -423,9 +435,17 @@ def run_tui(
 ) -> str | None:
     """Run the TUI until the user quits; then stop the engine (the UI is gone by then).
 
-    Returns what ``engine.stop()`` returned (a shutdown summary).
+    Returns what ``lifecycle.stop()`` returned (a shutdown summary).
     """
-    app = TmtoolApp(engine, config_path=config_path, clock=clock, simulated=simulated, bell=bell, refresh_hz=refresh_hz)
+    app = TmtoolApp(
+        engine,
+        config_path=config_path,
+        clock=clock,
+        simulated=simulated,
+        bell=bell,
+        refresh_hz=refresh_hz,
+        lifecycle=lifecycle,
+    )
     try:
         app.run()
     finally:

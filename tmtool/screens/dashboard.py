@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import cast
 
 from rich.text import Text
 from textual import on, work
@@ -25,6 +25,7 @@ from tmtool.domain.commands import (
 from tmtool.domain.models import ExitReason, TradeStatus
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
 from tmtool.screens.formatting import Palette
+from tmtool.screens.host import ScreenHost
 from tmtool.screens.modals.confirm import ConfirmModal, trade_line
 from tmtool.screens.modals.modify_trade import ModifyTradeModal
 from tmtool.screens.modals.new_trade import NewTradeModal
@@ -39,9 +40,6 @@ from tmtool.screens.widgets.trades_table import (
     TradeOrder,
     TradesTable,
 )
-
-if TYPE_CHECKING:
-    from tmtool.screens.app import TmtoolApp
 
 SHOWN_IN_CONFIRM = 15
 
@@ -83,8 +81,8 @@ class DashboardScreen(Screen):
         self._filter_state_text: str | None = None
 
     @property
-    def tmtool(self) -> "TmtoolApp":
-        return self.app  # type: ignore[return-value]
+    def tmtool(self) -> ScreenHost:
+        return cast(ScreenHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status-bar")

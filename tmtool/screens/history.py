@@ -10,7 +10,7 @@ import csv
 import dataclasses
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import cast
 
 from rich.text import Text
 from textual import work
@@ -32,10 +32,8 @@ from tmtool.screens.formatting import (
     pnl_text,
 )
 from tmtool.screens.forms import FieldError, optional_date
+from tmtool.screens.host import ScreenHost
 from tmtool.screens.modals.pickers import PathModal
-
-if TYPE_CHECKING:
-    from tmtool.screens.app import TmtoolApp
 
 ALL_STRATEGIES = "*all*"
 DEFAULT_DAYS = 30
@@ -144,8 +142,8 @@ class HistoryScreen(Screen):
         self.range: tuple[date, date] | None = None
 
     @property
-    def tmtool(self) -> "TmtoolApp":
-        return self.app  # type: ignore[return-value]
+    def tmtool(self) -> ScreenHost:
+        return cast(ScreenHost, self.app)
 
     def compose(self) -> ComposeResult:
         today = to_ist(self.tmtool.clock.time()).date()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, cast
 
 from rich.text import Text
 from textual import work
@@ -29,6 +29,7 @@ from tmtool.domain.models import (
 )
 from tmtool.engine.snapshot import EngineSnapshot, StrategyView
 from tmtool.screens.formatting import format_money
+from tmtool.screens.host import ScreenHost
 from tmtool.screens.modals.form import FormModal
 from tmtool.screens.forms import (
     FieldError,
@@ -46,9 +47,6 @@ from tmtool.screens.forms import (
 from tmtool.screens.modals.pickers import DeleteStrategyModal
 from tmtool.screens.risk_preview import strategy_preview
 from tmtool.screens.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from tmtool.screens.app import TmtoolApp
 
 NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 DEFAULT_EXAMPLE_PRICE = "1000"
@@ -302,8 +300,8 @@ class StrategiesScreen(Screen):
         self._ready = False
 
     @property
-    def tmtool(self) -> "TmtoolApp":
-        return self.app  # type: ignore[return-value]
+    def tmtool(self) -> ScreenHost:
+        return cast(ScreenHost, self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar()

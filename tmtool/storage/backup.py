@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tmtool.clock import Clock
-from tmtool.storage.database import InstanceLock, verify_schema_version
 from tmtool.storage.errors import DatabaseCorrupt, StorageError
 from tmtool.storage.files import (
     create_private_file,
@@ -29,6 +28,8 @@ from tmtool.storage.files import (
     make_private,
     side_files,
 )
+from tmtool.storage.identity import verify_schema_version
+from tmtool.storage.lock import InstanceLock
 
 log = logging.getLogger("tmtool.storage")
 

@@ -1,4 +1,4 @@
-"""Opening a tmtool database: pragmas, integrity check, schema version, migrations, instance lock.
+"""Opening a tmtool database: pragmas, integrity check, schema version, migrations.
 
 Durability settings (see ``connect``):
 
@@ -17,34 +17,26 @@ Durability settings (see ``connect``):
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from pathlib import Path
 
 import peewee
 from peewee import SchemaManager, SqliteDatabase
 
 from tmtool.clock import Clock
-from tmtool.storage.errors import (
-    DatabaseCorrupt,
-    DatabaseInUse,
-    NotTmtoolDatabase,
-    SchemaTooNew,
-    StorageError,
-)
+from tmtool.storage.backup import create_backup
+from tmtool.storage.errors import DatabaseCorrupt, NotTmtoolDatabase, StorageError
 from tmtool.storage.files import (
-    PRIVATE_FILE_MODE,
     create_private_file,
     ensure_private_dir,
     make_database_files_private,
 )
+from tmtool.storage.identity import APPLICATION_ID, schema_version, verify_schema_version
 from tmtool.storage.migrations import LATEST_VERSION, steps_from
 from tmtool.storage.models import ALL_MODELS
 
 log = logging.getLogger("tmtool.storage")
 
-APPLICATION_ID = 0x746D7431  # "tmt1": marks a SQLite file as a tmtool database
 SYNCHRONOUS_MODES = ("FULL", "NORMAL", "EXTRA")
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # truncate the -wal back to this after a checkpoint
 
@@ -112,23 +104,6 @@ def open_database(
     return version
 
 
-def schema_version(db: SqliteDatabase) -> tuple[int, int]:
-    """(user_version, application_id) of an open database."""
-    version = db.execute_sql("PRAGMA user_version").fetchone()[0]
-    application_id = db.execute_sql("PRAGMA application_id").fetchone()[0]
-    return version, application_id
-
-
-def verify_schema_version(path: Path, version: int, application_id: int) -> None:
-    """Refuse a file that is not a tmtool database or whose schema is newer than this tmtool's."""
-    if application_id != APPLICATION_ID:
-        raise NotTmtoolDatabase(path, f"application id {application_id:#x}, schema version {version}")
-    if version > LATEST_VERSION:
-        raise SchemaTooNew(path, version, LATEST_VERSION)
-    if version < 1:
-        raise NotTmtoolDatabase(path, f"schema version {version}")
-
-
 def create_schema(db: SqliteDatabase) -> None:
     """Create every table and index at ``LATEST_VERSION`` in one transaction."""
     with db.atomic("IMMEDIATE"):
@@ -168,8 +143,6 @@ def _prepare_schema(db: SqliteDatabase, path: Path, clock: Clock, backup_dir: Pa
 
 
 def _migrate(db: SqliteDatabase, path: Path, version: int, clock: Clock, backup_dir: Path | None) -> None:
-    from tmtool.storage.backup import create_backup  # backup builds on this module
-
     backup_path = create_backup(path, clock, backup_dir=backup_dir, label=f"pre-v{LATEST_VERSION}")
     log.warning(
         "upgrading database %s from schema version %d to %d; backup at %s", path, version, LATEST_VERSION, backup_path
@@ -179,66 +152,3 @@ def _migrate(db: SqliteDatabase, path: Path, version: int, clock: Clock, backup_
             step.apply(db.connection())
             db.execute_sql(f"PRAGMA user_version = {step.to_version}")
         log.info("database %s: applied migration %d -> %d (%s)", path, step.from_version, step.to_version, step.description)
-
-
-# --------------------------------------------------------------------------- instance lock
-
-
-def lock_path_for(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".lock")
-
-
-class InstanceLock:
-    """One tmtool per database: an exclusive ``flock`` on ``<db>.lock``, which holds the owner's pid.
-
-    The kernel drops the lock when the holder exits or dies, so a stale lock
-    file never blocks a restart.  Locks are per open file, so a second
-    ``InstanceLock`` in the same process is refused as well.
-    """
-
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
-        self.path = lock_path_for(self.db_path)
-        self._descriptor: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._descriptor is not None
-
-    def acquire(self) -> None:
-        if self._descriptor is not None:
-            return
-        ensure_private_dir(self.path.parent)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(descriptor)
-            os.close(descriptor)
-            raise DatabaseInUse(self.db_path, pid) from None
-        except BaseException:
-            os.close(descriptor)
-            raise
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
-        self._descriptor = descriptor
-
-    def release(self) -> None:
-        if self._descriptor is None:
-            return
-        descriptor, self._descriptor = self._descriptor, None
-        os.ftruncate(descriptor, 0)
-        fcntl.flock(descriptor, fcntl.LOCK_UN)
-        os.close(descriptor)
-
-    def __enter__(self) -> "InstanceLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def _read_pid(descriptor: int) -> int | None:
-    text = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
-    return int(text) if text.isdigit() else None

@@ -33,8 +33,8 @@ from tmtool.storage.backup import (
     read_only_uri,
     restore_database,
 )
-from tmtool.storage.database import APPLICATION_ID
 from tmtool.storage.errors import StorageError
+from tmtool.storage.identity import APPLICATION_ID
 from tmtool.storage.migrations import LATEST_VERSION
 
 ACTIONS = ("backup", "restore", "check")

@@ -64,16 +64,11 @@ from tmtool.domain.models import (
 from tmtool.engine.ports import LoadedState, StoreStatus, StoreUnavailable
 from tmtool.storage import codec
 from tmtool.storage.backup import DEFAULT_BACKUPS_TO_KEEP, create_backup
-from tmtool.storage.database import (
-    SYNCHRONOUS_MODES,
-    InstanceLock,
-    connect,
-    open_database,
-    schema_version,
-    verify_schema_version,
-)
+from tmtool.storage.database import SYNCHRONOUS_MODES, connect, open_database
 from tmtool.storage.errors import StorageError
 from tmtool.storage.files import make_database_files_private
+from tmtool.storage.identity import schema_version, verify_schema_version
+from tmtool.storage.lock import InstanceLock
 from tmtool.storage.migrations import LATEST_VERSION
 from tmtool.storage.models import (
     AlertRow,
