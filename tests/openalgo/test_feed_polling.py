@@ -125,6 +125,23 @@ def test_a_silent_symbol_among_ticking_ones_is_polled_until_its_ticks_resume(sim
     assert feed.status().polled_ticks == 3
 
 
+def test_symbols_near_a_level_or_with_their_own_window_are_polled_sooner(sim, client, run_feed):
+    clock = ManualClock()
+    broker = RecordingBroker(client, clock)
+    feed, recorder = run_feed(RELIANCE, SBIN, INFY, broker=broker, clock=clock, stall_after=1e6)
+    feed.set_near_level("NSE", "SBIN", True)  # polled after 2.0 s instead of 2.5 s
+    feed.set_stale_after("NSE", "INFY", 1.5)  # its own window bounds its polling too
+    wait_for(lambda: live(feed), what="LIVE")
+    for key, price in ((RELIANCE, 2500.0), (SBIN, 800.0), (INFY, 1500.0)):
+        prime(sim, recorder, *key, price)
+    sim.set_price(*SBIN, 790.0, publish=False)
+    sim.set_price(*INFY, 1490.0, publish=False)
+    clock.advance(2.2)
+    wait_for(lambda: 790.0 in recorder.prices("SBIN") and 1490.0 in recorder.prices("INFY"), what="polled prices")
+    assert feed.status().polled == (INFY, SBIN)
+    assert all(RELIANCE not in keys for _, keys, _ in broker.requested())
+
+
 def test_a_silent_socket_is_polled_then_replaced(sim, client, run_feed):
     clock = ManualClock(real_timers=True)  # fixed in NSE hours; sockets, timeouts and polls in real time
     broker = RecordingBroker(client, clock)
@@ -146,8 +163,8 @@ def test_a_silent_socket_is_polled_then_replaced(sim, client, run_feed):
     wait_for(lambda: feed.status().polled == (), what="polling stopped")
 
     events = list(recorder.events)
-    both_polled = first_index(events, lambda e: isinstance(e, FeedStatus) and set(e.polled) == {RELIANCE, INFY})
-    assert both_polled < first_index(events, is_tick(RELIANCE, 2450.0))
+    assert first_index(events, polled_status(RELIANCE)) < first_index(events, is_tick(RELIANCE, 2450.0))
+    assert first_index(events, polled_status(INFY)) < first_index(events, is_tick(INFY, 1490.0))
     assert in_order(transitions(recorder), [FeedState.LIVE, FeedState.RECONNECTING, FeedState.POLLING, FeedState.LIVE])
     assert feed.status().errors >= 1  # the stall was counted
     assert recorder.prices("RELIANCE").count(2450.0) == 1 and recorder.prices("INFY").count(1490.0) == 1

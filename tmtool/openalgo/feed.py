@@ -258,7 +258,7 @@ class OpenAlgoFeed:
 
     REST polling (needs ``broker``): a symbol without a socket tick for
     ``poll_silent_after`` seconds (``poll_near_level_after`` when marked near a
-    level; never longer than its own stale window) is polled every
+    level; never longer than a window given to it by ``set_stale_after``) is polled every
     ``poll_interval`` during its exchange's hours; all symbols are once the
     socket has been down ``poll_after``.  ``poll_requests_per_second`` bounds
     the requests per endpoint (OpenAlgo's default ``API_RATE_LIMIT`` is 10 per
@@ -797,7 +797,7 @@ class OpenAlgoFeed:
 
     def _poll_limit(self, key: Key) -> float:
         """Seconds without a socket tick before ``key`` is polled."""
-        limit = min(self.poll_silent_after, self._stale_limit(key))
+        limit = min(self.poll_silent_after, self._stale_overrides.get(key, math.inf))
         if key in self._near_level:
             limit = min(limit, self.poll_near_level_after)
         return limit
