@@ -1,7 +1,7 @@
 """How fast REST polling covers a silent price: the feed against the simulator over loopback.
 
     python -m benchmarks.bench_polling              # 5 samples per case
-    python -m benchmarks.bench_polling --samples 10
+    python -m benchmarks.bench_polling --samples 10 --near-level   # SBIN marked near a level
 
 The feed runs with its production defaults (polled after 2.5 s without a socket
 tick, every symbol 1 s after the socket drops, one poll a second, a socket
@@ -86,6 +86,7 @@ def wait(predicate, timeout: float = 30.0):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--near-level", action="store_true", help="mark SBIN near a level (polled after 2 s)")
     args = parser.parse_args()
     rng = random.Random(11)
 
@@ -96,6 +97,8 @@ def main() -> None:
     feed = OpenAlgoFeed(sim.ws_url, API_KEY, broker=broker, clock=clock, seed=1, stall_after=15.0)
     feed.subscribe(*RELIANCE)
     feed.subscribe(*SBIN)
+    if args.near_level:
+        feed.set_near_level(*SBIN, True)
     arrivals = Arrivals()
     feed.start(FeedCallbacks(on_tick=arrivals.on_tick))
     stop_pump = threading.Event()
@@ -182,7 +185,8 @@ def main() -> None:
     def describe(values: list[float]) -> str:
         return f"median {statistics.median(values):.3f} s, max {max(values):.3f} s"
 
-    print(f"defaults: polled after {feed.poll_silent_after} s silent, {feed.poll_after} s after a drop, "
+    near = f" ({feed.poll_near_level_after} s: SBIN marked near a level)" if args.near_level else ""
+    print(f"defaults: polled after {feed.poll_silent_after} s silent{near}, {feed.poll_after} s after a drop, "
           f"every {feed.poll_interval} s; socket stall {feed.stall_after} s")
     for case, samples in results.items():
         print(f"{case:15s} silence -> first poll: {describe([a for a, _ in samples])}; "
