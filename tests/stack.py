@@ -167,7 +167,11 @@ def build_engine(
     clock = clock or SystemClock()
     store = store or SqliteStore(db_path, clock=clock, backup_on_open=False)
     broker = OpenAlgoClient(sim.rest_url, API_KEY, timeout=client_timeout, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
-    feed = OpenAlgoFeed(sim.ws_url, API_KEY, broker=broker, clock=clock, stale_after=stale_after, poll_after=stale_after, seed=1)
+    # A quiet symbol is polled only well after it is reported stale: tests that move a REST-only
+    # price ("no tick said so yet") or wait for staleness see it, whatever the time of day.
+    quiet = 4 * stale_after
+    feed = OpenAlgoFeed(sim.ws_url, API_KEY, broker=broker, clock=clock, stale_after=stale_after, poll_after=stale_after,
+                        poll_silent_after=quiet, poll_near_level_after=quiet, seed=1)
     engine = Engine(
         store=store,
         broker=broker,

@@ -111,8 +111,10 @@ class ApiConfig:
 @dataclass(frozen=True)
 class FeedConfig:
     stale_after_seconds: float = 5.0
-    poll_after_seconds: float = 10.0  # WebSocket down longer than this: poll quotes over REST
+    poll_after_seconds: float = 1.0  # WebSocket down longer than this: poll every symbol's quote over REST
     poll_interval_seconds: float = 1.0
+    poll_silent_after_seconds: float = 2.5  # a symbol without a WebSocket tick this long is polled, socket up or not
+    poll_near_level_after_seconds: float = 2.0  # ... for a symbol the engine marks near a stop or target
     reconnect_max_backoff_seconds: float = 30.0
     tick_band_percent: float = 10.0
     confirm_ticks: int = 2
@@ -580,6 +582,10 @@ def _feed(table: _Table) -> FeedConfig:
         stale_after_seconds=table.number("stale_after_seconds", d.stale_after_seconds, above=0),
         poll_after_seconds=table.number("poll_after_seconds", d.poll_after_seconds, minimum=0),
         poll_interval_seconds=table.number("poll_interval_seconds", d.poll_interval_seconds, above=0),
+        poll_silent_after_seconds=table.number("poll_silent_after_seconds", d.poll_silent_after_seconds, above=0),
+        poll_near_level_after_seconds=table.number(
+            "poll_near_level_after_seconds", d.poll_near_level_after_seconds, above=0
+        ),
         reconnect_max_backoff_seconds=table.number(
             "reconnect_max_backoff_seconds", d.reconnect_max_backoff_seconds, above=0
         ),

@@ -411,6 +411,8 @@ def build_runtime(
         stale_after=feed_cfg.stale_after_seconds,
         poll_after=feed_cfg.poll_after_seconds,
         poll_interval=feed_cfg.poll_interval_seconds,
+        poll_silent_after=feed_cfg.poll_silent_after_seconds,
+        poll_near_level_after=feed_cfg.poll_near_level_after_seconds,
         max_backoff=feed_cfg.reconnect_max_backoff_seconds,
         seed=seed if demo else None,
         # A socket silent this long while subscribed is treated as dead and reopened; longer than the

@@ -73,7 +73,8 @@ def main() -> int:
     clock = SystemClock()
     store = SqliteStore(Path(args.db), clock=clock, backup_on_open=False)
     broker = OpenAlgoClient(args.rest, api_key, timeout=1.0, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
-    feed = OpenAlgoFeed(args.ws, api_key, broker=broker, clock=clock, stale_after=30.0, poll_after=30.0, seed=1)
+    feed = OpenAlgoFeed(args.ws, api_key, broker=broker, clock=clock, stale_after=30.0, poll_after=30.0,
+                        poll_silent_after=30.0, poll_near_level_after=30.0, seed=1)
     engine = Engine(store=store, broker=broker, feed=feed, clock=clock, settings=SETTINGS)
     store.start()
     engine.start()

@@ -29,6 +29,7 @@ class Recorder:
         self.ticks: list[Tick] = []
         self.updates: list[OrderUpdate] = []
         self.statuses: list[FeedStatus] = []
+        self.events: list[Tick | OrderUpdate | FeedStatus] = []  # everything, in the order it arrived
 
     def callbacks(self) -> FeedCallbacks:
         return FeedCallbacks(on_tick=self._add(self.ticks), on_order_update=self._add(self.updates),
@@ -38,6 +39,7 @@ class Recorder:
         def add(item) -> None:
             with self._lock:
                 target.append(item)
+                self.events.append(item)
         return add
 
     def prices(self, symbol: str) -> list[float]:
@@ -174,8 +176,10 @@ def test_reconnects_and_resubscribes_after_a_drop(sim, run_feed):
 
 def test_polls_rest_while_the_socket_is_refused_then_returns_to_live(sim, run_feed):
     broker = OpenAlgoClient(sim.rest_url, API_KEY, timeout=1.0, read_retries=0)
+    clock = ManualClock(real_timers=True)  # a fixed moment in NSE hours: polling is for exchange hours only
     try:
-        feed, recorder = run_feed(("NSE", "TCS"), broker=broker, poll_after=0.2, poll_interval=0.05, max_backoff=0.2)
+        feed, recorder = run_feed(("NSE", "TCS"), broker=broker, clock=clock, poll_after=0.2, poll_interval=0.05,
+                                  max_backoff=0.2)
         wait_for(lambda: live(feed), what="LIVE")
         sim.faults.refuse_ws(30.0)
         sim.faults.drop_ws()

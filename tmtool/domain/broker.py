@@ -141,10 +141,13 @@ class OrderUpdate:
 class FeedStatus:
     state: FeedState
     last_tick_ts: float | None = None
-    stale: tuple[tuple[str, str], ...] = ()  # (exchange, symbol) without a tick in their window
+    stale: tuple[tuple[str, str], ...] = ()  # (exchange, symbol) without a price (socket or REST) in their window
+    polled: tuple[tuple[str, str], ...] = ()  # (exchange, symbol) whose socket ticks stopped: REST polling covers them
     subscribed: int = 0
     frames: int = 0
     malformed: int = 0
     errors: int = 0
     reconnects: int = 0
     order_updates: bool = False  # the server offers the order-update stream
+    polls: int = 0  # REST quote requests made for polled symbols
+    polled_ticks: int = 0  # prices delivered from REST polling

@@ -8,8 +8,22 @@ Threads (all daemons):
   re-subscribes everything;
 * the **monitor** recomputes the per-symbol stale set and notices a missing
   ``subscribe_orders`` acknowledgement;
-* the **poller** fetches quotes over REST (``broker.multi_quotes``) while the
-  socket has been down longer than ``poll_after``, and delivers them as ticks.
+* the **poller** covers, during its exchange's hours, every subscribed symbol
+  whose socket ticks stopped: silent for ``poll_silent_after`` (sooner for a
+  symbol marked near a level with ``set_near_level``), or all of them once the
+  socket has been down ``poll_after``.  It fetches their quotes over REST —
+  batched with ``multiquotes`` (``quotes`` one symbol at a time on a server
+  without it), within a request budget per endpoint — and hands each new
+  price to ``callbacks.on_tick`` exactly as a socket tick, until the socket
+  ticks that symbol again.  A polled price is dropped when the socket already
+  delivered it (or a tick arrived while the request was out), and when the
+  quote has not moved since the last poll (same ltp and day volume).
+
+Freshness: a symbol is **stale** (``FeedStatus.stale``) when no price reached
+tmtool from either source within its window; **polled** lists the symbols
+REST is covering.  A connected socket that sends no frame of any kind for
+``stall_after`` is torn down and reopened with backoff (repeated stalls do not
+reset the backoff), while polling covers every symbol.
 
 States: LIVE (socket up), RECONNECTING (socket down, no prices), POLLING
 (socket down, REST prices flowing), DOWN (stopped, or the server refused
@@ -34,6 +48,7 @@ import orjson
 import websocket
 
 from tmtool.clock import Clock, SystemClock
+from tmtool.domain.calendar import exchange_open
 from tmtool.domain.models import (
     DATA_ONLY_EXCHANGES,
     EXCHANGES,
@@ -51,6 +66,10 @@ _KNOWN_EXCHANGES = EXCHANGES | DATA_ONLY_EXCHANGES
 _RECENT_PER_SYMBOL = 4  # (ltp, timestamp) pairs remembered per symbol to drop cross-mode duplicates
 _SEEN_ORDER_UPDATES = 10_000  # order-update keys remembered for de-duplication
 _STABLE_CONNECTION = 1.0  # seconds a connection must hold before the reconnect backoff starts over
+_MULTIQUOTES_BATCH = 50  # symbols per multiquotes request
+_MULTIQUOTES_RETRY = 60.0  # seconds before a server that lacked multiquotes is asked again
+_UNKNOWN_SYMBOL_RETRY = 30.0  # seconds before a symbol the server does not know is polled again
+_RATE_WINDOW = 1.0  # OpenAlgo's limits are per endpoint over a moving one-second window
 
 
 # ---------------------------------------------------------------------- parsing
@@ -201,15 +220,49 @@ class _RateLimitedLog:
             log.warning(text, *args, exc_info=exc_info)
 
 
+class _RequestBudget:
+    """At most ``per_second`` requests per endpoint in any moving one-second window,
+    and none while an endpoint is paused after the server said 429."""
+
+    def __init__(self, clock: Clock, per_second: int) -> None:
+        self._clock = clock
+        self._per_second = per_second
+        self._sent: dict[str, deque] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def take(self, endpoint: str) -> bool:
+        now = self._clock.monotonic()
+        if now < self._paused_until.get(endpoint, -math.inf):
+            return False
+        sent = self._sent.setdefault(endpoint, deque())
+        while sent and now - sent[0] >= _RATE_WINDOW:
+            sent.popleft()
+        if len(sent) >= self._per_second:
+            return False
+        sent.append(now)
+        return True
+
+    def pause(self, endpoint: str, seconds: float) -> None:
+        self._paused_until[endpoint] = self._clock.monotonic() + seconds
+
+
 class OpenAlgoFeed:
     """OpenAlgo WebSocket market data (and order updates) with REST fallback.
 
-    ``stale_after``: a subscribed symbol without a tick for this long is
-    reported stale; the socket counts as silently dead (closed and reopened)
-    after ``stall_after`` seconds without any frame while something is
-    subscribed (default: ``stale_after``).  ``stale_after_overrides`` maps
+    ``stale_after``: a subscribed symbol without a price (socket or REST) for
+    this long is reported stale; the socket counts as silently dead (closed and
+    reopened) after ``stall_after`` seconds without any frame while something
+    is subscribed (default: ``stale_after``).  ``stale_after_overrides`` maps
     (exchange, symbol) to its own window.  ``seed`` makes the reconnect jitter
     reproducible.  ``mode`` is the subscription mode (1 = LTP).
+
+    REST polling (needs ``broker``): a symbol without a socket tick for
+    ``poll_silent_after`` seconds (``poll_near_level_after`` when marked near a
+    level; never longer than a window given to it by ``set_stale_after``) is polled every
+    ``poll_interval`` during its exchange's hours; all symbols are once the
+    socket has been down ``poll_after``.  ``poll_requests_per_second`` bounds
+    the requests per endpoint (OpenAlgo's default ``API_RATE_LIMIT`` is 10 per
+    second per endpoint and client address, shared with tmtool's other reads).
     """
 
     def __init__(
@@ -219,7 +272,7 @@ class OpenAlgoFeed:
         broker: Broker | None = None,
         clock: Clock | None = None,
         stale_after: float = 5.0,
-        poll_after: float = 3.0,
+        poll_after: float = 1.0,
         poll_interval: float = 1.0,
         max_backoff: float = 10.0,
         seed: int | None = None,
@@ -228,6 +281,9 @@ class OpenAlgoFeed:
         stall_after: float | None = None,
         stale_after_overrides: dict[Key, float] | None = None,
         initial_backoff: float = 0.05,
+        poll_silent_after: float = 2.5,
+        poll_near_level_after: float = 2.0,
+        poll_requests_per_second: int = 5,
         connect_timeout: float = 5.0,
         auth_timeout: float = 5.0,
         order_ack_timeout: float = 3.0,
@@ -236,9 +292,14 @@ class OpenAlgoFeed:
             raise ValueError(f"ws_url must start with ws:// or wss://, got {ws_url!r}")
         if not api_key:
             raise ValueError("api_key is empty: set the OpenAlgo API key")
+        if not (isinstance(poll_after, (int, float)) and math.isfinite(poll_after) and poll_after >= 0):
+            raise ValueError(f"poll_after must be a number of seconds >= 0, got {poll_after!r}")
+        if isinstance(poll_requests_per_second, bool) or not isinstance(poll_requests_per_second, int) or poll_requests_per_second < 1:
+            raise ValueError(f"poll_requests_per_second must be a whole number >= 1, got {poll_requests_per_second!r}")
         for name, value in (
             ("stale_after", stale_after),
-            ("poll_after", poll_after),
+            ("poll_silent_after", poll_silent_after),
+            ("poll_near_level_after", poll_near_level_after),
             ("poll_interval", poll_interval),
             ("max_backoff", max_backoff),
             ("initial_backoff", initial_backoff),
@@ -255,6 +316,9 @@ class OpenAlgoFeed:
         self.stall_after = float(stall_after if stall_after is not None else stale_after)
         self.poll_after = float(poll_after)
         self.poll_interval = float(poll_interval)
+        self.poll_silent_after = float(poll_silent_after)
+        self.poll_near_level_after = float(poll_near_level_after)
+        self.poll_requests_per_second = poll_requests_per_second
         self.max_backoff = float(max_backoff)
         self.initial_backoff = float(initial_backoff)
         self.connect_timeout = connect_timeout
@@ -264,6 +328,7 @@ class OpenAlgoFeed:
         self._random = random.Random(seed)
         self._lock = threading.RLock()
         self._stale_overrides: dict[Key, float] = {}
+        self._near_level: set[Key] = set()
         for (exchange, symbol), seconds in (stale_after_overrides or {}).items():
             self.set_stale_after(exchange, symbol, seconds)
         self._stop = threading.Event()
@@ -273,10 +338,18 @@ class OpenAlgoFeed:
 
         self._refs: dict[Key, int] = {}
         self._retired: set[Key] = set()  # unsubscribed: late ticks for these are expected, not malformed
-        self._last_tick: dict[Key, float] = {}  # monotonic time of the last tick (or of subscribing)
+        self._last_tick: dict[Key, float] = {}  # monotonic time of the last socket tick (or of subscribing)
+        self._last_fresh: dict[Key, float] = {}  # ... of the last price from either source (or of subscribing)
+        self._socket_ticks: dict[Key, int] = {}  # socket ticks delivered per symbol (a poll must not overtake one)
+        self._last_delivered: dict[Key, tuple] = {}  # ("socket", ltp) or ("poll", (ltp, volume))
         self._recent: dict[Key, deque] = {}  # recent (ltp, data.timestamp) per symbol
         self._seen_orders: OrderedDict[tuple, None] = OrderedDict()
         self._stale: tuple[Key, ...] = ()
+        self._polled: tuple[Key, ...] = ()  # symbols REST polling covers now
+        self._next_poll: dict[Key, float] = {}  # monotonic time each covered symbol is due again
+        self._delivery_lock = threading.Lock()  # orders socket and polled ticks of a symbol; never held by callers
+        self._budget = _RequestBudget(self._clock, poll_requests_per_second)
+        self._multiquotes_missing_until: float | None = None
 
         self._ws: websocket.WebSocket | None = None
         self._ready = False  # authenticated and subscribed on the current socket
@@ -293,6 +366,8 @@ class OpenAlgoFeed:
         self._malformed = 0
         self._errors = 0
         self._reconnects = 0
+        self._polls = 0
+        self._polled_ticks = 0
 
     def __repr__(self) -> str:
         return f"OpenAlgoFeed(ws_url={self.ws_url!r}, api_key='***', state={self._state.value})"
@@ -320,8 +395,11 @@ class OpenAlgoFeed:
             self._refs[key] = count + 1
             if count:
                 return
-            self._last_tick[key] = self._clock.monotonic()
+            now = self._clock.monotonic()
+            self._last_tick[key] = now
+            self._last_fresh[key] = now
             self._recent.pop(key, None)
+            self._last_delivered.pop(key, None)
             self._retired.discard(key)
             if self._ready:
                 self._send_locked({"action": "subscribe", "symbols": [_item(key)], "mode": self.mode})
@@ -342,10 +420,14 @@ class OpenAlgoFeed:
             del self._refs[key]
             self._retired.add(key)
             self._last_tick.pop(key, None)
+            self._last_fresh.pop(key, None)
+            self._last_delivered.pop(key, None)
+            self._next_poll.pop(key, None)
             self._recent.pop(key, None)
-            stale_changed = key in self._stale
+            stale_changed = key in self._stale or key in self._polled
             if stale_changed:
                 self._stale = tuple(k for k in self._stale if k != key)
+                self._polled = tuple(k for k in self._polled if k != key)
             if self._ready:
                 item = {**_item(key), "mode": self.mode}  # the per-item mode is the one the server uses
                 self._send_locked({"action": "unsubscribe", "symbols": [item]})
@@ -353,11 +435,24 @@ class OpenAlgoFeed:
             self._notify()
 
     def set_stale_after(self, exchange: str, symbol: str, seconds: float) -> None:
-        """Give one symbol its own staleness window (e.g. an illiquid option)."""
+        """Give one symbol its own staleness window (e.g. an illiquid option).
+
+        REST polling of the symbol starts no later than this window either.
+        """
         if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
             raise ValueError(f"stale_after for {exchange}:{symbol} must be a positive number, got {seconds!r}")
         with self._lock:
             self._stale_overrides[_key(exchange, symbol)] = float(seconds)
+
+    def set_near_level(self, exchange: str, symbol: str, near: bool) -> None:
+        """Mark (or unmark) a symbol whose price is near a stop or target: when its
+        socket ticks stop it is polled after ``poll_near_level_after`` seconds."""
+        key = _key(exchange, symbol)
+        with self._lock:
+            if near:
+                self._near_level.add(key)
+            else:
+                self._near_level.discard(key)
 
     def subscriptions(self) -> dict[Key, int]:
         """(exchange, symbol) → number of users."""
@@ -370,6 +465,9 @@ class OpenAlgoFeed:
                 state=self._state,
                 last_tick_ts=self._last_tick_ts,
                 stale=self._stale,
+                polled=self._polled,
+                polls=self._polls,
+                polled_ticks=self._polled_ticks,
                 subscribed=len(self._refs),
                 frames=self._frames,
                 malformed=self._malformed,
@@ -395,6 +493,7 @@ class OpenAlgoFeed:
             changed = self._state is not FeedState.DOWN
             self._state = FeedState.DOWN
             self._ready = False
+            self._polled = ()
         if changed and self._callbacks is not None:
             self._notify()
 
@@ -405,10 +504,11 @@ class OpenAlgoFeed:
         while not self._stop.is_set():
             ws: websocket.WebSocket | None = None
             connected_at: float | None = None
+            stalled = False
             try:
                 ws = self._connect()
                 connected_at = self._clock.monotonic()
-                self._read(ws)
+                stalled = self._read(ws)
             except _AuthRefused as refusal:
                 self._on_auth_refused(str(refusal))
             except (websocket.WebSocketException, OSError, ValueError) as exc:
@@ -424,7 +524,7 @@ class OpenAlgoFeed:
                 self._on_socket_down(ws)
             if self._stop.is_set():
                 break
-            if connected_at is not None and self._clock.monotonic() - connected_at >= _STABLE_CONNECTION:
+            if not stalled and connected_at is not None and self._clock.monotonic() - connected_at >= _STABLE_CONNECTION:
                 attempt = 0  # the connection held: the next reconnect starts from the first step again
             self._stop.wait(self._backoff(attempt))
             attempt += 1
@@ -501,7 +601,8 @@ class OpenAlgoFeed:
         if changed:
             self._notify()
 
-    def _read(self, ws: websocket.WebSocket) -> None:
+    def _read(self, ws: websocket.WebSocket) -> bool:
+        """Read frames until the socket closes (False) or falls silent for ``stall_after`` (True)."""
         recv = ws.recv_data
         on_frame = self.handle_frame
         text, binary, close = websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_CLOSE
@@ -515,13 +616,14 @@ class OpenAlgoFeed:
                     )
                     with self._lock:
                         self._errors += 1
-                    return
+                    return True
                 continue
             if opcode == text or opcode == binary:
                 on_frame(data)
             elif opcode == close:
                 log.info("OpenAlgo feed: the server closed the connection")
-                return
+                return False
+        return False
 
     def _stalled(self) -> bool:
         return bool(self._refs) and self._clock.monotonic() - self._last_frame >= self.stall_after
@@ -550,20 +652,24 @@ class OpenAlgoFeed:
             if key not in self._retired:
                 self._count_malformed(f"tick for a symbol never subscribed: {key[0]}:{key[1]}")
             return
-        if frame.data_ts is not None:
-            fingerprint = (frame.price, frame.data_ts)
-            recent = self._recent.get(key)
-            if recent is None:
-                recent = self._recent[key] = deque(maxlen=_RECENT_PER_SYMBOL)
-            elif fingerprint in recent:
-                return  # the same tick delivered again (cross-mode duplicate)
-            recent.append(fingerprint)
-        self._last_tick[key] = now
-        ts = self._clock.time()
-        self._last_tick_ts = ts
-        callbacks = self._callbacks
-        if callbacks is not None:
-            self._deliver(callbacks.on_tick, Tick(frame.exchange, frame.symbol, frame.price, ts))
+        with self._delivery_lock:
+            if frame.data_ts is not None:
+                fingerprint = (frame.price, frame.data_ts)
+                recent = self._recent.get(key)
+                if recent is None:
+                    recent = self._recent[key] = deque(maxlen=_RECENT_PER_SYMBOL)
+                elif fingerprint in recent:
+                    return  # the same tick delivered again (cross-mode duplicate)
+                recent.append(fingerprint)
+            self._last_tick[key] = now
+            self._last_fresh[key] = now
+            self._socket_ticks[key] = self._socket_ticks.get(key, 0) + 1
+            self._last_delivered[key] = ("socket", frame.price)
+            ts = self._clock.time()
+            self._last_tick_ts = ts
+            callbacks = self._callbacks
+            if callbacks is not None:
+                self._deliver(callbacks.on_tick, Tick(frame.exchange, frame.symbol, frame.price, ts))
 
     def _on_order_update(self, update: OrderUpdate) -> None:
         identity = (update.order_id, update.status, update.filled_quantity)
@@ -662,7 +768,7 @@ class OpenAlgoFeed:
         now = self._clock.monotonic()
         with self._lock:
             stale = tuple(
-                sorted(key for key in self._refs if now - self._last_tick.get(key, now) >= self._stale_limit(key))
+                sorted(key for key in self._refs if now - self._last_fresh.get(key, now) >= self._stale_limit(key))
             )
             changed = stale != self._stale
             self._stale = stale
@@ -679,51 +785,166 @@ class OpenAlgoFeed:
     def _run_poller(self) -> None:
         if self._broker is None:
             return
+        idle = min(0.05, self.poll_interval)
         while not self._stop.is_set():
-            if self._should_poll():
-                self._poll_once()
-                self._stop.wait(self.poll_interval)
-            else:
-                self._stop.wait(min(0.05, self.poll_interval))
+            try:
+                self._poll_round()
+            except Exception:  # noqa: BLE001 - the poller must outlive any one bad reply
+                with self._lock:
+                    self._errors += 1
+                self._bad.warning("poller", "OpenAlgo feed: quote polling failed unexpectedly", exc_info=True)
+            self._stop.wait(idle)
 
-    def _should_poll(self) -> bool:
+    def _poll_limit(self, key: Key) -> float:
+        """Seconds without a socket tick before ``key`` is polled."""
+        limit = min(self.poll_silent_after, self._stale_overrides.get(key, math.inf))
+        if key in self._near_level:
+            limit = min(limit, self.poll_near_level_after)
+        return limit
+
+    def _covered_locked(self, now: float, ts: float) -> tuple[Key, ...]:
+        """The symbols polling covers now (caller holds the lock)."""
+        if not self._refs:
+            return ()
+        down_since = self._down_since
+        socket_down = not self._ready and down_since is not None and now - down_since >= self.poll_after
+        open_now: dict[str, bool] = {}
+        covered = []
+        for key in self._refs:
+            exchange = key[0]
+            is_open = open_now.get(exchange)
+            if is_open is None:
+                is_open = open_now[exchange] = exchange_open(exchange, ts)
+            if is_open and (socket_down or now - self._last_tick.get(key, now) >= self._poll_limit(key)):
+                covered.append(key)
+        return tuple(sorted(covered))
+
+    def _poll_round(self) -> None:
+        """Recompute the covered symbols; poll those that are due, within the request budget."""
+        now, ts = self._clock.monotonic(), self._clock.time()
         with self._lock:
-            down_since = self._down_since
-            return (
-                not self._ready
-                and bool(self._refs)
-                and down_since is not None
-                and self._clock.monotonic() - down_since >= self.poll_after
+            covered = self._covered_locked(now, ts)
+            added = [key for key in covered if key not in self._polled]
+            changed = covered != self._polled
+            self._polled = covered
+            for key in list(self._next_poll):
+                if key not in covered:
+                    del self._next_poll[key]
+            due = [key for key in covered if self._next_poll.get(key, -math.inf) <= now]
+            use_multi = self._multiquotes_missing_until is None or now >= self._multiquotes_missing_until
+        if added:
+            self._bad.warning(
+                "polling", "OpenAlgo feed: no socket tick for %s; polling quotes over REST every %.1fs",
+                ", ".join(f"{e}:{s}" for e, s in added), self.poll_interval,
             )
+        if changed:
+            self._notify()
+        if not due:
+            return
+        if use_multi:
+            # One batch covers every symbol being polled, so they stay in step.
+            for start in range(0, len(covered), _MULTIQUOTES_BATCH):
+                if not self._poll_batch(list(covered[start:start + _MULTIQUOTES_BATCH])):
+                    break
+        else:
+            with self._lock:
+                due.sort(key=lambda k: (k not in self._near_level, self._next_poll.get(k, -math.inf)))
+            for key in due:
+                if not self._poll_single(key):
+                    break
 
-    def _poll_once(self) -> None:
-        with self._lock:
-            keys = list(self._refs)
+    def _poll_batch(self, keys: list[Key]) -> bool:
+        """One ``multiquotes`` request; False when nothing more should be sent this round."""
+        if not self._budget.take("multiquotes"):
+            return False
+        seen, now = self._before_request(keys)
         assert self._broker is not None
         try:
             quotes = self._broker.multi_quotes([(symbol, exchange) for exchange, symbol in keys])
         except BrokerError as error:
-            with self._lock:
-                self._errors += 1
-            self._bad.warning("poll", "OpenAlgo feed: REST quote polling failed (%s): %s", error.kind, error.message)
-            return
-        callbacks = self._callbacks
+            if error.kind == "not_found":
+                with self._lock:
+                    self._multiquotes_missing_until = self._clock.monotonic() + _MULTIQUOTES_RETRY
+                    for key in keys:
+                        self._next_poll[key] = now  # due again at once, one symbol at a time
+                log.warning("OpenAlgo feed: the server has no multiquotes (%s); polling quotes one symbol at a time",
+                            error.message)
+            else:
+                self._poll_failed("multiquotes", error)
+            return False
+        self._deliver_polled(keys, quotes, seen, now)
+        return True
+
+    def _poll_single(self, key: Key) -> bool:
+        """One ``quotes`` request; False when the budget for this round is spent."""
+        if not self._budget.take("quotes"):
+            return False
+        seen, now = self._before_request([key])
+        assert self._broker is not None
+        try:
+            quote = self._broker.quotes(key[1], key[0])
+        except BrokerError as error:
+            if error.kind == "validation":  # the server does not know the symbol
+                with self._lock:
+                    self._next_poll[key] = now + _UNKNOWN_SYMBOL_RETRY
+            self._poll_failed("quotes", error)
+            return error.kind not in ("rate_limited", "auth")
+        self._deliver_polled([key], {key: quote}, seen, now)
+        return True
+
+    def _before_request(self, keys: list[Key]) -> tuple[dict[Key, int], float]:
+        """Mark ``keys`` polled until the next interval; note each one's socket tick count."""
+        now = self._clock.monotonic()
         with self._lock:
-            if self._ready or self._stop.is_set():
-                return  # the socket is back: its ticks are newer than these quotes
-            now, ts = self._clock.monotonic(), self._clock.time()
+            self._polls += 1
+            for key in keys:
+                self._next_poll[key] = now + self.poll_interval
+        with self._delivery_lock:
+            seen = {key: self._socket_ticks.get(key, 0) for key in keys}
+        return seen, now
+
+    def _poll_failed(self, endpoint: str, error: BrokerError) -> None:
+        if error.kind == "rate_limited":
+            # OpenAlgo's retry_after is a constant 60; its window moves over one second.
+            self._budget.pause(endpoint, _RATE_WINDOW)
+        with self._lock:
+            self._errors += 1
+        self._bad.warning("poll", "OpenAlgo feed: REST quote polling failed (%s): %s", error.kind, error.message)
+
+    def _deliver_polled(self, keys: list[Key], quotes: dict[Key, Any], seen: dict[Key, int], sent_at: float) -> None:
+        """Hand the new polled prices to ``on_tick`` in the order of ``keys``."""
+        callbacks = self._callbacks
+        got_any = False
+        with self._delivery_lock:
+            if self._stop.is_set():
+                return
+            ts = self._clock.time()
             for key in keys:
                 quote = quotes.get(key)
                 if quote is None or key not in self._refs:
                     continue
-                if not (isinstance(quote.ltp, float) and quote.ltp > 0 and math.isfinite(quote.ltp)):
-                    self._malformed += 1
+                ltp = quote.ltp
+                if not (isinstance(ltp, float) and ltp > 0 and math.isfinite(ltp)):
+                    with self._lock:
+                        self._malformed += 1
                     continue
-                self._last_tick[key] = now
+                got_any = True
+                if self._socket_ticks.get(key, 0) != seen[key]:
+                    continue  # the socket ticked while the request was out: its price is newer
+                self._last_fresh[key] = max(self._last_fresh.get(key, sent_at), sent_at)
+                fingerprint = (ltp, quote.volume)
+                last = self._last_delivered.get(key)
+                self._last_delivered[key] = ("poll", fingerprint)
+                if last == ("socket", ltp) or last == ("poll", fingerprint):
+                    continue  # the same moment as the price already delivered
                 self._last_tick_ts = ts
+                self._polled_ticks += 1
                 if callbacks is not None:
-                    self._deliver(callbacks.on_tick, Tick(key[0], key[1], quote.ltp, ts))
-            changed = self._state is not FeedState.POLLING and bool(quotes)
+                    self._deliver(callbacks.on_tick, Tick(key[0], key[1], ltp, ts))
+        if not got_any:
+            return
+        with self._lock:
+            changed = not self._ready and self._state is not FeedState.POLLING and not self._stop.is_set()
             if changed:
                 self._state = FeedState.POLLING
         if changed:
