@@ -961,13 +961,26 @@ def _plain(value: Any) -> Any:
     return value.unwrap() if hasattr(value, "unwrap") else value
 
 
+_DEFAULT_MODES = (DistanceMode.POINTS.value, AmountMode.AMOUNT.value)
+
+
+def _in_the_files_style(old: Any, value: Any) -> Any:
+    """``{value = 5000, mode = "AMOUNT"}`` as a bare ``5000`` where the file wrote a bare number."""
+    bare_before = isinstance(old, (int, float)) and not isinstance(old, bool)
+    if bare_before and isinstance(value, Mapping) and set(value) == {"value", "mode"} and value["mode"] in _DEFAULT_MODES:
+        return value["value"]
+    return value
+
+
 def _update_table(existing: Any, table: Mapping[str, Any]) -> None:
     """Make ``existing`` hold ``table``, touching only the keys whose value changes."""
     for key in [key for key in existing if key not in table]:
         del existing[key]
     for key, value in table.items():
-        if key in existing and _plain(existing[key]) == value:
-            continue
+        if key in existing:
+            value = _in_the_files_style(_plain(existing[key]), value)
+            if _plain(existing[key]) == value:
+                continue
         if key in existing and isinstance(value, Mapping) and isinstance(existing[key], (Table, InlineTable)):
             _update_table(existing[key], value)
         else:

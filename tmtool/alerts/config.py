@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 from tmtool.config import ConfigError
 from tmtool.domain.calendar import to_ist
 from tmtool.domain.models import Alert, AlertCategory, AlertPriority
+from tmtool.engine.settings import TRAIL_ALERT_MODES, engine_default
 
-LEVEL_CHANGE_MODES = ("every", "first", "none")
+LEVEL_CHANGE_MODES = TRAIL_ALERT_MODES
 CHANNEL_NAMES = ("webhook", "telegram", "email", "command")
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 
@@ -185,7 +186,7 @@ class AlertsConfig:
     """
 
     terminal_bell: bool = True
-    level_changes: str = "first"  # the engine's own default
+    level_changes: str = engine_default("trail_alerts")  # the engine's own default
     quiet_hours: QuietHours | None = None
     queue_size: int = 500
     fold_window: float = 300.0
@@ -214,6 +215,16 @@ class AlertsConfig:
 # --------------------------------------------------------------------------- parsing
 
 _COMMON_CHANNEL_KEYS = ("enabled", "categories", "min_priority", "timeout")
+ALERTS_KEYS = (
+    "terminal_bell", "level_changes", "quiet_hours", "queue_size", "fold_window", "retries", "retry_backoff",
+) + CHANNEL_NAMES
+QUIET_HOURS_KEYS = ("start", "end", "allow_critical")
+CHANNEL_KEYS = {
+    "webhook": _COMMON_CHANNEL_KEYS + ("url", "headers"),
+    "telegram": _COMMON_CHANNEL_KEYS + ("bot_token_env", "chat_id_env", "api_base"),
+    "email": _COMMON_CHANNEL_KEYS + ("host", "port", "starttls", "username", "password_env", "from", "to", "ca_file"),
+    "command": _COMMON_CHANNEL_KEYS + ("command",),
+}
 
 
 class _Parser:
@@ -223,12 +234,7 @@ class _Parser:
 
     def alerts(self, table: Mapping[str, Any], where: str) -> AlertsConfig:
         _expect_table(table, where)
-        _reject_unknown(
-            table,
-            where,
-            ("terminal_bell", "level_changes", "quiet_hours", "queue_size", "fold_window", "retries", "retry_backoff")
-            + CHANNEL_NAMES,
-        )
+        _reject_unknown(table, where, ALERTS_KEYS)
         defaults = AlertsConfig()
         level_changes = table.get("level_changes", defaults.level_changes)
         if level_changes not in LEVEL_CHANGE_MODES:
@@ -259,7 +265,7 @@ class _Parser:
         return build(table, where)
 
     def webhook(self, table: Mapping[str, Any], where: str) -> WebhookConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("url", "headers"))
+        _reject_unknown(table, where, CHANNEL_KEYS["webhook"])
         url = _http_url(table, "url", where, required=True)
         headers_table = table.get("headers", {})
         _expect_table(headers_table, f"{where}.headers")
@@ -276,7 +282,7 @@ class _Parser:
         )
 
     def telegram(self, table: Mapping[str, Any], where: str) -> TelegramConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("bot_token_env", "chat_id_env", "api_base"))
+        _reject_unknown(table, where, CHANNEL_KEYS["telegram"])
         token = self.env_secret(table, "bot_token_env", where, required=True)
         assert token is not None
         chat_id = self.env_secret(table, "chat_id_env", where, required=True)
@@ -290,12 +296,7 @@ class _Parser:
         )
 
     def email(self, table: Mapping[str, Any], where: str) -> EmailConfig:
-        _reject_unknown(
-            table,
-            where,
-            _COMMON_CHANNEL_KEYS
-            + ("host", "port", "starttls", "username", "password_env", "from", "to", "ca_file"),
-        )
+        _reject_unknown(table, where, CHANNEL_KEYS["email"])
         host = _text(table, "host", where, required=True)
         starttls = _bool(table, "starttls", where, True)
         username = _text(table, "username", where)
@@ -328,7 +329,7 @@ class _Parser:
         )
 
     def command(self, table: Mapping[str, Any], where: str) -> CommandConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("command",))
+        _reject_unknown(table, where, CHANNEL_KEYS["command"])
         command = table.get("command")
         key = f"{where}.command"
         if isinstance(command, str):
@@ -445,7 +446,7 @@ def _clock_time(value: Any, key: str) -> time:
 
 def _quiet_hours(table: Any, where: str) -> QuietHours:
     _expect_table(table, where)
-    _reject_unknown(table, where, ("start", "end", "allow_critical"))
+    _reject_unknown(table, where, QUIET_HOURS_KEYS)
     for name in ("start", "end"):
         if name not in table:
             raise ConfigError(f"{where}.{name}", "missing: quiet hours need both start and end")
