@@ -86,7 +86,8 @@ FREEZE_EXCHANGES = frozenset({"NFO", "BFO"})  # where the symbol-prefix freeze q
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 PRIVATE_FILE_MODE = 0o600
-_SECRET_KEYS = frozenset({"api_key"})  # values never echoed in an error
+# Keys whose values are never echoed in an error: keys, and URLs and headers that often carry a token.
+_SECRET_KEYS = frozenset({"api_key", "url", "headers"})
 
 
 class ConfigError(ValueError):
@@ -102,23 +103,23 @@ class ConfigError(ValueError):
 # TOML values are typed: a text is never taken for a number, nor a number for a boolean.
 
 
-def _refuse(reason: str) -> PydanticCustomError:
+def refusal(reason: str) -> PydanticCustomError:
     return PydanticCustomError("config", "{reason}", {"reason": reason})
 
 
 def _non_blank(value: object) -> object:
     if not isinstance(value, str) or not value.strip():
-        raise _refuse("must be a non-empty text")
+        raise refusal("must be a non-empty text")
     return value
 
 
-def _choice(*options: str) -> Any:
-    """One of ``options``, case-insensitive (stored upper case)."""
+def one_of(*options: str, upper_case: bool = True) -> Any:
+    """One of ``options``; upper-case options are matched case-insensitively."""
 
     def check(value: object) -> str:
-        if isinstance(value, str) and value.upper() in options:
-            return value.upper()
-        raise _refuse(f"must be one of {', '.join(options)}")
+        if isinstance(value, str) and (value.upper() if upper_case else value) in options:
+            return value.upper() if upper_case else value
+        raise refusal(f"must be one of {', '.join(options)}")
 
     return Annotated[Literal[options], BeforeValidator(check)]
 
@@ -133,7 +134,7 @@ def _url(*schemes: str) -> Any:
             or len(value) <= len(value.split("//")[0]) + 2
             or " " in value
         ):
-            raise _refuse(f"must be a URL starting with {' or '.join(schemes)}")
+            raise refusal(f"must be a URL starting with {' or '.join(schemes)}")
         return value.rstrip("/")
 
     return Annotated[str, BeforeValidator(check)]
@@ -147,19 +148,19 @@ def _time_of_day(value: object) -> object:
             return time.fromisoformat(value)
         except ValueError:
             pass
-    raise _refuse('must be a time of day like "15:15" (Asia/Kolkata)')
+    raise refusal('must be a time of day like "15:15" (Asia/Kolkata)')
 
 
 def _symbol_prefix(prefix: str) -> str:
     if validate_symbol(prefix) is not None:
-        raise _refuse("must be a symbol prefix in upper case without spaces")
+        raise refusal("must be a symbol prefix in upper case without spaces")
     return prefix
 
 
 def _instrument_key(key: str) -> str:
     exchange, _, symbol = key.partition(":")
     if exchange not in EXCHANGES or validate_symbol(symbol) is not None:
-        raise _refuse('must be EXCHANGE:SYMBOL, e.g. "NSE:RELIANCE", on a tradable exchange')
+        raise refusal('must be EXCHANGE:SYMBOL, e.g. "NSE:RELIANCE", on a tradable exchange')
     return key
 
 
@@ -174,7 +175,7 @@ WebSocketUrl = _url("ws://", "wss://")
 TimeOfDay = Annotated[time | None, BeforeValidator(_time_of_day)]
 
 
-class _Section(BaseModel):
+class ConfigSection(BaseModel):
     """A table of the config file: frozen, and an unknown key is an error."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -187,7 +188,7 @@ def _default_of(model: type[BaseModel], name: str) -> Any:
 # --------------------------------------------------------------------------- sections
 
 
-class _ServiceWithKey(_Section):
+class _ServiceWithKey(ConfigSection):
     """A section holding an API key: from the file, else from the environment variable it names."""
 
     @model_validator(mode="before")
@@ -224,7 +225,7 @@ def _path_from_config_folder(value: object, info: ValidationInfo) -> Path:
     return path if path.is_absolute() else base / path
 
 
-class DatabaseConfig(_Section):
+class DatabaseConfig(ConfigSection):
     """``[database]``: where state and backups live."""
 
     path: Path = Field(default_factory=lambda: platformdirs.user_data_path(APP_NAME) / "tmtool.db")
@@ -245,7 +246,7 @@ class ApiConfig(_ServiceWithKey):
     requests_per_minute: Annotated[Whole, Field(ge=1)] = 120
 
 
-class FeedConfig(_Section):
+class FeedConfig(ConfigSection):
     """``[feed]``: market data health and the tick sanity band."""
 
     stale_after_seconds: PositiveNumber = 5.0
@@ -256,7 +257,7 @@ class FeedConfig(_Section):
     confirm_ticks: ConfirmTicks = engine_default("tick_confirm")
 
 
-class InstrumentOverride(_Section):
+class InstrumentOverride(ConfigSection):
     """``[engine.instruments."EXCHANGE:SYMBOL"]``: what to use instead of what OpenAlgo reports."""
 
     tick_size: PositiveNumber | None = None
@@ -268,7 +269,7 @@ def _with_default_freeze_quantities(configured: dict[str, int]) -> Mapping[str, 
     return MappingProxyType({**DEFAULT_FREEZE_QUANTITIES, **configured})
 
 
-class EngineConfig(_Section):
+class EngineConfig(ConfigSection):
     """``[engine]``: how the engine runs (defaults are the engine's own)."""
 
     snapshot_hz: SnapshotRate = engine_default("snapshot_hz")
@@ -313,7 +314,7 @@ class EngineConfig(_Section):
         return Instrument(instrument.symbol, instrument.exchange, tick_size, lot_size, freeze)
 
 
-class AccountConfig(_Section):
+class AccountConfig(ConfigSection):
     """``[account]``: account-wide limits in rupees of today's P&L (leave out = off)."""
 
     daily_loss_limit: PositiveNumber | None = None
@@ -323,11 +324,11 @@ class AccountConfig(_Section):
         return AccountLimits(self.daily_loss_limit, self.daily_profit_target)
 
 
-class LogConfig(_Section):
+class LogConfig(ConfigSection):
     """``[log]``: the rotating log file."""
 
     file: Path = Field(default_factory=lambda: platformdirs.user_log_path(APP_NAME) / "tmtool.log")
-    level: _choice(*LOG_LEVELS) = "INFO"
+    level: one_of(*LOG_LEVELS) = "INFO"
     max_bytes: Annotated[Whole, Field(ge=1024)] = 5_000_000
     backups: Annotated[Whole, Field(ge=0)] = 5
 
@@ -345,10 +346,10 @@ def _bare_number_is_value(data: Any) -> Any:
     return data if isinstance(data, dict) else {"value": data}
 
 
-class DistanceConfig(_Section):
+class DistanceConfig(ConfigSection):
     """A per-trade distance: a bare number of points, or ``{value = 1.0, mode = "PERCENT"}``."""
 
-    mode: _choice(*DistanceMode.__members__) = DistanceMode.POINTS.value
+    mode: one_of(*DistanceMode.__members__) = DistanceMode.POINTS.value
     value: PositiveNumber
 
     _bare = model_validator(mode="before")(_bare_number_is_value)
@@ -357,17 +358,17 @@ class DistanceConfig(_Section):
     @classmethod
     def _percent_below_100(cls, value: float, info: ValidationInfo) -> float:
         if info.data.get("mode") == DistanceMode.PERCENT.value and value > _MAX_PERCENT_DISTANCE:
-            raise _refuse(f"must be at most {_MAX_PERCENT_DISTANCE:g} for mode PERCENT")
+            raise refusal(f"must be at most {_MAX_PERCENT_DISTANCE:g} for mode PERCENT")
         return value
 
     def distance(self) -> Distance:
         return Distance(self.value, DistanceMode(self.mode))
 
 
-class AmountConfig(_Section):
+class AmountConfig(ConfigSection):
     """A portfolio amount: bare rupees, or ``{value = 5, mode = "PERCENT"}`` of allocated funds."""
 
-    mode: _choice(*AmountMode.__members__) = AmountMode.AMOUNT.value
+    mode: one_of(*AmountMode.__members__) = AmountMode.AMOUNT.value
     value: PositiveNumber
 
     _bare = model_validator(mode="before")(_bare_number_is_value)
@@ -384,7 +385,7 @@ def _amount(config: AmountConfig | None) -> Amount | None:
     return None if config is None else config.amount()
 
 
-class TrailingConfig(_Section):
+class TrailingConfig(ConfigSection):
     distance: DistanceConfig
     activation: DistanceConfig | None = None
     step_trigger: DistanceConfig | None = None
@@ -396,7 +397,7 @@ class TrailingConfig(_Section):
         )
 
 
-class PartialTargetConfig(_Section):
+class PartialTargetConfig(ConfigSection):
     distance: DistanceConfig
     fraction: Annotated[Number, Field(gt=0, lt=1)]
 
@@ -404,7 +405,7 @@ class PartialTargetConfig(_Section):
         return PartialTarget(self.distance.distance(), self.fraction)
 
 
-class PortfolioConfig(_Section):
+class PortfolioConfig(ConfigSection):
     stop_loss: AmountConfig | None = None
     target: AmountConfig | None = None
     trailing_activation: AmountConfig | None = None
@@ -418,16 +419,16 @@ class PortfolioConfig(_Section):
         )
 
 
-class SizingConfig(_Section):
-    mode: _choice(*SizingMode.__members__) = _STRATEGY.sizing.mode.value
+class SizingConfig(ConfigSection):
+    mode: one_of(*SizingMode.__members__) = _STRATEGY.sizing.mode.value
     value: PositiveNumber = _STRATEGY.sizing.value
 
     def sizing(self) -> Sizing:
         return Sizing(SizingMode(self.mode), self.value)
 
 
-class ExitOrderConfig(_Section):
-    price_type: _choice(*PriceType.__members__) = _STRATEGY.exit_order.price_type.value
+class ExitOrderConfig(ConfigSection):
+    price_type: one_of(*PriceType.__members__) = _STRATEGY.exit_order.price_type.value
     protection_percent: Annotated[Number, Field(ge=0, le=19.99)] = _STRATEGY.exit_order.protection_percent
     reprice_after_seconds: PositiveNumber = _STRATEGY.exit_order.reprice_after_seconds
     max_reprices: Annotated[Whole, Field(ge=0)] = _STRATEGY.exit_order.max_reprices
@@ -437,12 +438,12 @@ class ExitOrderConfig(_Section):
                                  self.max_reprices)
 
 
-class StrategyConfig(_Section):
+class StrategyConfig(ConfigSection):
     """One ``[[strategies]]`` table (see config.example.toml); defaults are the domain's."""
 
     name: Text
-    product: _choice(*Product.__members__) = _STRATEGY.product.value
-    exchange: _choice(*sorted(EXCHANGES)) = _STRATEGY.exchange
+    product: one_of(*Product.__members__) = _STRATEGY.product.value
+    exchange: one_of(*sorted(EXCHANGES)) = _STRATEGY.exchange
     allocated_funds: Annotated[Number, Field(ge=0)] = _STRATEGY.allocated_funds
     max_open_positions: Annotated[Whole, Field(ge=1)] | None = None
     max_trades_per_day: Annotated[Whole, Field(ge=1)] | None = None
@@ -480,7 +481,7 @@ class StrategyConfig(_Section):
         )
 
 
-class ConfigFile(_Section):
+class ConfigFile(ConfigSection):
     """The whole file.  ``[alerts]`` is kept as a raw table and parsed by ``tmtool.alerts.config``."""
 
     openalgo: OpenAlgoConfig = Field(default_factory=dict, validate_default=True)
@@ -575,7 +576,7 @@ def _annotation_at(root: type[BaseModel], loc: tuple[Any, ...], dict_key: bool =
         base, _ = _unwrap(annotation)
         origin = get_origin(base)
         if isinstance(base, type) and issubclass(base, BaseModel):
-            info = base.model_fields.get(part) if isinstance(part, str) else None
+            info = next((f for name, f in base.model_fields.items() if part in (name, f.alias)), None)
             if info is None:
                 return None
             annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
@@ -624,12 +625,10 @@ def _config_error(error: Mapping[str, Any], data: object, root: type[BaseModel],
         return ConfigError(key, "is required")
     if kind == "extra_forbidden":
         holder, _ = _unwrap(_annotation_at(root, loc[:-1]))
-        allowed = ", ".join(sorted(holder.model_fields)) if isinstance(holder, type) else "none"
+        allowed = ", ".join(sorted(table_keys(holder))) if isinstance(holder, type) else "none"
         return ConfigError(key, f"unknown key (allowed here: {allowed})")
     raw = loc[-1] if dict_key and loc else _raw_at(data, loc)
     value = error.get("input") if raw is _MISSING else raw
-    if loc and loc[-1] in _SECRET_KEYS:
-        return ConfigError(key, "is not allowed: must be a non-empty text (value not shown)")
     annotation = _annotation_at(root, declared, dict_key)
     if kind == "config":
         allowed = error["ctx"]["reason"]
@@ -646,12 +645,23 @@ def _config_error(error: Mapping[str, Any], data: object, root: type[BaseModel],
             else "must be an array"
     elif kind == "string_type":
         allowed = "must be a non-empty text"
+    elif kind == "too_short":
+        allowed = "must be a non-empty list"
     else:
         allowed = error["msg"]
+    if kind == "config" and raw is _MISSING:  # a key left out that another key makes necessary
+        return ConfigError(key, allowed)
+    if any(part in _SECRET_KEYS for part in loc):
+        return ConfigError(key, f"is not allowed: {allowed} (value not shown)")
     return ConfigError(key, f"{_describe(value)} is not allowed: {allowed}")
 
 
-def _validate(model: type[BaseModel], data: object, context: Mapping[str, Any], prefix: str = "") -> Any:
+def table_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a table of ``model`` accepts, as written in the file."""
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+def validate_table(model: type[BaseModel], data: object, context: Mapping[str, Any], prefix: str = "") -> Any:
     try:
         return model.model_validate(data, context=dict(context))
     except ValidationError as exc:
@@ -665,7 +675,7 @@ def strategy_from_table(raw: Mapping[str, Any], key: str = "strategy") -> Strate
     """A ``Strategy`` from its TOML table (see config.example.toml); raises ConfigError."""
     if not isinstance(raw, Mapping):
         raise ConfigError(key, f"{_describe(raw)} is not allowed: each strategy must be a table")
-    return _strategy(_validate(StrategyConfig, dict(raw), {}, key), key)
+    return _strategy(validate_table(StrategyConfig, dict(raw), {}, key), key)
 
 
 def _strategy(config: StrategyConfig, key: str) -> Strategy:
@@ -699,7 +709,7 @@ def parse_config(
     (the config file's folder; the working folder when None)."""
     env = os.environ if env is None else env
     base = base_dir if base_dir is not None else Path.cwd()
-    file = _validate(ConfigFile, dict(data), {"env": env, "base_dir": base})
+    file = validate_table(ConfigFile, dict(data), {"env": env, "base_dir": base})
     if file.api.enabled and not file.api.configured:
         raise ConfigError(
             "api.api_key",
