@@ -169,7 +169,7 @@ PositiveNumber = Annotated[Number, Field(gt=0)]
 Whole = Annotated[int, Field(strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 Text = Annotated[str, BeforeValidator(_non_blank)]
-SecretText = Annotated[str, BeforeValidator(_non_blank)]
+SecretText = Text  # never echoed in an error or a repr (see _SECRET_KEYS and repr=False)
 HttpUrl = _url("http://", "https://")
 WebSocketUrl = _url("ws://", "wss://")
 TimeOfDay = Annotated[time | None, BeforeValidator(_time_of_day)]
