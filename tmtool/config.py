@@ -20,12 +20,14 @@ atomic (temp file + rename) and leave the file readable by its owner only (0600)
 it may hold an API key.
 """
 
+import dataclasses
 import os
 import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from datetime import time
+from enum import Enum
 from pathlib import Path
 from types import MappingProxyType, NoneType, UnionType
 from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
@@ -754,64 +756,27 @@ def _file_warnings(data: Mapping[str, Any], source_path: Path | None) -> tuple[s
     return ()
 
 
-def _distance_table(distance: Distance) -> dict[str, Any]:
-    return {"value": distance.value, "mode": distance.mode.value}
-
-
-def _amount_table(amount: Amount) -> dict[str, Any]:
-    return {"value": amount.value, "mode": amount.mode.value}
+def _plain_data(value: Any) -> Any:
+    """Domain values as TOML values: enums by name, times as "HH:MM", unset (None) options left out."""
+    if isinstance(value, dict):
+        return {key: _plain_data(item) for key, item in value.items() if item is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+    return value
 
 
 def strategy_to_table(strategy: Strategy) -> dict[str, Any]:
-    """The TOML table of a strategy (unset options left out); inverse of ``strategy_from_table``."""
-    table: dict[str, Any] = {
-        "name": strategy.name,
-        "product": strategy.product.value,
-        "exchange": strategy.exchange,
-        "allocated_funds": strategy.allocated_funds,
-        "adopt_fills": strategy.adopt_fills,
-    }
-    if strategy.max_open_positions is not None:
-        table["max_open_positions"] = strategy.max_open_positions
-    if strategy.max_trades_per_day is not None:
-        table["max_trades_per_day"] = strategy.max_trades_per_day
-    if strategy.square_off_time is not None:
-        fmt = "%H:%M:%S" if strategy.square_off_time.second else "%H:%M"
-        table["square_off_time"] = strategy.square_off_time.strftime(fmt)
-    risk = strategy.trade_risk
-    for name in ("stop_loss", "target", "breakeven_after"):
-        value = getattr(risk, name)
-        if value is not None:
-            table[name] = _distance_table(value)
-    if risk.trailing is not None:
-        trailing: dict[str, Any] = {"distance": _distance_table(risk.trailing.distance)}
-        for name in ("activation", "step_trigger", "step_move"):
-            value = getattr(risk.trailing, name)
-            if value is not None:
-                trailing[name] = _distance_table(value)
-        table["trailing"] = trailing
-    if risk.partial_targets:
-        table["partial_targets"] = [
-            {"distance": _distance_table(p.distance), "fraction": p.fraction} for p in risk.partial_targets
-        ]
-    portfolio = {
-        name: _amount_table(getattr(strategy.portfolio, name))
-        for name in ("stop_loss", "target", "trailing_activation", "trailing_distance", "daily_loss_limit")
-        if getattr(strategy.portfolio, name) is not None
-    }
-    if portfolio:
-        table["portfolio"] = portfolio
-    table["sizing"] = {"mode": strategy.sizing.mode.value, "value": strategy.sizing.value}
-    exit_order = strategy.exit_order
-    table["exit_order"] = {
-        "price_type": exit_order.price_type.value,
-        "protection_percent": exit_order.protection_percent,
-        "reprice_after_seconds": exit_order.reprice_after_seconds,
-        "max_reprices": exit_order.max_reprices,
-    }
-    return table
+    """The TOML table of a strategy (unset options left out); inverse of ``strategy_from_table``.
 
-
+    The domain's field names are the file's keys; the per-trade risk sits at the top of the table.
+    """
+    table = _plain_data(dataclasses.asdict(strategy))
+    table.update(table.pop("trade_risk"))
+    return {key: table[key] for key in table_keys(StrategyConfig) if table.get(key) not in (None, {}, [])}
 
 
 # --------------------------------------------------------------------------- finding and loading
