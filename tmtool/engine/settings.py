@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import ConfigDict, Field, InstanceOf, StrictBool, model_validator
 from pydantic.dataclasses import dataclass
 
-from tmtool.domain.models import AccountLimits, Instrument
+from tmtool.domain.models import DEFAULT_TICK_SIZE, AccountLimits, Instrument
 
 DEFAULT_FREEZE_QUANTITIES: Mapping[str, int] = MappingProxyType(
     {"NIFTY": 1800, "BANKNIFTY": 900, "FINNIFTY": 1800, "SENSEX": 1000}
@@ -57,7 +57,7 @@ class EngineSettings:
         default_factory=lambda: dict(DEFAULT_FREEZE_QUANTITIES)
     )
     instruments: dict[str, InstanceOf[Instrument]] = dataclasses.field(default_factory=dict)
-    default_tick_size: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = 0.05
+    default_tick_size: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = DEFAULT_TICK_SIZE
     stale_alerts: StrictBool = True  # alert on stale symbols during their exchange's trading hours
     tick_band_percent: TickBandPercent = 10.0  # a tick this far from the last accepted price needs confirming
     tick_confirm: ConfirmTicks = 2  # consecutive ticks that confirm a jump beyond the band
