@@ -664,6 +664,7 @@ def table_keys(model: type[BaseModel]) -> list[str]:
 
 
 def validate_table(model: type[BaseModel], data: object, context: Mapping[str, Any], prefix: str = "") -> Any:
+    """``data`` validated as ``model``; the first error raised as a ``ConfigError`` keyed under ``prefix``."""
     try:
         return model.model_validate(data, context=dict(context))
     except ValidationError as exc:
