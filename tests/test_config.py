@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import stat
 import tomllib
+import types
+import typing
+from dataclasses import replace
 from datetime import time
 from pathlib import Path
 
 import pytest
+import tomlkit
+from pydantic import BaseModel
 
+from tmtool.alerts.config import CHANNEL_NAMES, AlertsConfig, AlertsTable
 from tmtool.config import (
     ConfigError,
+    ConfigFile,
     load_config,
     remove_strategy,
     save_strategy,
@@ -328,17 +336,54 @@ def test_save_appends_a_new_strategy_and_remove_takes_it_out(tmp_path):
     assert config.openalgo.host == "http://10.0.0.5:5000" and config.alerts_table == {"telegram": {"chat": "123"}}
 
 
-def test_new_files_are_private_and_existing_modes_are_kept(tmp_path):
+def test_written_files_are_private(tmp_path):
     fresh = tmp_path / "sub" / "tmtool.toml"
     save_strategy(fresh, FULL)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
     assert load_config(fresh, {}).strategy("breakout") == FULL
     shared = write(tmp_path, USER_FILE, "shared.toml")
-    shared.chmod(0o640)
+    shared.chmod(0o644)  # the file may hold an API key: a write-back leaves it to its owner only
     save_strategy(shared, FULL)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o600
+    shared.chmod(0o640)
     remove_strategy(shared, "first")
-    assert stat.S_IMODE(shared.stat().st_mode) == 0o640
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def comment_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+
+
+def inline_comments(text: str) -> list[str]:
+    return [line.split(" #", 1)[1].strip() for line in text.splitlines() if not line.strip().startswith("#") and " #" in line]
+
+
+def test_a_save_keeps_every_comment_and_the_layout_of_the_example_file(tmp_path):
+    path = write(tmp_path, EXAMPLE.read_text())
+    path.chmod(0o644)
+    original = EXAMPLE.read_text()
+    assert len(comment_lines(original)) >= 85
+    save_strategy(path, FULL)  # a new strategy: appended, nothing else touched
+    text = path.read_text()
+    assert text.startswith(original.rstrip("\n"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    momentum = load_config(path, {}).strategy("momentum")
+    edited = replace(momentum, allocated_funds=250_000.0, max_open_positions=None, trade_risk=replace(
+        momentum.trade_risk, stop_loss=Distance(0.8, DistanceMode.PERCENT)))
+    save_strategy(path, edited)  # an existing strategy: edited in place
+    text = path.read_text()
+    assert comment_lines(text) == comment_lines(original)
+    assert [c for c in inline_comments(original) if c != "leave out for no limit"] == [
+        c for c in inline_comments(text) if c != "leave out for no limit"
+    ]
+    assert "allocated_funds = 250000.0     # rupees this strategy may use" in text
+    assert 'square_off_time = "15:15"      # exit everything' in text  # unchanged keys keep their spelling
+    assert "\nstop_loss = 5000                                # exit all at a loss of 5000\n" in text
+    config = load_config(path, {})
+    assert config.strategy("momentum") == edited and config.strategy("breakout") == FULL
+    assert remove_strategy(path, "breakout")
+    assert comment_lines(path.read_text()) == comment_lines(original)
 
 
 def test_saving_through_a_symlink_rewrites_the_target(tmp_path):
@@ -378,3 +423,83 @@ def test_config_objects_are_frozen(tmp_path):
         config.feed = None  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.engine.freeze_quantities["NIFTY"] = 1  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- the example documents every key
+
+_COMMENTED_KEY = re.compile(r"#\s?((\[\[?[\w.\"]+(:[\w\"]+)?\]\]?)|([A-Za-z_][\w]*\s*=\s.*))$")
+
+
+def uncommented_example() -> dict:
+    """The example with its commented-out keys and tables switched on (each is a real, valid example)."""
+    lines = []
+    for line in EXAMPLE.read_text().splitlines():
+        match = _COMMENTED_KEY.fullmatch(line.strip())
+        lines.append(match.group(1) if match else line)
+    return tomllib.loads("\n".join(lines))
+
+
+def _model_of(annotation):
+    """The pydantic model under ``X | None``, ``list[X]``, ``dict[str, X]`` and ``Annotated`` (or None)."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        elif origin in (list, dict):
+            annotation = typing.get_args(annotation)[-1]
+        else:
+            return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def undocumented(model, tables: list, where: str) -> list[str]:
+    """Keys of ``model`` that appear in none of ``tables`` (recursing into nested models)."""
+    tables = [t for t in tables if isinstance(t, dict)]
+    missing = []
+    for field_name, info in model.model_fields.items():
+        name = info.alias or field_name  # as written in the file ("from" for the e-mail sender)
+        key = f"{where}.{name}" if where else name
+        values = [t[name] for t in tables if name in t]
+        if not values:
+            missing.append(key)
+            continue
+        nested = _model_of(info.annotation)
+        if nested is None:
+            continue
+        if typing.get_origin(_strip(info.annotation)) is list:
+            values = [item for value in values for item in value]
+        elif typing.get_origin(_strip(info.annotation)) is dict:
+            values = [item for value in values for item in value.values()]
+        if any(isinstance(v, dict) for v in values):  # a bare number may stand for {value = ...}
+            missing += undocumented(nested, values, key)
+    return missing
+
+
+def _strip(annotation):
+    while typing.get_origin(annotation) in (typing.Annotated, typing.Union, types.UnionType):
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def test_the_example_documents_every_key_the_config_accepts():
+    example = uncommented_example()
+    assert undocumented(ConfigFile, [example], "") == []
+    assert undocumented(AlertsTable, [example["alerts"]], "alerts") == []
+
+
+def test_the_example_loads_as_shipped_and_with_every_example_switched_on(tmp_path):
+    shipped = load_config(EXAMPLE, {})
+    assert AlertsConfig.from_table(shipped.alerts_table, environ={}).channels == {}  # channels ship switched off
+    path = tmp_path / "tmtool.toml"
+    path.write_text(tomlkit.dumps(uncommented_example()))
+    path.chmod(0o600)
+    config = load_config(path, {})
+    assert [s.name for s in config.strategies] == ["momentum", "manual", "scalper"]
+    assert config.engine.instruments["NSE:RELIANCE"].lot_size == 1
+    assert config.account.daily_loss_limit == 25000
+    environ = {"TMTOOL_TELEGRAM_TOKEN": "t", "TMTOOL_TELEGRAM_CHAT_ID": "1", "TMTOOL_SMTP_PASSWORD": "p"}
+    table = {**config.alerts_table, **{name: {**config.alerts_table[name], "enabled": True} for name in CHANNEL_NAMES}}
+    table["email"].pop("ca_file")  # the example names a CA file this machine does not have
+    alerts = AlertsConfig.from_table(table, environ=environ)
+    assert list(alerts.channels) == list(CHANNEL_NAMES) and alerts.quiet_hours is not None

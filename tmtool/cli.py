@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"tmtool: cannot read the config: {exc}", file=sys.stderr)
         return 2
+    for warning in config.warnings:
+        print(f"tmtool: warning: {warning}", file=sys.stderr)
 
     if args.command == "db":
         from tmtool.storage.maintenance import db_command

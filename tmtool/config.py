@@ -1,33 +1,54 @@
-"""tmtool configuration (TOML).  See config.example.toml for every key.
+"""tmtool configuration (TOML): the models of every section, loading, and writing strategies back.
+
+The file's shape is declared once, as frozen pydantic models with ``extra="forbid"``
+(one per section; ``[[strategies]]`` tables become domain ``Strategy`` objects).
+The keys that reach the engine take their defaults and bounds from
+``tmtool.engine.settings``, so the engine and the file cannot disagree.
+See config.example.toml for every key.
 
 ``load_config(path, env)`` finds the file (``--config`` > env ``TMTOOL_CONFIG``
 > ``./tmtool.toml`` > the user config dir > built-in defaults), parses it with
-``tomllib`` and validates it strictly into frozen dataclasses: an unknown key or
-a bad value raises ``ConfigError`` naming the dotted key, the value and what is
-allowed.  Secrets (API keys) are read from the file or from the environment
-variable it names and never appear in a repr.
+``tomllib`` and validates it: an unknown key or a bad value raises
+``ConfigError`` naming the dotted key, the value and what is allowed.  Secrets
+(API keys) are read from the file or from the environment variable it names and
+never appear in a repr or an error.  ``Config.warnings`` holds what is worth
+telling the user but is not an error (the command line prints it at start).
 
-``save_strategy`` / ``remove_strategy`` rewrite one ``[[strategies]]`` table and
-keep every other setting of the file (comments are not kept: the file is
-re-written from its parsed content).  Writes are atomic (temp file + rename)
-and keep the file's mode; a new file is created with mode 0600.
+``save_strategy`` / ``remove_strategy`` edit one ``[[strategies]]`` table in
+place with tomlkit, so the user's comments and layout survive.  Writes are
+atomic (temp file + rename) and leave the file readable by its owner only (0600):
+it may hold an API key.
 """
 
-from __future__ import annotations
-
-import math
+import dataclasses
 import os
 import stat
 import tempfile
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import time
+from enum import Enum
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Mapping
+from types import MappingProxyType, NoneType, UnionType
+from typing import Annotated, Any, Literal, Mapping, Union, get_args, get_origin
 
 import platformdirs
-import tomli_w
+import tomlkit
+import tomlkit.exceptions
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from tomlkit.items import AoT, Array, InlineTable, Table
 
 from tmtool.domain.models import (
     EXCHANGES,
@@ -50,15 +71,25 @@ from tmtool.domain.models import (
     TrailingSettings,
 )
 from tmtool.domain.validation import validate_strategy, validate_symbol
+from tmtool.engine.settings import (
+    DEFAULT_FREEZE_QUANTITIES,
+    ConfirmTicks,
+    PositiveCount,
+    PositiveSeconds,
+    SnapshotRate,
+    TickBandPercent,
+    engine_default,
+)
 
 APP_NAME = "tmtool"
 CONFIG_FILE_NAME = "tmtool.toml"
 CONFIG_ENV = "TMTOOL_CONFIG"
-DEFAULT_FREEZE_QUANTITIES = MappingProxyType({"NIFTY": 1800, "BANKNIFTY": 900, "FINNIFTY": 1800, "SENSEX": 1000})
 FREEZE_EXCHANGES = frozenset({"NFO", "BFO"})  # where the symbol-prefix freeze quantities apply
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-MAX_SNAPSHOT_HZ = 10.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+PRIVATE_FILE_MODE = 0o600
+# Keys whose values are never echoed in an error: keys, and URLs and headers that often carry a token.
+_SECRET_KEYS = frozenset({"api_key", "url", "headers"})
 
 
 class ConfigError(ValueError):
@@ -70,78 +101,199 @@ class ConfigError(ValueError):
         self.reason = message
 
 
+# --------------------------------------------------------------------------- value types
+# TOML values are typed: a text is never taken for a number, nor a number for a boolean.
+
+
+def refusal(reason: str) -> PydanticCustomError:
+    return PydanticCustomError("config", "{reason}", {"reason": reason})
+
+
+def _non_blank(value: object) -> object:
+    if not isinstance(value, str) or not value.strip():
+        raise refusal("must be a non-empty text")
+    return value
+
+
+def one_of(*options: str, upper_case: bool = True) -> Any:
+    """One of ``options``; upper-case options are matched case-insensitively."""
+
+    def check(value: object) -> str:
+        if isinstance(value, str) and (value.upper() if upper_case else value) in options:
+            return value.upper() if upper_case else value
+        raise refusal(f"must be one of {', '.join(options)}")
+
+    return Annotated[Literal[options], BeforeValidator(check)]
+
+
+def _url(*schemes: str) -> Any:
+    """A URL starting with one of ``schemes`` (stored without a trailing slash)."""
+
+    def check(value: object) -> str:
+        if (
+            not isinstance(value, str)
+            or not value.startswith(schemes)
+            or len(value) <= len(value.split("//")[0]) + 2
+            or " " in value
+        ):
+            raise refusal(f"must be a URL starting with {' or '.join(schemes)}")
+        return value.rstrip("/")
+
+    return Annotated[str, BeforeValidator(check)]
+
+
+def _time_of_day(value: object) -> object:
+    if value is None or isinstance(value, time):
+        return value
+    if isinstance(value, str):
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            pass
+    raise refusal('must be a time of day like "15:15" (Asia/Kolkata)')
+
+
+def _symbol_prefix(prefix: str) -> str:
+    if validate_symbol(prefix) is not None:
+        raise refusal("must be a symbol prefix in upper case without spaces")
+    return prefix
+
+
+def _instrument_key(key: str) -> str:
+    exchange, _, symbol = key.partition(":")
+    if exchange not in EXCHANGES or validate_symbol(symbol) is not None:
+        raise refusal('must be EXCHANGE:SYMBOL, e.g. "NSE:RELIANCE", on a tradable exchange')
+    return key
+
+
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+PositiveNumber = Annotated[Number, Field(gt=0)]
+Whole = Annotated[int, Field(strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Text = Annotated[str, BeforeValidator(_non_blank)]
+SecretText = Text  # never echoed in an error or a repr (see _SECRET_KEYS and repr=False)
+HttpUrl = _url("http://", "https://")
+WebSocketUrl = _url("ws://", "wss://")
+TimeOfDay = Annotated[time | None, BeforeValidator(_time_of_day)]
+
+
+class ConfigSection(BaseModel):
+    """A table of the config file: frozen, and an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _default_of(model: type[BaseModel], name: str) -> Any:
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
 # --------------------------------------------------------------------------- sections
 
 
-@dataclass(frozen=True)
-class OpenAlgoConfig:
-    host: str = "http://127.0.0.1:5000"  # REST base URL
-    ws_url: str = "ws://127.0.0.1:8765"
-    api_key: str | None = field(default=None, repr=False)
-    api_key_env: str = "OPENALGO_API_KEY"
-    timeout_seconds: float = 10.0
+class _ServiceWithKey(ConfigSection):
+    """A section holding an API key: from the file, else from the environment variable it names."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_from_environment(cls, data: Any, info: ValidationInfo) -> Any:
+        env = (info.context or {}).get("env")
+        if env is None or not isinstance(data, dict) or data.get("api_key") is not None:
+            return data
+        name = data.get("api_key_env", _default_of(cls, "api_key_env"))
+        value = env.get(name, "").strip() if isinstance(name, str) else ""
+        return {**data, "api_key": value} if value else data
 
     @property
     def configured(self) -> bool:
-        """False when no API key is known: the app then runs on the demo simulator."""
-        return bool(self.api_key)
+        """False when no API key is known."""
+        return bool(getattr(self, "api_key", None))
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
-    path: Path
-    backup_dir: Path
-    backups_to_keep: int = 7
+class OpenAlgoConfig(_ServiceWithKey):
+    """``[openalgo]``: the OpenAlgo server.  Without a key the app runs on the demo simulator."""
+
+    host: HttpUrl = "http://127.0.0.1:5000"  # REST base URL
+    ws_url: WebSocketUrl = "ws://127.0.0.1:8765"
+    api_key: SecretText | None = Field(default=None, repr=False)
+    api_key_env: Text = "OPENALGO_API_KEY"
+    timeout_seconds: Annotated[PositiveNumber, Field(le=300)] = 10.0
 
 
-@dataclass(frozen=True)
-class ApiConfig:
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 5080
-    api_key: str | None = field(default=None, repr=False)
-    api_key_env: str = "TMTOOL_API_KEY"
-    requests_per_minute: int = 120
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key)
+def _path_from_config_folder(value: object, info: ValidationInfo) -> Path:
+    """A path given in the file: ``~`` expanded, relative to the config file's folder."""
+    _non_blank(value)
+    path = Path(str(value)).expanduser()
+    base = (info.context or {}).get("base_dir") or Path.cwd()
+    return path if path.is_absolute() else base / path
 
 
-@dataclass(frozen=True)
-class FeedConfig:
-    stale_after_seconds: float = 5.0
-    poll_after_seconds: float = 1.0  # WebSocket down longer than this: poll every symbol's quote over REST
-    poll_interval_seconds: float = 1.0
-    poll_silent_after_seconds: float = 2.5  # a symbol without a WebSocket tick this long is polled, socket up or not
-    poll_near_level_after_seconds: float = 2.0  # ... for a symbol the engine marks near a stop or target
-    reconnect_max_backoff_seconds: float = 30.0
-    tick_band_percent: float = 10.0
-    confirm_ticks: int = 2
+class DatabaseConfig(ConfigSection):
+    """``[database]``: where state and backups live."""
+
+    path: Path = Field(default_factory=lambda: platformdirs.user_data_path(APP_NAME) / "tmtool.db")
+    backup_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path(APP_NAME) / "backups")
+    backups_to_keep: Annotated[Whole, Field(ge=0)] = 7
+
+    _paths = field_validator("path", "backup_dir", mode="before")(_path_from_config_folder)
 
 
-@dataclass(frozen=True)
-class InstrumentOverride:
-    tick_size: float | None = None
-    lot_size: int | None = None
-    freeze_quantity: int | None = None
+class ApiConfig(_ServiceWithKey):
+    """``[api]``: the control API (off unless enabled; enabled needs a key)."""
+
+    enabled: Flag = False
+    host: Text = "127.0.0.1"
+    port: Annotated[Whole, Field(ge=1, le=65535)] = 5080
+    api_key: SecretText | None = Field(default=None, repr=False)
+    api_key_env: Text = "TMTOOL_API_KEY"
+    requests_per_minute: Annotated[Whole, Field(ge=1)] = 120
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    snapshot_hz: float = 10.0
-    reconcile_interval_seconds: float = 30.0
-    exit_max_attempts: int = 5
-    exit_retry_backoff_seconds: float = 1.0
-    order_status_poll_seconds: float = 0.5
-    # symbol prefix -> freeze quantity (F&O exchanges only)
-    freeze_quantities: Mapping[str, int] = field(default_factory=lambda: DEFAULT_FREEZE_QUANTITIES)
-    # (exchange, symbol) -> tick/lot/freeze overrides
-    instruments: Mapping[tuple[str, str], InstrumentOverride] = field(default_factory=lambda: MappingProxyType({}))
+class FeedConfig(ConfigSection):
+    """``[feed]``: market data health and the tick sanity band."""
+
+    stale_after_seconds: PositiveNumber = 5.0
+    poll_after_seconds: Annotated[Number, Field(ge=0)] = 1.0  # WebSocket down longer: poll every symbol's quote over REST
+    poll_interval_seconds: PositiveNumber = 1.0
+    poll_silent_after_seconds: PositiveNumber = 2.5  # a symbol without a WebSocket tick this long is polled, socket up or not
+    poll_near_level_after_seconds: PositiveNumber = 2.0  # ... for a symbol the engine marks near a stop or target
+    reconnect_max_backoff_seconds: PositiveNumber = 30.0
+    tick_band_percent: TickBandPercent = engine_default("tick_band_percent")
+    confirm_ticks: ConfirmTicks = engine_default("tick_confirm")
+
+
+class InstrumentOverride(ConfigSection):
+    """``[engine.instruments."EXCHANGE:SYMBOL"]``: what to use instead of what OpenAlgo reports."""
+
+    tick_size: PositiveNumber | None = None
+    lot_size: Annotated[Whole, Field(ge=1)] | None = None
+    freeze_quantity: Annotated[Whole, Field(ge=1)] | None = None
+
+
+def _with_default_freeze_quantities(configured: dict[str, int]) -> Mapping[str, int]:
+    return MappingProxyType({**DEFAULT_FREEZE_QUANTITIES, **configured})
+
+
+class EngineConfig(ConfigSection):
+    """``[engine]``: how the engine runs (defaults are the engine's own)."""
+
+    snapshot_hz: SnapshotRate = engine_default("snapshot_hz")
+    reconcile_interval_seconds: PositiveSeconds = engine_default("reconcile_interval")
+    exit_max_attempts: PositiveCount = engine_default("exit_max_attempts")
+    exit_retry_backoff_seconds: PositiveSeconds = engine_default("exit_retry_backoff")
+    order_status_poll_seconds: PositiveSeconds = engine_default("order_status_poll")
+    # symbol prefix -> freeze quantity (F&O exchanges only); merged over the built-in ones
+    freeze_quantities: Annotated[
+        dict[Annotated[str, AfterValidator(_symbol_prefix)], PositiveCount],
+        AfterValidator(_with_default_freeze_quantities),
+    ] = Field(default_factory=lambda: DEFAULT_FREEZE_QUANTITIES)
+    # "EXCHANGE:SYMBOL" -> tick/lot/freeze overrides
+    instruments: Annotated[
+        dict[Annotated[str, AfterValidator(_instrument_key)], InstrumentOverride], AfterValidator(MappingProxyType)
+    ] = Field(default_factory=lambda: MappingProxyType({}))
 
     def freeze_quantity(self, exchange: str, symbol: str) -> int | None:
         """The freeze quantity for an F&O symbol by its longest matching prefix (None elsewhere)."""
-        override = self.instruments.get((exchange, symbol))
+        override = self.instruments.get(f"{exchange}:{symbol}")
         if override is not None and override.freeze_quantity is not None:
             return override.freeze_quantity
         if exchange not in FREEZE_EXCHANGES:
@@ -154,7 +306,7 @@ class EngineConfig:
 
     def apply(self, instrument: Instrument) -> Instrument:
         """``instrument`` with this config's tick/lot/freeze overrides applied."""
-        override = self.instruments.get(instrument.key)
+        override = self.instruments.get(f"{instrument.exchange}:{instrument.symbol}")
         tick_size = instrument.tick_size
         lot_size = instrument.lot_size
         if override is not None:
@@ -166,16 +318,191 @@ class EngineConfig:
         return Instrument(instrument.symbol, instrument.exchange, tick_size, lot_size, freeze)
 
 
-@dataclass(frozen=True)
-class LogConfig:
-    file: Path
-    level: str = "INFO"
-    max_bytes: int = 5_000_000
-    backups: int = 5
+class AccountConfig(ConfigSection):
+    """``[account]``: account-wide limits in rupees of today's P&L (leave out = off)."""
+
+    daily_loss_limit: PositiveNumber | None = None
+    daily_profit_target: PositiveNumber | None = None
+
+    def limits(self) -> AccountLimits:
+        return AccountLimits(self.daily_loss_limit, self.daily_profit_target)
+
+
+class LogConfig(ConfigSection):
+    """``[log]``: the rotating log file."""
+
+    file: Path = Field(default_factory=lambda: platformdirs.user_log_path(APP_NAME) / "tmtool.log")
+    level: one_of(*LOG_LEVELS) = "INFO"
+    max_bytes: Annotated[Whole, Field(ge=1024)] = 5_000_000
+    backups: Annotated[Whole, Field(ge=0)] = 5
+
+    _paths = field_validator("file", mode="before")(_path_from_config_folder)
+
+
+# --------------------------------------------------------------------------- strategies
+
+_STRATEGY = Strategy(name=MANUAL_STRATEGY)  # the domain's defaults for a strategy
+_MAX_PERCENT_DISTANCE = 99.999
+
+
+def _bare_number_is_value(data: Any) -> Any:
+    """A bare number stands for ``{value = number}`` (the default mode)."""
+    return data if isinstance(data, dict) else {"value": data}
+
+
+class DistanceConfig(ConfigSection):
+    """A per-trade distance: a bare number of points, or ``{value = 1.0, mode = "PERCENT"}``."""
+
+    mode: one_of(*DistanceMode.__members__) = DistanceMode.POINTS.value
+    value: PositiveNumber
+
+    _bare = model_validator(mode="before")(_bare_number_is_value)
+
+    @field_validator("value")
+    @classmethod
+    def _percent_below_100(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("mode") == DistanceMode.PERCENT.value and value > _MAX_PERCENT_DISTANCE:
+            raise refusal(f"must be at most {_MAX_PERCENT_DISTANCE:g} for mode PERCENT")
+        return value
+
+    def distance(self) -> Distance:
+        return Distance(self.value, DistanceMode(self.mode))
+
+
+class AmountConfig(ConfigSection):
+    """A portfolio amount: bare rupees, or ``{value = 5, mode = "PERCENT"}`` of allocated funds."""
+
+    mode: one_of(*AmountMode.__members__) = AmountMode.AMOUNT.value
+    value: PositiveNumber
+
+    _bare = model_validator(mode="before")(_bare_number_is_value)
+
+    def amount(self) -> Amount:
+        return Amount(self.value, AmountMode(self.mode))
+
+
+def _distance(config: DistanceConfig | None) -> Distance | None:
+    return None if config is None else config.distance()
+
+
+def _amount(config: AmountConfig | None) -> Amount | None:
+    return None if config is None else config.amount()
+
+
+class TrailingConfig(ConfigSection):
+    distance: DistanceConfig
+    activation: DistanceConfig | None = None
+    step_trigger: DistanceConfig | None = None
+    step_move: DistanceConfig | None = None
+
+    def settings(self) -> TrailingSettings:
+        return TrailingSettings(
+            self.distance.distance(), _distance(self.activation), _distance(self.step_trigger), _distance(self.step_move)
+        )
+
+
+class PartialTargetConfig(ConfigSection):
+    distance: DistanceConfig
+    fraction: Annotated[Number, Field(gt=0, lt=1)]
+
+    def target(self) -> PartialTarget:
+        return PartialTarget(self.distance.distance(), self.fraction)
+
+
+class PortfolioConfig(ConfigSection):
+    stop_loss: AmountConfig | None = None
+    target: AmountConfig | None = None
+    trailing_activation: AmountConfig | None = None
+    trailing_distance: AmountConfig | None = None
+    daily_loss_limit: AmountConfig | None = None
+
+    def risk(self) -> PortfolioRisk:
+        return PortfolioRisk(
+            _amount(self.stop_loss), _amount(self.target), _amount(self.trailing_activation),
+            _amount(self.trailing_distance), _amount(self.daily_loss_limit),
+        )
+
+
+class SizingConfig(ConfigSection):
+    mode: one_of(*SizingMode.__members__) = _STRATEGY.sizing.mode.value
+    value: PositiveNumber = _STRATEGY.sizing.value
+
+    def sizing(self) -> Sizing:
+        return Sizing(SizingMode(self.mode), self.value)
+
+
+class ExitOrderConfig(ConfigSection):
+    price_type: one_of(*PriceType.__members__) = _STRATEGY.exit_order.price_type.value
+    protection_percent: Annotated[Number, Field(ge=0, le=19.99)] = _STRATEGY.exit_order.protection_percent
+    reprice_after_seconds: PositiveNumber = _STRATEGY.exit_order.reprice_after_seconds
+    max_reprices: Annotated[Whole, Field(ge=0)] = _STRATEGY.exit_order.max_reprices
+
+    def settings(self) -> ExitOrderSettings:
+        return ExitOrderSettings(PriceType(self.price_type), self.protection_percent, self.reprice_after_seconds,
+                                 self.max_reprices)
+
+
+class StrategyConfig(ConfigSection):
+    """One ``[[strategies]]`` table (see config.example.toml); defaults are the domain's."""
+
+    name: Text
+    product: one_of(*Product.__members__) = _STRATEGY.product.value
+    exchange: one_of(*sorted(EXCHANGES)) = _STRATEGY.exchange
+    allocated_funds: Annotated[Number, Field(ge=0)] = _STRATEGY.allocated_funds
+    max_open_positions: Annotated[Whole, Field(ge=1)] | None = None
+    max_trades_per_day: Annotated[Whole, Field(ge=1)] | None = None
+    square_off_time: TimeOfDay = None
+    adopt_fills: Flag = _STRATEGY.adopt_fills
+    stop_loss: DistanceConfig | None = None
+    target: DistanceConfig | None = None
+    breakeven_after: DistanceConfig | None = None
+    trailing: TrailingConfig | None = None
+    partial_targets: list[PartialTargetConfig] = []
+    portfolio: PortfolioConfig = PortfolioConfig()
+    sizing: SizingConfig = SizingConfig()
+    exit_order: ExitOrderConfig = ExitOrderConfig()
+
+    def strategy(self) -> Strategy:
+        return Strategy(
+            name=self.name,
+            trade_risk=TradeRisk(
+                stop_loss=_distance(self.stop_loss),
+                target=_distance(self.target),
+                trailing=None if self.trailing is None else self.trailing.settings(),
+                breakeven_after=_distance(self.breakeven_after),
+                partial_targets=tuple(p.target() for p in self.partial_targets),
+            ),
+            portfolio=self.portfolio.risk(),
+            allocated_funds=float(self.allocated_funds),
+            sizing=self.sizing.sizing(),
+            max_open_positions=self.max_open_positions,
+            max_trades_per_day=self.max_trades_per_day,
+            square_off_time=self.square_off_time,
+            exit_order=self.exit_order.settings(),
+            product=Product(self.product),
+            exchange=self.exchange,
+            adopt_fills=self.adopt_fills,
+        )
+
+
+class ConfigFile(ConfigSection):
+    """The whole file.  ``[alerts]`` is kept as a raw table and parsed by ``tmtool.alerts.config``."""
+
+    openalgo: OpenAlgoConfig = Field(default_factory=dict, validate_default=True)
+    database: DatabaseConfig = Field(default_factory=dict, validate_default=True)
+    api: ApiConfig = Field(default_factory=dict, validate_default=True)
+    feed: FeedConfig = Field(default_factory=dict, validate_default=True)
+    engine: EngineConfig = Field(default_factory=dict, validate_default=True)
+    account: AccountConfig = Field(default_factory=dict, validate_default=True)
+    log: LogConfig = Field(default_factory=dict, validate_default=True)
+    alerts: dict[str, Any] = {}
+    strategies: list[StrategyConfig] = []
 
 
 @dataclass(frozen=True)
 class Config:
+    """The validated configuration the app runs on."""
+
     openalgo: OpenAlgoConfig
     database: DatabaseConfig
     api: ApiConfig
@@ -195,9 +522,13 @@ class Config:
         return None
 
 
-# --------------------------------------------------------------------------- reading tables
+# --------------------------------------------------------------------------- errors
 
 _MISSING = object()
+_NUMBER_ERRORS = frozenset({
+    "int_type", "int_from_float", "int_parsing", "float_type", "float_parsing", "finite_number",
+    "greater_than", "greater_than_equal", "less_than", "less_than_equal",
+})
 
 
 def _dotted(parent: str, name: str) -> str:
@@ -206,463 +537,166 @@ def _dotted(parent: str, name: str) -> str:
     return f"{parent}.{name}" if parent else name
 
 
+def _dotted_key(prefix: str, loc: tuple[Any, ...]) -> str:
+    key = prefix
+    for part in loc:
+        key = f"{key}[{part}]" if isinstance(part, int) else _dotted(key, str(part))
+    return key
+
+
 def _describe(value: object) -> str:
     return repr(value) if not isinstance(value, dict) else "a table"
 
 
-class _Table:
-    """One TOML table being read: remembers which keys were used to refuse the rest."""
-
-    def __init__(self, data: object, key: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(key, f"{_describe(data)} is not allowed: must be a table")
-        self.data = data
-        self.key = key
-        self.used: set[str] = set()
-
-    def child_key(self, name: str) -> str:
-        return _dotted(self.key, name)
-
-    def get(self, name: str, default: Any = _MISSING) -> Any:
-        self.used.add(name)
-        if name in self.data:
-            return self.data[name]
-        if default is _MISSING:
-            raise ConfigError(self.child_key(name), "is required")
-        return default
-
-    def table(self, name: str) -> "_Table":
-        return _Table(self.get(name, {}), self.child_key(name))
-
-    def text(self, name: str, default: Any = _MISSING, allow_empty: bool = False) -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if not isinstance(value, str) or (not allow_empty and not value.strip()):
-            raise ConfigError(self.child_key(name), f"{_describe(value)} is not allowed: must be a non-empty text")
-        return value
-
-    def number(
-        self, name: str, default: Any = _MISSING, minimum: float | None = None, above: float | None = None,
-        maximum: float | None = None,
-    ) -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        return _check_number(value, self.child_key(name), minimum, above, maximum)
-
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None, maximum: int | None = None) -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(self.child_key(name), f"{_describe(value)} is not allowed: must be a whole number")
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            allowed = _range_text(minimum, None, maximum)
-            raise ConfigError(self.child_key(name), f"{value!r} is not allowed: must be {allowed}")
-        return value
-
-    def boolean(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.get(name, default)
-        if not isinstance(value, bool):
-            raise ConfigError(self.child_key(name), f"{_describe(value)} is not allowed: must be true or false")
-        return value
-
-    def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> Any:
-        value = self.get(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if not isinstance(value, str) or value.upper() not in choices:
-            raise ConfigError(self.child_key(name), f"{_describe(value)} is not allowed: must be one of {', '.join(choices)}")
-        return value.upper()
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used)) or "none"
-            raise ConfigError(self.child_key(unknown[0]), f"unknown key (allowed here: {allowed})")
+def _raw_at(data: object, loc: tuple[Any, ...]) -> object:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return _MISSING
+    return data
 
 
-def _range_text(minimum: float | None, above: float | None, maximum: float | None) -> str:
-    parts = []
-    if above is not None:
-        parts.append(f"greater than {above:g}")
-    if minimum is not None:
-        parts.append(f"at least {minimum:g}")
-    if maximum is not None:
-        parts.append(f"at most {maximum:g}")
-    return "a number " + " and ".join(parts) if parts else "a number"
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """The bare type under ``Annotated`` and ``X | None``, and the metadata met on the way."""
+    metadata: list[Any] = []
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            metadata.extend(annotation.__metadata__)
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, UnionType):
+            annotation = next(arg for arg in get_args(annotation) if arg is not NoneType)
+        else:
+            return annotation, metadata
 
 
-def _check_number(
-    value: object, key: str, minimum: float | None = None, above: float | None = None, maximum: float | None = None
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(key, f"{_describe(value)} is not allowed: must be a finite number")
-    if (
-        (minimum is not None and value < minimum)
-        or (above is not None and value <= above)
-        or (maximum is not None and value > maximum)
-    ):
-        raise ConfigError(key, f"{value!r} is not allowed: must be {_range_text(minimum, above, maximum)}")
-    return float(value)
+def _annotation_at(root: type[BaseModel], loc: tuple[Any, ...], dict_key: bool = False) -> Any:
+    """The declared type at ``loc`` under ``root`` (None when the path leaves the models)."""
+    annotation: Any = root
+    for index, part in enumerate(loc):
+        base, _ = _unwrap(annotation)
+        origin = get_origin(base)
+        if isinstance(base, type) and issubclass(base, BaseModel):
+            info = next((f for name, f in base.model_fields.items() if part in (name, f.alias)), None)
+            if info is None:
+                return None
+            annotation = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        elif origin is list and isinstance(part, int):
+            annotation = get_args(base)[0]
+        elif origin is dict:
+            last = index == len(loc) - 1
+            annotation = get_args(base)[0 if (last and dict_key) else 1]
+        else:
+            return None
+    return annotation
 
 
-# --------------------------------------------------------------------------- strategies
+def _bounds(metadata: list[Any]) -> dict[str, float]:
+    bounds: dict[str, float] = {}
+    for item in metadata:
+        for constraint in item.metadata if isinstance(item, FieldInfo) else [item]:
+            for name in ("gt", "ge", "lt", "le"):
+                value = getattr(constraint, name, None)
+                if value is not None:
+                    bounds[name] = value
+    return bounds
 
 
-def _distance(parent: _Table, name: str) -> Distance | None:
-    raw = parent.get(name, None)
-    return None if raw is None else _distance_value(raw, parent.child_key(name))
+def _number_text(annotation: Any, finite: bool) -> str:
+    base, metadata = _unwrap(annotation) if annotation is not None else (float, [])
+    kind = "a whole number" if base is int else ("a finite number" if finite else "a number")
+    bounds = _bounds(metadata)
+    if "gt" in bounds and "lt" in bounds:
+        return f"{kind} between {bounds['gt']:g} and {bounds['lt']:g}"
+    words = {"gt": "greater than", "ge": "at least", "lt": "less than", "le": "at most"}
+    parts = [f"{words[name]} {bounds[name]:g}" for name in ("gt", "ge", "lt", "le") if name in bounds]
+    return " ".join([kind, " and ".join(parts)]) if parts else kind
 
 
-def _distance_value(raw: object, key: str) -> Distance:
-    """A distance: a bare number of points, or ``{value = 1.0, mode = "PERCENT"}``."""
-    if not isinstance(raw, dict):
-        return Distance(_check_number(raw, key, above=0))
-    table = _Table(raw, key)
-    mode = DistanceMode(table.choice("mode", tuple(DistanceMode.__members__), "POINTS"))
-    maximum = 99.999 if mode is DistanceMode.PERCENT else None
-    value = table.number("value", above=0, maximum=maximum)
-    table.finish()
-    return Distance(value, mode)
+def _config_error(error: Mapping[str, Any], data: object, root: type[BaseModel], prefix: str = "") -> ConfigError:
+    """tmtool's message for one pydantic error: the dotted key, the value, and what is allowed."""
+    dict_key = "[key]" in error["loc"]
+    loc = declared = tuple(part for part in error["loc"] if part != "[key]")
+    kind = error["type"]
+    if loc and loc[-1] == "value" and _raw_at(data, loc[:-1]) is not _MISSING:
+        if not isinstance(_raw_at(data, loc[:-1]), dict):  # a bare number standing for {value = ...}
+            loc = loc[:-1]
+    key = _dotted_key(prefix, loc)
+    if kind == "missing":
+        return ConfigError(key, "is required")
+    if kind == "extra_forbidden":
+        holder, _ = _unwrap(_annotation_at(root, loc[:-1]))
+        allowed = ", ".join(sorted(table_keys(holder))) if isinstance(holder, type) else "none"
+        return ConfigError(key, f"unknown key (allowed here: {allowed})")
+    raw = loc[-1] if dict_key and loc else _raw_at(data, loc)
+    value = error.get("input") if raw is _MISSING else raw
+    annotation = _annotation_at(root, declared, dict_key)
+    if kind == "config":
+        allowed = error["ctx"]["reason"]
+    elif kind in _NUMBER_ERRORS:
+        allowed = "must be " + _number_text(annotation, finite=kind in ("finite_number", "float_type"))
+    elif kind in ("bool_type", "bool_parsing"):
+        allowed = "must be true or false"
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        allowed = "must be a table"
+    elif kind == "list_type":
+        item, _ = _unwrap(get_args(_unwrap(annotation)[0])[0]) if annotation is not None else (None, [])
+        tables = isinstance(item, type) and issubclass(item, BaseModel)
+        allowed = "must be an array of tables" + (" ([[strategies]])" if key == "strategies" else "") if tables \
+            else "must be an array"
+    elif kind == "string_type":
+        allowed = "must be a non-empty text"
+    elif kind == "too_short":
+        allowed = "must be a non-empty list"
+    else:
+        allowed = error["msg"]
+    if kind == "config" and raw is _MISSING:  # a key left out that another key makes necessary
+        return ConfigError(key, allowed)
+    if any(part in _SECRET_KEYS for part in loc):
+        return ConfigError(key, f"is not allowed: {allowed} (value not shown)")
+    return ConfigError(key, f"{_describe(value)} is not allowed: {allowed}")
 
 
-def _amount(parent: _Table, name: str) -> Amount | None:
-    raw = parent.get(name, None)
-    if raw is None:
-        return None
-    key = parent.child_key(name)
-    if not isinstance(raw, dict):
-        return Amount(_check_number(raw, key, above=0))
-    table = _Table(raw, key)
-    mode = AmountMode(table.choice("mode", tuple(AmountMode.__members__), "AMOUNT"))
-    value = table.number("value", above=0)
-    table.finish()
-    return Amount(value, mode)
+def table_keys(model: type[BaseModel]) -> list[str]:
+    """The keys a table of ``model`` accepts, as written in the file."""
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
-def _trailing(parent: _Table) -> TrailingSettings | None:
-    if parent.get("trailing", None) is None:
-        return None
-    table = parent.table("trailing")
-    settings = TrailingSettings(
-        distance=_distance_value(table.get("distance"), table.child_key("distance")),
-        activation=_distance(table, "activation"),
-        step_trigger=_distance(table, "step_trigger"),
-        step_move=_distance(table, "step_move"),
-    )
-    table.finish()
-    return settings
+def validate_table(model: type[BaseModel], data: object, context: Mapping[str, Any], prefix: str = "") -> Any:
+    """``data`` validated as ``model``; the first error raised as a ``ConfigError`` keyed under ``prefix``."""
+    try:
+        return model.model_validate(data, context=dict(context))
+    except ValidationError as exc:
+        raise _config_error(exc.errors()[0], data, model, prefix) from None
 
 
-def _partials(parent: _Table) -> tuple[PartialTarget, ...]:
-    raw = parent.get("partial_targets", [])
-    key = parent.child_key("partial_targets")
-    if not isinstance(raw, list):
-        raise ConfigError(key, f"{_describe(raw)} is not allowed: must be an array of {{distance, fraction}} tables")
-    partials = []
-    for index, item in enumerate(raw):
-        table = _Table(item, f"{key}[{index}]")
-        distance = _distance_value(table.get("distance"), table.child_key("distance"))
-        fraction = table.number("fraction", above=0)
-        if fraction >= 1:
-            raise ConfigError(table.child_key("fraction"), f"{fraction!r} is not allowed: must be between 0 and 1")
-        table.finish()
-        partials.append(PartialTarget(distance, fraction))
-    return tuple(partials)
-
-
-def _square_off(table: _Table) -> time | None:
-    raw = table.get("square_off_time", None)
-    key = table.child_key("square_off_time")
-    if raw is None or isinstance(raw, time):
-        return raw
-    if isinstance(raw, str):
-        try:
-            return time.fromisoformat(raw)
-        except ValueError:
-            pass
-    raise ConfigError(key, f"{_describe(raw)} is not allowed: must be a time of day like \"15:15\" (Asia/Kolkata)")
+# --------------------------------------------------------------------------- building the Config
 
 
 def strategy_from_table(raw: Mapping[str, Any], key: str = "strategy") -> Strategy:
     """A ``Strategy`` from its TOML table (see config.example.toml); raises ConfigError."""
-    table = _Table(dict(raw), key)
-    name = table.text("name")
-    risk = TradeRisk(
-        stop_loss=_distance(table, "stop_loss"),
-        target=_distance(table, "target"),
-        trailing=_trailing(table),
-        breakeven_after=_distance(table, "breakeven_after"),
-        partial_targets=_partials(table),
-    )
-    portfolio_table = table.table("portfolio")
-    portfolio = PortfolioRisk(
-        stop_loss=_amount(portfolio_table, "stop_loss"),
-        target=_amount(portfolio_table, "target"),
-        trailing_activation=_amount(portfolio_table, "trailing_activation"),
-        trailing_distance=_amount(portfolio_table, "trailing_distance"),
-        daily_loss_limit=_amount(portfolio_table, "daily_loss_limit"),
-    )
-    portfolio_table.finish()
-    sizing_table = table.table("sizing")
-    sizing = Sizing(
-        mode=SizingMode(sizing_table.choice("mode", tuple(SizingMode.__members__), Sizing().mode.value)),
-        value=sizing_table.number("value", Sizing().value, above=0),
-    )
-    sizing_table.finish()
-    exit_table = table.table("exit_order")
-    defaults = ExitOrderSettings()
-    exit_order = ExitOrderSettings(
-        price_type=PriceType(exit_table.choice("price_type", tuple(PriceType.__members__), defaults.price_type.value)),
-        protection_percent=exit_table.number("protection_percent", defaults.protection_percent, minimum=0, maximum=19.99),
-        reprice_after_seconds=exit_table.number("reprice_after_seconds", defaults.reprice_after_seconds, above=0),
-        max_reprices=exit_table.integer("max_reprices", defaults.max_reprices, minimum=0),
-    )
-    exit_table.finish()
-    exchange = table.choice("exchange", tuple(sorted(EXCHANGES)), "NSE")
-    strategy = Strategy(
-        name=name,
-        trade_risk=risk,
-        portfolio=portfolio,
-        allocated_funds=table.number("allocated_funds", 0.0, minimum=0),
-        sizing=sizing,
-        max_open_positions=table.integer("max_open_positions", None, minimum=1),
-        max_trades_per_day=table.integer("max_trades_per_day", None, minimum=1),
-        square_off_time=_square_off(table),
-        exit_order=exit_order,
-        product=Product(table.choice("product", tuple(Product.__members__), "MIS")),
-        exchange=exchange,
-        adopt_fills=table.boolean("adopt_fills", False),
-    )
-    table.finish()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, f"{_describe(raw)} is not allowed: each strategy must be a table")
+    return _strategy(validate_table(StrategyConfig, dict(raw), {}, key), key)
+
+
+def _strategy(config: StrategyConfig, key: str) -> Strategy:
+    strategy = config.strategy()
     denial = validate_strategy(strategy)
     if denial is not None:
         raise ConfigError(key, denial.message)
     return strategy
 
 
-def _distance_table(distance: Distance) -> dict[str, Any]:
-    return {"value": distance.value, "mode": distance.mode.value}
-
-
-def _amount_table(amount: Amount) -> dict[str, Any]:
-    return {"value": amount.value, "mode": amount.mode.value}
-
-
-def strategy_to_table(strategy: Strategy) -> dict[str, Any]:
-    """The TOML table of a strategy (unset options left out); inverse of ``strategy_from_table``."""
-    table: dict[str, Any] = {
-        "name": strategy.name,
-        "product": strategy.product.value,
-        "exchange": strategy.exchange,
-        "allocated_funds": strategy.allocated_funds,
-        "adopt_fills": strategy.adopt_fills,
-    }
-    if strategy.max_open_positions is not None:
-        table["max_open_positions"] = strategy.max_open_positions
-    if strategy.max_trades_per_day is not None:
-        table["max_trades_per_day"] = strategy.max_trades_per_day
-    if strategy.square_off_time is not None:
-        fmt = "%H:%M:%S" if strategy.square_off_time.second else "%H:%M"
-        table["square_off_time"] = strategy.square_off_time.strftime(fmt)
-    risk = strategy.trade_risk
-    for name in ("stop_loss", "target", "breakeven_after"):
-        value = getattr(risk, name)
-        if value is not None:
-            table[name] = _distance_table(value)
-    if risk.trailing is not None:
-        trailing: dict[str, Any] = {"distance": _distance_table(risk.trailing.distance)}
-        for name in ("activation", "step_trigger", "step_move"):
-            value = getattr(risk.trailing, name)
-            if value is not None:
-                trailing[name] = _distance_table(value)
-        table["trailing"] = trailing
-    if risk.partial_targets:
-        table["partial_targets"] = [
-            {"distance": _distance_table(p.distance), "fraction": p.fraction} for p in risk.partial_targets
-        ]
-    portfolio = {
-        name: _amount_table(getattr(strategy.portfolio, name))
-        for name in ("stop_loss", "target", "trailing_activation", "trailing_distance", "daily_loss_limit")
-        if getattr(strategy.portfolio, name) is not None
-    }
-    if portfolio:
-        table["portfolio"] = portfolio
-    table["sizing"] = {"mode": strategy.sizing.mode.value, "value": strategy.sizing.value}
-    exit_order = strategy.exit_order
-    table["exit_order"] = {
-        "price_type": exit_order.price_type.value,
-        "protection_percent": exit_order.protection_percent,
-        "reprice_after_seconds": exit_order.reprice_after_seconds,
-        "max_reprices": exit_order.max_reprices,
-    }
-    return table
-
-
-# --------------------------------------------------------------------------- sections
-
-
-def _secret(table: _Table, env: Mapping[str, str], default_env: str) -> tuple[str | None, str]:
-    """(key, env var name): the key from the file if given, else from the named environment variable."""
-    api_key = table.get("api_key", None)
-    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
-        # The value itself is a secret: never echo it.
-        raise ConfigError(table.child_key("api_key"), "is not allowed: must be a non-empty text (value not shown)")
-    env_name = table.text("api_key_env", default_env)
-    if api_key is None:
-        api_key = env.get(env_name) or None
-        if api_key is not None:
-            api_key = api_key.strip() or None
-    return api_key, env_name
-
-
-def _url(table: _Table, name: str, default: str, schemes: tuple[str, ...]) -> str:
-    value = table.text(name, default)
-    if not value.startswith(schemes) or len(value) <= len(value.split("//")[0]) + 2 or " " in value:
-        raise ConfigError(table.child_key(name), f"{value!r} is not allowed: must be a URL starting with {' or '.join(schemes)}")
-    return value.rstrip("/")
-
-
-def _path(table: _Table, name: str, default: Path, base: Path) -> Path:
-    raw = table.text(name, None)
-    if raw is None:
-        return default
-    path = Path(raw).expanduser()
-    return path if path.is_absolute() else base / path
-
-
-def _openalgo(table: _Table, env: Mapping[str, str]) -> OpenAlgoConfig:
-    api_key, env_name = _secret(table, env, "OPENALGO_API_KEY")
-    config = OpenAlgoConfig(
-        host=_url(table, "host", OpenAlgoConfig.host, ("http://", "https://")),
-        ws_url=_url(table, "ws_url", OpenAlgoConfig.ws_url, ("ws://", "wss://")),
-        api_key=api_key,
-        api_key_env=env_name,
-        timeout_seconds=table.number("timeout_seconds", OpenAlgoConfig.timeout_seconds, above=0, maximum=300),
-    )
-    table.finish()
-    return config
-
-
-def _database(table: _Table, base: Path) -> DatabaseConfig:
-    data_dir = platformdirs.user_data_path(APP_NAME)
-    config = DatabaseConfig(
-        path=_path(table, "path", data_dir / "tmtool.db", base),
-        backup_dir=_path(table, "backup_dir", data_dir / "backups", base),
-        backups_to_keep=table.integer("backups_to_keep", DatabaseConfig.backups_to_keep, minimum=0),
-    )
-    table.finish()
-    return config
-
-
-def _api(table: _Table, env: Mapping[str, str]) -> ApiConfig:
-    api_key, env_name = _secret(table, env, "TMTOOL_API_KEY")
-    config = ApiConfig(
-        enabled=table.boolean("enabled", ApiConfig.enabled),
-        host=table.text("host", ApiConfig.host),
-        port=table.integer("port", ApiConfig.port, minimum=1, maximum=65535),
-        api_key=api_key,
-        api_key_env=env_name,
-        requests_per_minute=table.integer("requests_per_minute", ApiConfig.requests_per_minute, minimum=1),
-    )
-    table.finish()
-    if config.enabled and not config.configured:
-        raise ConfigError(
-            table.child_key("api_key"),
-            f"the control API is enabled but has no key: set api.api_key or the environment variable {env_name}",
-        )
-    return config
-
-
-def _feed(table: _Table) -> FeedConfig:
-    d = FeedConfig()
-    config = FeedConfig(
-        stale_after_seconds=table.number("stale_after_seconds", d.stale_after_seconds, above=0),
-        poll_after_seconds=table.number("poll_after_seconds", d.poll_after_seconds, minimum=0),
-        poll_interval_seconds=table.number("poll_interval_seconds", d.poll_interval_seconds, above=0),
-        poll_silent_after_seconds=table.number("poll_silent_after_seconds", d.poll_silent_after_seconds, above=0),
-        poll_near_level_after_seconds=table.number(
-            "poll_near_level_after_seconds", d.poll_near_level_after_seconds, above=0
-        ),
-        reconnect_max_backoff_seconds=table.number(
-            "reconnect_max_backoff_seconds", d.reconnect_max_backoff_seconds, above=0
-        ),
-        tick_band_percent=table.number("tick_band_percent", d.tick_band_percent, above=0, maximum=100),
-        confirm_ticks=table.integer("confirm_ticks", d.confirm_ticks, minimum=0, maximum=100),
-    )
-    table.finish()
-    return config
-
-
-def _engine(table: _Table) -> EngineConfig:
-    d = EngineConfig()
-    freeze_table = table.table("freeze_quantities")
-    freeze = dict(DEFAULT_FREEZE_QUANTITIES)
-    for prefix in list(freeze_table.data):
-        key = freeze_table.child_key(prefix)
-        if validate_symbol(prefix) is not None:
-            raise ConfigError(key, "is not allowed: a symbol prefix must be upper case without spaces")
-        freeze[prefix] = freeze_table.integer(prefix, minimum=1)
-    instruments_table = table.table("instruments")
-    instruments: dict[tuple[str, str], InstrumentOverride] = {}
-    for name in list(instruments_table.data):
-        key = instruments_table.child_key(name)
-        exchange, _, symbol = name.partition(":")
-        if exchange not in EXCHANGES or validate_symbol(symbol) is not None:
-            raise ConfigError(key, "is not allowed: must be EXCHANGE:SYMBOL, e.g. \"NSE:RELIANCE\", on a tradable exchange")
-        item = instruments_table.table(name)
-        tick = item.number("tick_size", None, above=0)
-        instruments[(exchange, symbol)] = InstrumentOverride(
-            tick_size=tick,
-            lot_size=item.integer("lot_size", None, minimum=1),
-            freeze_quantity=item.integer("freeze_quantity", None, minimum=1),
-        )
-        item.finish()
-    config = EngineConfig(
-        snapshot_hz=table.number("snapshot_hz", d.snapshot_hz, above=0, maximum=MAX_SNAPSHOT_HZ),
-        reconcile_interval_seconds=table.number("reconcile_interval_seconds", d.reconcile_interval_seconds, above=0),
-        exit_max_attempts=table.integer("exit_max_attempts", d.exit_max_attempts, minimum=1),
-        exit_retry_backoff_seconds=table.number("exit_retry_backoff_seconds", d.exit_retry_backoff_seconds, minimum=0),
-        order_status_poll_seconds=table.number("order_status_poll_seconds", d.order_status_poll_seconds, above=0),
-        freeze_quantities=MappingProxyType(freeze),
-        instruments=MappingProxyType(instruments),
-    )
-    table.finish()
-    return config
-
-
-def _account(table: _Table) -> AccountLimits:
-    limits = AccountLimits(
-        daily_loss_limit=table.number("daily_loss_limit", None, above=0),
-        daily_profit_target=table.number("daily_profit_target", None, above=0),
-    )
-    table.finish()
-    return limits
-
-
-def _log(table: _Table, base: Path) -> LogConfig:
-    config = LogConfig(
-        file=_path(table, "file", platformdirs.user_log_path(APP_NAME) / "tmtool.log", base),
-        level=table.choice("level", LOG_LEVELS, LogConfig.level),
-        max_bytes=table.integer("max_bytes", LogConfig.max_bytes, minimum=1024),
-        backups=table.integer("backups", LogConfig.backups, minimum=0),
-    )
-    table.finish()
-    return config
-
-
-def _strategies(raw: object) -> tuple[Strategy, ...]:
-    if not isinstance(raw, list):
-        raise ConfigError("strategies", f"{_describe(raw)} is not allowed: must be an array of tables ([[strategies]])")
+def _strategies(configs: list[StrategyConfig]) -> tuple[Strategy, ...]:
     strategies: list[Strategy] = []
     seen: set[str] = set()
-    for index, item in enumerate(raw):
+    for index, item in enumerate(configs):
         key = f"strategies[{index}]"
-        if not isinstance(item, dict):
-            raise ConfigError(key, f"{_describe(item)} is not allowed: each strategy must be a table")
-        strategy = strategy_from_table(item, key)
+        strategy = _strategy(item, key)
         if strategy.name in seen:
             raise ConfigError(f"{key}.name", f"{strategy.name!r} is not allowed: another strategy has this name")
         seen.add(strategy.name)
@@ -680,25 +714,25 @@ def parse_config(
     (the config file's folder; the working folder when None)."""
     env = os.environ if env is None else env
     base = base_dir if base_dir is not None else Path.cwd()
-    root = _Table(dict(data), "")
-    alerts = root.get("alerts", {})
-    if not isinstance(alerts, dict):
-        raise ConfigError("alerts", f"{_describe(alerts)} is not allowed: must be a table")
-    config = Config(
-        openalgo=_openalgo(root.table("openalgo"), env),
-        database=_database(root.table("database"), base),
-        api=_api(root.table("api"), env),
-        feed=_feed(root.table("feed")),
-        engine=_engine(root.table("engine")),
-        account=_account(root.table("account")),
-        log=_log(root.table("log"), base),
-        strategies=_strategies(root.get("strategies", [])),
-        alerts_table=dict(alerts),
+    file = validate_table(ConfigFile, dict(data), {"env": env, "base_dir": base})
+    if file.api.enabled and not file.api.configured:
+        raise ConfigError(
+            "api.api_key",
+            f"the control API is enabled but has no key: set api.api_key or the environment variable {file.api.api_key_env}",
+        )
+    return Config(
+        openalgo=file.openalgo,
+        database=file.database,
+        api=file.api,
+        feed=file.feed,
+        engine=file.engine,
+        account=file.account.limits(),
+        log=file.log,
+        strategies=_strategies(file.strategies),
+        alerts_table=dict(file.alerts),
         source_path=source_path,
+        warnings=_api_warnings(file.api) + _file_warnings(data, source_path),
     )
-    root.finish()
-    warnings = _api_warnings(config.api) + _file_warnings(data, source_path)
-    return replace(config, warnings=warnings) if warnings else config
 
 
 def _api_warnings(api: ApiConfig) -> tuple[str, ...]:
@@ -723,6 +757,29 @@ def _file_warnings(data: Mapping[str, Any], source_path: Path | None) -> tuple[s
             f"run: chmod 600 {source_path}",
         )
     return ()
+
+
+def _plain_data(value: Any) -> Any:
+    """Domain values as TOML values: enums by name, times as "HH:MM", unset (None) options left out."""
+    if isinstance(value, dict):
+        return {key: _plain_data(item) for key, item in value.items() if item is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(item) for item in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S" if value.second else "%H:%M")
+    return value
+
+
+def strategy_to_table(strategy: Strategy) -> dict[str, Any]:
+    """The TOML table of a strategy (unset options left out); inverse of ``strategy_from_table``.
+
+    The domain's field names are the file's keys; the per-trade risk sits at the top of the table.
+    """
+    table = _plain_data(dataclasses.asdict(strategy))
+    table.update(table.pop("trade_risk"))
+    return {key: table[key] for key in table_keys(StrategyConfig) if table.get(key) not in (None, {}, [])}
 
 
 # --------------------------------------------------------------------------- finding and loading
@@ -791,22 +848,31 @@ def load_config(
 
 
 def save_strategy(path: str | Path, strategy: Strategy) -> None:
-    """Write ``strategy`` into the config file (replacing its table, or appending one)."""
+    """Write ``strategy`` into the config file: edit its table in place, or append one.
+
+    Keys whose value is unchanged are left as they are, with their comments; so
+    is everything outside that one table.
+    """
     denial = validate_strategy(strategy)
     if denial is not None:
         raise ConfigError(f"strategies.{strategy.name}", denial.message)
     target = Path(path).expanduser()
-    data = _read_toml(target) if target.exists() else {}
-    strategies = _strategy_list(data)
+    document = _read_document(target) if target.exists() else tomlkit.document()
     table = strategy_to_table(strategy)
-    for index, item in enumerate(strategies):
-        if isinstance(item, dict) and item.get("name") == strategy.name:
-            strategies[index] = table
-            break
+    strategies = _strategy_tables(document)
+    if strategies is None:
+        tables = tomlkit.aot()
+        tables.append(_new_table(table))
+        document["strategies"] = tables
     else:
-        strategies.append(table)
-    data["strategies"] = strategies
-    _write_atomically(target, data)
+        existing = next((item for item in strategies if isinstance(item, dict) and item.get("name") == strategy.name), None)
+        if existing is not None:
+            _update_table(existing, table)
+        elif isinstance(strategies, Array):
+            strategies.append(_inline(table))
+        else:
+            strategies.append(_new_table(table))
+    _write_privately(target, tomlkit.dumps(document))
 
 
 def remove_strategy(path: str | Path, name: str) -> bool:
@@ -814,42 +880,102 @@ def remove_strategy(path: str | Path, name: str) -> bool:
     target = Path(path).expanduser()
     if not target.exists():
         return False
-    data = _read_toml(target)
-    strategies = _strategy_list(data)
-    kept = [item for item in strategies if not (isinstance(item, dict) and item.get("name") == name)]
-    if len(kept) == len(strategies):
+    document = _read_document(target)
+    strategies = _strategy_tables(document)
+    index = next(
+        (i for i, item in enumerate(strategies or ()) if isinstance(item, dict) and item.get("name") == name), None
+    )
+    if strategies is None or index is None:
         return False
-    if kept:
-        data["strategies"] = kept
-    else:
-        data.pop("strategies", None)
-    _write_atomically(target, data)
+    del strategies[index]
+    if len(strategies) == 0:
+        del document["strategies"]
+    _write_privately(target, tomlkit.dumps(document))
     return True
 
 
-def _strategy_list(data: dict[str, Any]) -> list[Any]:
-    strategies = data.get("strategies", [])
-    if not isinstance(strategies, list):
-        raise ConfigError("strategies", "is not an array of tables ([[strategies]]); not rewriting the file")
-    return list(strategies)
-
-
-def _write_atomically(path: Path, data: Mapping[str, Any]) -> None:
-    """Write TOML via a temp file in the same folder + rename; keep the file's mode (new files 0600)."""
-    target = path.resolve()
-    content = tomli_w.dumps(dict(data)).encode("utf-8")
+def _read_document(path: Path) -> tomlkit.TOMLDocument:
+    _read_toml(path)  # the same checks and messages as loading
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = 0o600
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return tomlkit.parse(path.read_text(encoding="utf-8"))
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
+
+
+def _strategy_tables(document: tomlkit.TOMLDocument) -> AoT | Array | None:
+    strategies = document.get("strategies")
+    if strategies is None or isinstance(strategies, (AoT, Array)):
+        return strategies
+    raise ConfigError("strategies", "is not an array of tables ([[strategies]]); not rewriting the file")
+
+
+def _inline(table: Mapping[str, Any]) -> InlineTable:
+    inline = tomlkit.inline_table()
+    for key, value in table.items():
+        inline[key] = _toml_value(value)
+    return inline
+
+
+def _toml_value(value: Any) -> Any:
+    """Nested tables written inline (``{ value = 1.0, mode = "PERCENT" }``), as the example file does."""
+    if isinstance(value, Mapping):
+        return _inline(value)
+    if isinstance(value, list):
+        array = tomlkit.array()
+        array.extend(_toml_value(item) for item in value)
+        return array
+    return value
+
+
+def _new_table(table: Mapping[str, Any]) -> Table:
+    new = tomlkit.table()
+    new.trivia.indent = "\n"  # a blank line before the [[strategies]] header
+    for key, value in table.items():
+        new[key] = _toml_value(value)
+    return new
+
+
+def _plain(value: Any) -> Any:
+    return value.unwrap() if hasattr(value, "unwrap") else value
+
+
+_DEFAULT_MODES = (DistanceMode.POINTS.value, AmountMode.AMOUNT.value)
+
+
+def _in_the_files_style(old: Any, value: Any) -> Any:
+    """``{value = 5000, mode = "AMOUNT"}`` as a bare ``5000`` where the file wrote a bare number."""
+    bare_before = isinstance(old, (int, float)) and not isinstance(old, bool)
+    if bare_before and isinstance(value, Mapping) and set(value) == {"value", "mode"} and value["mode"] in _DEFAULT_MODES:
+        return value["value"]
+    return value
+
+
+def _update_table(existing: Any, table: Mapping[str, Any]) -> None:
+    """Make ``existing`` hold ``table``, touching only the keys whose value changes."""
+    for key in [key for key in existing if key not in table]:
+        del existing[key]
+    for key, value in table.items():
+        if key in existing:
+            value = _in_the_files_style(_plain(existing[key]), value)
+            if _plain(existing[key]) == value:
+                continue
+        if key in existing and isinstance(value, Mapping) and isinstance(existing[key], (Table, InlineTable)):
+            _update_table(existing[key], value)
+        else:
+            existing[key] = _toml_value(value)
+
+
+def _write_privately(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder + rename, mode 0600 (the file may hold an API key)."""
+    target = path.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
+            handle.write(text.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp_name, mode)
         os.replace(temp_name, target)
     except BaseException:
         try:

@@ -45,7 +45,7 @@ from tmtool.domain.models import (
     TrailingSettings,
 )
 from tmtool.openalgo.client import OpenAlgoClient
-from tmtool.engine.settings import EngineSettings
+from tmtool.engine.settings import EngineSettings, engine_default
 from tmtool.engine.snapshot import EngineSnapshot
 
 log = logging.getLogger("tmtool")
@@ -98,19 +98,19 @@ def setup_logging(config: Config, *, headless: bool, level: str | None = None) -
 
 
 def engine_settings(config: Config, *, simulated: bool) -> EngineSettings:
-    """The engine's settings from the config file."""
+    """The engine's settings from the config file (whose defaults are the engine's own)."""
     engine = config.engine
-    instruments = {
-        f"{exchange}:{symbol}": Instrument(
+    instruments = {}
+    for key, override in engine.instruments.items():
+        exchange, _, symbol = key.partition(":")
+        instruments[key] = Instrument(
             symbol=symbol,
             exchange=exchange,
-            tick_size=override.tick_size or 0.05,
+            tick_size=override.tick_size or engine_default("default_tick_size"),
             lot_size=override.lot_size or 1,
             freeze_quantity=override.freeze_quantity,
         )
-        for (exchange, symbol), override in engine.instruments.items()
-    }
-    trail_alerts = "first"
+    trail_alerts = engine_default("trail_alerts")
     if config.alerts_table:
         from tmtool.alerts.config import AlertsConfig
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.stack import running_stack
+from tests.stack import FAST_SETTINGS, running_stack
 from tests.util import wait_for
 from tmtool.sim import builtin_symbols
 from tmtool.domain.commands import (
@@ -74,23 +74,24 @@ def test_exit_whose_reply_times_out_but_filled_is_sent_exactly_once(tmp_path):
 def test_rejected_exit_is_retried_then_exit_failed_then_manual_retry_closes(tmp_path):
     with running_stack(tmp_path, strategies=(TIGHT,)) as stack:
         trade_id = _open(stack, "tight", 10)
-        stack.sim.faults.reject_orders(count=3, reason="RMS: margin exceeds")
+        attempts = FAST_SETTINGS.exit_max_attempts  # the default users run with
+        stack.sim.faults.reject_orders(count=attempts, reason="RMS: margin exceeds")
         stack.tick("RELIANCE", 2489.0)
 
         failed = stack.wait_status(trade_id, TradeStatus.EXIT_FAILED)
         assert failed.quantity == 10
         sells = stack.orders_for("RELIANCE", "SELL")
-        assert [o["status"] for o in sells] == ["rejected"] * 3
+        assert [o["status"] for o in sells] == ["rejected"] * attempts
         assert stack.position("RELIANCE") == 10
         wait_for(lambda: any("EXIT FAILED" in text for text in _critical(stack)), what="critical alert")
 
         stack.tick("RELIANCE", 2470.0)  # an EXIT_FAILED trade ignores further stop decisions
-        assert len(stack.orders_for("RELIANCE", "SELL")) == 3
+        assert len(stack.orders_for("RELIANCE", "SELL")) == attempts
 
         assert isinstance(stack.submit(ExitTrade(trade_id)), Accepted)
         assert stack.wait_status(trade_id, TradeStatus.CLOSED).exit_reason is ExitReason.STOP_LOSS
         assert stack.position("RELIANCE") == 0
-        assert [o["status"] for o in stack.orders_for("RELIANCE", "SELL")] == ["rejected"] * 3 + ["complete"]
+        assert [o["status"] for o in stack.orders_for("RELIANCE", "SELL")] == ["rejected"] * attempts + ["complete"]
 
 
 def test_one_rejection_is_retried_and_the_exit_completes(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import tomllib
 from pathlib import Path
 
@@ -255,8 +256,11 @@ async def test_acknowledge_all_alerts(stack):
 
 
 async def test_strategy_saved_through_the_form(stack, tmp_path):
+    """The write-back keeps every comment of the user's file and leaves it readable by its owner only."""
+    example = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
     config_path = tmp_path / "tmtool.toml"
-    config_path.write_text('[openalgo]\nhost = "http://127.0.0.1:5000"\n')
+    config_path.write_text(example)
+    config_path.chmod(0o644)
     app = make_app(stack, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("t")
@@ -271,5 +275,11 @@ async def test_strategy_saved_through_the_form(stack, tmp_path):
             pilot, lambda: any(s.name == "breakout" for s in stack.engine.snapshot().strategies), what="engine has it"
         )
         await until(pilot, lambda: "breakout" in config_path.read_text(), what="config written")
-        data = tomllib.loads(config_path.read_text())
+        await until(pilot, lambda: stat.S_IMODE(config_path.stat().st_mode) == 0o600, what="config written")
+        text = config_path.read_text()
+        assert text.startswith(example.rstrip("\n"))  # every comment and the layout kept; the strategy appended
+        comments = [line for line in example.splitlines() if line.lstrip().startswith("#")]
+        assert len(comments) >= 85 and all(line in text.splitlines() for line in comments)
+        data = tomllib.loads(text)
         assert data["openalgo"]["host"] == "http://127.0.0.1:5000"
+        assert [s["name"] for s in data["strategies"]] == ["momentum", "manual", "breakout"]

@@ -197,3 +197,15 @@ def test_db_check_and_backup(tmp_path: Path):
     assert done.returncode == 0, done.stdout + done.stderr
     with sqlite3.connect(backup) as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_config_warnings_are_shown_at_start(tmp_path: Path, capsys):
+    from tmtool.cli import main
+
+    config = tmp_path / "tmtool.toml"
+    config.write_text('[openalgo]\napi_key = "k-visible-123"\n')
+    config.chmod(0o644)
+    main(["db", "check", "--config", str(config), "--db", str(tmp_path / "none.db")])
+    stderr = capsys.readouterr().err
+    assert "tmtool: warning:" in stderr and "chmod 600" in stderr
+    assert "k-visible-123" not in stderr

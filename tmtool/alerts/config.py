@@ -1,6 +1,8 @@
 """The ``[alerts]`` section of the config: routes, quiet hours and delivery channels.
 
-Parsed strictly into frozen objects: an unknown key or a bad value raises
+The file's tables are declared as pydantic models (``AlertsTable`` and one
+per channel, on ``tmtool.config``'s value types and error messages) and turned
+into the frozen objects below: an unknown key or a bad value raises
 ``ConfigError`` naming the dotted key, the value and what is allowed.  Secrets
 (the Telegram bot token, the SMTP password) are read from environment
 variables the config names, and are held in ``Secret`` so they never show in a
@@ -9,20 +11,23 @@ repr, a str or a log line.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Mapping
 from urllib.parse import urlsplit
 
-from tmtool.config import ConfigError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+
+from tmtool.config import ConfigSection, Flag, Number, Text, Whole, one_of, refusal, validate_table
 from tmtool.domain.calendar import to_ist
 from tmtool.domain.models import Alert, AlertCategory, AlertPriority
+from tmtool.engine.settings import TRAIL_ALERT_MODES, engine_default
 
-LEVEL_CHANGE_MODES = ("every", "first", "none")
+LEVEL_CHANGE_MODES = TRAIL_ALERT_MODES
 CHANNEL_NAMES = ("webhook", "telegram", "email", "command")
 DEFAULT_TELEGRAM_API = "https://api.telegram.org"
 
@@ -185,7 +190,7 @@ class AlertsConfig:
     """
 
     terminal_bell: bool = True
-    level_changes: str = "first"  # the engine's own default
+    level_changes: str = engine_default("trail_alerts")  # the engine's own default
     quiet_hours: QuietHours | None = None
     queue_size: int = 500
     fold_window: float = 300.0
@@ -208,249 +213,224 @@ class AlertsConfig:
         cls, table: Mapping[str, Any], where: str = "alerts", environ: Mapping[str, str] | None = None
     ) -> "AlertsConfig":
         """Parse the ``[alerts]`` table.  ``environ`` defaults to ``os.environ``."""
-        return _Parser(os.environ if environ is None else environ).alerts(table, where)
+        environ = os.environ if environ is None else environ
+        return validate_table(AlertsTable, table, {"environ": environ}, where).alerts(environ)
 
 
-# --------------------------------------------------------------------------- parsing
-
-_COMMON_CHANNEL_KEYS = ("enabled", "categories", "min_priority", "timeout")
+# --------------------------------------------------------------------------- the file's tables
 
 
-class _Parser:
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.secret_env_names: set[str] = set()
-
-    def alerts(self, table: Mapping[str, Any], where: str) -> AlertsConfig:
-        _expect_table(table, where)
-        _reject_unknown(
-            table,
-            where,
-            ("terminal_bell", "level_changes", "quiet_hours", "queue_size", "fold_window", "retries", "retry_backoff")
-            + CHANNEL_NAMES,
-        )
-        defaults = AlertsConfig()
-        level_changes = table.get("level_changes", defaults.level_changes)
-        if level_changes not in LEVEL_CHANGE_MODES:
-            raise ConfigError(
-                f"{where}.level_changes", f"{level_changes!r} is not one of {', '.join(map(repr, LEVEL_CHANGE_MODES))}"
-            )
-        channels = {}
-        for name in CHANNEL_NAMES:
-            if name in table:
-                channels[name] = self.channel(name, table[name], f"{where}.{name}")
-        return AlertsConfig(
-            terminal_bell=_bool(table, "terminal_bell", where, defaults.terminal_bell),
-            level_changes=level_changes,
-            quiet_hours=_quiet_hours(table["quiet_hours"], f"{where}.quiet_hours") if "quiet_hours" in table else None,
-            queue_size=_int(table, "queue_size", where, defaults.queue_size, low=1, high=100_000),
-            fold_window=_seconds(table, "fold_window", where, defaults.fold_window, allow_zero=True),
-            retries=_int(table, "retries", where, defaults.retries, low=0, high=10),
-            retry_backoff=_seconds(table, "retry_backoff", where, defaults.retry_backoff),
-            secret_env_names=frozenset(self.secret_env_names),
-            **channels,
-        )
-
-    def channel(self, name: str, table: Any, where: str) -> ChannelConfig | None:
-        _expect_table(table, where)
-        if not _bool(table, "enabled", where, True):
-            return None
-        build = {"webhook": self.webhook, "telegram": self.telegram, "email": self.email, "command": self.command}[name]
-        return build(table, where)
-
-    def webhook(self, table: Mapping[str, Any], where: str) -> WebhookConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("url", "headers"))
-        url = _http_url(table, "url", where, required=True)
-        headers_table = table.get("headers", {})
-        _expect_table(headers_table, f"{where}.headers")
-        headers = []
-        for header, value in headers_table.items():
-            key = f"{where}.headers.{header}"
-            if not _HEADER_NAME.fullmatch(header):
-                raise ConfigError(key, f"{header!r} is not a valid HTTP header name")
-            if not isinstance(value, str) or "\n" in value or "\r" in value:
-                raise ConfigError(key, "expected a one-line string value")
-            headers.append((header, value))
-        return WebhookConfig(
-            url=url, headers=tuple(headers), timeout=_seconds(table, "timeout", where, 5.0), route=_route(table, where)
-        )
-
-    def telegram(self, table: Mapping[str, Any], where: str) -> TelegramConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("bot_token_env", "chat_id_env", "api_base"))
-        token = self.env_secret(table, "bot_token_env", where, required=True)
-        assert token is not None
-        chat_id = self.env_secret(table, "chat_id_env", where, required=True)
-        assert chat_id is not None
-        return TelegramConfig(
-            bot_token=token,
-            chat_id=chat_id.reveal().strip(),
-            api_base=_http_url(table, "api_base", where, default=DEFAULT_TELEGRAM_API).rstrip("/"),
-            timeout=_seconds(table, "timeout", where, 5.0),
-            route=_route(table, where),
-        )
-
-    def email(self, table: Mapping[str, Any], where: str) -> EmailConfig:
-        _reject_unknown(
-            table,
-            where,
-            _COMMON_CHANNEL_KEYS
-            + ("host", "port", "starttls", "username", "password_env", "from", "to", "ca_file"),
-        )
-        host = _text(table, "host", where, required=True)
-        starttls = _bool(table, "starttls", where, True)
-        username = _text(table, "username", where)
-        password = self.env_secret(table, "password_env", where, required=bool(username))
-        if password is not None and not username:
-            raise ConfigError(f"{where}.password_env", "a password needs a username; set username too")
-        recipients = table.get("to")
-        if isinstance(recipients, str):
-            recipients = [recipients]
-        if not isinstance(recipients, list) or not recipients:
-            raise ConfigError(f"{where}.to", "expected an address or a non-empty list of addresses")
-        for address in recipients:
-            _check_address(address, f"{where}.to")
-        sender = _text(table, "from", where, required=True)
-        _check_address(sender, f"{where}.from")
-        ca_file = _text(table, "ca_file", where)
-        if ca_file and not Path(ca_file).expanduser().is_file():
-            raise ConfigError(f"{where}.ca_file", f"{ca_file!r} is not a readable file")
-        return EmailConfig(
-            host=host,
-            sender=sender,
-            recipients=tuple(recipients),
-            port=_int(table, "port", where, 587 if starttls else 25, low=1, high=65535),
-            starttls=starttls,
-            username=username,
-            password=password,
-            ca_file=str(Path(ca_file).expanduser()) if ca_file else "",
-            timeout=_seconds(table, "timeout", where, 10.0),
-            route=_route(table, where),
-        )
-
-    def command(self, table: Mapping[str, Any], where: str) -> CommandConfig:
-        _reject_unknown(table, where, _COMMON_CHANNEL_KEYS + ("command",))
-        command = table.get("command")
-        key = f"{where}.command"
-        if isinstance(command, str):
-            if not command.strip():
-                raise ConfigError(key, "the command is empty")
-            resolved: str | tuple[str, ...] = command
-        elif isinstance(command, list) and command and all(isinstance(arg, str) for arg in command):
-            if not command[0].strip():
-                raise ConfigError(key, "the program (first element) is empty")
-            resolved = tuple(command)
-        else:
-            raise ConfigError(key, "expected a shell command string or a non-empty list of strings (argv)")
-        return CommandConfig(command=resolved, timeout=_seconds(table, "timeout", where, 10.0), route=_route(table, where))
-
-    def env_secret(self, table: Mapping[str, Any], name: str, where: str, required: bool) -> Secret | None:
-        key = f"{where}.{name}"
-        if name not in table:
-            if required:
-                raise ConfigError(key, "missing: name the environment variable that holds the value")
-            return None
-        env_name = table[name]
-        if not isinstance(env_name, str) or not _ENV_NAME.fullmatch(env_name):
-            raise ConfigError(key, f"{env_name!r} is not an environment variable name (letters, digits, underscore)")
-        value = self.environ.get(env_name, "")
-        if not value.strip():
-            raise ConfigError(key, f"environment variable {env_name} is not set or empty")
-        self.secret_env_names.add(env_name)
-        return Secret(value, source=f"${env_name}")
+def _default(config: type, name: str) -> Any:
+    """The default of a field of one of the frozen objects above (the one place it is declared)."""
+    return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
 
-def _expect_table(value: Any, where: str) -> None:
-    if not isinstance(value, Mapping):
-        raise ConfigError(where, f"expected a table, got {type(value).__name__}")
-
-
-def _reject_unknown(table: Mapping[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}", f"unknown key; allowed here: {', '.join(sorted(allowed))}")
-
-
-def _bool(table: Mapping[str, Any], name: str, where: str, default: bool) -> bool:
-    value = table.get(name, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{name}", f"{value!r} is not true or false")
+def _env_name(value: object, info: ValidationInfo) -> str:
+    """The name of an environment variable that is set (its value is read when the table is turned into objects)."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        raise refusal("must be an environment variable name (letters, digits, underscore)")
+    if not (info.context or {}).get("environ", os.environ).get(value, "").strip():
+        raise refusal(f"environment variable {value} is not set or empty")
     return value
 
 
-def _int(table: Mapping[str, Any], name: str, where: str, default: int, *, low: int, high: int) -> int:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{where}.{name}", f"{value!r} is not a whole number from {low} to {high}")
-    return value
-
-
-def _seconds(table: Mapping[str, Any], name: str, where: str, default: float, allow_zero: bool = False) -> float:
-    value = table.get(name, default)
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero) or value > 86_400:
-        allowed = "zero or more" if allow_zero else "more than zero"
-        raise ConfigError(f"{where}.{name}", f"{value!r} is not a number of seconds ({allowed}, at most 86400)")
-    return float(value)
-
-
-def _text(table: Mapping[str, Any], name: str, where: str, required: bool = False) -> str:
-    if name not in table:
-        if required:
-            raise ConfigError(f"{where}.{name}", "missing")
-        return ""
-    value = table[name]
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ConfigError(f"{where}.{name}", f"{value!r} is not a non-empty string")
-    return value.strip()
-
-
-def _http_url(table: Mapping[str, Any], name: str, where: str, required: bool = False, default: str = "") -> str:
-    if name not in table and not required:
-        return default
-    value = _text(table, name, where, required=True)
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        # Do not echo the value: webhook URLs often carry a token.
-        raise ConfigError(f"{where}.{name}", "expected an http:// or https:// URL with a host")
-    return value
-
-
-def _check_address(address: Any, key: str) -> None:
-    if not isinstance(address, str) or address.count("@") != 1 or any(c in address for c in " \r\n,;<>"):
-        raise ConfigError(key, f"{address!r} is not a plain e-mail address (name@example.com)")
-
-
-def _route(table: Mapping[str, Any], where: str) -> Route:
-    defaults = Route()
-    categories = table.get("categories", [c.value for c in AlertCategory])
-    allowed_categories = ", ".join(c.value for c in AlertCategory)
-    if not isinstance(categories, list) or not categories:
-        raise ConfigError(f"{where}.categories", f"expected a non-empty list from {allowed_categories}")
-    for category in categories:
-        if category not in AlertCategory.__members__:
-            raise ConfigError(f"{where}.categories", f"{category!r} is not one of {allowed_categories}")
-    priority = table.get("min_priority", defaults.min_priority.value)
-    if priority not in AlertPriority.__members__:
-        allowed = ", ".join(p.value for p in AlertPriority)
-        raise ConfigError(f"{where}.min_priority", f"{priority!r} is not one of {allowed}")
-    return Route(categories=frozenset(AlertCategory(c) for c in categories), min_priority=AlertPriority(priority))
-
-
-def _clock_time(value: Any, key: str) -> time:
+def _clock_time(value: object) -> time:
     match = _CLOCK_TIME.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        raise ConfigError(key, f"{value!r} is not a 24-hour HH:MM time (Asia/Kolkata), e.g. \"22:00\"")
+        raise refusal('must be a 24-hour HH:MM time (Asia/Kolkata), e.g. "22:00"')
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def _quiet_hours(table: Any, where: str) -> QuietHours:
-    _expect_table(table, where)
-    _reject_unknown(table, where, ("start", "end", "allow_critical"))
-    for name in ("start", "end"):
-        if name not in table:
-            raise ConfigError(f"{where}.{name}", "missing: quiet hours need both start and end")
-    start = _clock_time(table["start"], f"{where}.start")
-    end = _clock_time(table["end"], f"{where}.end")
-    if start == end:
-        raise ConfigError(f"{where}.end", "equals start: the window would be empty")
-    return QuietHours(start=start, end=end, allow_critical=_bool(table, "allow_critical", where, True))
+def _http_url(value: object) -> str:
+    parts = urlsplit(value.strip()) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise refusal("must be an http:// or https:// URL with a host")
+    return value.strip()
+
+
+def _header_name(name: str) -> str:
+    if not _HEADER_NAME.fullmatch(name):
+        raise refusal("must be a valid HTTP header name")
+    return name
+
+
+def _one_line(value: object) -> object:
+    if not isinstance(value, str) or "\n" in value or "\r" in value:
+        raise refusal("must be a one-line text")
+    return value
+
+
+def _address(value: object) -> str:
+    if not isinstance(value, str) or value.count("@") != 1 or any(c in value for c in " \r\n,;<>"):
+        raise refusal("must be a plain e-mail address (name@example.com)")
+    return value
+
+
+def _readable_file(value: str) -> str:
+    if value and not Path(value).expanduser().is_file():
+        raise refusal("must name a readable file")
+    return str(Path(value).expanduser()) if value else ""
+
+
+def _one_or_more(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _command(value: object) -> str | tuple[str, ...]:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(isinstance(arg, str) for arg in value) and value[0].strip():
+        return tuple(value)
+    raise refusal("must be a non-empty shell command text, or a non-empty list of strings (argv) whose first is the program")
+
+
+EnvName = Annotated[str, BeforeValidator(_env_name)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+Seconds = Annotated[Number, Field(gt=0, le=86_400)]
+Address = Annotated[str, BeforeValidator(_address)]
+
+
+class QuietHoursTable(ConfigSection):
+    start: ClockTime
+    end: ClockTime
+    allow_critical: Flag = _default(QuietHours, "allow_critical")
+
+    @field_validator("end")
+    @classmethod
+    def _not_empty(cls, end: time, info: ValidationInfo) -> time:
+        if end == info.data.get("start"):
+            raise refusal("must differ from start: the window would be empty")
+        return end
+
+    def quiet_hours(self) -> QuietHours:
+        return QuietHours(self.start, self.end, self.allow_critical)
+
+
+class _ChannelTable(ConfigSection):
+    """The keys every channel takes: ``enabled = false`` leaves it out without checking the rest."""
+
+    enabled: Flag = True
+    categories: Annotated[list[one_of(*AlertCategory.__members__)], Field(min_length=1)] = list(
+        AlertCategory.__members__
+    )
+    min_priority: one_of(*AlertPriority.__members__) = _default(Route, "min_priority").value
+
+    def route(self) -> Route:
+        return Route(frozenset(AlertCategory(c) for c in self.categories), AlertPriority(self.min_priority))
+
+
+class WebhookTable(_ChannelTable):
+    url: HttpUrl
+    headers: dict[Annotated[str, AfterValidator(_header_name)], Annotated[str, BeforeValidator(_one_line)]] = {}
+    timeout: Seconds = _default(WebhookConfig, "timeout")
+
+    def channel(self, environ: Mapping[str, str]) -> WebhookConfig:
+        return WebhookConfig(self.url, tuple(self.headers.items()), self.timeout, self.route())
+
+
+class TelegramTable(_ChannelTable):
+    bot_token_env: EnvName
+    chat_id_env: EnvName
+    api_base: HttpUrl = _default(TelegramConfig, "api_base")
+    timeout: Seconds = _default(TelegramConfig, "timeout")
+
+    def channel(self, environ: Mapping[str, str]) -> TelegramConfig:
+        return TelegramConfig(
+            bot_token=Secret(environ[self.bot_token_env], source=f"${self.bot_token_env}"),
+            chat_id=environ[self.chat_id_env].strip(),
+            api_base=self.api_base.rstrip("/"),
+            timeout=self.timeout,
+            route=self.route(),
+        )
+
+
+class EmailTable(_ChannelTable):
+    host: Text
+    port: Annotated[Whole, Field(ge=1, le=65535)] | None = None  # None: 587 with STARTTLS, else 25
+    starttls: Flag = _default(EmailConfig, "starttls")
+    username: Annotated[str, Field(strict=True)] = ""
+    password_env: EnvName | None = Field(default=None, validate_default=True)
+    sender: Address = Field(alias="from")
+    to: Annotated[list[Address], BeforeValidator(_one_or_more), Field(min_length=1)]
+    ca_file: Annotated[str, Field(strict=True), AfterValidator(_readable_file)] = ""  # extra CA bundle to trust
+    timeout: Seconds = _default(EmailConfig, "timeout")
+
+    @field_validator("password_env")
+    @classmethod
+    def _with_username(cls, password_env: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("username", "").strip() and password_env is None:
+            raise refusal("is required when username is set: name the environment variable holding the password")
+        if password_env is not None and not info.data.get("username", "").strip():
+            raise refusal("a password needs a username; set username too")
+        return password_env
+
+    def channel(self, environ: Mapping[str, str]) -> EmailConfig:
+        password = self.password_env
+        return EmailConfig(
+            host=self.host.strip(),
+            sender=self.sender.strip(),
+            recipients=tuple(self.to),
+            port=self.port if self.port is not None else (587 if self.starttls else 25),
+            starttls=self.starttls,
+            username=self.username.strip(),
+            password=Secret(environ[password], source=f"${password}") if password else None,
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+            route=self.route(),
+        )
+
+
+class CommandTable(_ChannelTable):
+    command: Annotated[str | tuple[str, ...], BeforeValidator(_command)]
+    timeout: Seconds = _default(CommandConfig, "timeout")
+
+    def channel(self, environ: Mapping[str, str]) -> CommandConfig:
+        return CommandConfig(self.command, self.timeout, self.route())
+
+
+class AlertsTable(ConfigSection):
+    """The ``[alerts]`` table."""
+
+    terminal_bell: Flag = _default(AlertsConfig, "terminal_bell")
+    level_changes: one_of(*LEVEL_CHANGE_MODES, upper_case=False) = _default(AlertsConfig, "level_changes")
+    quiet_hours: QuietHoursTable | None = None
+    queue_size: Annotated[Whole, Field(ge=1, le=100_000)] = _default(AlertsConfig, "queue_size")
+    fold_window: Annotated[Number, Field(ge=0, le=86_400)] = _default(AlertsConfig, "fold_window")
+    retries: Annotated[Whole, Field(ge=0, le=10)] = _default(AlertsConfig, "retries")
+    retry_backoff: Seconds = _default(AlertsConfig, "retry_backoff")
+    webhook: WebhookTable | None = None
+    telegram: TelegramTable | None = None
+    email: EmailTable | None = None
+    command: CommandTable | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _leave_out_disabled_channels(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            name: None if name in CHANNEL_NAMES and isinstance(value, dict) and value.get("enabled") is False else value
+            for name, value in data.items()
+        }
+
+    def alerts(self, environ: Mapping[str, str]) -> AlertsConfig:
+        channels = {name: getattr(self, name) for name in CHANNEL_NAMES if getattr(self, name) is not None}
+        secret_names = {
+            name
+            for table in channels.values()
+            for name in (getattr(table, "bot_token_env", None), getattr(table, "chat_id_env", None),
+                         getattr(table, "password_env", None))
+            if name
+        }
+        return AlertsConfig(
+            terminal_bell=self.terminal_bell,
+            level_changes=self.level_changes,
+            quiet_hours=None if self.quiet_hours is None else self.quiet_hours.quiet_hours(),
+            queue_size=self.queue_size,
+            fold_window=float(self.fold_window),
+            retries=self.retries,
+            retry_backoff=float(self.retry_backoff),
+            secret_env_names=frozenset(secret_names),
+            **{name: table.channel(environ) for name, table in channels.items()},
+        )
