@@ -98,7 +98,9 @@ def test_a_damaged_backup_is_refused_and_changes_nothing(make_store, db_path, tm
     damaged = tmp_path / "damaged.db"
     damaged.write_bytes(b"\x00garbage" * 1000)
     assert db_command("restore", db_path, damaged, clock=clock) == 1
-    assert "is damaged" in capsys.readouterr().err
+    assert f"{damaged} is not a usable tmtool backup (file is not a database); nothing was changed" in (
+        capsys.readouterr().err
+    )
     assert db_path.read_bytes() == before
     assert not list(db_path.parent.glob("*.replaced-*"))
 
@@ -108,7 +110,7 @@ def test_check_reports_a_healthy_database(make_store, db_path, clock, capsys):
     store.save_trade(full_trade(7))
     assert store.flush()
     assert db_command("check", db_path, None, clock=clock) == 0  # while the store runs
-    assert "ok (schema version 2; strategy 0, trade 1," in capsys.readouterr().out
+    assert "ok (schema version 3; strategy 0, trade 1," in capsys.readouterr().out
 
 
 def test_check_reports_damage_and_orphans(make_store, db_path, tmp_path, clock, capsys):

@@ -20,6 +20,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shlex
+import sqlite3
+import uuid
 from pathlib import Path
 
 import peewee
@@ -28,7 +31,9 @@ from peewee import SchemaManager, SqliteDatabase
 from tmtool.clock import Clock
 from tmtool.storage.errors import (
     DatabaseCorrupt,
+    DatabaseFilesNotWritable,
     DatabaseInUse,
+    DatabaseMissing,
     NotTmtoolDatabase,
     SchemaTooNew,
     StorageError,
@@ -37,9 +42,11 @@ from tmtool.storage.files import (
     PRIVATE_FILE_MODE,
     create_private_file,
     ensure_private_dir,
+    fsync_dir,
     make_database_files_private,
+    side_files,
 )
-from tmtool.storage.migrations import LATEST_VERSION, steps_from
+from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION, steps_from
 from tmtool.storage.models import ALL_MODELS
 
 log = logging.getLogger("tmtool.storage")
@@ -84,32 +91,164 @@ def open_database(
     busy_timeout: float = 5.0,
     create: bool = True,
     backup_dir: Path | None = None,
-) -> int:
-    """Make ``path`` ready for use and return its schema version (always ``LATEST_VERSION``).
+    new_database: bool = False,
+) -> str:
+    """Make ``path`` ready for use and return its identity (the ``database_id`` UUID).
 
     Creates a new database (mode 0600) when missing and ``create``; otherwise
     runs ``PRAGMA quick_check``, verifies it is a tmtool database, refuses a
     newer schema, and upgrades an older one in place after taking a backup.
+
+    Where a database was used before (its identity file ``<db>.identity`` or a
+    backup of it exists), a missing or empty file, or a file holding another
+    database, is refused with ``DatabaseMissing`` naming the newest valid backup
+    and the command restoring it, unless ``new_database``: then a missing or
+    empty file becomes a new database and a different one is accepted as is.
+    The identity file is (re)written to name the database in use.
     Raises a ``StorageError`` subclass that names the file and what to do.
     """
     path = Path(path)
-    if not path.exists():
-        if not create:
-            raise StorageError(path, f"no database at {path}")
-        ensure_private_dir(path.parent)
-        create_private_file(path)
+    expected_id = read_identity_file(path)
+    if not path.exists() or _is_empty(path):
+        problem = "is missing" if not path.exists() else "is empty (0 bytes)"
+        if not new_database and (expected_id is not None or _has_backups(path, backup_dir)):
+            raise DatabaseMissing(path, f"{problem} but tmtool used a database there before", restore_hint(path, backup_dir))
+        if not path.exists():
+            if not create:
+                raise StorageError(path, f"no database at {path}")
+            ensure_private_dir(path.parent)
+            create_private_file(path)
+    blocked = unwritable_files(path)
+    if blocked:
+        raise DatabaseFilesNotWritable(path, blocked)
     make_database_files_private(path)
     db = connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
     try:
-        _check_integrity(db, path)
-        version = _prepare_schema(db, path, clock, backup_dir)
-        journal_mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        _check_integrity(db, path, backup_dir)
+        try:
+            _prepare_schema(db, path, clock, backup_dir)
+            database_id = database_id_of(db)
+            journal_mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        except peewee.OperationalError as exc:
+            raise StorageError(path, f"cannot use database {path}: {exc}") from None
+        except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+            raise DatabaseCorrupt(path, str(exc), restore_hint(path, backup_dir)) from None
         if journal_mode.lower() != "wal":
             log.warning("database %s runs in journal mode %s: this file system does not support WAL", path, journal_mode)
     finally:
         db.close()
+    if database_id is None:
+        raise DatabaseCorrupt(path, "its meta table holds no database_id", restore_hint(path, backup_dir))
+    if expected_id is not None and database_id != expected_id:
+        if not new_database:
+            raise DatabaseMissing(
+                path,
+                f"holds a different database (id {database_id}) from the one tmtool used there (id {expected_id})",
+                restore_hint(path, backup_dir) + "; --new-database accepts the database now there",
+            )
+        log.warning("database %s: accepting database %s in place of %s (--new-database)", path, database_id, expected_id)
+    if database_id != expected_id:
+        write_identity_file(path, database_id)
     make_database_files_private(path)
-    return version
+    return database_id
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
+def _has_backups(path: Path, backup_dir: Path | None) -> bool:
+    from tmtool.storage.backup import list_backups  # backup builds on this module
+
+    return bool(list_backups(path, backup_dir))
+
+
+def restore_hint(path: Path, backup_dir: Path | None) -> str:
+    """What to do about a lost or damaged database: the newest valid backup and the exact command."""
+    from tmtool.storage.backup import default_backup_dir, newest_valid_backup  # backup builds on this module
+
+    backup = newest_valid_backup(path, backup_dir)
+    if backup is None:
+        directory = backup_dir or default_backup_dir(path)
+        return (
+            f"no valid backup found in {directory}; restore one from elsewhere with "
+            f"`tmtool db restore --db {shlex.quote(str(path))} BACKUP_FILE`, or start with an empty "
+            f"database with --new-database"
+        )
+    return (
+        f"the newest valid backup is {backup}; restore it with "
+        f"`tmtool db restore --db {shlex.quote(str(path))} {shlex.quote(str(backup))}` "
+        f"(or start with an empty database with --new-database)"
+    )
+
+
+def unwritable_files(path: Path) -> list[Path]:
+    """The database's folder, file and existing -wal/-shm/-journal this process cannot write.
+
+    Checked before SQLite opens the database: SQLite maps the -shm file, and a
+    read-only one ends the process with SIGBUS instead of an error.
+    """
+    blocked = []
+    for candidate in (path.parent, path, *side_files(path)):
+        if candidate.exists() and not os.access(candidate, os.W_OK | os.R_OK):
+            blocked.append(candidate)
+    return blocked
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def identity_path_for(db_path: Path) -> Path:
+    """``<db>.identity``: the ``database_id`` of the database last used at ``db_path``."""
+    db_path = Path(db_path)
+    return db_path.with_name(db_path.name + ".identity")
+
+
+def read_identity_file(db_path: Path) -> str | None:
+    try:
+        text = identity_path_for(db_path).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(db_path, f"cannot read {identity_path_for(db_path)}: {exc}") from None
+    return text or None
+
+
+def write_identity_file(db_path: Path, database_id: str) -> None:
+    """Replace the identity file atomically (a temporary file, fsync, rename), mode 0600."""
+    target = identity_path_for(db_path)
+    temporary = target.with_name(target.name + ".partial")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        os.write(descriptor, f"{database_id}\n".encode("ascii"))
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, target)
+    fsync_dir(target.parent)
+
+
+def remove_identity_file(db_path: Path) -> None:
+    identity_path_for(db_path).unlink(missing_ok=True)
+
+
+def database_id_of(db: SqliteDatabase | sqlite3.Connection) -> str | None:
+    """The ``database_id`` of an open database; None when it has no meta table or no such row."""
+    sql = 'SELECT "value" FROM "meta" WHERE "key" = ?'
+    try:
+        if isinstance(db, sqlite3.Connection):
+            row = db.execute(sql, (DATABASE_ID_KEY,)).fetchone()
+        else:
+            row = db.execute_sql(sql, (DATABASE_ID_KEY,)).fetchone()
+    except (sqlite3.OperationalError, peewee.OperationalError) as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return row[0] if row else None
 
 
 def schema_version(db: SqliteDatabase) -> tuple[int, int]:
@@ -130,24 +269,25 @@ def verify_schema_version(path: Path, version: int, application_id: int) -> None
 
 
 def create_schema(db: SqliteDatabase) -> None:
-    """Create every table and index at ``LATEST_VERSION`` in one transaction."""
+    """Create every table and index at ``LATEST_VERSION``, and a new identity, in one transaction."""
     with db.atomic("IMMEDIATE"):
         for model in ALL_MODELS:
             SchemaManager(model, db).create_all(safe=False)
+        db.execute_sql('INSERT INTO "meta" ("key", "value") VALUES (?, ?)', (DATABASE_ID_KEY, str(uuid.uuid4())))
         db.execute_sql(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute_sql(f"PRAGMA user_version = {LATEST_VERSION}")
 
 
-def _check_integrity(db: SqliteDatabase, path: Path) -> None:
+def _check_integrity(db: SqliteDatabase, path: Path, backup_dir: Path | None = None) -> None:
     try:
         db.connect(reuse_if_open=True)
         problems = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
     except peewee.OperationalError as exc:
         raise StorageError(path, f"cannot open database {path}: {exc}") from None
-    except peewee.DatabaseError as exc:
-        raise DatabaseCorrupt(path, str(exc)) from None
+    except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+        raise DatabaseCorrupt(path, str(exc), restore_hint(path, backup_dir)) from None
     if problems != ["ok"]:
-        raise DatabaseCorrupt(path, "; ".join(problems[:3]))
+        raise DatabaseCorrupt(path, "; ".join(problems[:3]), restore_hint(path, backup_dir))
 
 
 def _prepare_schema(db: SqliteDatabase, path: Path, clock: Clock, backup_dir: Path | None) -> int:
