@@ -7,6 +7,7 @@ import os
 import shutil
 import sqlite3
 import stat
+import threading
 
 import pytest
 
@@ -156,3 +157,43 @@ def test_a_file_replaced_by_another_database_is_never_written_into(make_store, d
     shutil.copyfile(saved_copy, db_path)  # the right database is back: the queue is written into it
     wait_for(lambda: settled(store), timeout=10, what="the replay")
     assert [(trade.id, trade.note) for trade in store.load().open_trades] == [(1, "before"), (2, "while replaced")]
+
+
+def test_close_reports_how_many_changes_it_could_not_write_after_retrying(make_store, db_path, caplog):
+    store = fast_retry_store(make_store)
+    store.save_trade(full_trade(1))
+    assert store.flush()
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        store.save_trade(full_trade(1, note="never written"))
+        store.save_trade(full_trade(2))
+        wait_for(lambda: store.status().state == "MEMORY_ONLY", what="memory-only mode")
+        with caplog.at_level(logging.ERROR, logger="tmtool.storage"):
+            assert store.close(timeout=0.3) == 2
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert "closed with 2 change(s) not written after retrying for 0.3 s" in caplog.text
+    assert store.close() == 2  # asked again, the same answer
+
+
+def test_close_keeps_retrying_within_its_bound_and_reports_zero_once_written(make_store, db_path):
+    store = fast_retry_store(make_store)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.save_trade(full_trade(1))
+    wait_for(lambda: store.status().state == "MEMORY_ONLY", what="memory-only mode")
+    closing = {}
+    closer = threading.Thread(target=lambda: closing.setdefault("unwritten", store.close(timeout=30)))
+    closer.start()
+    wait_for(lambda: store._closing, what="close to begin")
+    blocker.execute("COMMIT")  # the disk works again while close retries
+    blocker.close()
+    closer.join(timeout=30)
+    assert closing == {"unwritten": 0}
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT id FROM trade").fetchall() == [(1,)]
+    finally:
+        conn.close()

@@ -22,6 +22,7 @@ import logging
 import os
 import shlex
 import sqlite3
+import stat
 import uuid
 from pathlib import Path
 
@@ -193,7 +194,13 @@ def unwritable_files(path: Path) -> list[Path]:
     """
     blocked = []
     for candidate in (path.parent, path, *side_files(path)):
-        if candidate.exists() and not os.access(candidate, os.W_OK | os.R_OK):
+        try:
+            mode = os.stat(candidate).st_mode
+        except FileNotFoundError:
+            continue
+        # The owner's write bit counts even for root, who could write anyway: a file marked
+        # read-only is treated the same whoever runs tmtool.
+        if not os.access(candidate, os.W_OK | os.R_OK) or not mode & stat.S_IWUSR:
             blocked.append(candidate)
     return blocked
 
