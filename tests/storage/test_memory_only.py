@@ -197,3 +197,28 @@ def test_close_keeps_retrying_within_its_bound_and_reports_zero_once_written(mak
         assert conn.execute("SELECT id FROM trade").fetchall() == [(1,)]
     finally:
         conn.close()
+
+
+def test_the_connection_kept_for_a_removal_never_pins_the_wal(make_store, db_path):
+    store = make_store()
+    for trade_id in range(1, 200):
+        store.save_trade(full_trade(trade_id, note="n" * 200))
+    assert store.flush()
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        busy, log_frames, checkpointed = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        conn.close()
+    assert busy == 0 and log_frames > 0
+    assert checkpointed == log_frames  # no reader holds an old snapshot: the whole -wal can be copied back
+
+
+def test_a_removed_folder_is_made_again_with_the_database(make_store, db_path):
+    store = fast_retry_store(make_store)
+    store.save_trade(full_trade(1, note="before"))
+    assert store.flush()
+    shutil.rmtree(db_path.parent)
+    store.save_trade(full_trade(2, note="after"))
+    statuses: list = []
+    wait_for(lambda: _statuses_until_written_back(store, statuses), timeout=10, what="the file written back")
+    assert [(trade.id, trade.note) for trade in store.load().open_trades] == [(1, "before"), (2, "after")]

@@ -81,6 +81,7 @@ from tmtool.storage.database import (
 from tmtool.storage.errors import DatabaseCorrupt, DatabaseFilesNotWritable, StorageError
 from tmtool.storage.files import (
     create_private_file,
+    ensure_private_dir,
     fsync_dir,
     fsync_file,
     make_database_files_private,
@@ -743,7 +744,9 @@ class SqliteStore:
             timeout=max(self._write_timeout, 5.0),
         )
         try:
-            anchor.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # maps the -wal and -shm, holds them
+            # Maps the -wal and -shm and holds them.  fetchall() finishes the statement, so the anchor
+            # keeps no read transaction open that would stop checkpoints from emptying the -wal.
+            anchor.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
         except BaseException:
             anchor.close()
             raise
@@ -780,6 +783,7 @@ class SqliteStore:
                 if self.path.exists():
                     return
                 self._disconnect_writer()
+                ensure_private_dir(self.path.parent)  # the folder may have gone with the file
                 if self._anchor is not None:
                     self._copy_anchor_to(temporary)
                     self._close_anchor()  # the removed file's -wal and -shm go with it
