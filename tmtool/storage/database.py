@@ -1,4 +1,9 @@
-"""Opening a tmtool database: pragmas, integrity check, schema version, migrations, instance lock.
+"""Opening a tmtool database: pragmas, integrity check, schema version, migrations, identity, instance lock.
+
+Identity: each database holds a random ``database_id`` (table ``meta``), mirrored
+in ``<db>.identity`` beside it; its backups carry it too.  At start, a missing,
+empty or different database where the identity file (or a backup) shows one was
+used is refused with the newest valid backup and the restore command.
 
 Durability settings (see ``connect``):
 

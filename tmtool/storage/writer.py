@@ -7,7 +7,8 @@ Life cycle::
     state = store.load()               # what was last committed
     store.start()                      # the writer thread (start() opens when needed)
     ...  save_trade / record_event / save_order(durable=True) / flush ...
-    store.close()                      # drains the queue, stops the thread, releases the lock
+    store.close()                      # drains the queue, stops the thread, releases the lock;
+                                       # returns the number of changes it could not write
 
 Changes handed in before ``start()`` wait in the queue (``record_event`` needs
 ``open()`` first: it numbers events after those on disk).  Every ``save_*`` and
@@ -24,6 +25,14 @@ MEMORY_ONLY once (status and one log line), retries with capped exponential
 backoff, and replays the queue in order when writes work again.  Every write
 is an upsert by primary key or an insert that ignores a row already present,
 so a batch replayed after a commit whose outcome was unknown applies once.
+
+A database file removed while the store runs is written back at once: a
+connection held open since ``open()`` keeps the removed file (with its -wal and
+-shm) readable, so everything committed is copied back to the path and the queue
+is replayed on top; ``status()`` reports the incident as MEMORY_ONLY at least
+once.  A file replaced by another database is never written into.  ``close()``
+keeps retrying failed writes for a bounded time and returns how many changes it
+could not write.
 
 Read queries (``load``, ``closed_trades``, ``trade_events``, ``alerts``) run on
 the caller's thread with their own read-only connection and see committed data.
