@@ -37,6 +37,10 @@ def _monitor_options(parser: argparse.ArgumentParser) -> None:
         "--adopt-positions", action="store_true",
         help="at start-up, manage every open position no trade covers yet (strategy 'manual')",
     )
+    parser.add_argument(
+        "--new-database", action="store_true",
+        help="accept a missing, empty or different database where one was used before (start afresh)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,11 +59,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sim", help="run the OpenAlgo-compatible simulator (see tmtool sim --help)", add_help=False)
 
-    db = sub.add_parser("db", help="database maintenance")
-    _common(db)
-    db.add_argument("action", choices=("backup", "restore", "check"))
-    db.add_argument("target", nargs="?", help="backup: destination file; restore: the backup to restore")
+    db = sub.add_parser("db", help="database maintenance (see tmtool db --help)", add_help=False)
+    _db_arguments(db)
     return parser
+
+
+def _db_arguments(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("action", choices=("backup", "restore", "check"))
+    parser.add_argument(
+        "target", nargs="?", help="backup: destination file or folder; restore: the backup to restore (default: the newest valid one)"
+    )
+
+
+def build_db_parser() -> argparse.ArgumentParser:
+    """``tmtool db``: parsed on its own, with options anywhere (``db backup --db X FILE``)."""
+    parser = argparse.ArgumentParser(prog="tmtool db", description="Database maintenance: backup, restore, check.")
+    _db_arguments(parser)
+    return parser
+
+
+_OPTIONS_WITH_VALUES = frozenset({"--config", "--db", "--duration", "--api-port", "--api-key", "--log-level", "--seed"})
+
+
+def _command_index(argv: list[str]) -> int | None:
+    """Where the sub-command stands in ``argv`` (after any top-level options and their values)."""
+    skip_value = False
+    for index, token in enumerate(argv):
+        if skip_value:
+            skip_value = False
+        elif token in _OPTIONS_WITH_VALUES:
+            skip_value = True
+        elif not token.startswith("-"):
+            return index
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         return sim_main(argv[1:])
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    command_at = _command_index(argv)
+    if command_at is not None and argv[command_at] == "db":
+        # argparse cannot take an option between two optional positionals of a sub-command
+        # ("db backup --db X FILE"), so the db command is parsed on its own, intermixed.
+        args = parser.parse_args(argv[:command_at])
+        db_args = build_db_parser().parse_intermixed_args(argv[command_at + 1 :])
+        args.command, args.action, args.target = "db", db_args.action, db_args.target
+        args.config = db_args.config or args.config
+        args.db = db_args.db or args.db
+    else:
+        args = parser.parse_args(argv)
 
     from tmtool.config import ConfigError, load_config
 
@@ -109,6 +152,7 @@ def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) ->
             seed=getattr(args, "seed", 7),
             api_port=args.api_port,
             api_key=args.api_key,
+            new_database=args.new_database,
         )
         runtime.adopt_on_start = args.adopt_positions
     except StartupError as exc:
@@ -151,7 +195,22 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         runtime.stop()  # idempotent: stops what the engine's stop did not (API, store, simulator)
     if summary:
         print(summary, flush=True)
-    return 0
+    return _unwritten_exit_code(runtime)
+
+
+def _unwritten_exit_code(runtime) -> int:
+    """0 when every change reached the database; otherwise say how many did not, and 1."""
+    unwritten = runtime.unwritten_changes
+    if not unwritten:
+        return 0
+    error = runtime.store.status().last_error
+    print(
+        f"tmtool: {unwritten} change(s) could not be written to the database {runtime.store.path} before "
+        f"shutdown ({error or 'unknown error'}); they are lost — check the positions at the broker",
+        file=sys.stderr,
+        flush=True,
+    )
+    return 1
 
 
 def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
@@ -179,7 +238,7 @@ def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
     stop.wait(args.duration) if args.duration else _wait_forever(stop)
     summary = runtime.stop()
     print(summary, flush=True)
-    return 0
+    return _unwritten_exit_code(runtime)
 
 
 def _wait_forever(stop: threading.Event) -> None:

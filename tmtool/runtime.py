@@ -65,6 +65,19 @@ class _KeyValueFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
 
 
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A rotating log file that is mode 0600 from the start and after every rotation.
+
+    ``RotatingFileHandler`` reopens the file after a rollover with the process
+    umask (0644 by default); this one creates it with an explicit mode.
+    """
+
+    def _open(self):
+        descriptor = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(descriptor, 0o600)  # an existing file (or a umask-made one) is tightened as well
+        return open(descriptor, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 def setup_logging(config: Config, *, headless: bool, level: str | None = None) -> None:
     """Headless: structured lines to stderr and a rotating file (0600).  With the UI: the file only."""
     root = logging.getLogger()
@@ -85,7 +98,7 @@ def setup_logging(config: Config, *, headless: bool, level: str | None = None) -
         if not path.exists():
             path.touch(mode=0o600)
         os.chmod(path, 0o600)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = PrivateRotatingFileHandler(
             path, maxBytes=config.log.max_bytes, backupCount=config.log.backups, encoding="utf-8"
         )
         handler.setFormatter(formatter)
@@ -250,6 +263,7 @@ class Runtime:
         self.demo_seed = 7
         self.adopt_on_start = False
         self._demo_driver: DemoDriver | None = None
+        self.unwritten_changes = 0  # changes the store could not write by the end of stop()
         self._started = False
         self._stopped = False
 
@@ -285,7 +299,7 @@ class Runtime:
         summary = self.engine.stop(timeout=timeout)
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=2.0)
-        self.store.close()
+        self.unwritten_changes = self.store.close() or 0
         self.broker.close()
         if self.sim is not None:
             self.sim.stop()
@@ -351,13 +365,20 @@ def build_runtime(
     api_key: str | None = None,
     clock: Clock | None = None,
     demo_trades: bool = False,
+    new_database: bool = False,
 ) -> Runtime:
     """Build (but do not start) the stack.  Opens the database now, so a second
-    instance or a corrupt file is refused before anything else happens."""
+    instance or a corrupt file is refused before anything else happens.
+
+    ``new_database``: accept a missing, empty or different database file where
+    one was used before (otherwise refused, naming the backup to restore).  The
+    demo's own database (no ``db_path``) starts afresh each time, once its
+    single-instance lock is held."""
     from tmtool.storage import SqliteStore, StorageError
 
     clock = clock or SystemClock()
     sim = None
+    start_fresh = False
     strategies = config.strategies
     if demo:
         from tmtool.sim import Simulator
@@ -374,8 +395,7 @@ def build_runtime(
         strategies = tuple(strategies) + tuple(s for s in demo_strategies() if s.name not in names)
         if db_path is None:
             db_path = Path(config.database.path).with_name("demo.db")
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{db_path}{suffix}").unlink(missing_ok=True)  # each demo starts fresh
+            start_fresh = True  # each demo starts fresh: the store clears it after taking the lock
     else:
         if not config.openalgo.configured:
             raise StartupError(
@@ -393,10 +413,12 @@ def build_runtime(
         backups_to_keep=max(1, keep),
         backup_on_open=keep > 0,  # backups_to_keep = 0 turns the start-up backup off
         backup_dir=config.database.backup_dir,
+        new_database=new_database,
+        start_fresh=start_fresh,
     )
     try:
         store.open()
-    except StorageError as exc:
+    except (StorageError, OSError) as exc:
         if sim is not None:
             sim.stop()
         raise StartupError(str(exc)) from exc

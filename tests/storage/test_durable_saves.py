@@ -3,14 +3,10 @@ database, two savers at once."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sqlite3
 import threading
 
 from tmtool.domain.models import OrderState, TradeStatus
-from tmtool.storage.backup import backup_database
-from tmtool.storage.files import side_files
 
 from tests.storage.samples import T0, full_event, full_order, full_trade
 from tests.util import wait_for
@@ -126,22 +122,21 @@ def test_a_lock_held_elsewhere_delays_a_durable_save_until_the_writer_gets_throu
     assert loaded.open_orders == (full_order("x-1-1", OrderState.INTENT),)
 
 
-def test_a_durable_save_on_a_failing_database_reports_false_and_is_replayed_once(make_store, db_path, tmp_path):
+def test_a_durable_save_on_a_failing_database_reports_false_and_is_replayed_once(make_store, db_path):
     store = make_store(write_timeout=0.05, retry_backoff_max=0.05, commit_interval=0.0)
     store.save_trade(full_trade(1))
     assert store.flush()
-    saved_copy = backup_database(db_path, tmp_path / "copy.db")
-    for path in [db_path, *side_files(db_path)]:
-        if path.exists():
-            os.unlink(path)
-
-    store.save_trade(full_trade(1, status=TradeStatus.EXITING))
-    assert store.save_order(full_order("x-1-1", OrderState.INTENT), durable=True, timeout=0.2) is False
-    wait_for(lambda: store.status().state == "MEMORY_ONLY", what="memory-only mode")
-    assert store.save_order(full_order("x-1-2", OrderState.INTENT), durable=True, timeout=0.05) is False
-    assert store.status().pending == 3
-
-    shutil.copyfile(saved_copy, db_path)
+    blocker = sqlite3.connect(db_path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another connection holds the write lock: every commit fails
+    try:
+        store.save_trade(full_trade(1, status=TradeStatus.EXITING))
+        assert store.save_order(full_order("x-1-1", OrderState.INTENT), durable=True, timeout=0.2) is False
+        wait_for(lambda: store.status().state == "MEMORY_ONLY", what="memory-only mode")
+        assert store.save_order(full_order("x-1-2", OrderState.INTENT), durable=True, timeout=0.05) is False
+        assert store.status().pending == 3
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
     wait_for(lambda: store.status().state == "OK" and store.status().pending == 0, what="the replay")
     loaded = store.load()
     assert loaded.open_trades[0].status is TradeStatus.EXITING

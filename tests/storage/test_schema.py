@@ -82,7 +82,7 @@ def test_a_v1_database_is_upgraded_in_place_after_a_backup(make_store, db_path, 
     assert [event.ts for event in store.trade_events(2)] == [T0 + 2, T0 + 5]
 
     backups = list_backups(db_path)
-    assert [path.name.startswith("tmtool-pre-v2-") for path in backups] == [True]
+    assert [path.name.startswith(f"tmtool-pre-v{LATEST_VERSION}-") for path in backups] == [True]
     assert user_version(backups[0]) == 1
 
 
@@ -109,7 +109,7 @@ def test_a_corrupt_file_is_refused_naming_it_and_the_restore_command(db_path, cl
     SqliteStore(db_path, clock=clock, backup_on_open=False, lock=False).open()
     with open(db_path, "r+b") as handle:  # overwrite the header and the first pages
         handle.write(b"\x5a" * 8192)
-    with pytest.raises(DatabaseCorrupt, match=rf"database {db_path} is damaged .*`tmtool db restore`"):
+    with pytest.raises(DatabaseCorrupt, match=rf"database {db_path} is damaged .*`tmtool db restore --db {db_path} BACKUP_FILE`"):
         SqliteStore(db_path, clock=clock).open()
 
 

@@ -19,7 +19,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tmtool.clock import Clock
-from tmtool.storage.errors import DatabaseCorrupt, StorageError
+from tmtool.storage.identity import (
+    database_id_of,
+    read_identity_file,
+    remove_identity_file,
+    verify_schema_version,
+    write_identity_file,
+)
+from tmtool.storage.lock import InstanceLock
+from tmtool.storage.errors import BackupInvalid, DatabaseCorrupt, StorageError
 from tmtool.storage.files import (
     create_private_file,
     ensure_private_dir,
@@ -28,13 +36,12 @@ from tmtool.storage.files import (
     make_private,
     side_files,
 )
-from tmtool.storage.identity import verify_schema_version
-from tmtool.storage.lock import InstanceLock
 
 log = logging.getLogger("tmtool.storage")
 
 DEFAULT_BACKUPS_TO_KEEP = 7
 BACKUP_SUFFIX = ".db"
+IDENTITY_SINCE_VERSION = 3  # schema version that added the meta table with the database_id
 
 
 def default_backup_dir(db_path: Path) -> Path:
@@ -58,7 +65,7 @@ def backup_database(source: Path, destination: Path) -> Path:
     create_private_file(temporary)
     try:
         _copy_with_backup_api(source, temporary)
-        problems = integrity_problems(temporary, quick=True)
+        problems = backup_problems(temporary, expected_id=read_identity_file(source))
         if problems:
             raise DatabaseCorrupt(source, "the backup copy failed its check: " + "; ".join(problems[:3]))
         fsync_file(temporary)
@@ -115,14 +122,74 @@ def list_backups(db_path: Path, backup_dir: Path | None = None, *, include_label
 
 
 def rotate_backups(db_path: Path, backup_dir: Path, keep: int) -> list[Path]:
-    """Delete the oldest unlabelled backups so at most ``keep`` remain; return the deleted paths."""
+    """Delete the oldest unlabelled backups so at most ``keep`` remain; return the deleted paths.
+
+    The last valid backup is never deleted: when none of the ``keep`` newest
+    passes ``backup_problems``, the newest valid older one stays as well.
+    """
     if keep < 1:
         raise ValueError(f"backups_to_keep must be at least 1, got {keep}")
     regular = list_backups(db_path, backup_dir, include_labelled=False)
     doomed = regular[: max(0, len(regular) - keep)]
+    if doomed:
+        kept = regular[len(doomed):]
+        if not any(not backup_problems(path) for path in reversed(kept)):
+            spared = next((path for path in reversed(doomed) if not backup_problems(path)), None)
+            if spared is not None:
+                log.warning("keeping backup %s: none of the %d newest backups of %s is valid", spared, keep, db_path)
+                doomed.remove(spared)
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed
+
+
+def backup_problems(path: Path, *, expected_id: str | None = None, quick: bool = True) -> list[str]:
+    """Why ``path`` is not a usable tmtool backup (empty when it is).
+
+    It must pass SQLite's quick_check, carry tmtool's application id and a schema
+    this tmtool reads, and, when it names its identity and ``expected_id`` is
+    given, be that database.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return ["the file is empty (0 bytes)"]
+    except OSError as exc:
+        return [f"cannot read: {exc}"]
+    problems = integrity_problems(path, quick=quick)
+    if problems:
+        return problems
+    try:
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
+    except sqlite3.Error as exc:
+        return [f"cannot open: {exc}"]
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        try:
+            verify_schema_version(path, version, application_id)
+        except StorageError as exc:
+            return [str(exc)]
+        database_id = database_id_of(conn)
+    except sqlite3.Error as exc:
+        return [f"cannot read: {exc}"]
+    finally:
+        conn.close()
+    if version >= IDENTITY_SINCE_VERSION and database_id is None:
+        return ["it holds no database_id"]
+    if expected_id is not None and database_id is not None and database_id != expected_id:
+        return [f"it is database {database_id}, not {expected_id}, the database tmtool uses at this path"]
+    return []
+
+
+def newest_valid_backup(db_path: Path, backup_dir: Path | None = None) -> Path | None:
+    """The newest backup of ``db_path`` that passes ``backup_problems`` (labelled ones included)."""
+    for candidate in reversed(list_backups(db_path, backup_dir)):
+        problems = backup_problems(candidate)
+        if not problems:
+            return candidate
+        log.warning("backup %s is not usable: %s", candidate, "; ".join(problems[:3]))
+    return None
 
 
 def read_only_uri(path: Path) -> str:
@@ -163,7 +230,10 @@ def restore_database(db_path: Path, backup: Path, clock: Clock) -> RestoreResult
     if not backup.is_file():
         raise StorageError(backup, f"no backup file at {backup}")
     with InstanceLock(db_path):
-        _verify_backup(backup)
+        problems = backup_problems(backup, quick=False)
+        if problems:
+            raise BackupInvalid(backup, "; ".join(problems[:3]))
+        database_id = _database_id_in(backup)
         kept = _set_aside(db_path, clock) if db_path.exists() else None
         ensure_private_dir(db_path.parent)
         incoming = db_path.with_name(db_path.name + ".restoring")
@@ -179,21 +249,23 @@ def restore_database(db_path: Path, backup: Path, clock: Clock) -> RestoreResult
         finally:
             _remove_with_side_files(incoming)
         make_private(db_path)
-    log.warning("restored database %s from %s; the replaced file is kept at %s", db_path, backup, kept)
+        if database_id is not None:
+            write_identity_file(db_path, database_id)
+        else:  # a backup from before identities: the next start gives the database one
+            remove_identity_file(db_path)
+    if kept is not None:
+        log.info("restored database %s from %s; the replaced file is kept at %s", db_path, backup, kept)
+    else:
+        log.info("restored database %s from %s (there was no database to replace)", db_path, backup)
     return RestoreResult(restored_from=backup, replaced_kept_at=kept)
 
 
-def _verify_backup(backup: Path) -> None:
-    problems = integrity_problems(backup)
-    if problems:
-        raise DatabaseCorrupt(backup, "; ".join(problems[:3]))
-    conn = sqlite3.connect(read_only_uri(backup), uri=True)
+def _database_id_in(path: Path) -> str | None:
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        return database_id_of(conn)
     finally:
         conn.close()
-    verify_schema_version(backup, version, application_id)
 
 
 def _set_aside(db_path: Path, clock: Clock) -> Path:

@@ -1,4 +1,9 @@
-"""Opening a tmtool database: pragmas, integrity check, schema version, migrations.
+"""Opening a tmtool database: pragmas, integrity check, schema version, migrations, identity, instance lock.
+
+Identity: each database holds a random ``database_id`` (table ``meta``), mirrored
+in ``<db>.identity`` beside it; its backups carry it too.  At start, a missing,
+empty or different database where the identity file (or a backup) shows one was
+used is refused with the newest valid backup and the restore command.
 
 Durability settings (see ``connect``):
 
@@ -18,21 +23,47 @@ Durability settings (see ``connect``):
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import sqlite3
+import stat
+import uuid
 from pathlib import Path
 
 import peewee
 from peewee import SchemaManager, SqliteDatabase
 
 from tmtool.clock import Clock
-from tmtool.storage.backup import create_backup
-from tmtool.storage.errors import DatabaseCorrupt, NotTmtoolDatabase, StorageError
+from tmtool.storage.backup import create_backup, default_backup_dir, list_backups, newest_valid_backup
+from tmtool.storage.errors import (
+    DatabaseCorrupt,
+    DatabaseFilesNotWritable,
+    DatabaseInUse,
+    DatabaseMissing,
+    NotTmtoolDatabase,
+    SchemaTooNew,
+    StorageError,
+)
 from tmtool.storage.files import (
+    PRIVATE_FILE_MODE,
     create_private_file,
     ensure_private_dir,
+    fsync_dir,
     make_database_files_private,
+    side_files,
 )
-from tmtool.storage.identity import APPLICATION_ID, schema_version, verify_schema_version
-from tmtool.storage.migrations import LATEST_VERSION, steps_from
+from tmtool.storage.identity import (
+    APPLICATION_ID,
+    database_id_of,
+    identity_path_for,
+    read_identity_file,
+    remove_identity_file,
+    schema_version,
+    verify_schema_version,
+    write_identity_file,
+)
+from tmtool.storage.lock import InstanceLock, lock_path_for
+from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION, steps_from
 from tmtool.storage.models import ALL_MODELS
 
 log = logging.getLogger("tmtool.storage")
@@ -76,53 +107,137 @@ def open_database(
     busy_timeout: float = 5.0,
     create: bool = True,
     backup_dir: Path | None = None,
-) -> int:
-    """Make ``path`` ready for use and return its schema version (always ``LATEST_VERSION``).
+    new_database: bool = False,
+) -> str:
+    """Make ``path`` ready for use and return its identity (the ``database_id`` UUID).
 
     Creates a new database (mode 0600) when missing and ``create``; otherwise
     runs ``PRAGMA quick_check``, verifies it is a tmtool database, refuses a
     newer schema, and upgrades an older one in place after taking a backup.
+
+    Where a database was used before (its identity file ``<db>.identity`` or a
+    backup of it exists), a missing or empty file, or a file holding another
+    database, is refused with ``DatabaseMissing`` naming the newest valid backup
+    and the command restoring it, unless ``new_database``: then a missing or
+    empty file becomes a new database and a different one is accepted as is.
+    The identity file is (re)written to name the database in use.
     Raises a ``StorageError`` subclass that names the file and what to do.
     """
     path = Path(path)
-    if not path.exists():
-        if not create:
-            raise StorageError(path, f"no database at {path}")
-        ensure_private_dir(path.parent)
-        create_private_file(path)
+    expected_id = read_identity_file(path)
+    if not path.exists() or _is_empty(path):
+        problem = "is missing" if not path.exists() else "is empty (0 bytes)"
+        if not new_database and (expected_id is not None or _has_backups(path, backup_dir)):
+            raise DatabaseMissing(path, f"{problem} but tmtool used a database there before", restore_hint(path, backup_dir))
+        if not path.exists():
+            if not create:
+                raise StorageError(path, f"no database at {path}")
+            ensure_private_dir(path.parent)
+            create_private_file(path)
+    blocked = unwritable_files(path)
+    if blocked:
+        raise DatabaseFilesNotWritable(path, blocked)
     make_database_files_private(path)
     db = connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
     try:
-        _check_integrity(db, path)
-        version = _prepare_schema(db, path, clock, backup_dir)
-        journal_mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        _check_integrity(db, path, backup_dir)
+        try:
+            _prepare_schema(db, path, clock, backup_dir)
+            database_id = database_id_of(db)
+            journal_mode = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+        except peewee.OperationalError as exc:
+            raise StorageError(path, f"cannot use database {path}: {exc}") from None
+        except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+            raise DatabaseCorrupt(path, str(exc), restore_hint(path, backup_dir)) from None
         if journal_mode.lower() != "wal":
             log.warning("database %s runs in journal mode %s: this file system does not support WAL", path, journal_mode)
     finally:
         db.close()
+    if database_id is None:
+        raise DatabaseCorrupt(path, "its meta table holds no database_id", restore_hint(path, backup_dir))
+    if expected_id is not None and database_id != expected_id:
+        if not new_database:
+            raise DatabaseMissing(
+                path,
+                f"holds a different database (id {database_id}) from the one tmtool used there (id {expected_id})",
+                restore_hint(path, backup_dir) + "; --new-database accepts the database now there",
+            )
+        log.warning("database %s: accepting database %s in place of %s (--new-database)", path, database_id, expected_id)
+    if database_id != expected_id:
+        write_identity_file(path, database_id)
     make_database_files_private(path)
-    return version
+    return database_id
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
+
+
+def _has_backups(path: Path, backup_dir: Path | None) -> bool:
+
+    return bool(list_backups(path, backup_dir))
+
+
+def restore_hint(path: Path, backup_dir: Path | None) -> str:
+    """What to do about a lost or damaged database: the newest valid backup and the exact command."""
+
+    backup = newest_valid_backup(path, backup_dir)
+    if backup is None:
+        directory = backup_dir or default_backup_dir(path)
+        return (
+            f"no valid backup found in {directory}; restore one from elsewhere with "
+            f"`tmtool db restore --db {shlex.quote(str(path))} BACKUP_FILE`, or start with an empty "
+            f"database with --new-database"
+        )
+    return (
+        f"the newest valid backup is {backup}; restore it with "
+        f"`tmtool db restore --db {shlex.quote(str(path))} {shlex.quote(str(backup))}` "
+        f"(or start with an empty database with --new-database)"
+    )
+
+
+def unwritable_files(path: Path) -> list[Path]:
+    """The database's folder, file and existing -wal/-shm/-journal this process cannot write.
+
+    Checked before SQLite opens the database: SQLite maps the -shm file, and a
+    read-only one ends the process with SIGBUS instead of an error.
+    """
+    blocked = []
+    for candidate in (path.parent, path, *side_files(path)):
+        try:
+            mode = os.stat(candidate).st_mode
+        except FileNotFoundError:
+            continue
+        # The owner's write bit counts even for root, who could write anyway: a file marked
+        # read-only is treated the same whoever runs tmtool.
+        if not os.access(candidate, os.W_OK | os.R_OK) or not mode & stat.S_IWUSR:
+            blocked.append(candidate)
+    return blocked
 
 
 def create_schema(db: SqliteDatabase) -> None:
-    """Create every table and index at ``LATEST_VERSION`` in one transaction."""
+    """Create every table and index at ``LATEST_VERSION``, and a new identity, in one transaction."""
     with db.atomic("IMMEDIATE"):
         for model in ALL_MODELS:
             SchemaManager(model, db).create_all(safe=False)
+        db.execute_sql('INSERT INTO "meta" ("key", "value") VALUES (?, ?)', (DATABASE_ID_KEY, str(uuid.uuid4())))
         db.execute_sql(f"PRAGMA application_id = {APPLICATION_ID}")
         db.execute_sql(f"PRAGMA user_version = {LATEST_VERSION}")
 
 
-def _check_integrity(db: SqliteDatabase, path: Path) -> None:
+def _check_integrity(db: SqliteDatabase, path: Path, backup_dir: Path | None = None) -> None:
     try:
         db.connect(reuse_if_open=True)
         problems = [row[0] for row in db.execute_sql("PRAGMA quick_check").fetchall()]
     except peewee.OperationalError as exc:
         raise StorageError(path, f"cannot open database {path}: {exc}") from None
-    except peewee.DatabaseError as exc:
-        raise DatabaseCorrupt(path, str(exc)) from None
+    except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+        raise DatabaseCorrupt(path, str(exc), restore_hint(path, backup_dir)) from None
     if problems != ["ok"]:
-        raise DatabaseCorrupt(path, "; ".join(problems[:3]))
+        raise DatabaseCorrupt(path, "; ".join(problems[:3]), restore_hint(path, backup_dir))
 
 
 def _prepare_schema(db: SqliteDatabase, path: Path, clock: Clock, backup_dir: Path | None) -> int:
@@ -143,6 +258,7 @@ def _prepare_schema(db: SqliteDatabase, path: Path, clock: Clock, backup_dir: Pa
 
 
 def _migrate(db: SqliteDatabase, path: Path, version: int, clock: Clock, backup_dir: Path | None) -> None:
+
     backup_path = create_backup(path, clock, backup_dir=backup_dir, label=f"pre-v{LATEST_VERSION}")
     log.warning(
         "upgrading database %s from schema version %d to %d; backup at %s", path, version, LATEST_VERSION, backup_path
@@ -152,3 +268,6 @@ def _migrate(db: SqliteDatabase, path: Path, version: int, clock: Clock, backup_
             step.apply(db.connection())
             db.execute_sql(f"PRAGMA user_version = {step.to_version}")
         log.info("database %s: applied migration %d -> %d (%s)", path, step.from_version, step.to_version, step.description)
+
+
+# --------------------------------------------------------------------------- instance lock

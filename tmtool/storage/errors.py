@@ -16,11 +16,11 @@ class StorageError(RuntimeError):
 class DatabaseCorrupt(StorageError):
     """The file fails SQLite's integrity check or is not a database at all."""
 
-    def __init__(self, path: Path, detail: str) -> None:
+    def __init__(self, path: Path, detail: str, hint: str = "") -> None:
         super().__init__(
             path,
-            f"database {path} is damaged ({detail}); restore a backup with "
-            f"`tmtool db restore` (the damaged file is kept aside)",
+            f"database {path} is damaged ({detail}); "
+            + (hint or "restore a backup with `tmtool db restore` (the damaged file is kept aside)"),
         )
         self.detail = detail
 
@@ -53,3 +53,36 @@ class DatabaseInUse(StorageError):
         holder = f"process {pid}" if pid is not None else "another process (pid unknown)"
         super().__init__(path, f"database {path} is in use by another tmtool, {holder}; stop it first")
         self.pid = pid
+
+
+class DatabaseMissing(StorageError):
+    """A database tmtool used before is gone, empty or replaced by another one; refused at start.
+
+    ``hint`` names the newest valid backup and the command that restores it.
+    """
+
+    def __init__(self, path: Path, what: str, hint: str) -> None:
+        super().__init__(path, f"database {path} {what}; {hint}")
+        self.what = what
+
+
+class DatabaseFilesNotWritable(StorageError):
+    """The database, its -wal/-shm or its folder cannot be written by this process."""
+
+    def __init__(self, path: Path, blocked: list[Path]) -> None:
+        names = ", ".join(str(item) for item in blocked)
+        super().__init__(
+            path,
+            f"database {path} cannot be used: not writable by this user: {names}. SQLite maps the -shm file "
+            f"into memory and would crash on a read-only one, so tmtool refuses to start; fix the permissions "
+            f"(e.g. `chmod u+w` or `chown` them) and start again",
+        )
+        self.blocked = blocked
+
+
+class BackupInvalid(StorageError):
+    """A file given to ``db restore`` is not a usable tmtool backup; nothing was changed."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(path, f"{path} is not a usable tmtool backup ({detail}); nothing was changed")
+        self.detail = detail

@@ -7,8 +7,8 @@ the process exit code: 0 done / healthy, 1 refused or problems found, 2 bad usag
   target it goes to ``<db dir>/backups`` and old backups are rotated; a target
   directory receives a time-stamped file; a target file name is used as given
   (never overwritten).
-- ``restore [backup]``: replace the database with a backup (the newest one when
-  none is named).  Refused while tmtool runs on the database; the backup is
+- ``restore [backup]``: replace the database with a backup (the newest valid one
+  when none is named).  Refused while tmtool runs on the database; the backup is
   verified first; the replaced database is kept aside.
 - ``check``: full integrity check, schema version, row counts, and rows of the
   order ledger or audit log that name a trade the database does not hold.
@@ -30,6 +30,7 @@ from tmtool.storage.backup import (
     default_backup_dir,
     integrity_problems,
     list_backups,
+    newest_valid_backup,
     read_only_uri,
     restore_database,
 )
@@ -136,7 +137,16 @@ def _restore(db_path: Path, target: Path | None, clock: Clock) -> int:
         if not candidates:
             _error(f"no backups of {db_path} in {default_backup_dir(db_path)}; name the backup file to restore")
             return EXIT_FAILED
-        target = candidates[-1]
+        target = newest_valid_backup(db_path)
+        if target is None:
+            _error(
+                f"none of the {len(candidates)} backups of {db_path} in {default_backup_dir(db_path)} is valid; "
+                f"name the backup file to restore"
+            )
+            return EXIT_FAILED
+        skipped = candidates[candidates.index(target) + 1 :]
+        if skipped:
+            print(f"Skipped {len(skipped)} newer backup(s) that fail their check: {', '.join(map(str, skipped))}.")
     result = restore_database(db_path, Path(target), clock)
     kept = f"; the replaced database is kept at {result.replaced_kept_at}" if result.replaced_kept_at else ""
     print(f"Restored {db_path} from {result.restored_from}{kept}.")

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import sqlite3
+import uuid
+
+DATABASE_ID_KEY = "database_id"  # the meta row that names the database (a UUID)
 
 # Version 1: the first released schema.  Audit events were keyed only by an
 # autoincrement id, and alerts had no index by time.
@@ -75,6 +78,12 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute('CREATE INDEX "alert_ts" ON "alert" ("ts")')
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Give the database an identity: a ``meta`` table holding a new random ``database_id``."""
+    conn.execute('CREATE TABLE "meta" ("key" TEXT NOT NULL PRIMARY KEY, "value" TEXT NOT NULL)')
+    conn.execute('INSERT INTO "meta" ("key", "value") VALUES (?, ?)', (DATABASE_ID_KEY, str(uuid.uuid4())))
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     from_version: int
@@ -85,6 +94,7 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, 2, "audit events keyed by (trade_id, seq); alerts indexed by time", _v1_to_v2),
+    Migration(2, 3, "a meta table holding the database's identity", _v2_to_v3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].to_version

@@ -197,7 +197,25 @@ class AlertRow(BaseModel):
         indexes = ((("ts",), False),)
 
 
-ALL_MODELS: tuple[type[BaseModel], ...] = (StrategyRow, TradeRow, PortfolioStateRow, OrderRow, TradeEventRow, AlertRow)
+class MetaRow(BaseModel):
+    """Facts about the database file itself; ``database_id`` is its identity (a UUID made with the file)."""
+
+    key = TextField(primary_key=True)
+    value = TextField()
+
+    class Meta:
+        table_name = "meta"
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    StrategyRow,
+    TradeRow,
+    PortfolioStateRow,
+    OrderRow,
+    TradeEventRow,
+    AlertRow,
+    MetaRow,
+)
 
 # Columns of a record that hold JSON text rather than a scalar.
 _JSON_FIELDS = {

@@ -7,7 +7,8 @@ Life cycle::
     state = store.load()               # what was last committed
     store.start()                      # the writer thread (start() opens when needed)
     ...  save_trade / record_event / save_order(durable=True) / flush ...
-    store.close()                      # drains the queue, stops the thread, releases the lock
+    store.close()                      # drains the queue, stops the thread, releases the lock;
+                                       # returns the number of changes it could not write
 
 Changes handed in before ``start()`` wait in the queue (``record_event`` needs
 ``open()`` first: it numbers events after those on disk).  Every ``save_*`` and
@@ -24,6 +25,14 @@ MEMORY_ONLY once (status and one log line), retries with capped exponential
 backoff, and replays the queue in order when writes work again.  Every write
 is an upsert by primary key or an insert that ignores a row already present,
 so a batch replayed after a commit whose outcome was unknown applies once.
+
+A database file removed while the store runs is written back at once: a
+connection held open since ``open()`` keeps the removed file (with its -wal and
+-shm) readable, so everything committed is copied back to the path and the queue
+is replayed on top; ``status()`` reports the incident as MEMORY_ONLY at least
+once.  A file replaced by another database is never written into.  ``close()``
+keeps retrying failed writes for a bounded time and returns how many changes it
+could not write.
 
 Read queries (``load``, ``closed_trades``, ``trade_events``, ``alerts``) run on
 the caller's thread with their own read-only connection and see committed data.
@@ -43,7 +52,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import peewee
 from peewee import SqliteDatabase, chunked, fn
@@ -64,11 +74,25 @@ from tmtool.domain.models import (
 from tmtool.engine.ports import LoadedState, StoreStatus, StoreUnavailable
 from tmtool.storage import codec
 from tmtool.storage.backup import DEFAULT_BACKUPS_TO_KEEP, create_backup
-from tmtool.storage.database import SYNCHRONOUS_MODES, connect, open_database
-from tmtool.storage.errors import StorageError
-from tmtool.storage.files import make_database_files_private
-from tmtool.storage.identity import schema_version, verify_schema_version
+from tmtool.storage.database import SYNCHRONOUS_MODES, connect, open_database, restore_hint, unwritable_files
+from tmtool.storage.errors import DatabaseCorrupt, DatabaseFilesNotWritable, StorageError
+from tmtool.storage.identity import (
+    database_id_of,
+    remove_identity_file,
+    schema_version,
+    verify_schema_version,
+    write_identity_file,
+)
 from tmtool.storage.lock import InstanceLock
+from tmtool.storage.files import (
+    create_private_file,
+    ensure_private_dir,
+    fsync_dir,
+    fsync_file,
+    make_database_files_private,
+    make_private,
+    side_files,
+)
 from tmtool.storage.migrations import LATEST_VERSION
 from tmtool.storage.models import (
     AlertRow,
@@ -159,6 +183,9 @@ class SqliteStore:
         backup_dir: Path | None = None,
         retry_backoff_max: float = 2.0,
         on_commit: Callable[[int], None] | None = None,
+        new_database: bool = False,
+        start_fresh: bool = False,
+        watch_interval: float = 1.0,
     ) -> None:
         if not commit_interval >= 0:
             raise ValueError(f"commit_interval must be >= 0 seconds, got {commit_interval!r}")
@@ -172,6 +199,8 @@ class SqliteStore:
             raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}, got {synchronous!r}")
         if not (isinstance(backups_to_keep, int) and backups_to_keep >= 1):
             raise ValueError(f"backups_to_keep must be a positive integer, got {backups_to_keep!r}")
+        if not watch_interval > 0:
+            raise ValueError(f"watch_interval must be > 0 seconds, got {watch_interval!r}")
         self.path = Path(path)
         self._clock = clock
         self._commit_interval = commit_interval
@@ -184,6 +213,9 @@ class SqliteStore:
         self._retry_backoff_max = retry_backoff_max
         self._lock = InstanceLock(self.path) if lock else None
         self._on_commit = on_commit
+        self._new_database = new_database or start_fresh
+        self._start_fresh = start_fresh
+        self._watch_interval = watch_interval
 
         self._cond = threading.Condition()
         self._queue: deque[_Change] = deque()  # removed from only after the commit succeeded
@@ -196,6 +228,11 @@ class SqliteStore:
         self._last_error = ""
         self._closing = False
         self._closed = False
+        self._close_deadline = float("inf")
+        self._unwritten_at_close = 0
+        self._incident_latched = False  # an incident is reported as MEMORY_ONLY by status() at least once
+        self._written_since_incident = False
+        self._recreations = 0
         self._event_seq_lock = threading.Lock()
         self._next_event_seq: dict[int, int] = {}
 
@@ -204,6 +241,11 @@ class SqliteStore:
         self._write_db: SqliteDatabase | None = None
         self._read_db: SqliteDatabase | None = None
         self._file_identity: tuple[int, int] | None = None
+        self._database_id: str | None = None
+        # A connection held open for the store's whole life: it keeps the database's inode (and its
+        # -wal and -shm) alive when the file is removed, so the database can be copied back to the path.
+        self._anchor: sqlite3.Connection | None = None
+        self._read_gate = _ReadGate()
 
     # ------------------------------------------------------------------ life cycle
 
@@ -218,21 +260,35 @@ class SqliteStore:
         if self._closed:
             raise StorageError(self.path, f"store for {self.path} is closed")
         if self._lock is not None:
-            self._lock.acquire()
+            self._lock.acquire()  # before any file is created, moved or removed
         try:
-            open_database(
+            if self._start_fresh:
+                for stale in (self.path, *side_files(self.path)):
+                    stale.unlink(missing_ok=True)
+                remove_identity_file(self.path)
+            self._database_id = open_database(
                 self.path,
                 clock=self._clock,
                 synchronous=self._synchronous,
                 busy_timeout=self._write_timeout,
                 backup_dir=self._backup_dir,
+                new_database=self._new_database,
             )
-            if self._backup_on_open:
-                create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
-            self._read_db = connect(self.path, busy_timeout=max(self._write_timeout, 5.0), read_only=True)
-            self._write_db = connect(self.path, synchronous=self._synchronous, busy_timeout=self._write_timeout)
-            self._load_event_sequences()
+            try:
+                if self._backup_on_open:
+                    create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
+                self._read_db = connect(self.path, busy_timeout=max(self._write_timeout, 5.0), read_only=True)
+                self._write_db = connect(self.path, synchronous=self._synchronous, busy_timeout=self._write_timeout)
+                self._load_event_sequences()
+                self._open_anchor()
+            except peewee.OperationalError as exc:
+                raise StorageError(self.path, f"cannot use database {self.path}: {exc}") from None
+            except (peewee.DatabaseError, sqlite3.DatabaseError) as exc:
+                raise DatabaseCorrupt(self.path, str(exc), restore_hint(self.path, self._backup_dir)) from None
         except BaseException:
+            self._close_anchor()
+            if self._read_db is not None:
+                self._read_db.close()
             if self._lock is not None:
                 self._lock.release()
             raise
@@ -246,32 +302,46 @@ class SqliteStore:
         self._thread = threading.Thread(target=self._run, name="tmtool-store-writer", daemon=True)
         self._thread.start()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Write what is queued (up to ``timeout``, default ``2 * write_timeout``), stop, release the lock.
+    def close(self, timeout: float | None = None) -> int:
+        """Write what is queued, retrying failed writes for up to ``timeout`` (default
+        ``2 * write_timeout + 1`` seconds); stop; release the lock.
 
-        Changes that could not be written by then are lost and logged as such.
+        Returns the number of changes that could not be written (0 when everything
+        is on disk); they are lost and logged as such.
         """
         if self._closed:
-            return
+            with self._cond:
+                return self._unwritten_at_close
+        retry_window = timeout if timeout is not None else 2 * self._write_timeout + 1.0
         with self._cond:
             self._closing = True
+            self._close_deadline = time.monotonic() + retry_window
             self._cond.notify_all()
         if self._thread is not None:
-            self._thread.join(timeout if timeout is not None else 2 * self._write_timeout + 1.0)
+            self._thread.join(retry_window + self._write_timeout + 1.0)
             if self._thread.is_alive():
                 log.error("store writer for %s did not stop in time", self.path)
         with self._cond:
             unwritten = len(self._queue)
+            self._unwritten_at_close = unwritten
             self._closed = True
             self._cond.notify_all()
         if unwritten:
-            log.error("store %s closed with %d changes not written: %s", self.path, unwritten, self._last_error)
+            log.error(
+                "store %s closed with %d change(s) not written after retrying for %.1f s: %s",
+                self.path,
+                unwritten,
+                retry_window,
+                self._last_error,
+            )
         if self._read_db is not None:
             self._read_db.close()
+        self._close_anchor()
         if self._lock is not None:
             self._lock.release()
         if self._opened:
             make_database_files_private(self.path)
+        return unwritten
 
     def __enter__(self) -> "SqliteStore":
         self.start()
@@ -333,17 +403,31 @@ class SqliteStore:
         return self._wait_until_done(target, timeout, count_rejected=False)
 
     def status(self) -> StoreStatus:
+        """The writer's state.  An incident (the file removed and recreated) is reported as
+        MEMORY_ONLY at least once, however fast it was repaired, so the engine raises its alert."""
         with self._cond:
-            return StoreStatus(
+            status = StoreStatus(
                 state=self._state, pending=len(self._queue), last_error=self._last_error, committed=self._committed
             )
+            if self._incident_latched:
+                self._incident_latched = False
+                if self._written_since_incident:
+                    self._state = STATE_OK
+                    self._last_error = ""
+            return status
+
+    @property
+    def recreations(self) -> int:
+        """How many times the database file was found removed and written back from memory."""
+        with self._cond:
+            return self._recreations
 
     # ------------------------------------------------------------------ reads (caller's thread)
 
     def load(self) -> LoadedState:
         """The committed state the engine resumes from (changes still queued are not in it)."""
         db = self._reader()
-        with db.connection_context(), db.atomic():  # one read transaction: a consistent snapshot
+        with self._read_gate.reading(), db.connection_context(), db.atomic():  # one consistent snapshot
             open_trades = self._select_trades(
                 db, TradeRow.select().where(TradeRow.status.in_(_OPEN_TRADE_STATUSES)).order_by(TradeRow.id)
             )
@@ -396,7 +480,7 @@ class SqliteStore:
         if strategy is not None:
             query = query.where(TradeRow.strategy == strategy)
         db = self._reader()
-        with db.connection_context():
+        with self._read_gate.reading(), db.connection_context():
             return list(self._select_trades(db, query.order_by(TradeRow.closed_at, TradeRow.id)))
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
@@ -405,7 +489,7 @@ class SqliteStore:
             raise TypeError(f"trade_events needs an integer trade id, got {trade_id!r}")
         query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
         db = self._reader()
-        with db.connection_context():
+        with self._read_gate.reading(), db.connection_context():
             return [row_to_event(row) for row in query.dicts().execute(db)]
 
     def alerts(
@@ -429,7 +513,7 @@ class SqliteStore:
         if not include_acknowledged:
             query = query.where(AlertRow.acknowledged == False)  # noqa: E712 - a SQL expression
         db = self._reader()
-        with db.connection_context():
+        with self._read_gate.reading(), db.connection_context():
             return self._select_alerts(db, query.order_by(AlertRow.ts.desc(), AlertRow.id.desc()).limit(limit))
 
     # ------------------------------------------------------------------ queue
@@ -475,8 +559,11 @@ class SqliteStore:
                 self._commit(prepared)
             except Exception as exc:  # noqa: BLE001 - any failure keeps the batch queued for retry
                 failures += 1
-                self._on_failure(exc, final_attempt=self._closing_requested())
-                if self._closing_requested() and failures > 1:
+                closing = self._closing_requested()
+                self._on_failure(exc, final_attempt=closing)
+                if isinstance(exc, _DatabaseFileGone) and not self.path.exists():
+                    self._recreate_from_memory()
+                if closing and time.monotonic() >= self._close_deadline:
                     break
                 continue
             self._on_success(batch, prepared, recovered=failures > 0)
@@ -487,12 +574,21 @@ class SqliteStore:
         """Wait for work (pacing commits, backing off after failures) and return the next batch to commit."""
         with self._cond:
             while not self._queue and not self._closing:
-                self._cond.wait()
+                if not self._cond.wait(self._watch_interval) and not self._queue and not self._closing:
+                    self._cond.release()  # look at the file without holding up savers
+                    try:
+                        self._watch_file()
+                    finally:
+                        self._cond.acquire()
             if not self._queue:
                 return None
             if failures:
                 delay = min(self._retry_backoff_max, 0.05 * 2 ** (failures - 1))
-                self._wait_while(lambda: not self._closing, delay)
+                if self._closing:  # keep retrying at shutdown, paced, until the close deadline
+                    delay = min(delay, max(0.0, self._close_deadline - time.monotonic()))
+                    self._wait_while(lambda: True, delay)
+                else:
+                    self._wait_while(lambda: not self._closing, delay)
             else:
                 self._wait_while(
                     lambda: not self._closing and not self._durable_waiters and len(self._queue) < self._max_batch,
@@ -559,9 +655,12 @@ class SqliteStore:
                 self._last_error = prepared.rejected[-1][1]
             pending = len(self._queue)
             was_failing = self._state == STATE_MEMORY_ONLY
-            self._state = STATE_OK
-            if was_failing:
-                self._last_error = ""
+            if self._incident_latched:
+                self._written_since_incident = True  # status() reports the incident once, then OK
+            else:
+                self._state = STATE_OK
+                if was_failing:
+                    self._last_error = ""
             committed = self._committed
             self._cond.notify_all()
         if self._on_commit is not None:
@@ -575,10 +674,13 @@ class SqliteStore:
         with self._cond:
             first = self._state != STATE_MEMORY_ONLY
             self._state = STATE_MEMORY_ONLY
+            self._written_since_incident = False
             self._last_error = message
             pending = len(self._queue)
         if first:
-            expected = isinstance(exc, (peewee.DatabaseError, peewee.InterfaceError, sqlite3.Error, OSError, StorageError))
+            expected = isinstance(
+                exc, (peewee.DatabaseError, peewee.InterfaceError, sqlite3.Error, OSError, StorageError, _DatabaseFileGone)
+            )
             log.error(
                 "storage %s write failed (%s); keeping %d changes in memory and retrying",
                 self.path,
@@ -595,11 +697,25 @@ class SqliteStore:
             raise StoreUnavailable(f"store for {self.path} is not open")
         if self._write_db.is_closed():
             identity = self._current_file_identity()
+            blocked = unwritable_files(self.path)
+            if blocked:  # a read-only -shm must never reach SQLite's mmap
+                raise DatabaseFilesNotWritable(self.path, blocked)
             self._write_db.connect()
-            version, application_id = schema_version(self._write_db)
-            verify_schema_version(self.path, version, application_id)
-            if version != LATEST_VERSION:
-                raise StorageError(self.path, f"database {self.path} now has schema version {version}")
+            try:
+                version, application_id = schema_version(self._write_db)
+                verify_schema_version(self.path, version, application_id)
+                if version != LATEST_VERSION:
+                    raise StorageError(self.path, f"database {self.path} now has schema version {version}")
+                database_id = database_id_of(self._write_db)
+                if database_id != self._database_id:
+                    raise StorageError(
+                        self.path,
+                        f"database file {self.path} now holds another database (id {database_id}, "
+                        f"expected {self._database_id}); not writing into it",
+                    )
+            except BaseException:
+                self._disconnect_writer()
+                raise
             self._file_identity = identity
         return self._write_db
 
@@ -621,6 +737,102 @@ class SqliteStore:
         if self._current_file_identity() != self._file_identity:
             self._disconnect_writer()
             raise _DatabaseFileGone(f"database file {self.path} was replaced while open")
+
+    # ------------------------------------------------------------------ the file removed while open
+
+    def _open_anchor(self) -> None:
+        anchor = sqlite3.connect(
+            Path(self.path).absolute().as_uri() + "?mode=rw",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=max(self._write_timeout, 5.0),
+        )
+        try:
+            # Maps the -wal and -shm and holds them.  fetchall() finishes the statement, so the anchor
+            # keeps no read transaction open that would stop checkpoints from emptying the -wal.
+            anchor.execute("SELECT COUNT(*) FROM sqlite_master").fetchall()
+        except BaseException:
+            anchor.close()
+            raise
+        self._anchor = anchor
+
+    def _close_anchor(self) -> None:
+        anchor, self._anchor = self._anchor, None
+        if anchor is not None:
+            try:
+                anchor.close()
+            except sqlite3.Error:
+                log.debug("closing the anchor connection of %s failed", self.path, exc_info=True)
+
+    def _watch_file(self) -> None:
+        """While idle: a database file removed from under the store is written back without waiting for a change."""
+        if self._opened and not self._closing_requested() and not self.path.exists():
+            self._on_failure(_DatabaseFileGone(f"database file {self.path} was removed"), final_attempt=False)
+            self._recreate_from_memory()
+
+    def _recreate_from_memory(self) -> None:
+        """Write the database back to its path after the file was removed while open.
+
+        The anchor connection still holds the removed file's inode with its
+        -wal and -shm, so everything committed until then is copied from it
+        (SQLite's backup API) to ``<db>.recovering``, checked, and linked into
+        place; the writer then replays what is queued on top.  Nothing that was
+        saved is lost.  Reads wait at the gate meanwhile, so no connection to
+        the removed file outlives the anchor (the last one to close would
+        delete the -wal by name, which by then could be the new file's).
+        """
+        temporary = self.path.with_name(self.path.name + ".recovering")
+        try:
+            with self._read_gate.exclusive():
+                if self.path.exists():
+                    return
+                self._disconnect_writer()
+                ensure_private_dir(self.path.parent)  # the folder may have gone with the file
+                if self._anchor is not None:
+                    self._copy_anchor_to(temporary)
+                    self._close_anchor()  # the removed file's -wal and -shm go with it
+                if not temporary.exists():
+                    raise StorageError(self.path, f"no copy of {self.path} is left to write back")
+                for side in side_files(self.path):
+                    side.unlink(missing_ok=True)
+                os.link(temporary, self.path)  # never over a file someone else put there meanwhile
+                temporary.unlink()
+                fsync_dir(self.path.parent)
+                make_private(self.path)
+                write_identity_file(self.path, self._database_id)
+                self._open_anchor()
+        except (OSError, sqlite3.Error, StorageError) as exc:
+            log.critical("storage %s: the database file was removed and could not be written back yet: %s", self.path, exc)
+            return
+        with self._cond:
+            self._recreations += 1
+            self._state = STATE_MEMORY_ONLY
+            self._incident_latched = True
+            pending = len(self._queue)
+            self._written_since_incident = pending == 0  # nothing queued: the file is whole again now
+            self._last_error = (
+                f"database file {self.path} was removed while tmtool ran; recreated it with everything committed "
+                f"before ({self._committed} change(s) since start) and {pending} queued change(s) being written"
+            )
+        log.critical("storage %s: the database file was removed; recreated it, %d queued change(s) follow", self.path, pending)
+
+    def _copy_anchor_to(self, temporary: Path) -> None:
+        for leftover in (temporary, *side_files(temporary)):
+            leftover.unlink(missing_ok=True)
+        create_private_file(temporary)
+        destination = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            self._anchor.backup(destination)
+            destination.execute("PRAGMA journal_mode=DELETE")  # one self-contained file; WAL again once opened
+            problems = [row[0] for row in destination.execute("PRAGMA quick_check").fetchall()]
+            copied_id = database_id_of(destination)
+        finally:
+            destination.close()
+        if problems != ["ok"] or copied_id != self._database_id:
+            temporary.unlink(missing_ok=True)
+            raise StorageError(self.path, f"the copy kept in memory fails its check: {'; '.join(problems[:3])}")
+        fsync_file(temporary)
 
     # ------------------------------------------------------------------ helpers
 
@@ -647,6 +859,43 @@ class SqliteStore:
     @staticmethod
     def _select_alerts(db: SqliteDatabase, query: peewee.ModelSelect) -> list[Alert]:
         return [row_to_record(Alert, row) for row in query.dicts().execute(db)]
+
+
+class _ReadGate:
+    """Read queries run side by side; writing the database back after a removal waits for them and holds new ones."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._exclusive = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._exclusive = True
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 def _execute_many(db: SqliteDatabase, model: type[peewee.Model], rows: list[dict[str, Any]], replace: bool) -> None:
