@@ -225,13 +225,8 @@ class Engine:
         return summary
 
     def _shutdown(self, done: Future) -> None:
-        state, journal = self._state, self._journal
-        journal.flush_trades()
-        now = state.clock.time()
-        for trade in state.trades.values():
-            state.sync_price(trade)
-            trade.updated_at = now
-            journal.save_trade(trade)
+        journal = self._journal
+        journal.save_open_trades()
         summary = self._publisher.summary()
         journal.alert(AlertCategory.SYSTEM, AlertPriority.INFO, f"tmtool stopping: {summary}", key="lifecycle")
         self._publisher.publish(force=True, running=False)

@@ -56,6 +56,16 @@ class Journal:
             for trade in trades.values():
                 self._store.save_trade(copy_trade(trade))
 
+    def save_open_trades(self) -> None:
+        """At shutdown: every open trade saved with its last price."""
+        self.flush_trades()
+        state = self.state
+        now = self._clock.time()
+        for trade in state.trades.values():
+            state.sync_price(trade)
+            trade.updated_at = now
+            self.save_trade(trade)
+
     def event(self, trade: Trade, kind: str, field: str = "", old: object = "", new: object = "", reason: str = "", price: float | None = None) -> None:
         self._store.record_event(
             TradeEvent(
