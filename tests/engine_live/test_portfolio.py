@@ -127,7 +127,7 @@ def test_untagged_order_book_cannot_lock_out_and_says_so_once(tmp_path):
         ack = stack.broker.place_order(strategy="careful", symbol="SBIN", exchange="NSE", action="BUY", quantity=5, product="MIS")
 
         def fills_seen() -> dict:  # read on the engine thread, where the tradebook polls land
-            return stack.engine.run_in_engine_thread(lambda: dict(stack.engine._fills_seen or {})).result(5)
+            return stack.engine.run_in_engine_thread(lambda: dict(stack.engine._reconciler.fills_seen or {})).result(5)
 
         wait_for(lambda: ack.order_id in fills_seen(), what="the engine read the fill")
         assert stack.position("SBIN") == 5  # cannot be attributed: left alone, as the warning said

@@ -74,6 +74,13 @@ def funds_limit(strategy: Strategy, available_funds: float, funds_in_use: float 
     return max(0.0, limit)
 
 
+def funds_denial(quantity: int, price: float, limit: float) -> Denial | None:
+    """Refuse ``quantity`` at ``price`` when its notional exceeds ``limit`` (``funds_limit``)."""
+    if quantity * price > limit + 1e-9:
+        return Denial("INSUFFICIENT_FUNDS", f"{quantity} at {price:.2f} needs {quantity * price:.2f}; {limit:.2f} available")
+    return None
+
+
 def _whole_lots(quantity: float, lot_size: int) -> int:
     lot = max(1, lot_size)
     return int(math.floor(quantity / lot + _DUST)) * lot

@@ -25,6 +25,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any, Callable, Protocol
 
 from tmtool.domain.models import OrderRecord
@@ -55,6 +56,27 @@ class OrderSendResult:
     durable: bool
 
 
+class JobKind(StrEnum):
+    """What a job was for: the engine routes each ``JobResult`` by its kind.
+
+    A kind the engine has no handler for is refused when the result arrives
+    (``JobKind(value)`` raises), so a misspelt kind cannot vanish silently."""
+
+    ORDER_SENT = "order_sent"
+    ORDER_STATUS = "order_status"
+    ORDER_LOOKUP = "order_lookup"
+    APPROVAL_LOOKUP = "approval_lookup"
+    EXIT_POSITION = "exit_position"
+    RECONCILE = "reconcile"
+    PING = "ping"
+    PREPARE_ENTRY = "prepare_entry"
+    ADOPT_POSITIONS = "adopt_positions"
+    TRADEBOOK = "tradebook"
+    CLAIM_FILL = "claim_fill"
+    MODIFY_ORDER = "modify_order"
+    CANCEL_ORDER = "cancel_order"
+
+
 @dataclass(frozen=True, slots=True)
 class JobResult:
     """The outcome of one job, posted to the engine inbox.
@@ -64,7 +86,7 @@ class JobResult:
     order send, "server" — the request may have gone out).
     """
 
-    kind: str
+    kind: JobKind
     context: Any
     value: Any = None
     error: BrokerError | None = None
@@ -79,9 +101,9 @@ class JobRunner(Protocol):
     @property
     def broker(self) -> Broker: ...
 
-    def run(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
+    def run(self, kind: JobKind, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
 
-    def run_order_call(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
+    def run_order_call(self, kind: JobKind, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None: ...
 
     def send_order(self, record: OrderRecord, request: OrderRequest, durable_timeout: float) -> None: ...
 
@@ -109,13 +131,13 @@ class Executor:
     def broker(self) -> Broker:
         return self._broker
 
-    def run(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def run(self, kind: JobKind, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run ``fn(*args, **kwargs)`` on a worker; post ``JobResult(kind, context, value | error)``."""
         if self._closed:
             return
         self._pool.submit(self._call, kind, context, fn, args, kwargs)
 
-    def run_order_call(self, kind: str, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def run_order_call(self, kind: JobKind, context: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Like ``run``, for a call that shares the order rate limit with ``placeorder``
         (``modifyorder``, ``cancelorder``): it waits for a slot in the same window."""
         if self._closed:
@@ -123,7 +145,7 @@ class Executor:
         self._pool.submit(self._order_call, kind, context, fn, args, kwargs)
 
     def send_order(self, record: OrderRecord, request: OrderRequest, durable_timeout: float) -> None:
-        """Make ``record`` durable, then place ``request``; posts kind "order_sent" with an ``OrderSendResult``."""
+        """Make ``record`` durable, then place ``request``; posts kind ``ORDER_SENT`` with an ``OrderSendResult``."""
         if self._closed:
             return
         self._pool.submit(self._send, record, request, durable_timeout)
@@ -132,7 +154,7 @@ class Executor:
         self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=True)
 
-    def _call(self, kind: str, context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def _call(self, kind: JobKind, context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         try:
             value = fn(*args, **kwargs)
         except BrokerError as exc:
@@ -143,7 +165,7 @@ class Executor:
         else:
             self._post(JobResult(kind, context, value=value))
 
-    def _order_call(self, kind: str, context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def _order_call(self, kind: JobKind, context: Any, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
         self._wait_for_order_slot()
         self._call(kind, context, fn, args, kwargs)
 
@@ -169,10 +191,10 @@ class Executor:
         try:
             ack = self._broker.place_order(**asdict(request))
         except BrokerError as exc:
-            self._post(JobResult("order_sent", record.key, value=OrderSendResult(None, durable), error=exc))
+            self._post(JobResult(JobKind.ORDER_SENT, record.key, value=OrderSendResult(None, durable), error=exc))
         except Exception as exc:  # unknown failure after the request may have left: treat as ambiguous
             log.exception("placeorder failed for %s", record.key)
             error = BrokerError("server", f"{type(exc).__name__}: {exc}")
-            self._post(JobResult("order_sent", record.key, value=OrderSendResult(None, durable), error=error))
+            self._post(JobResult(JobKind.ORDER_SENT, record.key, value=OrderSendResult(None, durable), error=error))
         else:
-            self._post(JobResult("order_sent", record.key, value=OrderSendResult(ack, durable)))
+            self._post(JobResult(JobKind.ORDER_SENT, record.key, value=OrderSendResult(ack, durable)))

@@ -1,0 +1,79 @@
+"""Price and P&L bands inside which a tick changes nothing (pure).
+
+The engine's tick path is cheap because of two bands computed here:
+
+* ``quiet_band``: per instrument, the open interval of prices that move no stop,
+  target, partial target, trailing stop or watermark of any of its trades;
+* ``portfolio_gates``: per strategy, the open interval of unrealised P&L inside
+  which no portfolio limit (stop, target, daily loss limit, trailing lock) can
+  trigger, so the portfolio rules run only when the P&L leaves it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from tmtool.domain import portfolio as portfolio_rules
+from tmtool.domain.models import PortfolioState, Side, Strategy, Trade, TradeStatus
+
+_INF = math.inf
+
+
+def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
+    """``(lo, hi)``: a price strictly inside changes no ACTIVE, unpaused trade of ``trades``.
+
+    Paused, exiting and empty trades do not narrow the band; with none left it is
+    ``(-inf, inf)``.
+    """
+    lo, hi = -_INF, _INF
+    for trade in trades:
+        if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
+            continue
+        entry = trade.entry_price
+        high = trade.high_watermark or entry
+        low = trade.low_watermark or entry
+        lo = max(lo, low)
+        hi = min(hi, high)
+        stop = trade.effective_stop
+        partials = [p.price for p in trade.partial_levels if not p.done]
+        if trade.side is Side.LONG:
+            if stop is not None:
+                lo = max(lo, stop)
+            if trade.target is not None:
+                hi = min(hi, trade.target)
+            if partials:
+                hi = min(hi, min(partials))
+        else:
+            if stop is not None:
+                hi = min(hi, stop)
+            if trade.target is not None:
+                lo = max(lo, trade.target)
+            if partials:
+                lo = max(lo, max(partials))
+    return lo, hi
+
+
+def portfolio_gates(strategy: Strategy, state: PortfolioState) -> tuple[float, float]:
+    """``(lo, hi)`` in unrealised P&L: inside it no portfolio limit of ``strategy`` can trigger.
+
+    Kept in unrealised terms (the day's realised P&L already subtracted) so the tick
+    path needs no realised lookup.
+    """
+    risk, funds = strategy.portfolio, strategy.allocated_funds
+    floor = -_INF
+    for amount in (risk.daily_loss_limit, risk.stop_loss):
+        rupees = portfolio_rules.limit_rupees(amount, funds)
+        if rupees is not None:
+            floor = max(floor, -rupees)
+    if state.trailing_armed and state.trailing_lock is not None:
+        floor = max(floor, state.trailing_lock)
+    ceiling = _INF
+    target = portfolio_rules.limit_rupees(risk.target, funds)
+    if target is not None:
+        ceiling = target
+    activation = portfolio_rules.limit_rupees(risk.trailing_activation, funds)
+    tracks_peak = activation is not None and portfolio_rules.limit_rupees(risk.trailing_distance, funds) is not None
+    if tracks_peak:
+        ceiling = min(ceiling, state.peak_pnl if state.trailing_armed else activation)
+    return floor - state.realised_pnl, ceiling - state.realised_pnl

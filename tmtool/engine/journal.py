@@ -1,0 +1,169 @@
+"""Where engine state is persisted and alerts are raised.
+
+Every change the engine makes to a trade reaches the store through here: trade
+rows (``save_trade`` now, or ``save_trade_soon`` once per inbox batch for
+trailing ratchets), trade events (the audit trail), status changes, and alerts
+(folded by key in the ``AlertBook``, saved, logged and handed to the alert
+sinks).  Order ledger rows are saved by ``orders``; portfolio and strategy rows
+by whoever changes them, through the same ``Store`` port.  The store's own
+health (memory-only mode) is watched here too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from typing import Any, Callable, Sequence
+
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeEvent, TradeStatus
+from tmtool.engine.alertbook import AlertBook
+from tmtool.engine.ports import AlertSink
+from tmtool.engine.state import EngineState
+
+log = logging.getLogger(__name__)
+
+_LOG_LEVEL = {AlertPriority.INFO: logging.INFO, AlertPriority.WARNING: logging.WARNING, AlertPriority.CRITICAL: logging.CRITICAL}
+
+
+class Journal:
+    """Trade rows, trade events, status changes and alerts, on the engine thread."""
+
+    def __init__(self, state: EngineState, sinks: Sequence[AlertSink]) -> None:
+        self.state = state
+        self._store = state.store
+        self._clock = state.clock
+        self._sinks = tuple(sinks)
+        self.alerts = AlertBook()
+        self._dirty_trades: dict[int, Trade] = {}
+
+    # ---------------------------------------------------------------- trades
+
+    def save_trade(self, trade: Trade) -> None:
+        """Hand the store a copy of the trade now (status changes, fills, anything an order depends on)."""
+        self._dirty_trades.pop(trade.id, None)
+        self._store.save_trade(copy_trade(trade))
+        self.state.dirty = True
+
+    def save_trade_soon(self, trade: Trade) -> None:
+        """Save at the end of the current inbox batch: repeated ratchets of one trade within a
+        batch become one row version (each ratchet is still recorded as an event)."""
+        self._dirty_trades[trade.id] = trade
+        self.state.dirty = True
+
+    def flush_trades(self) -> None:
+        if self._dirty_trades:
+            trades, self._dirty_trades = self._dirty_trades, {}
+            for trade in trades.values():
+                self._store.save_trade(copy_trade(trade))
+
+    def save_open_trades(self) -> None:
+        """At shutdown: every open trade saved with its last price."""
+        self.flush_trades()
+        state = self.state
+        now = self._clock.time()
+        for trade in state.trades.values():
+            state.sync_price(trade)
+            trade.updated_at = now
+            self.save_trade(trade)
+
+    def event(self, trade: Trade, kind: str, field: str = "", old: object = "", new: object = "", reason: str = "", price: float | None = None) -> None:
+        self._store.record_event(
+            TradeEvent(
+                trade_id=trade.id,
+                ts=self._clock.time(),
+                kind=kind,
+                field=field,
+                old="" if old is None else str(old),
+                new="" if new is None else str(new),
+                reason=reason,
+                price=price,
+                strategy=trade.strategy,
+            )
+        )
+
+    def set_status(self, trade: Trade, status: TradeStatus, reason: str = "") -> None:
+        if trade.status is status:
+            return
+        old = trade.status
+        trade.status = status
+        trade.updated_at = self._clock.time()
+        self.event(trade, "STATUS", "status", old.value, status.value, reason)
+
+    # ---------------------------------------------------------------- alerts
+
+    def alert(
+        self,
+        category: AlertCategory,
+        priority: AlertPriority,
+        text: str,
+        key: str = "",
+        trade: Trade | None = None,
+        strategy: str | None = None,
+    ) -> Alert:
+        alert = self.alerts.raise_alert(
+            self._clock.time(),
+            category,
+            priority,
+            text,
+            key=key,
+            trade_id=trade.id if trade is not None else None,
+            strategy=trade.strategy if trade is not None else strategy,
+        )
+        self._store.save_alert(alert)
+        if trade is not None:
+            self.event(trade, "ALERT", "", "", text, priority.value)
+        log.log(_LOG_LEVEL[priority], "%s", text)
+        for sink in self._sinks:
+            try:
+                sink.publish(alert)
+            except Exception:  # a notifier must never stop the monitor
+                log.exception("alert sink %r failed", sink)
+        self.state.dirty = True
+        return alert
+
+    def acknowledge(self, alert_ids: Sequence[int], dismiss: bool) -> int:
+        changed = self.alerts.acknowledge(alert_ids, dismiss)
+        for alert in changed:
+            self._store.save_alert(alert)
+        self.state.dirty = True
+        return len(changed)
+
+    # ---------------------------------------------------------------- the store's health
+
+    def check_store(self) -> None:
+        state = self.state
+        state.schedule(state.settings.store_check_interval, self.check_store)
+        status = self._store.status()
+        state.db_pending = status.pending
+        if status.state != state.db_state:
+            previous, state.db_state = state.db_state, status.state
+            if status.state == "MEMORY_ONLY":
+                self.alert(
+                    AlertCategory.SYSTEM,
+                    AlertPriority.CRITICAL,
+                    f"database not writing ({status.last_error or 'unknown error'}): monitoring continues in memory, "
+                    f"{status.pending} change(s) queued",
+                    key="database",
+                )
+            elif previous == "MEMORY_ONLY":
+                self.alert(AlertCategory.SYSTEM, AlertPriority.INFO, "database writing again: queued changes replayed", key="database")
+            state.dirty = True
+
+
+def _make_trade_copier() -> Callable[[Trade], Trade]:
+    """A shallow copy of a ``Trade`` about fifteen times faster than ``copy.copy`` (which goes
+    through ``__reduce_ex__``); generated from the dataclass fields so it follows the model."""
+    names = [f.name for f in fields(Trade)]
+    lines = ["def copy_trade(trade, _new=object.__new__, _cls=Trade):", "    clone = _new(_cls)"]
+    lines += [f"    clone.{name} = trade.{name}" for name in names]
+    lines.append("    return clone")
+    namespace: dict[str, Any] = {"Trade": Trade}
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built above from the dataclass's own field names
+    return namespace["copy_trade"]
+
+
+copy_trade = _make_trade_copier()
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,0 +1,96 @@
+"""What the order manager tells the controllers, and the working copy of an order.
+
+``LiveOrder`` is the engine's copy of a ledger row that is not final (owned by
+``orders.OrderManager``).  The event values are past-tense facts the manager
+emits; ``handlers.OrderEventRouter`` applies each to the controllers (entries,
+exits, the broker session) at the moment it happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tmtool.domain.models import OrderRecord, OrderState, Trade
+from tmtool.domain.reconcile import PositionKey
+
+
+class LiveOrder:
+    """The engine's working copy of a ledger row that is not final."""
+
+    __slots__ = (
+        "record", "strategy", "pos_key", "remaining", "lookups", "reprices", "reprice_failures", "modifying",
+        "polling", "cancel_wanted", "cancelling", "cancel_attempts",
+    )
+
+    def __init__(self, record: OrderRecord, strategy: str, pos_key: PositionKey) -> None:
+        self.record = record
+        self.strategy = strategy
+        self.pos_key = pos_key
+        self.remaining = record.quantity - record.filled_quantity
+        self.lookups = 0
+        self.reprices = 0  # modifications of a LIMIT exit that the broker took
+        self.reprice_failures = 0  # modifications refused or lost in a row
+        self.modifying = False  # a modifyorder is in flight
+        self.polling = False
+        self.cancel_wanted = False  # an entry order to be cancelled (as soon as it has an order id)
+        self.cancelling = False  # a cancelorder is in flight
+        self.cancel_attempts = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled:
+    """``quantity`` more of ``order`` filled at ``price`` (the price of just these fills)."""
+
+    trade: Trade
+    order: LiveOrder
+    quantity: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFinal:
+    """``order`` reached a final state and is released (its in-flight quantity too)."""
+
+    trade: Trade
+    order: LiveOrder
+    state: OrderState
+
+
+@dataclass(frozen=True, slots=True)
+class PositionSettled:
+    """No exit of ours is in flight on ``pos_key`` any more."""
+
+    pos_key: PositionKey
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUnresolved:
+    """``order``'s outcome could not be proven after every lookup: a human must decide."""
+
+    trade: Trade
+    order: LiveOrder
+
+
+@dataclass(frozen=True, slots=True)
+class ExitNotSent:
+    """An exit order surely did not go out for a reason that is no failure of the exit
+    (rate limit, expired session): the attempt is not counted; ``parked`` exits wait
+    for the session."""
+
+    trade: Trade
+    parked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAnswered:
+    """The broker took an order: the session works."""
+
+
+OrderEvent = OrderFilled | OrderFinal | PositionSettled | OrderUnresolved | ExitNotSent | SessionExpired | BrokerAnswered
+
+

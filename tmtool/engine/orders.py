@@ -1,0 +1,617 @@
+"""The order manager: every order tmtool sends, from ledger row to final state.  Orders leave here.
+
+Each order gets a ledger row (``OrderRecord``, its state an ``OrderState``) that
+the executor makes durable before it sends the order; the manager keeps a
+working copy (``LiveOrder``) until the row is final and owns the maps from
+ledger key, broker order id and trade to it.  Its fate comes from order updates
+(the feed), ``orderstatus`` polls, order-book lookups when a reply was lost,
+and approval lookups (OpenAlgo's Action Center).  LIMIT exits are re-priced in
+place with ``modifyorder``; entries are cancelled with ``cancelorder``.
+
+The manager never decides what a trade does next.  What happened to an order is
+emitted as an event value (``OrderFilled``, ``OrderFinal``, ``PositionSettled``,
+``OrderUnresolved``, ``ExitNotSent``, ``SessionExpired``, ``BrokerAnswered``)
+to the handler the engine installs (``handlers.OrderEventRouter``), which
+applies it with the controllers above, at the moment it happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any, Callable
+
+from tmtool.domain.broker import OrderInfo, OrderUpdate
+from tmtool.domain.fills import new_fill_price
+from tmtool.domain.models import (
+    AlertCategory,
+    AlertPriority,
+    OrderPurpose,
+    OrderRecord,
+    OrderState,
+    PriceType,
+    Side,
+    Trade,
+    TradeStatus,
+    round_to_tick,
+)
+from tmtool.domain.reconcile import match_order, order_progress, position_key
+from tmtool.engine.executor import JobKind, JobResult, OrderRequest, OrderSendResult
+from tmtool.engine.journal import Journal
+from tmtool.engine.order_events import (
+    BrokerAnswered,
+    ExitNotSent,
+    LiveOrder,
+    OrderEvent,
+    OrderFilled,
+    OrderFinal,
+    OrderUnresolved,
+    PositionSettled,
+    SessionExpired,
+)
+from tmtool.engine.positions import PositionCache
+from tmtool.engine.state import EngineState
+
+log = logging.getLogger(__name__)
+
+
+def _no_handler(event: OrderEvent) -> None:
+    raise RuntimeError(f"the order manager has no event handler for {event!r}")
+
+
+class OrderManager:
+    def __init__(self, state: EngineState, positions: PositionCache, journal: Journal) -> None:
+        self.state = state
+        self._positions = positions
+        self._journal = journal
+        self.emit: Callable[[OrderEvent], None] = _no_handler
+        self.live: dict[str, LiveOrder] = {}  # ledger key -> live order
+        self._by_order_id: dict[str, str] = {}  # broker order id -> ledger key
+        # trade id -> ledger keys of its live orders; an order can outlive its trade (an entry
+        # still live when the trade is closed outside), so this follows the orders, not the trade
+        self._trade_orders: dict[int, set[str]] = {}
+        self.known_order_ids: set[str] = set()
+        self._early_updates: dict[str, OrderUpdate] = {}
+
+    # ---------------------------------------------------------------- queries
+
+    def has_live(self, trade_id: int) -> bool:
+        return bool(self._trade_orders.get(trade_id))
+
+    def orders_of(self, trade_id: int) -> list[LiveOrder]:
+        live = self.live
+        return [live[k] for k in self._trade_orders.get(trade_id, ()) if k in live]
+
+    def live_exit_quantity(self, trade: Trade) -> int:
+        return sum(o.remaining for o in self.orders_of(trade.id) if o.record.purpose is OrderPurpose.EXIT)
+
+    def live_entries(self, trade: Trade) -> list[LiveOrder]:
+        return [o for o in self.orders_of(trade.id) if o.record.purpose is OrderPurpose.ENTRY]
+
+    def awaiting_approval(self, trade_id: int) -> bool:
+        return any(o.record.state is OrderState.AWAITING_APPROVAL for o in self.orders_of(trade_id))
+
+    # ---------------------------------------------------------------- the ledger
+
+    def track(self, record: OrderRecord, trade: Trade) -> LiveOrder:
+        pos_key = position_key(trade)
+        live = LiveOrder(record, trade.strategy, pos_key)
+        self.live[record.key] = live
+        self._trade_orders.setdefault(trade.id, set()).add(record.key)
+        if record.order_id:
+            self._by_order_id[record.order_id] = record.key
+        key_state = self._positions.key(pos_key)
+        key_state.live_orders += 1
+        key_state.generation += 1
+        if record.purpose is OrderPurpose.EXIT:
+            if record.action == "SELL":
+                key_state.exit_sell += live.remaining
+            else:
+                key_state.exit_buy += live.remaining
+        return live
+
+    def dispatch(self, record: OrderRecord, trade: Trade) -> None:
+        """Hand a tracked ledger row to the executor: made durable first, then sent."""
+        request = OrderRequest(
+            strategy=trade.strategy,
+            symbol=trade.symbol,
+            exchange=trade.exchange,
+            action=record.action,
+            quantity=record.quantity,
+            product=trade.product.value,
+            price_type=record.price_type.value,
+            price=record.price,
+        )
+        assert self.state.executor is not None
+        self.state.executor.send_order(record, request, self.state.settings.durable_timeout)
+
+    def set_order(self, live: LiveOrder, **changes: Any) -> None:
+        live.record = replace(live.record, updated_at=self.state.clock.time(), **changes)
+        self.state.store.save_order(live.record)
+        self.state.dirty = True
+
+    def _release_in_flight(self, live: LiveOrder, quantity: int) -> None:
+        if quantity <= 0 or live.record.purpose is not OrderPurpose.EXIT:
+            return
+        key_state = self._positions.key(live.pos_key)
+        if live.record.action == "SELL":
+            key_state.exit_sell = max(0, key_state.exit_sell - quantity)
+        else:
+            key_state.exit_buy = max(0, key_state.exit_buy - quantity)
+
+    def finish(self, live: LiveOrder, state: OrderState, message: str = "") -> None:
+        """A ledger row became final: release what it held; the trade's controllers decide what next."""
+        record = live.record
+        self.set_order(live, state=state, message=message or record.message)
+        self._release_in_flight(live, live.remaining)
+        live.remaining = 0
+        self.live.pop(record.key, None)
+        if record.order_id:
+            self._by_order_id.pop(record.order_id, None)
+        keys = self._trade_orders.get(record.trade_id)
+        if keys is not None:
+            keys.discard(record.key)
+            if not keys:
+                del self._trade_orders[record.trade_id]
+        key_state = self._positions.key(live.pos_key)
+        key_state.live_orders = max(0, key_state.live_orders - 1)
+        trade = self.state.trades.get(record.trade_id)
+        if trade is not None:
+            self.emit(OrderFinal(trade, live, state))
+        if not key_state.exits_in_flight:
+            self.emit(PositionSettled(live.pos_key))
+
+    # ---------------------------------------------------------------- start-up
+
+    def restore(self, record: OrderRecord, trade: Trade) -> LiveOrder:
+        live = self.track(record, trade)
+        if record.order_id:
+            self.known_order_ids.add(record.order_id)
+        return live
+
+    def resume(self, live: LiveOrder) -> None:
+        """Pick up a restored ledger row: poll it, wait for its approval, or look it up."""
+        record = live.record
+        if record.order_id:
+            self.poll(record.key, 0.0)
+            self._working(live)
+        elif record.state is OrderState.AWAITING_APPROVAL:
+            self.state.schedule(self.state.settings.order_status_poll, self._look_for_approved, record.key)
+        else:
+            self.set_order(live, state=OrderState.UNKNOWN, message="outcome unknown after restart: looking it up")
+            self.lookup(record.key)
+
+    # ---------------------------------------------------------------- replies, polls and updates
+
+    def on_order_sent(self, result: JobResult) -> None:
+        live = self.live.get(result.context)
+        if live is None:
+            return
+        state, journal = self.state, self._journal
+        sent: OrderSendResult = result.value
+        trade = state.trades.get(live.record.trade_id)
+        if sent is not None and not sent.durable:
+            journal.alert(
+                AlertCategory.SYSTEM,
+                AlertPriority.CRITICAL,
+                f"order {live.record.key} went out before its ledger row was on disk (database not writing)",
+                key="ledger-not-durable",
+            )
+        error = result.error
+        if error is None and sent.ack is not None:
+            ack = sent.ack
+            state.server_mode = ack.mode
+            if state.broker_state != "OK":
+                self.emit(BrokerAnswered())
+            if ack.awaiting_approval:
+                self.set_order(live, state=OrderState.AWAITING_APPROVAL, message=ack.message or "queued for approval")
+                journal.alert(
+                    AlertCategory.TRADE,
+                    AlertPriority.WARNING,
+                    f"#{live.record.trade_id}: {live.record.purpose.value.lower()} order {live.record.action} "
+                    f"{live.record.quantity} is waiting for approval in OpenAlgo's Action Center",
+                    key=f"approval-{live.record.key}",
+                    trade=trade,
+                )
+                state.schedule(state.settings.order_status_poll, self._look_for_approved, live.record.key)
+                return
+            self.order_id_known(live, ack.order_id)
+            self.set_order(live, state=OrderState.SENT, order_id=ack.order_id)
+            early = self._early_updates.pop(ack.order_id, None)
+            if early is not None:
+                self._apply_progress(live, early.status, early.filled_quantity, early.average_price, early.rejection_reason)
+            if live.record.key in self.live:
+                self.poll(live.record.key, self.poll_interval())
+                self._working(live)
+            return
+        assert error is not None
+        is_exit = live.record.purpose is OrderPurpose.EXIT
+        if error.kind == "auth":
+            self.emit(SessionExpired(error.message))
+            if trade is not None and trade.status is TradeStatus.EXITING and is_exit:
+                self.emit(ExitNotSent(trade, parked=True))  # resent when the session is back, without spending an attempt
+            self.finish(live, OrderState.NOT_SENT, error.message)
+            return
+        if error.ambiguous:
+            self.set_order(live, state=OrderState.UNKNOWN, message=f"reply lost ({error.kind}): {error.message}")
+            journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{live.record.trade_id}: no clear reply to {live.record.action} {live.record.quantity} ({error.kind}); looking the order up",
+                key=f"unknown-{live.record.key}",
+                trade=trade,
+            )
+            self.lookup(live.record.key)
+            return
+        if error.kind in ("rate_limited", "connection"):
+            # Surely not placed: the exit goes again after the retry backoff.  A rate limit
+            # is no failure of the exit, so it spends no attempt; a refused connection does.
+            if error.kind == "rate_limited" and trade is not None and is_exit:
+                self.emit(ExitNotSent(trade, parked=False))
+            self.finish(live, OrderState.NOT_SENT, f"{error.kind}: {error.message}")
+            return
+        self.finish(live, OrderState.REJECTED, error.message)
+
+    def order_id_known(self, live: LiveOrder, order_id: str) -> None:
+        self._by_order_id[order_id] = live.record.key
+        self.known_order_ids.add(order_id)
+        self._positions.take_back_foreign(order_id, live.pos_key, live.record.action)
+        trade = self.state.trades.get(live.record.trade_id)
+        if trade is None:
+            return
+        if live.record.purpose is OrderPurpose.EXIT:
+            if order_id not in trade.exit_order_ids:
+                trade.exit_order_ids = (*trade.exit_order_ids, order_id)
+        else:
+            trade.entry_order_id = order_id
+        self._journal.save_trade(trade)
+
+    def poll_interval(self) -> float:
+        settings = self.state.settings
+        if self.state.feed_status.order_updates:
+            return settings.order_update_backstop
+        return settings.order_status_poll
+
+    def poll(self, key: str, delay: float) -> None:
+        live = self.live.get(key)
+        if live is None or live.polling:
+            return
+        live.polling = True
+        self.state.schedule(delay, self._request_status, key)
+
+    def repoll_all(self) -> None:
+        """The feed's order updates came or went: every live order polls at the new pace."""
+        for key in list(self.live):
+            self.poll(key, self.poll_interval())
+
+    def _request_status(self, key: str) -> None:
+        live = self.live.get(key)
+        if live is None or not live.record.order_id:
+            return
+        self.state.job(JobKind.ORDER_STATUS, key, self.state.broker.order_status, live.record.order_id, live.strategy)
+
+    def on_order_status(self, result: JobResult) -> None:
+        live = self.live.get(result.context)
+        if live is None:
+            return
+        live.polling = False
+        if result.error is None:
+            info: OrderInfo = result.value
+            self._apply_progress(live, info.status, info.filled_quantity, info.average_price, info.rejection_reason, info.quantity)
+        if result.context in self.live:
+            self.poll(result.context, self.poll_interval())
+
+    def on_order_update(self, update: OrderUpdate) -> None:
+        key = self._by_order_id.get(update.order_id)
+        if key is None:
+            if len(self._early_updates) > 1000:
+                self._early_updates.pop(next(iter(self._early_updates)))
+            self._early_updates[update.order_id] = update
+            self._positions.foreign_fill(update, self.known_order_ids)
+            return
+        live = self.live.get(key)
+        if live is not None:
+            self._apply_progress(live, update.status, update.filled_quantity, update.average_price, update.rejection_reason)
+
+    def _apply_progress(
+        self,
+        live: LiveOrder,
+        status: str,
+        filled_quantity: int | None,
+        average_price: float,
+        rejection_reason: str = "",
+        ordered_quantity: int | None = None,
+    ) -> None:
+        record = live.record
+        progress = order_progress(status, record.quantity, filled_quantity, average_price)
+        filled = min(progress.filled_quantity, record.quantity)
+        if filled > record.filled_quantity:
+            self.apply_fill(live, filled, progress.average_price)
+        elif progress.state is OrderState.PARTIAL and record.state is not OrderState.PARTIAL:
+            self.set_order(live, state=OrderState.PARTIAL)
+        if progress.state.is_final:
+            self.finish(live, progress.state, rejection_reason)
+        elif record.state in (OrderState.SENT, OrderState.UNKNOWN) and progress.state is OrderState.OPEN:
+            self.set_order(live, state=OrderState.OPEN)
+
+    def apply_fill(self, live: LiveOrder, filled_total: int, average_total: float) -> None:
+        record = live.record
+        delta = filled_total - record.filled_quantity
+        trade = self.state.trades.get(record.trade_id)
+        fallback = self.state.price_of(trade) if trade is not None else 0.0
+        price, new_average = new_fill_price(record.filled_quantity, record.average_price, filled_total, average_total, fallback)
+        order_state = OrderState.PARTIAL if filled_total < record.quantity else record.state
+        self.set_order(live, filled_quantity=filled_total, average_price=new_average, state=order_state)
+        self._release_in_flight(live, delta)
+        live.remaining = max(0, live.remaining - delta)
+        key_state = self._positions.key(live.pos_key)
+        key_state.generation += 1
+        sign = 1 if record.action == "BUY" else -1
+        if key_state.net is not None:
+            key_state.net += sign * delta
+        if trade is not None:
+            self.emit(OrderFilled(trade, live, delta, price))
+
+    # ---------------------------------------------------------------- ambiguous outcomes
+
+    def lookup(self, key: str) -> None:
+        live = self.live.get(key)
+        if live is None:
+            return
+        trade = self.state.trades.get(live.record.trade_id)
+        if trade is None:
+            return
+        broker = self.state.broker
+
+        def look() -> tuple[list[OrderInfo], int]:
+            orders = broker.order_book()
+            net = broker.open_position(
+                strategy=trade.strategy, symbol=trade.symbol, exchange=trade.exchange, product=trade.product.value
+            )
+            return orders, net
+
+        self.state.job(JobKind.ORDER_LOOKUP, (key, self._positions.key(live.pos_key).generation), look)
+
+    def on_order_lookup(self, result: JobResult) -> None:
+        key, generation = result.context
+        live = self.live.get(key)
+        if live is None:
+            return
+        settings = self.state.settings
+        trade = self.state.trades.get(live.record.trade_id)
+        if result.error is not None or trade is None:
+            self.state.schedule(settings.order_status_poll, self.lookup, key)
+            return
+        orders, net = result.value
+        record = live.record
+        if self._found_in_book(live, trade, orders, "found in the order book"):
+            return
+        live.lookups += 1
+        if live.lookups < settings.ambiguous_lookups:
+            self.state.schedule(settings.order_status_poll, self.lookup, record.key)
+            return
+        # Provably absent from the order book.  Send again only if the position still holds it.
+        key_state = self._positions.key(live.pos_key)
+        others_in_flight = key_state.exits_in_flight - (live.remaining if record.purpose is OrderPurpose.EXIT else 0)
+        if others_in_flight > 0 or key_state.generation != generation:
+            # Other fills may be in that position read: it proves nothing.  Look again; a human
+            # decides if it never settles (an order is never sent on a guess).
+            if live.lookups >= settings.ambiguous_lookups + 20:
+                self.emit(OrderUnresolved(trade, live))
+            else:
+                self.state.schedule(settings.order_status_poll, self.lookup, key)
+            return
+        key_state.net = int(net)
+        held = self._positions.capacity(trade, key_state)
+        if record.purpose is OrderPurpose.ENTRY:
+            self.finish(live, OrderState.NOT_SENT, "not in the order book: the entry never reached the broker")
+            return
+        if held is not None and held + live.remaining >= record.quantity:
+            self.finish(live, OrderState.NOT_SENT, "not in the order book and the position is still held")
+        else:
+            self.finish(live, OrderState.CANCELLED, f"not in the order book and the position is gone (net {net})")
+
+    def _found_in_book(self, live: LiveOrder, trade: Trade, orders: list[OrderInfo], message: str) -> bool:
+        """Find ``live`` in an order book read; if there, it is ours from now on (True)."""
+        record = live.record
+        found = match_order(
+            orders,
+            symbol=trade.symbol,
+            exchange=trade.exchange,
+            action=record.action,
+            quantity=record.quantity,
+            not_before=record.created_at,
+            known_order_ids=self.known_order_ids,
+        )
+        if found is None:
+            return False
+        self.order_id_known(live, found.order_id)
+        self.set_order(live, state=OrderState.SENT, order_id=found.order_id, message=message)
+        self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
+        if record.key in self.live:
+            self.poll(record.key, self.poll_interval())
+            self._working(live)
+        return True
+
+    def _look_for_approved(self, key: str) -> None:
+        live = self.live.get(key)
+        if live is None or live.record.state is not OrderState.AWAITING_APPROVAL:
+            return
+        self.state.job(JobKind.APPROVAL_LOOKUP, key, self.state.broker.order_book)
+
+    def on_approval_lookup(self, result: JobResult) -> None:
+        live = self.live.get(result.context)
+        if live is None:
+            return
+        trade = self.state.trades.get(live.record.trade_id)
+        if result.error is None and trade is not None and self._found_in_book(live, trade, result.value, "approved"):
+            return
+        self.state.schedule(max(self.state.settings.order_status_poll, 1.0), self._look_for_approved, result.context)
+
+    # ---------------------------------------------------------------- working orders: re-pricing and cancelling
+
+    def _working(self, live: LiveOrder) -> None:
+        """An order of ours has its broker id and is not final: cancel it if that is wanted, or
+        start the re-pricing clock of a LIMIT exit."""
+        if live.cancel_wanted:
+            self._send_cancel(live)
+        elif live.record.purpose is OrderPurpose.EXIT and live.record.price_type is PriceType.LIMIT:
+            trade = self.state.trades.get(live.record.trade_id)
+            if trade is not None:
+                settings = self.state.runtime(trade.strategy).strategy.exit_order
+                self.state.schedule(settings.reprice_after_seconds, self._reprice_due, live.record.key)
+
+    def marketable_exit_price(self, trade: Trade, protection_percent: float) -> float:
+        """A LIMIT exit price ``protection_percent`` through the last price (at least one tick)."""
+        ltp = self.state.price_of(trade)
+        offset = ltp * protection_percent / 100.0
+        raw = ltp - offset if trade.side is Side.LONG else ltp + offset
+        return round_to_tick(max(raw, trade.tick_size), trade.tick_size)
+
+    def _reprice_due(self, key: str) -> None:
+        """A LIMIT exit is still unfilled after ``reprice_after_seconds``: modify it in place,
+        marketable at the last price, or to MARKET once ``max_reprices`` are spent.
+
+        The order is changed, never replaced, so the trade never has two live exit
+        orders for one quantity; the modification carries the order's whole quantity
+        (brokers take the new total, the filled part included)."""
+        live = self.live.get(key)
+        if live is None or live.modifying or not live.record.order_id:
+            return
+        if live.record.purpose is not OrderPurpose.EXIT or live.record.price_type is not PriceType.LIMIT:
+            return
+        state = self.state
+        trade = state.trades.get(live.record.trade_id)
+        if trade is None or live.remaining <= 0:
+            return
+        settings = state.runtime(trade.strategy).strategy.exit_order
+        record = live.record
+        if live.reprices >= settings.max_reprices:
+            price_type, price = PriceType.MARKET, 0.0
+        else:
+            price_type, price = PriceType.LIMIT, self.marketable_exit_price(trade, settings.protection_percent)
+        live.modifying = True
+        old = f"{record.price_type.value} {record.price:.2f}"
+        new = "MARKET" if price_type is PriceType.MARKET else f"LIMIT {price:.2f}"
+        self._journal.event(trade, "ORDER", "exit_price", old, new, "re-pricing the unfilled LIMIT exit", state.price_of(trade))
+        assert state.executor is not None
+        state.executor.run_order_call(
+            JobKind.MODIFY_ORDER,
+            (key, price_type, price),
+            state.broker.modify_order,
+            order_id=record.order_id,
+            strategy=trade.strategy,
+            symbol=trade.symbol,
+            exchange=trade.exchange,
+            action=record.action,
+            product=trade.product.value,
+            price_type=price_type.value,
+            price=price,
+            quantity=record.quantity,
+        )
+
+    def on_modify_order(self, result: JobResult) -> None:
+        key, price_type, price = result.context
+        live = self.live.get(key)
+        if live is None:
+            return  # final meanwhile (filled, most likely)
+        live.modifying = False
+        trade = self.state.trades.get(live.record.trade_id)
+        if trade is None:
+            return
+        settings = self.state.runtime(trade.strategy).strategy.exit_order
+        error = result.error
+        if error is None:
+            live.reprices += 1
+            live.reprice_failures = 0
+            self.set_order(live, price_type=price_type, price=price, message=f"re-priced ({live.reprices})")
+            if price_type is PriceType.LIMIT:
+                self.state.schedule(settings.reprice_after_seconds, self._reprice_due, key)
+            return
+        # Refused (often: the order filled or ended meanwhile; or semi-auto mode) or lost: the
+        # status tells which; try again later (semi-auto mode may be switched off meanwhile).
+        live.reprice_failures += 1
+        self.set_order(live, message=f"re-price failed: {error.message}")
+        if error.kind == "semi_auto" and live.reprice_failures == 1:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: LIMIT exit {live.record.order_id} is unfilled and semi-auto mode refuses "
+                "to re-price it: change it in OpenAlgo or switch to auto mode",
+                key=f"reprice-{live.record.key}",
+                trade=trade,
+            )
+        elif live.reprice_failures == 3:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: LIMIT exit {live.record.order_id} is unfilled and could not be re-priced "
+                f"({error.kind}: {error.message}); still trying",
+                key=f"reprice-{live.record.key}",
+                trade=trade,
+            )
+        self.poll(key, 0.0)
+        self.state.schedule(settings.reprice_after_seconds, self._reprice_due, key)
+
+    def cancel_entries(self, trade: Trade) -> int:
+        """Cancel the trade's live entry orders (those without a broker id as soon as they get
+        one); returns how many there are.  The cancel is confirmed by the order's status."""
+        entries = self.live_entries(trade)
+        for live in entries:
+            if live.cancel_wanted:
+                continue
+            live.cancel_wanted = True
+            if live.record.order_id:
+                self._send_cancel(live)
+            elif live.record.state is OrderState.AWAITING_APPROVAL:
+                self._journal.alert(
+                    AlertCategory.TRADE,
+                    AlertPriority.WARNING,
+                    f"#{trade.id} {trade.symbol}: the entry waits for approval in OpenAlgo's Action Center and cannot be "
+                    "cancelled from tmtool: reject it there (if it is approved and fills, the trade exits)",
+                    key=f"approval-{live.record.key}",
+                    trade=trade,
+                )
+        return len(entries)
+
+    def _send_cancel(self, live: LiveOrder) -> None:
+        if live.cancelling or not live.record.order_id or live.record.key not in self.live:
+            return
+        live.cancelling = True
+        live.cancel_attempts += 1
+        self.set_order(live, message="cancel requested")
+        assert self.state.executor is not None
+        self.state.executor.run_order_call(
+            JobKind.CANCEL_ORDER, live.record.key, self.state.broker.cancel_order, live.record.order_id, live.strategy
+        )
+
+    def on_cancel_order(self, result: JobResult) -> None:
+        live = self.live.get(result.context)
+        if live is None:
+            return  # already final: the cancel (or a last fill) was confirmed
+        live.cancelling = False
+        error = result.error
+        if error is None:
+            self.poll(live.record.key, 0.0)  # the order's status confirms the cancel
+            return
+        trade = self.state.trades.get(live.record.trade_id)
+        self.set_order(live, message=f"cancel failed: {error.message}")
+        if error.kind == "semi_auto" or live.cancel_attempts >= self.state.settings.exit_max_attempts:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{live.record.trade_id}: could not cancel the unfilled entry {live.record.order_id} ({error.message}): "
+                "cancel it in OpenAlgo or the broker; whatever fills is exited",
+                key=f"cancel-{live.record.key}",
+                trade=trade,
+            )
+            self.poll(live.record.key, 0.0)
+            return
+        # Refused because the order is final already (the status shows how), or not clearly done: look, then ask again.
+        self.poll(live.record.key, 0.0)
+        self.state.schedule(self.state.settings.exit_retry_backoff, self._send_cancel_again, live.record.key)
+
+    def _send_cancel_again(self, key: str) -> None:
+        live = self.live.get(key)
+        if live is not None and live.cancel_wanted:
+            self._send_cancel(live)

@@ -1,0 +1,108 @@
+"""The broker position cache: what the engine knows of each net position.
+
+One ``KeyState`` per (symbol, exchange, product): the broker's signed net
+quantity (from positionbook reads, ``openposition`` reads, order updates and our
+own fills), the unfilled quantity of our exits in flight per direction, how many
+of our orders are live there, the trades whose exit waits for the key to
+settle, and a generation that every order sent and fill seen bumps (a read older
+than a change is stale).  Exit capacity — how much an exit may send without
+crossing the net position through zero — is computed here from the cache with
+the pure ``domain.reconcile.exit_capacity``.
+"""
+
+from __future__ import annotations
+
+from tmtool.domain.broker import OrderUpdate
+from tmtool.domain.models import Side, Trade
+from tmtool.domain.reconcile import PositionKey, exit_capacity
+from tmtool.engine.state import EXPOSED, EngineState
+
+
+class KeyState:
+    """What the engine knows of the broker's net position on one (symbol, exchange, product)."""
+
+    __slots__ = ("net", "exit_buy", "exit_sell", "live_orders", "waiting", "generation")
+
+    def __init__(self) -> None:
+        self.net: int | None = None  # signed; None = not known
+        self.generation = 0  # bumped by every order sent and fill seen: a read older than a change is stale
+        self.exit_buy = 0  # unfilled quantity of exit orders in flight, per direction
+        self.exit_sell = 0
+        self.live_orders = 0  # our orders (entries and exits) not final on this key
+        self.waiting: set[int] = set()  # trades whose exit waits for this key to settle
+
+    @property
+    def exits_in_flight(self) -> int:
+        return self.exit_buy + self.exit_sell
+
+
+class PositionCache:
+    """``KeyState`` per position key, and the fills of orders that are not ours."""
+
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
+        self.keys: dict[PositionKey, KeyState] = {}
+        self._foreign_filled: dict[str, int] = {}  # order id -> filled quantity counted into the cache
+
+    def key(self, pos_key: PositionKey) -> KeyState:
+        """The state of ``pos_key`` (made on first use)."""
+        state = self.keys.get(pos_key)
+        if state is None:
+            state = self.keys[pos_key] = KeyState()
+        return state
+
+    def generations(self) -> dict[PositionKey, int]:
+        return {k: state.generation for k, state in self.keys.items()}
+
+    def forget_waiting(self, trade_id: int) -> None:
+        for state in self.keys.values():
+            state.waiting.discard(trade_id)
+
+    def opposite_open(self, trade: Trade) -> int:
+        """Open quantity of trades on the other side of ``trade``'s instrument and product."""
+        book = self.state.books.get(trade.instrument_key)
+        if book is None:
+            return 0
+        return sum(
+            t.quantity
+            for t in book.trades
+            if t.side is not trade.side and t.status in EXPOSED and t.product is trade.product
+        )
+
+    def capacity(self, trade: Trade, key_state: KeyState) -> int | None:
+        """How much an exit of ``trade`` may send now (None while the net position is not known)."""
+        if key_state.net is None:
+            return None
+        in_flight = key_state.exit_sell if trade.side is Side.LONG else key_state.exit_buy
+        return exit_capacity(trade.side, key_state.net, self.opposite_open(trade), in_flight)
+
+    def foreign_fill(self, update: OrderUpdate, known_order_ids: set[str]) -> None:
+        """Keep the cache current with fills of orders that are not (yet known as) ours.
+
+        An update may belong to one of our orders whose reply has not arrived yet;
+        ``take_back_foreign`` takes the amount back out when the id turns out to be ours.
+        """
+        if not update.product or update.order_id in known_order_ids:
+            return
+        state = self.keys.get((update.symbol, update.exchange, update.product))
+        if state is None:
+            return
+        applied = self._foreign_filled.get(update.order_id, 0)
+        delta = update.filled_quantity - applied
+        if delta <= 0:
+            return
+        self._foreign_filled[update.order_id] = update.filled_quantity
+        if len(self._foreign_filled) > 10_000:  # a day's worth; the oldest are long settled
+            self._foreign_filled.pop(next(iter(self._foreign_filled)))
+        state.generation += 1
+        if state.net is not None:
+            state.net += delta if update.action.upper() == "BUY" else -delta
+
+    def take_back_foreign(self, order_id: str, pos_key: PositionKey, action: str) -> None:
+        """``order_id`` turned out to be ours: its fills counted as someone else's come back out
+        (our own fill accounting takes over)."""
+        counted = self._foreign_filled.pop(order_id, 0)
+        if counted:
+            state = self.key(pos_key)
+            if state.net is not None:
+                state.net -= counted if action == "BUY" else -counted

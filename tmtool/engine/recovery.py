@@ -1,0 +1,124 @@
+"""Loading at start and resuming what the last run left unfinished.
+
+The store's last durable state comes back here: strategies (the config file's
+replace stored ones of the same name; strategies only in the database stay),
+today's portfolio states, the open trades (indexed in one pass), recent alerts
+and the ledger rows of orders that were not final.  After the positionbook
+reconciliation each such order is polled, awaited (approval) or looked up, an
+exit left with no order is driven again, and an entry that never left is
+cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+from tmtool.domain import portfolio as portfolio_rules
+from tmtool.domain.calendar import trading_day
+from tmtool.domain.models import MANUAL_STRATEGY, ExitReason, OrderPurpose, OrderRecord, PortfolioState, Strategy, Trade, TradeStatus
+from tmtool.engine.alertbook import AlertBook
+from tmtool.engine.books import TradeIndex
+from tmtool.engine.exits import ExitController
+from tmtool.engine.journal import Journal
+from tmtool.engine.order_events import LiveOrder
+from tmtool.engine.orders import OrderManager
+from tmtool.engine.ports import LoadedState
+from tmtool.engine.reconciler import Reconciler
+from tmtool.engine.state import EngineState, StrategyRuntime
+
+log = logging.getLogger(__name__)
+
+
+class Recovery:
+    def __init__(
+        self,
+        state: EngineState,
+        journal: Journal,
+        index: TradeIndex,
+        orders: OrderManager,
+        exits: ExitController,
+        reconciler: Reconciler,
+        config_strategies: Sequence[Strategy],
+    ) -> None:
+        self.state = state
+        self._journal = journal
+        self._index = index
+        self._orders = orders
+        self._exits = exits
+        self._reconciler = reconciler
+        self._config_strategies = tuple(config_strategies)
+
+    def load(self) -> LoadedState:
+        """Take the store's state into the engine (before the executor and the feed start)."""
+        state = self.state
+        now = state.clock.time()
+        state.day = trading_day(now)
+        loaded = state.store.load()
+        self._journal.alerts = AlertBook(next_id=loaded.next_alert_id)
+        self._journal.alerts.restore(loaded.recent_alerts)
+        state.next_trade_id = max(1, loaded.next_trade_id)
+        self._load_strategies(loaded.strategies, loaded.portfolios, now)
+        for trade in loaded.open_trades:
+            self._index.add_trade(trade, rebuild=False)
+            self._known_ids_of(trade)
+        self._index.rebuild_all_books()
+        for trade in self._recently_closed(now):
+            self._known_ids_of(trade)
+        return loaded
+
+    def restore_orders(self, records: Sequence[OrderRecord]) -> list[LiveOrder]:
+        """Track the ledger rows that were not final (once the executor exists)."""
+        restored = [self._restore_order(record) for record in records]
+        return [live for live in restored if live is not None]
+
+    def resume(self, restored: list[LiveOrder]) -> None:
+        """Reconcile with the positionbook, then pick up every unfinished order and exit."""
+        self._reconciler.reconcile_at_start()
+        for live in restored:
+            self._orders.resume(live)
+        for trade in list(self.state.trades.values()):
+            if trade.status is TradeStatus.EXITING and not self._orders.has_live(trade.id):
+                self._exits.drive_exit(trade)
+            elif trade.status is TradeStatus.PENDING_ENTRY and not self._orders.has_live(trade.id):
+                self._exits.cancel_entry(trade, "the entry order never left before the last shutdown")
+
+    def _load_strategies(self, stored: Sequence[Strategy], portfolios: Sequence[PortfolioState], now: float) -> None:
+        state = self.state
+        merged: dict[str, Strategy] = {s.name: s for s in stored}
+        for strategy in self._config_strategies:
+            merged[strategy.name] = strategy
+            state.store.save_strategy(strategy)
+        if MANUAL_STRATEGY not in merged:
+            merged[MANUAL_STRATEGY] = Strategy(name=MANUAL_STRATEGY)
+            state.store.save_strategy(merged[MANUAL_STRATEGY])
+        today = trading_day(now)
+        states = {p.strategy: p for p in portfolios if p.trading_day == today}
+        for name, strategy in merged.items():
+            portfolio = states.get(name) or portfolio_rules.new_day_state(name, now)
+            runtime = StrategyRuntime(strategy, portfolio)
+            state.strategies[name] = runtime
+            runtime.update_gates()
+
+    def _recently_closed(self, now: float) -> list[Trade]:
+        try:
+            return self.state.store.closed_trades(start=now - 2 * 86400.0)
+        except Exception:  # the history is only used to recognise our own old orders
+            log.exception("could not read recently closed trades")
+            return []
+
+    def _known_ids_of(self, trade: Trade) -> None:
+        known = self._orders.known_order_ids
+        if trade.entry_order_id:
+            known.add(trade.entry_order_id)
+        known.update(trade.exit_order_ids)
+
+    def _restore_order(self, record: OrderRecord) -> LiveOrder | None:
+        trade = self.state.trades.get(record.trade_id)
+        if trade is None:
+            log.warning("ledger row %s names trade %s which is not open; left as is", record.key, record.trade_id)
+            return None
+        if record.purpose is OrderPurpose.EXIT and trade.status is TradeStatus.ACTIVE and record.reason is not ExitReason.PARTIAL_TARGET:
+            trade.status = TradeStatus.EXITING
+            trade.exit_reason = record.reason
+        return self._orders.restore(record, trade)

@@ -1,0 +1,192 @@
+"""Where a tick enters: price routing, stop/target/trailing evaluation, feed health.
+
+``process_tick`` takes one price for one (exchange, symbol): the tick filter
+(``domain.ticks``) refuses outliers, a price strictly inside the book's quiet
+band changes no trade, and otherwise every active trade on the symbol is
+evaluated with the pure ``domain.rules`` — level changes (trailing, breakeven)
+are recorded and exit signals (stop, target, partial target) go to ``exits``.
+The running P&L of each strategy holding the symbol moves with every tick; when
+it leaves its gates, ``risk`` evaluates the strategy.  Feed status and stale
+symbols (prices stale during market hours degrade their trades) are handled here
+too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tmtool.domain import rules
+from tmtool.domain.broker import FeedStatus
+from tmtool.domain.calendar import exchange_open
+from tmtool.domain.models import AlertCategory, AlertPriority, ExitReason, FeedState, Side, Tick, Trade, TradeStatus
+from tmtool.engine.books import TradeIndex
+from tmtool.engine.exits import ExitController
+from tmtool.engine.journal import Journal
+from tmtool.engine.orders import OrderManager
+from tmtool.engine.risk import RiskMonitor
+from tmtool.engine.state import Book, EngineState
+
+_FEED_ALERTS = {
+    FeedState.LIVE: (AlertPriority.INFO, "price feed live"),
+    FeedState.RECONNECTING: (AlertPriority.WARNING, "price feed lost: reconnecting"),
+    FeedState.POLLING: (AlertPriority.WARNING, "price feed down: polling quotes over REST"),
+    FeedState.DOWN: (AlertPriority.CRITICAL, "price feed down"),
+}
+
+
+class Watch:
+    def __init__(
+        self,
+        state: EngineState,
+        journal: Journal,
+        index: TradeIndex,
+        orders: OrderManager,
+        exits: ExitController,
+        risk: RiskMonitor,
+    ) -> None:
+        self.state = state
+        self._journal = journal
+        self._index = index
+        self._orders = orders
+        self._exits = exits
+        self._risk = risk
+        self._books = state.books
+        self._accept_tick = state.tick_filter.accept
+
+    # ---------------------------------------------------------------- ticks
+
+    def process_tick(self, tick: Tick) -> None:
+        """Evaluate one tick (the inbox's code path; callable directly on the engine's thread or in benchmarks).
+
+        The hot path: a price strictly inside the symbol's quiet band changes no
+        trade, so it costs the tick filter, a few comparisons and one running
+        P&L update per strategy holding the symbol.
+        """
+        state = self.state
+        book = self._books.get((tick.exchange, tick.symbol))
+        if book is None:
+            state.ticks_unrouted += 1
+            return
+        price = tick.price
+        if not self._accept_tick(book.key, price):
+            return
+        state.ticks_processed += 1
+        old = book.price
+        book.price = price
+        book.ts = tick.ts
+        state.dirty = True
+        if not book.lo < price < book.hi:
+            self.evaluate_book(book, price, tick.ts)
+        exposure = book.exposure
+        if not exposure:
+            return
+        if not old:
+            self._index.recompute_book_strategies(book)
+            old = price
+        delta = price - old
+        state.account_unrealised += book.net_qty * delta
+        for runtime, quantity in exposure:
+            unrealised = runtime.unrealised + quantity * delta
+            runtime.unrealised = unrealised
+            if not runtime.gate_lo < unrealised < runtime.gate_hi:
+                self._risk.evaluate_strategy(runtime, tick.ts)
+        if state.account_gated:
+            self._risk.check_account(tick.ts)
+
+    def evaluate_book(self, book: Book, price: float, ts: float) -> None:
+        changed = False
+        for trade in tuple(book.trades):
+            if trade.status is not TradeStatus.ACTIVE or trade.paused:
+                continue
+            evaluation = rules.evaluate_tick(trade, price, ts)
+            if evaluation is None:
+                continue
+            changed = True
+            trade.last_price = price
+            if not book.degraded:
+                trade.high_watermark = evaluation.high_watermark
+                trade.low_watermark = evaluation.low_watermark
+                for change in evaluation.changes:
+                    self._apply_level_change(trade, change, price)
+            if evaluation.exit is not None:
+                self._on_exit_signal(trade, evaluation.exit)
+        if changed:
+            self._index.refresh_band(book)
+
+    def _apply_level_change(self, trade: Trade, change: rules.LevelChange, price: float) -> None:
+        journal = self._journal
+        setattr(trade, change.field, change.new)
+        if change.kind == "BREAKEVEN":
+            trade.breakeven_done = True
+        trade.updated_at = self.state.clock.time()
+        journal.event(trade, change.kind, change.field, change.old, change.new, price=price)
+        journal.save_trade_soon(trade)
+        mode = self.state.settings.trail_alerts
+        runtime = self.state.trade_runtime(trade.id)
+        if change.kind == "BREAKEVEN" or mode == "every" or (mode == "first" and not runtime.trail_alerted):
+            runtime.trail_alerted = True
+            what = "stop moved to breakeven" if change.kind == "BREAKEVEN" else "trailing stop raised" if trade.side is Side.LONG else "trailing stop lowered"
+            journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.INFO,
+                f"#{trade.id} {trade.symbol}: {what} to {change.new:.2f} (price {price:.2f})",
+                key=f"trail-{trade.id}",
+                trade=trade,
+            )
+
+    def _on_exit_signal(self, trade: Trade, signal: rules.ExitSignal) -> None:
+        if signal.reason is ExitReason.PARTIAL_TARGET:
+            levels = list(trade.partial_levels)
+            for index in signal.partial_indexes:
+                levels[index] = replace(levels[index], done=True)
+            trade.partial_levels = tuple(levels)
+            self._journal.event(trade, "PARTIAL", "partial_levels", "", ",".join(map(str, signal.partial_indexes)), signal.reason.value, signal.price)
+            self._journal.save_trade(trade)
+            self._exits.send_partial_exit(trade, signal.quantity, signal.trigger_price)
+            return
+        self._exits.begin_exit(trade, signal.reason, trigger_price=signal.trigger_price, price=signal.price)
+
+    def persist_prices(self) -> None:
+        state = self.state
+        state.schedule(state.settings.ltp_persist_interval, self.persist_prices)
+        for book in state.books.values():
+            if book.price <= 0:
+                continue
+            for trade in book.trades:
+                if trade.last_price != book.price:
+                    trade.last_price = book.price
+                    self._journal.save_trade(trade)
+
+    # ---------------------------------------------------------------- feed status and staleness
+
+    def on_feed_status(self, status: FeedStatus) -> None:
+        state = self.state
+        previous = state.feed_status
+        state.feed_status = status
+        if status.state is not previous.state:
+            priority, text = _FEED_ALERTS[status.state]
+            if state.accepting_ticks or status.state is not FeedState.DOWN:
+                self._journal.alert(AlertCategory.SYSTEM, priority, text, key="feed-state")
+        if status.order_updates != previous.order_updates:
+            self._orders.repoll_all()
+        state.stale = set(status.stale)
+        self.update_degraded(state.clock.time())
+        state.dirty = True
+
+    def update_degraded(self, now: float) -> None:
+        state = self.state
+        for key, book in state.books.items():
+            degraded = key in state.stale and exchange_open(key[0], now)
+            if degraded == book.degraded:
+                continue
+            book.degraded = degraded
+            for trade in book.trades:
+                trade.degraded = degraded
+            if degraded and state.settings.stale_alerts:
+                self._journal.alert(
+                    AlertCategory.SYSTEM,
+                    AlertPriority.WARNING,
+                    f"{key[0]}:{key[1]} prices are stale during market hours: {len(book.trades)} trade(s) degraded, trailing paused",
+                    key=f"stale-{key[0]}:{key[1]}",
+                )
+            state.dirty = True
