@@ -307,13 +307,6 @@ def test_trailing_waits_for_its_activation_move(side):
 
 
 @SIDES
-def test_percent_trailing_is_measured_on_the_entry_price(side):
-    trade = make_trade(side, trailing=TrailingSettings(Distance(1.0, PCT)), trailing_stop=at(side, 2500, -25))
-    evaluation = evaluate_tick(trade, at(side, 2500, 100), TS)
-    assert evaluation.changes[0].new == at(side, 2500, 75)  # 1% of 2500, not of 2600
-
-
-@SIDES
 def test_step_trailing_moves_in_whole_steps(side):
     trailing = TrailingSettings(Distance(5), step_trigger=Distance(10), step_move=Distance(5))
     trade = make_trade(side, trailing=trailing, trailing_stop=at(side, 2500, -5))
