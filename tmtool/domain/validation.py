@@ -186,7 +186,7 @@ def validate_distance(distance: object, name: str, allow_zero: bool = False) -> 
         need = "zero or more" if allow_zero else "greater than 0"
         return Denial("INVALID_DISTANCE", f"{name} {value!r} must be a finite number {need}")
     if distance.mode is DistanceMode.PERCENT and value >= 100:
-        return Denial("INVALID_DISTANCE", f"{name} {value:g}% must be less than 100% of the entry price")
+        return Denial("INVALID_DISTANCE", f"{name} {value:g}% must be less than 100% of the price it is measured from")
     return None
 
 
