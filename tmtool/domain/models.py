@@ -189,6 +189,10 @@ class Distance:
             return reference_price * self.value / 100.0
         return self.value
 
+    def describe(self) -> str:
+        """``20`` for 20 points, ``1.5%`` for 1.5 percent (the form the TUI's fields take)."""
+        return f"{self.value:g}{'%' if self.mode is DistanceMode.PERCENT else ''}"
+
 
 @dataclass(frozen=True, slots=True)
 class Amount:

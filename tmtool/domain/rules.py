@@ -5,6 +5,7 @@ CONTRACT (the engine calls exactly these; keep the signatures):
     initial_levels(side, entry_price, risk, tick_size, quantity, lot_size) -> InitialLevels
     evaluate_tick(trade, price, ts) -> TickEvaluation | None
     retrail(trade, new_trailing) -> float | None
+    breakeven_stop(trade) -> float | None
 
 Nothing here reads a clock, does I/O, or mutates its arguments.
 
@@ -327,16 +328,45 @@ def _level_changes(trade: Trade, best: float, price: float) -> tuple[LevelChange
         level = trailing_level(trade.trailing, side, trade.entry_price, best, trade.tick_size)
         if level is not None and _tighter(level, trade.trailing_stop, side) and _below_price(level, price, side):
             changes.append(LevelChange("trailing_stop", trade.trailing_stop, level, "TRAIL"))
-    if trade.breakeven_after is not None and not trade.breakeven_done:
-        entry = trade.entry_price
-        if (best - entry) * side.sign >= trade.breakeven_after.points(entry) - _STEP_EPSILON:
-            level = round_stop(entry, side, trade.tick_size)
-            if _tighter(level, trade.stop_loss, side) and _below_price(level, price, side):
-                changes.append(LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"))
+    level = _breakeven_level(trade, best, price)
+    if level is not None:
+        changes.append(LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"))
     return tuple(changes)
 
 
+def _breakeven_level(trade: Trade, best: float, price: float) -> float | None:
+    """The entry as a stop once ``best`` is ``breakeven_after`` in profit, when that tightens the stop."""
+    if trade.breakeven_after is None or trade.breakeven_done:
+        return None
+    side = trade.side
+    entry = trade.entry_price
+    if (best - entry) * side.sign < trade.breakeven_after.points(entry) - _STEP_EPSILON:
+        return None
+    level = round_stop(entry, side, trade.tick_size)
+    if _tighter(level, trade.stop_loss, side) and _below_price(level, price, side):
+        return level
+    return None
+
+
 # --------------------------------------------------------------------------- user changes
+
+
+def breakeven_stop(trade: Trade) -> float | None:
+    """The stop breakeven sets right now, after the user set ``breakeven_after``; None: no move.
+
+    Measured on the best price seen so far (a watermark of 0.0 counts as the
+    entry), so a trade already that far in profit moves its stop to the entry
+    at once instead of waiting for a new best price.  As on a tick, the stop
+    only tightens and is never placed at or through the last price.
+    """
+    if trade.status is not _ACTIVE or trade.last_price <= 0:
+        return None
+    entry = trade.entry_price
+    if trade.side is _LONG:
+        best = max(trade.high_watermark, entry)
+    else:
+        best = min(trade.low_watermark, entry) if trade.low_watermark > 0 else entry
+    return _breakeven_level(trade, best, trade.last_price)
 
 
 def retrail(trade: Trade, new_trailing: TrailingSettings | None) -> float | None:
