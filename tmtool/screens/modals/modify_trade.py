@@ -43,13 +43,13 @@ def _price_text(value: float | None, tick_size: float) -> str:
 
 
 class ModifyTradeModal(FormModal[ModifyTrade | None]):
-    """Edit stop / target / trailing / partial targets of trade ``view.id``."""
+    """Edit stop / target / trailing / breakeven / partial targets of trade ``view.id``."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="modify_cancel"),
         Binding("ctrl+s", "submit", "Save", id="modify_submit", priority=True),
     ]
-    FIELDS = ("stop", "target", "trail", "activation", "partials")
+    FIELDS = ("stop", "target", "trail", "activation", "breakeven", "partials")
 
     def __init__(self, view: TradeView) -> None:
         super().__init__(classes="form-modal")
@@ -60,6 +60,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
             "target": _price_text(view.target, view.tick_size),
             "trail": distance_text(trailing.distance) if trailing else "",
             "activation": distance_text(trailing.activation) if trailing else "",
+            "breakeven": distance_text(view.breakeven_after),
             "partials": "",
         }
 
@@ -80,6 +81,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                     ("target", "Target", "price; empty removes"),
                     ("trail", "Trailing", "20 or 1.5%; empty: off"),
                     ("activation", "Trail after", "move in favour, e.g. 10"),
+                    ("breakeven", "Breakeven", "profit, e.g. 10 or 1%; empty: off"),
                     ("partials", "Partials", "20:0.5, 40:0.25 · none"),
                 ):
                     yield Label(label)
@@ -168,6 +170,18 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                     ):
                         warnings["trail"] = "a wider distance never loosens the current trailing stop"
 
+        breakeven: object = UNSET
+        if self._changed("breakeven"):
+            try:
+                breakeven = optional_distance(self._text("breakeven"), "breakeven")
+            except FieldError as error:
+                errors["breakeven"] = str(error)
+            else:
+                if breakeven is None:
+                    warnings["breakeven"] = "breakeven switches off (the stop stays where it is)"
+                elif view.breakeven_done:
+                    warnings["breakeven"] = "arms breakeven again: the stop moves to the entry once this far in profit"
+
         partials: object = UNSET
         partial_text = self._text("partials").strip()
         if partial_text.lower() == CLEAR_WORD:
@@ -185,6 +199,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
             target=values.get("target", UNSET),
             trailing=trailing if "trail" not in errors else UNSET,
             partial_targets=partials,
+            breakeven_after=breakeven if "breakeven" not in errors else UNSET,
         )
         return _Parsed(command, errors, warnings)
 
