@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from tmtool.domain import validation
 from tmtool.domain.commands import UNSET, ModifyTrade
-from tmtool.domain.models import TrailingSettings
+from tmtool.domain.models import Side, TrailingSettings
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import format_price
 from tmtool.screens.modals.form import FormModal
@@ -114,6 +114,12 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
     def _text(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
 
+    def _best_price(self) -> float:
+        """The price a trailing distance is measured from: the best price seen (the entry before any)."""
+        view = self.view
+        best = view.high_watermark if view.side is Side.LONG else view.low_watermark
+        return best if best > 0 else view.entry_price
+
     def _changed(self, field_id: str) -> bool:
         return self._text(field_id).strip() != self.initial[field_id].strip()
 
@@ -165,8 +171,8 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                     denial = validation.validate_trailing(trailing)
                     if denial is not None:
                         errors["trail"] = denial.message
-                    elif view.trailing is not None and distance.points(view.entry_price) > view.trailing.distance.points(
-                        view.entry_price
+                    elif view.trailing is not None and distance.points(self._best_price()) > view.trailing.distance.points(
+                        self._best_price()
                     ):
                         warnings["trail"] = "a wider distance never loosens the current trailing stop"
 
