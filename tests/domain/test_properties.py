@@ -7,6 +7,8 @@ small reference of what the engine does with a ``TickEvaluation``.
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 from itertools import accumulate
 
 from hypothesis import given, settings
@@ -99,31 +101,51 @@ def run(trade: Trade, prices: list[float]) -> list[tuple[int, TickEvaluation]]:
 # --------------------------------------------------------------------------- generators
 
 
+def points(max_ticks: int) -> st.SearchStrategy[Distance]:
+    return st.integers(1, max_ticks).map(lambda n: Distance(n * TICK))
+
+
+def percents(max_ticks: int) -> st.SearchStrategy[Distance]:
+    return st.integers(1, max_ticks // 5).map(lambda n: Distance(n / 100, DistanceMode.PERCENT))  # of 2500: n x 0.25 pts
+
+
 def distances(max_ticks: int) -> st.SearchStrategy[Distance]:
-    points = st.integers(1, max_ticks).map(lambda n: Distance(n * TICK))
-    percent = st.integers(1, max_ticks // 5).map(lambda n: Distance(n / 100, DistanceMode.PERCENT))  # n x 0.25 pts
-    return st.one_of(points, percent)
+    return st.one_of(points(max_ticks), percents(max_ticks))
 
 
 @st.composite
-def trailings(draw) -> TrailingSettings:
-    distance = draw(distances(200))
+def step_pairs(draw, distance: st.SearchStrategy[Distance]) -> tuple[Distance, Distance]:
+    """(step_trigger, step_move) with the move no larger than the trigger when both share a mode."""
+    trigger = draw(distance)
+    move = draw(distance)
+    if move.mode is trigger.mode and move.value > trigger.value:
+        move = dataclasses.replace(move, value=trigger.value)
+    return trigger, move
+
+
+@st.composite
+def trailings(draw, in_points: bool = False) -> TrailingSettings:
+    """Trailing settings; ``in_points`` keeps the distance and the steps in POINTS.
+
+    The activation may be PERCENT either way: it is measured from the entry.
+    """
+    measured = points if in_points else distances
+    distance = draw(measured(200))
     activation = draw(st.none() | distances(200))
     if draw(st.booleans()):
-        trigger = draw(st.integers(2, 100))
-        move = draw(st.integers(1, trigger))
-        return TrailingSettings(distance, activation, Distance(trigger * TICK), Distance(move * TICK))
+        trigger, move = draw(step_pairs(measured(100)))
+        return TrailingSettings(distance, activation, trigger, move)
     return TrailingSettings(distance, activation)
 
 
 @st.composite
-def risks(draw) -> TradeRisk:
+def risks(draw, trailing_in_points: bool = False) -> TradeRisk:
     fractions = draw(st.lists(st.sampled_from([0.1, 0.2, 0.25, 0.3, 0.4]), max_size=2))
     partials = tuple(PartialTarget(draw(distances(300)), f) for f in fractions)
     return TradeRisk(
         stop_loss=draw(st.none() | distances(200)),
         target=draw(st.none() | distances(400)),
-        trailing=draw(st.none() | trailings()),
+        trailing=draw(st.none() | trailings(trailing_in_points)),
         breakeven_after=draw(st.none() | distances(200)),
         partial_targets=partials,
     )
@@ -202,8 +224,14 @@ def _mirror_record(trade: Trade, seen: list[tuple[int, TickEvaluation]]):
 
 
 @FAST
-@given(risk=risks(), offsets=paths)
+@given(risk=risks(trailing_in_points=True), offsets=paths)
 def test_a_long_behaves_exactly_like_a_short_on_the_mirrored_path(risk, offsets):
+    """Every level measured from the entry mirrors exactly; so does trailing in POINTS.
+
+    Trailing in PERCENT is measured from the best price (``best × (1 − d)`` for a
+    LONG, ``best × (1 + d)`` for a SHORT), which no reflection about the entry
+    maps onto each other; it is checked against its formula below instead.
+    """
     long = open_trade(Side.LONG, risk)
     short = open_trade(Side.SHORT, risk)
     long_seen = run(long, prices_for(Side.LONG, offsets))
@@ -246,3 +274,70 @@ def test_levels_stay_on_the_tick_grid_and_moved_stops_stay_behind_the_price(side
             assert abs(change.new / TICK - round(change.new / TICK)) < 1e-6
             assert (change.new - price) * side.sign < 0
         apply(trade, price, evaluation)
+
+
+# --------------------------------------------------------------------------- PERCENT trailing against its formula
+
+
+def _percent(hundredths: int) -> Distance:
+    return Distance(hundredths / 100, DistanceMode.PERCENT)
+
+
+@st.composite
+def percent_trailings(draw) -> tuple[TrailingSettings, dict]:
+    """PERCENT trailing settings and the same numbers in hundredths of a percent (exact)."""
+    numbers = {"d": draw(st.integers(1, 300)), "a": draw(st.none() | st.integers(1, 400)), "t": None, "m": None}
+    if draw(st.booleans()):
+        numbers["t"] = draw(st.integers(20, 200))
+        numbers["m"] = draw(st.integers(1, numbers["t"]))
+    settings = TrailingSettings(
+        _percent(numbers["d"]),
+        None if numbers["a"] is None else _percent(numbers["a"]),
+        None if numbers["t"] is None else _percent(numbers["t"]),
+        None if numbers["m"] is None else _percent(numbers["m"]),
+    )
+    return settings, numbers
+
+
+_DUST = Fraction(1, 10**9)
+
+
+def formula_stop_ticks(side: Side, best_ticks: int, numbers: dict) -> int | None:
+    """The trailing stop, in ticks, straight from the written definitions, in exact arithmetic.
+
+    LONG (a SHORT flips every sign): None until best ≥ entry × (1 + a%); continuous:
+    best × (1 − d%); step: entry × (1 − d%) × (1 + m%)^k for the largest k with
+    best ≥ entry × (1 + t%)^k.  Rounded to the tick on the protective side.
+    """
+    sign = side.sign
+    entry = Fraction(ENTRY_TICKS)
+    best = Fraction(best_ticks)
+    hundredth = Fraction(1, 10_000)
+    if numbers["a"] is not None and (best - entry) * sign < entry * numbers["a"] * hundredth - _DUST:
+        return None
+    if numbers["t"] is None:
+        raw = best * (1 - sign * numbers["d"] * hundredth)
+    else:
+        trigger_factor = 1 + sign * numbers["t"] * hundredth
+        steps, trigger = 0, entry * trigger_factor
+        while (best - trigger) * sign >= -_DUST * trigger:
+            steps, trigger = steps + 1, trigger * trigger_factor
+        raw = entry * (1 - sign * numbers["d"] * hundredth) * (1 + sign * numbers["m"] * hundredth) ** steps
+    return math.ceil(raw - _DUST) if side is Side.LONG else math.floor(raw + _DUST)
+
+
+@FAST
+@given(side=sides, trailing=percent_trailings(), offsets=paths)
+def test_percent_trailing_follows_its_formula_on_random_paths(side, trailing, offsets):
+    settings, numbers = trailing
+    trade = open_trade(side, TradeRisk(trailing=settings))
+    assert ticks_of(trade.trailing_stop) == formula_stop_ticks(side, ENTRY_TICKS, numbers)
+    best = ENTRY_TICKS
+    for index, price in enumerate(prices_for(side, offsets)):
+        evaluation = evaluate_tick(trade, price, float(index))
+        apply(trade, price, evaluation)
+        if trade.status is not TradeStatus.ACTIVE:
+            break
+        ticks = ticks_of(price)
+        best = max(best, ticks) if side is Side.LONG else min(best, ticks)
+        assert ticks_of(trade.trailing_stop) == formula_stop_ticks(side, best, numbers), f"tick {index} at {price}"

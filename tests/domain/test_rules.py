@@ -28,6 +28,7 @@ from tmtool.domain.rules import (
     LevelChange,
     evaluate_tick,
     initial_levels,
+    breakeven_stop,
     retrail,
 )
 
@@ -307,13 +308,6 @@ def test_trailing_waits_for_its_activation_move(side):
 
 
 @SIDES
-def test_percent_trailing_is_measured_on_the_entry_price(side):
-    trade = make_trade(side, trailing=TrailingSettings(Distance(1.0, PCT)), trailing_stop=at(side, 2500, -25))
-    evaluation = evaluate_tick(trade, at(side, 2500, 100), TS)
-    assert evaluation.changes[0].new == at(side, 2500, 75)  # 1% of 2500, not of 2600
-
-
-@SIDES
 def test_step_trailing_moves_in_whole_steps(side):
     trailing = TrailingSettings(Distance(5), step_trigger=Distance(10), step_move=Distance(5))
     trade = make_trade(side, trailing=trailing, trailing_stop=at(side, 2500, -5))
@@ -398,3 +392,35 @@ def test_rules_do_not_mutate_the_trade():
     evaluate_tick(trade, 2480.0, TS)
     retrail(trade, TrailingSettings(Distance(1)))
     assert trade == before
+
+
+# --------------------------------------------------------------------------- breakeven set by the user
+
+
+@SIDES
+def test_breakeven_set_on_a_trade_already_in_profit_moves_the_stop_now(side):
+    trade = make_trade(side, stop_loss=at(side, 2500, -20), breakeven_after=Distance(15), last_price=at(side, 2500, 12))
+    trade.high_watermark, trade.low_watermark = (2518.0, 2500.0) if side is Side.LONG else (2500.0, 2482.0)
+    assert breakeven_stop(trade) == 2500.0  # the best price (18 in profit) passed 15 points
+
+
+@SIDES
+def test_breakeven_set_short_of_its_distance_waits(side):
+    trade = make_trade(side, stop_loss=at(side, 2500, -20), breakeven_after=Distance(1.0, PCT), last_price=at(side, 2500, 12))
+    trade.high_watermark, trade.low_watermark = (2524.95, 2500.0) if side is Side.LONG else (2500.0, 2475.05)
+    assert breakeven_stop(trade) is None  # 1% of 2500 is 25 points; the best is 24.95 in profit
+
+
+@SIDES
+def test_breakeven_set_by_the_user_never_loosens_nor_fires_the_stop(side):
+    in_profit = make_trade(side, stop_loss=at(side, 2500, 5), breakeven_after=Distance(10), last_price=at(side, 2500, 20))
+    in_profit.high_watermark, in_profit.low_watermark = (2530.0, 2500.0) if side is Side.LONG else (2500.0, 2470.0)
+    assert breakeven_stop(in_profit) is None  # the stop already locks more than the entry
+    back_at_entry = make_trade(side, stop_loss=at(side, 2500, -20), breakeven_after=Distance(10), last_price=2500.0)
+    back_at_entry.high_watermark, back_at_entry.low_watermark = (2530.0, 2500.0) if side is Side.LONG else (2500.0, 2470.0)
+    assert breakeven_stop(back_at_entry) is None  # a stop at the entry would fire at once
+    done = make_trade(side, stop_loss=at(side, 2500, -20), breakeven_after=Distance(10), breakeven_done=True)
+    done.high_watermark, done.low_watermark = (2530.0, 2500.0) if side is Side.LONG else (2500.0, 2470.0)
+    done.last_price = at(side, 2500, 20)
+    assert breakeven_stop(done) is None
+    assert breakeven_stop(make_trade(side, stop_loss=at(side, 2500, -20))) is None  # no breakeven set

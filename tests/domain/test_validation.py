@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from tmtool.domain.commands import CreateTrade, ModifyTrade
+from tmtool.domain.commands import UNSET, CreateTrade, ModifyTrade
 from tmtool.domain.models import (
     Amount,
     AmountMode,
@@ -254,3 +254,32 @@ def test_modify_checks_targets_trailing_and_partials_and_allows_clearing():
     bad_partials = (PartialTarget(Distance(5), 0.7), PartialTarget(Distance(9), 0.3))
     assert code(validate_modify_trade(ModifyTrade(7, partial_targets=bad_partials), trade)) == "INVALID_PARTIALS"
     assert validate_modify_trade(ModifyTrade(7), trade) is None
+
+
+@pytest.mark.parametrize(
+    "breakeven, code_",
+    [
+        (Distance(15), None),
+        (Distance(1.0, DistanceMode.PERCENT), None),
+        (None, None),  # off for this trade
+        (Distance(0), "INVALID_DISTANCE"),
+        (Distance(-5), "INVALID_DISTANCE"),
+        (Distance(float("nan")), "INVALID_DISTANCE"),
+        (Distance(100, DistanceMode.PERCENT), "INVALID_DISTANCE"),
+        (15.0, "INVALID_DISTANCE"),  # a bare number is not a distance
+    ],
+)
+def test_breakeven_per_trade_is_a_positive_distance_or_off(breakeven, code_):
+    create = CreateTrade("manual", "RELIANCE", "NSE", Side.LONG, quantity=10, breakeven_after=breakeven)
+    assert code(validate_create_trade(create, current_price=2500.0)) == code_
+    modify = ModifyTrade(7, breakeven_after=breakeven)
+    assert code(validate_modify_trade(modify, _trade())) == code_
+    # Checked before partial targets, which end the modify checks when given.
+    both = ModifyTrade(7, breakeven_after=breakeven, partial_targets=(PartialTarget(Distance(5), 0.5),))
+    assert code(validate_modify_trade(both, _trade())) == code_
+
+
+def test_breakeven_left_unset_takes_the_default_and_is_valid():
+    assert CreateTrade("manual", "RELIANCE", "NSE", Side.LONG).breakeven_after is UNSET
+    assert ModifyTrade(7).breakeven_after is UNSET
+    assert validate_create_trade(CreateTrade("manual", "RELIANCE", "NSE", Side.LONG, quantity=1)) is None

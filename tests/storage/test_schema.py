@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tmtool.domain.models import Distance, DistanceMode, Side, Trade, TradeStatus, TrailingSettings
+from tmtool.domain.rules import evaluate_tick
 from tmtool.storage import DatabaseCorrupt, NotTmtoolDatabase, SchemaTooNew, SqliteStore
 from tmtool.storage.backup import list_backups
 from tmtool.storage.identity import APPLICATION_ID
@@ -34,12 +36,12 @@ def schema_of(path: Path) -> dict:
         conn.close()
 
 
-def make_v1_database(path: Path) -> None:
+def make_v1_database(path: Path, stored_trade: Trade | None = None) -> None:
     """A database as the first release wrote it: one trade, three events of two trades, one alert."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None)
     create_v1_schema(conn)
-    trade = record_to_row(full_trade(1))
+    trade = record_to_row(stored_trade if stored_trade is not None else full_trade(1))
     conn.execute(f'INSERT INTO "trade" ({", ".join(trade)}) VALUES ({", ".join("?" * len(trade))})', list(trade.values()))
     for trade_id, ts in ((1, T0 + 1), (2, T0 + 2), (1, T0 + 3)):
         event = record_to_row(full_event(trade_id, ts=ts))
@@ -84,6 +86,30 @@ def test_a_v1_database_is_upgraded_in_place_after_a_backup(make_store, db_path, 
     backups = list_backups(db_path)
     assert [path.name.startswith(f"tmtool-pre-v{LATEST_VERSION}-") for path in backups] == [True]
     assert user_version(backups[0]) == 1
+
+
+def test_a_percent_trailing_stop_stored_under_the_old_meaning_loads_unchanged(make_store, db_path):
+    """1% trailing used to mean 1% of the entry: at a best of 2600.00 the stop was 2575.00.
+
+    Under 1% of the best price it would be 2574.00.  No migration recomputes
+    stored levels: the stop loads as stored, and the next ticks only tighten it.
+    """
+    stored = full_trade(
+        1, side=Side.LONG, entry_price=2500.0, stop_loss=2450.0, target=None, partial_levels=(),
+        trailing=TrailingSettings(Distance(1.0, DistanceMode.PERCENT)), trailing_stop=2575.0,
+        breakeven_after=None, breakeven_done=False, high_watermark=2600.0, low_watermark=2500.0,
+        last_price=2600.0, paused=False, degraded=False, status=TradeStatus.ACTIVE,
+    )
+    make_v1_database(db_path, stored)
+    store = make_store(backup_on_open=False)
+    assert user_version(db_path) == LATEST_VERSION
+    [loaded] = store.load().open_trades
+    assert loaded == stored
+
+    looser = evaluate_tick(loaded, 2600.5, T0 + 60)  # a new best: 1% of it is 2574.50
+    assert looser is not None and looser.changes == ()
+    tighter = evaluate_tick(loaded, 2605.0, T0 + 61)  # 1% of 2605 is 2578.95
+    assert [(c.field, c.old, c.new) for c in tighter.changes] == [("trailing_stop", 2575.0, 2578.95)]
 
 
 def test_a_database_from_a_newer_tmtool_is_refused(db_path, clock):

@@ -92,6 +92,7 @@ def trade_view(
     status: TradeStatus = TradeStatus.ACTIVE,
     paused: bool = False,
     exit_reason: ExitReason | None = None,
+    breakeven_after: Distance | None = None,
 ) -> TradeView:
     pnl = (ltp - entry) * quantity * side.sign
     effective = stop
@@ -135,6 +136,7 @@ def trade_view(
         closed_at=None if status.is_open else FIXED_NOW - 600,
         tick_size=0.05,
         lot_size=1,
+        breakeven_after=breakeven_after,
     )
 
 
@@ -171,7 +173,10 @@ def strategy_view(strategy: Strategy, trades: tuple[TradeView, ...], *, halted: 
 
 def seeded_trades() -> tuple[TradeView, ...]:
     return (
-        trade_view(1, "SBIN", Side.LONG, 100, 812.40, 818.95, stop=804.30, target=828.65, trailing_stop=813.95),
+        trade_view(
+            1, "SBIN", Side.LONG, 100, 812.40, 818.95, stop=804.30, target=828.65, trailing_stop=813.95,
+            breakeven_after=Distance(1.0, DistanceMode.PERCENT),
+        ),
         trade_view(2, "RELIANCE", Side.SHORT, 20, 2921.10, 2930.55, stop=2950.35, target=2862.70),
         trade_view(3, "INFY", Side.LONG, 40, 1588.00, 1601.20, stop=1572.15, target=1619.75, paused=True),
         trade_view(4, "TCS", Side.LONG, 10, 4102.00, 4090.50, strategy="scalper", stop=4099.00, target=4108.00),

@@ -137,13 +137,36 @@ DISTANCE_MODE = Field(
 TRAILING = Field(
     "trailing",
     OBJECT,
-    "trailing stop; every distance in it is in `mode` units (PERCENT = percent of the entry price)",
+    "trailing stop; every distance in it is in `mode` units (PERCENT = percent of the price that distance "
+    "is measured from, named with each field)",
     fields=(
-        _distance("distance", "how far the stop trails the best price", required=True),
+        _distance(
+            "distance",
+            "how far the stop trails the best price (PERCENT: of the best price; step trailing: the first stop, "
+            "from the entry price)",
+            required=True,
+        ),
         Field("mode", STRING, "POINTS or PERCENT", choices=MODES, default=DistanceMode.POINTS.value),
-        _distance("activation", "trailing starts once the price moved this far in favour"),
-        _distance("step_trigger", "step trailing: each further move of this size from entry ..."),
-        _distance("step_move", "... moves the stop by this much (give both step fields or neither)"),
+        _distance("activation", "trailing starts once the price moved this far in favour (PERCENT: of the entry price)"),
+        _distance(
+            "step_trigger",
+            "step trailing: each further move of this size (PERCENT: of the previous step's trigger price, "
+            "the first from the entry price) ...",
+        ),
+        _distance(
+            "step_move",
+            "... moves the stop by this much (PERCENT: of the stop's level); give both step fields or neither",
+        ),
+    ),
+)
+BREAKEVEN = Field(
+    "breakeven_after",
+    OBJECT,
+    "move the stop to the entry price once the price is this far in profit; null: no breakeven for this trade",
+    nullable=True,
+    fields=(
+        _distance("distance", "profit that arms breakeven (PERCENT: of the entry price)", required=True),
+        Field("mode", STRING, "POINTS or PERCENT", choices=MODES, default=DistanceMode.POINTS.value),
     ),
 )
 PARTIAL_TARGETS = Field(
@@ -244,6 +267,14 @@ def _trailing(body: dict[str, Any] | None) -> TrailingSettings | None:
         step_trigger=distance("step_trigger"),
         step_move=distance("step_move"),
     )
+
+
+def _breakeven(body: dict[str, Any]) -> object:
+    """A body's ``breakeven_after``: UNSET when left out, None for null, else a ``Distance``."""
+    if "breakeven_after" not in body:
+        return UNSET
+    given = body["breakeven_after"]
+    return None if given is None else Distance(given["distance"], DistanceMode(given["mode"]))
 
 
 def _partial_targets(items: list[dict[str, Any]]) -> tuple[PartialTarget, ...]:
@@ -361,6 +392,7 @@ def create_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
         target=None if target is UNSET else target,
         trailing=_trailing(body.get("trailing")),
         partial_targets=_partial_targets(body["partial_targets"]) if "partial_targets" in body else None,
+        breakeven_after=_breakeven(body),
         note=body.get("note", ""),
     )
     _refuse(validate_create_trade(command))
@@ -369,7 +401,9 @@ def create_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
 
 def update_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     trade_id = body["trade_id"]
-    level_names = ("stop_loss", "target", "stop_loss_distance", "target_distance", "trailing", "partial_targets")
+    level_names = (
+        "stop_loss", "target", "stop_loss_distance", "target_distance", "trailing", "partial_targets", "breakeven_after",
+    )
     if not any(name in body for name in level_names):
         raise ValidationError("", f"give at least one of {', '.join(level_names)}")
     view = ctx.engine.snapshot().trade(trade_id)
@@ -388,6 +422,7 @@ def update_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
         target=target,
         trailing=_trailing(body["trailing"]) if "trailing" in body else UNSET,
         partial_targets=_partial_targets(body["partial_targets"]) if "partial_targets" in body else UNSET,
+        breakeven_after=_breakeven(body),
     )
     if view is not None:
         _refuse(validate_modify_trade(command, _trade_for_checks(view)))
@@ -519,13 +554,15 @@ VERBS: dict[str, Verb] = {
                 *LEVEL_DISTANCES,
                 TRAILING,
                 PARTIAL_TARGETS,
+                BREAKEVEN,
                 Field("note", STRING, "free text kept with the trade", max_length=200),
             ),
             create_trade,
             description=(
                 "Three ways: `orderid` adopts a filled order; `entry_price` adopts a held position; "
                 "otherwise tmtool places the entry (MARKET, or LIMIT at `price`) sized by `quantity` or the "
-                "strategy. Levels not given come from the strategy's defaults."
+                "strategy. Levels not given come from the strategy's defaults (`breakeven_after`: null "
+                "switches the strategy's breakeven off for this trade)."
             ),
             statuses=_COMMAND_STATUSES,
         ),
@@ -549,9 +586,13 @@ VERBS: dict[str, Verb] = {
                     nullable=True, fields=TRAILING.fields,
                 ),
                 PARTIAL_TARGETS,
+                BREAKEVEN,
             ),
             update_trade,
-            description="Fields left out stay as they are. Distances are measured from the trade's entry price.",
+            description=(
+                "Fields left out stay as they are. `stop_loss_distance`, `target_distance` and "
+                "`breakeven_after` are measured from the trade's entry price."
+            ),
             statuses=_COMMAND_STATUSES,
         ),
         Verb("exittrade", "Exit one trade now (reason MANUAL)", (TRADE_ID,), exit_trade, statuses=_COMMAND_STATUSES),

@@ -50,6 +50,8 @@ class CreateTrade:
     Otherwise: tmtool places the entry (MARKET, or LIMIT at ``limit_price``), sized by
     ``quantity`` or, when it is None, by the strategy's sizing.
     Levels given here are absolute prices; None takes the strategy's defaults.
+    ``breakeven_after`` (a distance from the entry): UNSET takes the strategy's
+    default, None turns breakeven off for this trade.
     """
 
     strategy: str
@@ -66,18 +68,24 @@ class CreateTrade:
     target: float | None = None
     trailing: TrailingSettings | None = None
     partial_targets: tuple[PartialTarget, ...] | None = None
+    breakeven_after: object = UNSET  # Distance | None | UNSET
     note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class ModifyTrade:
-    """Change levels of an open trade; UNSET leaves a field, None clears it."""
+    """Change levels of an open trade; UNSET leaves a field, None clears it.
+
+    ``breakeven_after`` set to a new distance arms breakeven afresh (it moves the
+    stop to the entry once the best price is that far in profit, never loosening it).
+    """
 
     trade_id: int
     stop_loss: object = UNSET  # float | None | UNSET
     target: object = UNSET
     trailing: object = UNSET  # TrailingSettings | None | UNSET
     partial_targets: object = UNSET  # tuple[PartialTarget, ...] | UNSET
+    breakeven_after: object = UNSET  # Distance | None | UNSET
 
 
 @dataclass(frozen=True, slots=True)

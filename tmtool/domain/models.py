@@ -179,7 +179,7 @@ class OrderState(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Distance:
-    """A per-trade distance: ``value`` points, or ``value`` percent of a reference price."""
+    """A per-trade distance: ``value`` points, or ``value`` percent of the price it is measured from."""
 
     value: float
     mode: DistanceMode = DistanceMode.POINTS
@@ -188,6 +188,10 @@ class Distance:
         if self.mode is DistanceMode.PERCENT:
             return reference_price * self.value / 100.0
         return self.value
+
+    def describe(self) -> str:
+        """``20`` for 20 points, ``1.5%`` for 1.5 percent (the form the TUI's fields take)."""
+        return f"{self.value:g}{'%' if self.mode is DistanceMode.PERCENT else ''}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +214,15 @@ class TrailingSettings:
     Continuous trailing: the stop follows the best price seen at ``distance``.
     Step trailing (``step_trigger`` and ``step_move`` both set): the stop starts
     at entry minus ``distance`` (LONG) and moves by ``step_move`` each time the
-    price has gained another ``step_trigger`` from entry.
+    price has gained another ``step_trigger``.
     ``activation``: trailing begins only once the price has moved this far in
-    favour from entry.  Distances in PERCENT are percent of the entry price.
+    favour from entry.
+
+    A distance in PERCENT is a percent of the price it is measured from: the
+    trailing ``distance`` of the best price (of the entry for the first step of
+    step trailing), ``activation`` of the entry, each ``step_trigger`` of the
+    previous step's trigger price (the first: of the entry), each ``step_move``
+    of the stop's level before the step.  ``tmtool.domain.rules`` has the formulas.
     """
 
     distance: Distance

@@ -5,13 +5,30 @@ CONTRACT (the engine calls exactly these; keep the signatures):
     initial_levels(side, entry_price, risk, tick_size, quantity, lot_size) -> InitialLevels
     evaluate_tick(trade, price, ts) -> TickEvaluation | None
     retrail(trade, new_trailing) -> float | None
+    breakeven_stop(trade) -> float | None
 
 Nothing here reads a clock, does I/O, or mutates its arguments.
 
 Conventions shared by every rule:
 
 - "Favourable move" is ``(price - entry) * side.sign``: positive when the trade
-  is in profit.  Every PERCENT distance is a percent of the entry price.
+  is in profit.
+- A PERCENT distance is a percent of the price it is measured from (LONG shown;
+  a SHORT mirrors every sign):
+
+  * stop loss, target, partial targets, breakeven and trailing activation are
+    measured from the entry: ``entry × (1 ∓ value/100)``;
+  * the continuous trailing stop from the best price (the high watermark):
+    ``best × (1 − distance/100)``;
+  * step trailing starts at ``entry × (1 − distance/100)``; step k is reached
+    when the best price touches ``T(k) = T(k−1) × (1 + step_trigger/100)``,
+    ``T(0) = entry`` (each trigger measured from the previous step's trigger
+    price, not from the tick that crossed it), and moves the stop to
+    ``S(k) = S(k−1) × (1 + step_move/100)`` (each move measured from the
+    stop's own level).  With step_move = step_trigger the stop keeps its
+    distance percent below every step's trigger price.
+
+  A POINTS distance is the same number of points from any of these prices.
 - Stops are rounded with ``round_stop`` (never looser than asked), targets and
   partial levels with ``round_target`` (never further than asked).
 - A watermark of 0.0 means "not set yet" and counts as the entry price.
@@ -28,6 +45,8 @@ import math
 from dataclasses import dataclass
 
 from tmtool.domain.models import (
+    Distance,
+    DistanceMode,
     ExitReason,
     PartialLevel,
     Side,
@@ -147,23 +166,70 @@ def trailing_level(
 ) -> float | None:
     """Where the trailing stop belongs given the best price seen (no ratchet applied).
 
-    None while the favourable move from entry is short of ``activation``.
-    Continuous trailing: ``best_price`` ∓ distance.  Step trailing: entry ∓
-    distance, moved by ``step_move`` for each whole ``step_trigger`` gained.
+    None while the favourable move from entry is short of ``activation``
+    (PERCENT: a percent of the entry).  Continuous trailing: ``best_price`` ∓
+    distance (PERCENT: a percent of ``best_price``).  Step trailing: entry ∓
+    distance, moved by ``step_move`` for each step reached (see the module
+    docstring for how PERCENT steps are measured).
     """
     sign = side.sign
     move = (best_price - entry_price) * sign
     if settings.activation is not None and move < settings.activation.points(entry_price) - _STEP_EPSILON:
         return None
-    distance = settings.distance.points(entry_price)
     if settings.is_step:
-        trigger = settings.step_trigger.points(entry_price)  # type: ignore[union-attr]
-        step = settings.step_move.points(entry_price)  # type: ignore[union-attr]
-        steps = math.floor(move / trigger + _STEP_EPSILON) if move > 0 and trigger > 0 else 0
-        raw = entry_price - sign * distance + sign * steps * step
+        start = entry_price - sign * settings.distance.points(entry_price)
+        steps = _steps_reached(settings.step_trigger, side, entry_price, best_price)  # type: ignore[arg-type]
+        raw = _stop_after_steps(settings.step_move, side, start, steps)  # type: ignore[arg-type]
     else:
-        raw = best_price - sign * distance
+        raw = best_price - sign * settings.distance.points(best_price)
     return round_stop(raw, side, tick_size)
+
+
+def _steps_reached(trigger: Distance, side: Side, entry_price: float, best_price: float) -> int:
+    """How many step triggers ``best_price`` has touched, counting from the entry.
+
+    POINTS: step k's trigger lies k × value from the entry.  PERCENT: it lies
+    value % beyond the previous step's trigger, ``entry × (1 ± value/100)^k``.
+    """
+    sign = side.sign
+    move = (best_price - entry_price) * sign
+    if move <= 0:
+        return 0
+    if trigger.mode is not DistanceMode.PERCENT:
+        return math.floor(move / trigger.value + _STEP_EPSILON) if trigger.value > 0 else 0
+    factor = 1.0 + sign * trigger.value / 100.0
+    if factor <= 0.0 or factor == 1.0:  # validation keeps PERCENT values in (0, 100)
+        return 0
+    # A first guess from logarithms, then settled by the trigger prices themselves.
+    steps = max(0, math.floor(math.log(best_price / entry_price) / math.log(factor)))
+    while steps > 0 and not _touched(_step_trigger_price(entry_price, factor, steps), best_price, sign):
+        steps -= 1
+    while _touched(_step_trigger_price(entry_price, factor, steps + 1), best_price, sign):
+        steps += 1
+    return steps
+
+
+def _step_trigger_price(entry_price: float, factor: float, steps: int) -> float:
+    return entry_price * factor**steps
+
+
+def _touched(level: float, best_price: float, sign: int) -> bool:
+    """True when ``best_price`` has reached ``level`` in the trade's favour (float dust allowed)."""
+    return (best_price - level) * sign >= -_STEP_EPSILON * level
+
+
+def _stop_after_steps(step_move: Distance, side: Side, start: float, steps: int) -> float:
+    """The step-trailing stop after ``steps`` steps from ``start``.
+
+    POINTS: ``start`` ± steps × value.  PERCENT: each step moves the stop value %
+    of its own level, ``start × (1 ± value/100)^steps``.
+    """
+    if steps <= 0:
+        return start
+    sign = side.sign
+    if step_move.mode is DistanceMode.PERCENT:
+        return start * (1.0 + sign * step_move.value / 100.0) ** steps
+    return start + sign * steps * step_move.value
 
 
 def _tighter(level: float, than: float | None, side: Side) -> bool:
@@ -262,16 +328,45 @@ def _level_changes(trade: Trade, best: float, price: float) -> tuple[LevelChange
         level = trailing_level(trade.trailing, side, trade.entry_price, best, trade.tick_size)
         if level is not None and _tighter(level, trade.trailing_stop, side) and _below_price(level, price, side):
             changes.append(LevelChange("trailing_stop", trade.trailing_stop, level, "TRAIL"))
-    if trade.breakeven_after is not None and not trade.breakeven_done:
-        entry = trade.entry_price
-        if (best - entry) * side.sign >= trade.breakeven_after.points(entry) - _STEP_EPSILON:
-            level = round_stop(entry, side, trade.tick_size)
-            if _tighter(level, trade.stop_loss, side) and _below_price(level, price, side):
-                changes.append(LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"))
+    level = _breakeven_level(trade, best, price)
+    if level is not None:
+        changes.append(LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"))
     return tuple(changes)
 
 
+def _breakeven_level(trade: Trade, best: float, price: float) -> float | None:
+    """The entry as a stop once ``best`` is ``breakeven_after`` in profit, when that tightens the stop."""
+    if trade.breakeven_after is None or trade.breakeven_done:
+        return None
+    side = trade.side
+    entry = trade.entry_price
+    if (best - entry) * side.sign < trade.breakeven_after.points(entry) - _STEP_EPSILON:
+        return None
+    level = round_stop(entry, side, trade.tick_size)
+    if _tighter(level, trade.stop_loss, side) and _below_price(level, price, side):
+        return level
+    return None
+
+
 # --------------------------------------------------------------------------- user changes
+
+
+def breakeven_stop(trade: Trade) -> float | None:
+    """The stop breakeven sets right now, after the user set ``breakeven_after``; None: no move.
+
+    Measured on the best price seen so far (a watermark of 0.0 counts as the
+    entry), so a trade already that far in profit moves its stop to the entry
+    at once instead of waiting for a new best price.  As on a tick, the stop
+    only tightens and is never placed at or through the last price.
+    """
+    if trade.status is not _ACTIVE or trade.last_price <= 0:
+        return None
+    entry = trade.entry_price
+    if trade.side is _LONG:
+        best = max(trade.high_watermark, entry)
+    else:
+        best = min(trade.low_watermark, entry) if trade.low_watermark > 0 else entry
+    return _breakeven_level(trade, best, trade.last_price)
 
 
 def retrail(trade: Trade, new_trailing: TrailingSettings | None) -> float | None:

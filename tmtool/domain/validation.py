@@ -186,7 +186,7 @@ def validate_distance(distance: object, name: str, allow_zero: bool = False) -> 
         need = "zero or more" if allow_zero else "greater than 0"
         return Denial("INVALID_DISTANCE", f"{name} {value!r} must be a finite number {need}")
     if distance.mode is DistanceMode.PERCENT and value >= 100:
-        return Denial("INVALID_DISTANCE", f"{name} {value:g}% must be less than 100% of the entry price")
+        return Denial("INVALID_DISTANCE", f"{name} {value:g}% must be less than 100% of the price it is measured from")
     return None
 
 
@@ -407,9 +407,19 @@ def validate_create_trade(
         denial = validate_trailing(command.trailing)
         if denial is not None:
             return denial
+    denial = validate_breakeven_after(command.breakeven_after)
+    if denial is not None:
+        return denial
     if command.partial_targets is not None:
         return validate_partial_targets(command.partial_targets)
     return None
+
+
+def validate_breakeven_after(value: object) -> Denial | None:
+    """A trade's ``breakeven_after``: UNSET (leave / strategy default), None (off) or a distance > 0."""
+    if value is UNSET or value is None:
+        return None
+    return validate_distance(value, "breakeven_after")
 
 
 def validate_modify_trade(command: ModifyTrade, trade: Trade) -> Denial | None:
@@ -437,6 +447,9 @@ def validate_modify_trade(command: ModifyTrade, trade: Trade) -> Denial | None:
         denial = validate_trailing(command.trailing)
         if denial is not None:
             return denial
+    denial = validate_breakeven_after(command.breakeven_after)
+    if denial is not None:
+        return denial
     if command.partial_targets is not UNSET:
         if command.partial_targets is None:
             return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tmtool.domain.models import (
     Alert,
+    Distance,
     ExitReason,
     FeedState,
     PartialLevel,
@@ -61,6 +62,8 @@ class TradeView:
     closed_at: float | None
     tick_size: float
     lot_size: int
+    breakeven_after: Distance | None = None  # the trade's own setting (from its strategy unless set per trade)
+    breakeven_done: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from tmtool.domain import validation
 from tmtool.domain.commands import UNSET, ModifyTrade
-from tmtool.domain.models import TrailingSettings
+from tmtool.domain.models import Side, TrailingSettings
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import format_price
 from tmtool.screens.modals.form import FormModal
@@ -43,13 +43,13 @@ def _price_text(value: float | None, tick_size: float) -> str:
 
 
 class ModifyTradeModal(FormModal[ModifyTrade | None]):
-    """Edit stop / target / trailing / partial targets of trade ``view.id``."""
+    """Edit stop / target / trailing / breakeven / partial targets of trade ``view.id``."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="modify_cancel"),
         Binding("ctrl+s", "submit", "Save", id="modify_submit", priority=True),
     ]
-    FIELDS = ("stop", "target", "trail", "activation", "partials")
+    FIELDS = ("stop", "target", "trail", "activation", "breakeven", "partials")
 
     def __init__(self, view: TradeView) -> None:
         super().__init__(classes="form-modal")
@@ -60,6 +60,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
             "target": _price_text(view.target, view.tick_size),
             "trail": distance_text(trailing.distance) if trailing else "",
             "activation": distance_text(trailing.activation) if trailing else "",
+            "breakeven": distance_text(view.breakeven_after),
             "partials": "",
         }
 
@@ -80,6 +81,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                     ("target", "Target", "price; empty removes"),
                     ("trail", "Trailing", "20 or 1.5%; empty: off"),
                     ("activation", "Trail after", "move in favour, e.g. 10"),
+                    ("breakeven", "Breakeven", "profit, e.g. 10 or 1%; empty: off"),
                     ("partials", "Partials", "20:0.5, 40:0.25 · none"),
                 ):
                     yield Label(label)
@@ -111,6 +113,12 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
 
     def _text(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
+
+    def _best_price(self) -> float:
+        """The price a trailing distance is measured from: the best price seen (the entry before any)."""
+        view = self.view
+        best = view.high_watermark if view.side is Side.LONG else view.low_watermark
+        return best if best > 0 else view.entry_price
 
     def _changed(self, field_id: str) -> bool:
         return self._text(field_id).strip() != self.initial[field_id].strip()
@@ -163,10 +171,22 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                     denial = validation.validate_trailing(trailing)
                     if denial is not None:
                         errors["trail"] = denial.message
-                    elif view.trailing is not None and distance.points(view.entry_price) > view.trailing.distance.points(
-                        view.entry_price
+                    elif view.trailing is not None and distance.points(self._best_price()) > view.trailing.distance.points(
+                        self._best_price()
                     ):
                         warnings["trail"] = "a wider distance never loosens the current trailing stop"
+
+        breakeven: object = UNSET
+        if self._changed("breakeven"):
+            try:
+                breakeven = optional_distance(self._text("breakeven"), "breakeven")
+            except FieldError as error:
+                errors["breakeven"] = str(error)
+            else:
+                if breakeven is None:
+                    warnings["breakeven"] = "breakeven switches off (the stop stays where it is)"
+                elif view.breakeven_done:
+                    warnings["breakeven"] = "arms breakeven again: the stop moves to the entry once this far in profit"
 
         partials: object = UNSET
         partial_text = self._text("partials").strip()
@@ -185,6 +205,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
             target=values.get("target", UNSET),
             trailing=trailing if "trail" not in errors else UNSET,
             partial_targets=partials,
+            breakeven_after=breakeven if "breakeven" not in errors else UNSET,
         )
         return _Parsed(command, errors, warnings)
 

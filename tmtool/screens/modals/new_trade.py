@@ -1,4 +1,4 @@
-"""New trade: symbol, side, product, strategy, size (or the strategy's sizing), entry, levels.
+"""New trade: symbol, side, product, strategy, size (or the strategy's sizing), entry, levels, breakeven.
 
 The preview line is recomputed on every keystroke from the engine's own sizing
 and level rules; the instrument's lot and tick size are looked up off the UI
@@ -16,7 +16,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tmtool.domain import validation
-from tmtool.domain.commands import CreateTrade
+from tmtool.domain.commands import UNSET, CreateTrade
 from tmtool.domain.models import (
     DEFAULT_TICK_SIZE,
     EXCHANGES,
@@ -29,10 +29,11 @@ from tmtool.domain.models import (
 )
 from tmtool.engine.snapshot import StrategyView
 from tmtool.screens.modals.form import FormModal
-from tmtool.screens.forms import FieldError, optional_price, optional_quantity
+from tmtool.screens.forms import FieldError, distance_text, optional_distance, optional_price, optional_quantity
 from tmtool.screens.risk_preview import trade_preview
 
 InstrumentLookup = Callable[[str, str], Instrument]
+CLEAR_WORD = "none"
 
 
 def manual_strategy_view() -> StrategyView:
@@ -135,6 +136,8 @@ class NewTradeModal(FormModal[CreateTrade | None]):
                 yield Input(placeholder="blank: strategy default", id="stop", compact=True)
                 yield Label("Target")
                 yield Input(placeholder="blank: strategy default", id="target", compact=True)
+                yield Label("Breakeven")
+                yield Input(placeholder=self._breakeven_hint(strategy), id="breakeven", compact=True)
             yield Static("", id="preview", classes="preview", markup=False)
             yield Static("", id="form-error", classes="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
@@ -160,6 +163,7 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         if event.select.id == "strategy":
             strategy = self.strategies[str(event.value)].strategy
             self.query_one("#product", Select).value = strategy.product
+            self.query_one("#breakeven", Input).placeholder = self._breakeven_hint(strategy)
         if event.select.id == "price_type":
             limit = event.value is PriceType.LIMIT
             self.query_one("#price-label", Label).update("Limit" if limit else "Price")
@@ -215,6 +219,23 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         self.instrument = None
         self._show_error(f"{exchange}:{symbol}: {message}")
 
+    @staticmethod
+    def _breakeven_hint(strategy: Strategy) -> str:
+        """The field's hint: blank keeps the strategy's default (shown), "none" switches it off."""
+        default = strategy.trade_risk.breakeven_after
+        if default is None:
+            return "off by default; e.g. 1%"
+        return f"default {distance_text(default)}; {CLEAR_WORD}: off"
+
+    def _breakeven(self) -> object:
+        """UNSET (blank: the strategy's default), None ("none": off for this trade) or a distance."""
+        text = self._value("breakeven").strip()
+        if not text:
+            return UNSET
+        if text.lower() == CLEAR_WORD:
+            return None
+        return optional_distance(text, "breakeven")
+
     def _lot_and_tick(self) -> tuple[int, float]:
         if self.instrument is not None and self.instrument.key == (self._exchange(), self._symbol()):
             return self.instrument.lot_size, self.instrument.tick_size
@@ -242,6 +263,7 @@ class NewTradeModal(FormModal[CreateTrade | None]):
             limit_price=price if price_type is PriceType.LIMIT else None,
             stop_loss=stop_loss,
             target=target,
+            breakeven_after=self._breakeven(),
         )
         lot_size, _ = self._lot_and_tick()
         expected = price if price_type is PriceType.MARKET else None
@@ -257,6 +279,7 @@ class NewTradeModal(FormModal[CreateTrade | None]):
             quantity = optional_quantity(self._value("quantity"))
             stop_loss = optional_price(self._value("stop"), "stop")
             target = optional_price(self._value("target"), "target")
+            self._breakeven()
         except FieldError as error:
             self._show_error(str(error))
             return
