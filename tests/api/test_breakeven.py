@@ -105,7 +105,6 @@ def test_breakeven_is_in_the_published_schema_of_both_verbs():
         assert breakeven["properties"]["mode"]["enum"] == ["POINTS", "PERCENT"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs ENGINE_PATCH.md")
 def test_breakeven_set_over_the_api_shows_in_activetrades(client, stack):
     stack.sim.set_price("NSE", "HDFCBANK", 1650.0)
     created = ok(call(client, "createtrade", **{**CREATE, "symbol": "HDFCBANK"}, breakeven_after={"distance": 1, "mode": "PERCENT"}))

@@ -19,7 +19,6 @@ from tmtool.domain.models import (
     TrailingSettings,
 )
 
-NEEDS_ENGINE_PATCH = pytest.mark.xfail(strict=True, reason="needs ENGINE_PATCH.md")
 SIDES = pytest.mark.parametrize("side", [Side.LONG, Side.SHORT])
 
 
@@ -35,7 +34,6 @@ def _tick_seen(stack, trade_id: int, price: float):
     return stack.wait_trade(trade_id, lambda t: t.ltp == price)
 
 
-@NEEDS_ENGINE_PATCH
 @SIDES
 def test_breakeven_set_on_create_moves_the_stop_to_the_entry(tmp_path, side):
     strategy = Strategy("s1", trade_risk=TradeRisk(stop_loss=Distance(20)))  # no breakeven by default
@@ -51,7 +49,6 @@ def test_breakeven_set_on_create_moves_the_stop_to_the_entry(tmp_path, side):
         assert view.breakeven_done
 
 
-@NEEDS_ENGINE_PATCH
 @SIDES
 def test_breakeven_switched_off_on_create_and_set_on_modify(tmp_path, side):
     default = TradeRisk(stop_loss=Distance(20), breakeven_after=Distance(10))

@@ -129,7 +129,8 @@ class CommandHandlers:
             if plan is None:
                 future.set_result(Denied("TRADE_NOT_ACTIVE", f"trade #{trade.id} has no pending entry plan"))
                 return
-            changes = {name: getattr(command, name) for name in ("stop_loss", "target", "trailing", "partial_targets") if getattr(command, name) is not UNSET}
+            fields = ("stop_loss", "target", "trailing", "partial_targets", "breakeven_after")
+            changes = {name: getattr(command, name) for name in fields if getattr(command, name) is not UNSET}
             plan.command = replace(plan.command, **changes)
             future.set_result(Accepted("levels set for when the entry fills", trade_id=trade.id))
             return
@@ -154,6 +155,16 @@ class CommandHandlers:
             )
             journal.event(trade, "LEVEL", "partial_levels", len(trade.partial_levels), len(levels.partial_levels), "manual")
             trade.partial_levels = levels.partial_levels
+        if command.breakeven_after is not UNSET and command.breakeven_after != trade.breakeven_after:
+            old_text = trade.breakeven_after.describe() if trade.breakeven_after is not None else ""
+            new_text = command.breakeven_after.describe() if command.breakeven_after is not None else ""
+            journal.event(trade, "LEVEL", "breakeven_after", old_text, new_text, "manual")
+            trade.breakeven_after = command.breakeven_after
+            trade.breakeven_done = False  # a new distance arms breakeven afresh; it only ever tightens the stop
+            book = state.books.get(trade.instrument_key)
+            level = None if book is not None and book.degraded else rules.breakeven_stop(trade)  # stale prices move nothing
+            if level is not None:
+                self._watch.apply_level_change(trade, rules.LevelChange("stop_loss", trade.stop_loss, level, "BREAKEVEN"), trade.last_price)
         trade.updated_at = now
         journal.save_trade(trade)
         book = state.books.get(trade.instrument_key)

@@ -22,7 +22,7 @@ from typing import Any
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain import rules
 from tmtool.domain.broker import BrokerError, OrderInfo, Position
-from tmtool.domain.commands import Accepted, CreateTrade, Denied
+from tmtool.domain.commands import UNSET, Accepted, CreateTrade, Denied
 from tmtool.domain.fills import running_average
 from tmtool.domain.models import (
     EXCHANGES,
@@ -307,6 +307,8 @@ class EntryController:
             risk = replace(risk, trailing=command.trailing)
         if command.partial_targets is not None:
             risk = replace(risk, partial_targets=command.partial_targets)
+        if command.breakeven_after is not UNSET:
+            risk = replace(risk, breakeven_after=command.breakeven_after)
         return risk
 
     # ---------------------------------------------------------------- fills and the entry's end
@@ -334,16 +336,17 @@ class EntryController:
         plan, trade_runtime.entry_plan = trade_runtime.entry_plan, None
         runtime = state.runtime(trade.strategy)
         command = plan.command if plan is not None else None
-        levels = rules.initial_levels(trade.side, price, self._risk_for(runtime.strategy, command), trade.tick_size, quantity, trade.lot_size)
+        risk = self._risk_for(runtime.strategy, command)
+        levels = rules.initial_levels(trade.side, price, risk, trade.tick_size, quantity, trade.lot_size)
         now = state.clock.time()
         trade.quantity = quantity
         trade.entry_quantity = quantity
         trade.requested_quantity = trade.requested_quantity or quantity
         trade.entry_price = price
         trade.stop_loss, trade.target = levels.stop_loss, levels.target
-        trade.trailing = self._risk_for(runtime.strategy, command).trailing
+        trade.trailing = risk.trailing
         trade.trailing_stop = levels.trailing_stop
-        trade.breakeven_after = runtime.strategy.trade_risk.breakeven_after
+        trade.breakeven_after = risk.breakeven_after
         trade.partial_levels = levels.partial_levels
         trade.high_watermark = trade.low_watermark = price
         trade.opened_at = now

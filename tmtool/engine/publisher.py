@@ -139,6 +139,7 @@ class SnapshotPublisher:
             exit_price=trade.exit_price, entry_order_id=trade.entry_order_id, exit_order_ids=trade.exit_order_ids,
             awaiting_approval=self._orders.awaiting_approval(trade.id), entry_price_type=trade.entry_price_type,
             opened_at=trade.opened_at, closed_at=trade.closed_at, tick_size=trade.tick_size, lot_size=trade.lot_size,
+            breakeven_after=trade.breakeven_after, breakeven_done=trade.breakeven_done,
         )
 
     @staticmethod

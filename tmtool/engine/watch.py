@@ -107,13 +107,13 @@ class Watch:
                 trade.high_watermark = evaluation.high_watermark
                 trade.low_watermark = evaluation.low_watermark
                 for change in evaluation.changes:
-                    self._apply_level_change(trade, change, price)
+                    self.apply_level_change(trade, change, price)
             if evaluation.exit is not None:
                 self._on_exit_signal(trade, evaluation.exit)
         if changed:
             self._index.refresh_band(book)
 
-    def _apply_level_change(self, trade: Trade, change: rules.LevelChange, price: float) -> None:
+    def apply_level_change(self, trade: Trade, change: rules.LevelChange, price: float) -> None:
         journal = self._journal
         setattr(trade, change.field, change.new)
         if change.kind == "BREAKEVEN":
