@@ -16,11 +16,13 @@ from textual.widgets import Footer, Input, Static
 from tmtool.domain.commands import (
     AcknowledgeAlerts,
     Accepted,
+    CreateTrade,
     ExitAll,
     ExitTrade,
     ExitTrades,
     PauseTrade,
     ResumeTrade,
+    Result,
 )
 from tmtool.domain.models import ExitReason, TradeStatus
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
@@ -214,13 +216,13 @@ class DashboardScreen(Screen):
         default = None
         if selected is not None and snapshot is not None and snapshot.trade(selected) is not None:
             default = snapshot.trade(selected).strategy
-        self._new_trade_flow(NewTradeModal(strategies, last_prices, self.tmtool.instrument_lookup, default))
+        self.app.push_screen(
+            NewTradeModal(strategies, last_prices, self.tmtool.instrument_lookup, default, submit=self._send_new_trade)
+        )
 
-    @work(group="flows")
-    async def _new_trade_flow(self, modal: NewTradeModal) -> None:
-        command = await self.app.push_screen_wait(modal)
-        if command is not None:
-            await self.tmtool.send_command(command, success=f"Trade in {command.symbol} accepted")
+    async def _send_new_trade(self, command: CreateTrade) -> Result | None:
+        """The dialog's way out: it stays open with the reason when the engine refuses."""
+        return await self.tmtool.send_command(command, success=f"Trade in {command.symbol} accepted")
 
     def action_modify_trade(self) -> None:
         view = self._selected_view()
