@@ -270,6 +270,8 @@ class StrategyFormModal(FormModal[Strategy | None]):
             price = optional_price(self._text("example"), "example price")
         except FieldError as problem:
             error.update(str(problem))
+            preview.set_class(False, "-warning")
+            preview.update("Preview: none until every field is valid.")
             return
         error.update("")
         if price is None:
