@@ -10,6 +10,8 @@ import csv
 import dataclasses
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+
+import platformdirs
 from typing import cast
 
 from rich.text import Text
@@ -113,6 +115,20 @@ def summary_text(report: AnalyticsReport, palette: Palette) -> Text:
         text.append("By strategy ", style="bold")
         text.append("  ".join(f"{group.name} {format_money(group.stats.net_pnl, signed=True)}" for group in report.by_strategy))
     return text
+
+
+def default_export_dir() -> Path:
+    """Where CSV exports go unless the user names another place: the user's data folder, not the working directory."""
+    return platformdirs.user_data_path("tmtool") / "exports"
+
+
+def unused_path(path: Path) -> Path:
+    """``path``, or ``name-2.csv``, ``name-3.csv``... when it is taken: an export never replaces an earlier one unasked."""
+    candidate, number = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 def write_csv(path: Path, results: tuple[TradeResult, ...]) -> int:
@@ -257,12 +273,12 @@ class HistoryScreen(Screen):
             self.notify("Nothing loaded yet.", severity="warning")
             return
         start, end = self.range
-        default = Path.cwd() / f"tmtool-trades-{start.isoformat()}-{end.isoformat()}.csv"
+        default = unused_path(default_export_dir() / f"tmtool-trades-{start.isoformat()}-{end.isoformat()}.csv")
         self._export_flow(default, self.report.trades)
 
     @work(group="flows")
     async def _export_flow(self, default: Path, results: tuple[TradeResult, ...]) -> None:
-        path = await self.app.push_screen_wait(PathModal("Export closed trades to CSV", default))
+        path = await self.app.push_screen_wait(PathModal("Export closed trades to CSV", default, create_parent=default.parent))
         if path is not None:
             self._write(path, results)
 
