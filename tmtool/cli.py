@@ -194,8 +194,14 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         summary = app.stop_engine()
         runtime.stop()  # idempotent: stops what the engine's stop did not (API, store, simulator)
     if summary:
-        print(summary, flush=True)
+        print(shutdown_line(summary), flush=True)
     return _unwritten_exit_code(runtime)
+
+
+def shutdown_line(summary: str) -> str:
+    """What the terminal shows after tmtool stopped: plainly stopped, and what it leaves unwatched."""
+    left = summary.removeprefix("monitoring ")
+    return f"tmtool stopped — nothing is monitored now (at shutdown: {left})"
 
 
 def _unwritten_exit_code(runtime) -> int:
@@ -237,7 +243,7 @@ def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
 
     stop.wait(args.duration) if args.duration else _wait_forever(stop)
     summary = runtime.stop()
-    print(summary, flush=True)
+    print(shutdown_line(summary), flush=True)
     return _unwritten_exit_code(runtime)
 
 

@@ -311,7 +311,15 @@ class Runtime:
         if self.sim is not None:
             lines.append(f"tmtool: demo on the embedded simulator at {self.sim.rest_url} — simulated, no real orders")
         else:
-            lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
+            system = self.engine.snapshot().system
+            host = self.config.openalgo.host
+            if system.broker_state == "OK":
+                lines.append(f"tmtool: connected to OpenAlgo at {host}; monitoring")
+            else:
+                lines.append(
+                    f"tmtool: NOT connected to OpenAlgo at {host} ({system.broker_state}: "
+                    f"{system.broker_message or 'no answer'}); retrying — until it answers, no trade is managed"
+                )
         lines.append(f"tmtool: database {self.store.path}")
         if self.api is not None:
             lines.append(f"tmtool: control API on {self.api.url}")
