@@ -92,7 +92,7 @@ class SnapshotPublisher:
         trades.sort(key=lambda v: v.id)
         trades.extend(self._trade_view(t) for t in state.closed_today)
         strategies = tuple(self._strategy_view(r) for r in sorted(state.strategies.values(), key=lambda r: r.strategy.name))
-        account_pnl = sum(v.total_pnl for v in strategies)
+        account_pnl = state.account_realised_pnl() + sum(v.unrealised_pnl for v in strategies)
         last_tick = max((b.ts for b in state.books.values() if b.ts), default=None)
         system = SystemView(
             engine_running=running and state.running,
