@@ -62,11 +62,11 @@ class DashboardScreen(Screen):
         Binding("n", "new_trade", "New", id="new_trade"),
         Binding("m", "modify_trade", "Modify", id="modify_trade"),
         Binding("x", "exit_trade", "Exit", id="exit_trade"),
-        Binding("X", "exit_marked", "Exit marked", id="exit_marked"),
-        Binding("e", "exit_strategy", "Exit strategy…", id="exit_strategy"),
-        Binding("p", "pause_resume", "Pause/resume", id="pause_resume"),
-        Binding("slash", "focus_filter", "Filter", id="focus_filter"),
-        Binding("o", "cycle_status", "Open/all/closed", id="cycle_status"),
+        Binding("X", "exit_marked", "Exit marked", show=False, id="exit_marked"),
+        Binding("e", "exit_strategy", "Exit strategy…", show=False, id="exit_strategy"),
+        Binding("p", "pause_resume", "Pause", id="pause_resume"),
+        Binding("slash", "focus_filter", "Filter", show=False, id="focus_filter"),
+        Binding("o", "cycle_status", "Open/all/closed", show=False, id="cycle_status"),
         Binding("g", "cycle_strategy", "By strategy", show=False, id="cycle_strategy"),
         Binding("s", "cycle_sort", "Sort", show=False, id="cycle_sort"),
         Binding("r", "reverse_sort", "Reverse sort", show=False, id="reverse_sort"),
@@ -94,7 +94,7 @@ class DashboardScreen(Screen):
             yield Static("", id="filter-state", markup=False)
         yield TradesTable(id="trades")
         yield AlertsPanel(id="alerts")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(TradesTable).focus()

@@ -41,16 +41,17 @@ ALL_STRATEGIES = "*all*"
 DEFAULT_DAYS = 30
 INITIAL_STOP_LOOKUPS = 500  # trades whose audit log is read for R-multiples
 
+# Column key, header, width: what a trader reads first (P&L, R multiple) fits on an 80-column terminal.
 HISTORY_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
     ("closed", "Closed (IST)", 19),
     ("symbol", "Symbol", 11),
     ("side", "Side", 5),
+    ("pnl", "P&L", 11),
+    ("r", "R mult", 6),
     ("qty", "Qty", 6),
     ("entry", "Entry", 10),
     ("exit", "Exit", 10),
-    ("pnl", "P&L", 11),
-    ("r", "R", 6),
     ("reason", "Reason", 14),
     ("strategy", "Strategy", 12),
 )
@@ -253,20 +254,20 @@ class HistoryScreen(Screen):
         for result in reversed(report.trades):  # newest first
             pnl = pnl_text(result.pnl, palette)
             pnl.justify = "right"
-            table.add_row(
-                str(result.trade_id),
-                format_timestamp(result.closed_at),
-                result.symbol,
-                result.side,
-                str(result.quantity),
-                format_price(result.entry_price),
-                format_price(result.exit_price),
-                pnl,
-                "–" if result.r_multiple is None else f"{result.r_multiple:+.2f}",
-                result.exit_reason,
-                result.strategy,
-                key=str(result.trade_id),
-            )
+            cells = {
+                "id": str(result.trade_id),
+                "closed": format_timestamp(result.closed_at),
+                "symbol": result.symbol,
+                "side": result.side,
+                "qty": str(result.quantity),
+                "entry": format_price(result.entry_price),
+                "exit": format_price(result.exit_price),
+                "pnl": pnl,
+                "r": "–" if result.r_multiple is None else f"{result.r_multiple:+.2f}",
+                "reason": result.exit_reason,
+                "strategy": result.strategy,
+            }
+            table.add_row(*(cells[key] for key, _, _ in HISTORY_COLUMNS), key=str(result.trade_id))
 
     def action_export(self) -> None:
         if self.report is None or self.range is None:

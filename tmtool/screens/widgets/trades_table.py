@@ -37,16 +37,17 @@ from tmtool.screens.formatting import (
     pnl_text,
 )
 
-# Column key, header, width.  The most important columns come first so they
-# stay visible on an 80-column terminal; the rest scroll horizontally.
+# Column key, header, width.  The most important columns come first and, with
+# their padding, add up to 78 columns: all of them up to "To stop" fit an
+# 80-column terminal; the rest scroll horizontally.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
-    ("symbol", "Symbol", 11),
+    ("symbol", "Symbol", 10),
     ("side", "Side", 5),
-    ("qty", "Qty", 6),
-    ("ltp", "LTP", 11),
-    ("pnl", "P&L", 11),
-    ("stop", "Stop", 10),
+    ("qty", "Qty", 5),
+    ("ltp", "LTP", 10),
+    ("pnl", "P&L", 10),
+    ("stop", "Stop", 9),
     ("dist", "To stop", 8),
     ("target", "Target", 10),
     ("trail", "Trail", 10),
@@ -187,7 +188,7 @@ class TradesTable(DataTable):
     """Open (and today's closed) trades, one row per trade id."""
 
     BINDINGS = [
-        Binding("space", "toggle_mark", "Mark", id="toggle_mark"),
+        Binding("space", "toggle_mark", "Mark", show=False, id="toggle_mark"),
     ]
 
     class MarksChanged(Message):
