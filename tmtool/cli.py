@@ -180,6 +180,7 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         simulated=runtime.simulated,
         bell=bell,
         lifecycle=runtime,
+        market_holidays=runtime.config.market_holidays,
     )
     timer = None
     if args.duration:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import partial
+from datetime import date
 from pathlib import Path
 
 from textual import work
@@ -41,6 +42,7 @@ from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.formatting import Palette
+from tmtool.screens.legend import LEGEND
 from tmtool.screens.history import HistoryScreen
 from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
 from tmtool.screens.modals.help import HelpModal
@@ -139,9 +141,11 @@ class TmtoolApp(App[str | None]):
         bell: bool = True,
         refresh_hz: float = 8.0,
         lifecycle: EngineLifecycle | None = None,
+        market_holidays: frozenset[date] = frozenset(),
     ) -> None:
         """``lifecycle``: what the app starts on mount (off the loop) and ``stop_engine`` stops,
-        usually the object that is also ``engine``.
+        usually the object that is also ``engine``.  ``market_holidays``: the configured exchange
+        holidays the status bar shows as HOLIDAY.
 
         Leave it None when the caller runs the engine's life itself (tests, the headless wiring).
         """
@@ -155,6 +159,7 @@ class TmtoolApp(App[str | None]):
         self.bell_enabled = bell
         self.refresh_hz = refresh_hz
         self.lifecycle = lifecycle
+        self.market_holidays = market_holidays
         self.engine_phase = PHASE_STARTING if lifecycle is not None else PHASE_RUNNING
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})
@@ -269,8 +274,9 @@ class TmtoolApp(App[str | None]):
     def _update_status(self, snapshot: EngineSnapshot | None) -> None:
         shown = snapshot if self.engine_phase != PHASE_STARTING else None
         now = self.clock.time()
-        full = status_line(shown, now, self.engine_phase, self.palette)
-        compact = status_line(shown, now, self.engine_phase, self.palette, compact=True)
+        holidays = self.market_holidays
+        full = status_line(shown, now, self.engine_phase, self.palette, holidays=holidays)
+        compact = status_line(shown, now, self.engine_phase, self.palette, compact=True, holidays=holidays)
         simulated = self.simulated or (snapshot is not None and snapshot.system.simulated)
         for screen in self.screen_stack:
             if screen.is_attached:
@@ -389,7 +395,7 @@ class TmtoolApp(App[str | None]):
             ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
             ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
             ("History screen", rows(HistoryScreen.BINDINGS)),
-        ]
+        ] + [(f"What it shows: {where}", list(entries)) for where, entries in LEGEND]
 
     def action_quit_app(self) -> None:
         open_count = len(self.latest.open_trades) if self.latest is not None else 0
