@@ -298,6 +298,30 @@ def seeded_closed_trades() -> list[Trade]:
     ]
 
 
+def open_trade_events(view: TradeView | None) -> list[TradeEvent]:
+    """An open trade's audit trail as the engine writes it: created, entry filled, levels, a trail move."""
+    if view is None:
+        return []
+    opened = view.opened_at or FIXED_NOW
+    first_stop = view.stop_loss if view.stop_loss is not None else 0.0
+    events = [
+        TradeEvent(view.id, opened - 2, "CREATED", "", "", f"{view.side.value} {view.entry_quantity} {view.symbol}", "manual entry"),
+        TradeEvent(view.id, opened - 1, "ENTRY_ORDER", "order_id", "", view.entry_order_id, "MARKET", price=view.entry_price),
+        TradeEvent(view.id, opened, "ENTRY_FILL", "quantity", "0", str(view.entry_quantity), "", price=view.entry_price),
+        TradeEvent(
+            view.id, opened, "LEVEL", "levels", "", f"stop={first_stop} target={view.target}", "strategy defaults", price=view.entry_price
+        ),
+    ]
+    if view.trailing_stop is not None:
+        events.append(
+            TradeEvent(view.id, opened + 600, "TRAIL", "trailing_stop", f"{first_stop}", f"{view.trailing_stop}", "best price rose", price=view.high_watermark)
+        )
+        events.append(
+            TradeEvent(view.id, opened + 600, "ALERT", "", "", f"#{view.id} {view.symbol} trailing stop moved to {view.trailing_stop:.2f}", "INFO")
+        )
+    return events
+
+
 class EngineDouble:
     """Serves a fixed snapshot, records submitted commands, answers with ``answer``."""
 
@@ -337,10 +361,12 @@ class EngineDouble:
         ]
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
-        trade = next(t for t in self.closed if t.id == trade_id)
-        return [
-            TradeEvent(trade_id, trade.created_at, "CREATED", "stop_loss", "", f"{trade.stop_loss}", price=trade.entry_price)
-        ]
+        trade = next((t for t in self.closed if t.id == trade_id), None)
+        if trade is not None:
+            return [
+                TradeEvent(trade_id, trade.created_at, "CREATED", "stop_loss", "", f"{trade.stop_loss}", price=trade.entry_price)
+            ]
+        return open_trade_events(self.current.trade(trade_id))
 
     def alert_history(self, since=None, category=None, priority=None, limit=500) -> list[Alert]:
         alerts = [

@@ -10,6 +10,8 @@ from textual.binding import Binding
 
 from tmtool.screens.alert_history import AlertHistoryScreen
 from tmtool.screens.app import TmtoolApp
+from tmtool.screens.at_risk import MoneyAtRiskScreen
+from tmtool.screens.trade_story import TradeStoryScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.history import HistoryScreen
 from tmtool.screens.strategies import StrategiesScreen
@@ -25,6 +27,8 @@ WHERE = {
     "strategies": StrategiesScreen,
     "history": HistoryScreen,
     "alert log": AlertHistoryScreen,
+    "money at risk": MoneyAtRiskScreen,
+    "trade story": TradeStoryScreen,
 }
 NAMED_KEYS = {"question_mark": "?", "slash": "/", "escape": "Esc", "space": "space"}
 

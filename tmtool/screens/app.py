@@ -40,12 +40,14 @@ from tmtool.domain.models import AlertPriority, ExitReason, Instrument
 from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
+from tmtool.screens.at_risk import MoneyAtRiskScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.formatting import Palette
 from tmtool.screens.legend import LEGEND
 from tmtool.screens.history import HistoryScreen
 from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
 from tmtool.screens.modals.help import HelpModal
+from tmtool.screens.trade_story import TradeStoryScreen
 from tmtool.screens.strategies import StrategiesScreen
 from tmtool.screens.widgets.alerts_panel import AlertsPanel
 from tmtool.screens.widgets.status_bar import (
@@ -395,6 +397,8 @@ class TmtoolApp(App[str | None]):
             ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
             ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
             ("History screen", rows(HistoryScreen.BINDINGS)),
+            ("Money at risk", rows(MoneyAtRiskScreen.BINDINGS)),
+            ("Trade story", rows(TradeStoryScreen.BINDINGS)),
         ] + [(f"What it shows: {where}", list(entries)) for where, entries in LEGEND]
 
     def action_quit_app(self) -> None:
@@ -427,6 +431,12 @@ class TmtoolApp(App[str | None]):
 
     def open_alert_history(self) -> None:
         self.push_screen(AlertHistoryScreen())
+
+    def open_money_at_risk(self) -> None:
+        self.push_screen(MoneyAtRiskScreen())
+
+    def open_trade_story(self, trade_id: int) -> None:
+        self.push_screen(TradeStoryScreen(trade_id))
 
 
 def run_tui(

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from tmtool.domain.commands import (
     AcknowledgeAlerts,
@@ -74,6 +74,8 @@ class DashboardScreen(Screen):
         Binding("t", "strategies", "Strategies", id="strategies"),
         Binding("h", "history", "History", id="history"),
         Binding("l", "alert_log", "Alert log", show=False, id="alert_log"),
+        Binding("v", "money_at_risk", "At risk", show=False, id="money_at_risk"),
+        Binding("i", "trade_story", "Story", show=False, id="trade_story"),
     ]
 
     def __init__(self) -> None:
@@ -330,3 +332,18 @@ class DashboardScreen(Screen):
 
     def action_alert_log(self) -> None:
         self.tmtool.open_alert_history()
+
+    def action_money_at_risk(self) -> None:
+        self.tmtool.open_money_at_risk()
+
+    def action_trade_story(self) -> None:
+        trade_id = self.query_one(TradesTable).selected_trade_id()
+        if trade_id is None:
+            self.notify("No trade selected.", severity="warning")
+            return
+        self.tmtool.open_trade_story(trade_id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, TradesTable):
+            event.stop()
+            self.action_trade_story()
