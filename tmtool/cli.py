@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance (see tmtool db --help)", add_help=False)
     _db_arguments(db)
+
+    doctor = sub.add_parser(
+        "doctor", help="check the config, OpenAlgo, the database and the alert channels; one pass/fail line each"
+    )
+    _common(doctor)
+    doctor.add_argument(
+        "--symbol", default="NSE:SBIN", metavar="EXCHANGE:SYMBOL", help="the symbol to quote and take one tick of (default NSE:SBIN)"
+    )
     return parser
 
 
@@ -114,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         args.db = db_args.db or args.db
     else:
         args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        from tmtool.doctor import run_doctor
+
+        return run_doctor(args.config, db_path=args.db, symbol=args.symbol, out=sys.stdout)
 
     from tmtool.config import ConfigError, load_config
 
