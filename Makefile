@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-headless test bench install clean
+.PHONY: demo demo-headless test bench screenshots install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# The README's pictures, exported by the app itself (seeded data, fixed clock).
+screenshots: $(STAMP)
+	$(PY) -m tests.ui.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
