@@ -133,14 +133,17 @@ class Simulation:
     and silences tmtool's log output while it runs)."""
 
     def __init__(self, seed: int, profile: Profile = CALM, *, symbols: int = 3, book_lag: float | None = None,
-                 order_updates: bool | None = None, settings: EngineSettings | None = None) -> None:
+                 order_updates: bool | None = None, settings: EngineSettings | None = None,
+                 sides: tuple[Side, ...] | None = None, price: float | None = None) -> None:
         self.seed = seed
         self.profile = profile
         self.rng = random.Random(seed)
         rng = self.rng
         self.clock = ManualClock(START)
-        self.symbols = [SymbolPlan(f"SIM{chr(65 + i)}", rng.choice((Side.LONG, Side.SHORT))) for i in range(symbols)]
-        prices = {(EXCHANGE, s.symbol): float(rng.choice((100, 250, 480, 1000, 2400))) for s in self.symbols}
+        if sides is None:
+            sides = tuple(rng.choice((Side.LONG, Side.SHORT)) for _ in range(symbols))
+        self.symbols = [SymbolPlan(f"SIM{chr(65 + i)}", side) for i, side in enumerate(sides)]
+        prices = {(EXCHANGE, s.symbol): price or float(rng.choice((100, 250, 480, 1000, 2400))) for s in self.symbols}
         if book_lag is None:
             low, high = profile.book_lag
             book_lag = round(rng.uniform(low, high), 2) if high > 0 else 0.0
@@ -308,11 +311,26 @@ class Simulation:
             self.stats["orders"] += 1
         self._step(f"run {job.describe()}" + (f" with {fault}" if fault else ""), lambda: executor.execute(job, fault))
 
+    def drain(self, seconds: float, step: float = 0.5) -> None:
+        """Run every job as it comes (no faults) and let ``seconds`` pass in steps of at most ``step``."""
+        end = self.clock.time() + seconds
+        while True:
+            if self.pending_jobs:
+                self.run_job(0)
+            elif self.clock.time() < end - 1e-9:
+                self.advance(min(step, end - self.clock.time()))
+            else:
+                return
+
+    @property
+    def violations(self) -> list[Violation]:
+        return list(self.checker.violations)
+
     def run_all_jobs(self, fault: str | None = None) -> None:
         while self.pending_jobs:
             self.run_job(0, fault)
 
-    def run_jobs_of(self, kind: str, fault: str | None = None) -> None:
+    def run_job_of(self, kind: str, fault: str | None = None) -> None:
         """Run the oldest pending job of ``kind`` ("order_sent", "order_lookup", ...)."""
         index = next(i for i, job in enumerate(self.pending_jobs) if job.kind == kind)
         self.run_job(index, fault)
@@ -393,6 +411,8 @@ class Simulation:
                 elif fate == "placed":
                     self.executor.place_without_reply(job, durable=True)
             self.executor.shutdown()
+            if not self.profile.crash_loses_tail:
+                self.store.commit()
             lost = self.store.crash()
             self.feed.stop()
             self.stats["crashes"] += 1
@@ -532,7 +552,7 @@ class Simulation:
 
     # ---------------------------------------------------------------- the end of a run
 
-    def settle(self, seconds: float = 150.0) -> None:
+    def settle(self, seconds: float = 90.0) -> None:
         """Stop the faults, deliver everything, let ``seconds`` pass; then check the end-of-run invariants."""
         self.faults_on = False
         if self.store.refusing:
@@ -549,7 +569,7 @@ class Simulation:
                 self.run_job(0)
             elif self.clock.time() < end:
                 self.broker_progress()
-                self.advance(min(3.0, end - self.clock.time()))
+                self.advance_to_timer(cap=min(2.0, end - self.clock.time()))
             else:
                 break
         self.commit()

@@ -162,6 +162,10 @@ class Checker:
                 if getattr(view, name) != getattr(durable, name):
                     self.fail("durable-survives", (trade_id, name),
                               f"#{trade_id}: {name} durably {getattr(durable, name)!r}, recovered {getattr(view, name)!r}")
+        # The engine's view from here on: what it recovered, not what the store holds.
+        latest = sim.store.latest_trades
+        for trade_id in [i for i, t in latest.items() if t.status in OPEN_STATUSES and i not in views]:
+            del latest[trade_id]
 
     # ---------------------------------------------------------------- end of run
 

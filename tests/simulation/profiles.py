@@ -25,9 +25,14 @@ class Profile:
     limit_exits: bool = True  # include a strategy that exits with re-priced LIMIT orders
     order_updates: bool | None = None  # the feed carries the order-update stream (None: drawn from the seed)
     settle_wait: float | None = None  # EngineSettings.settle_wait (None: the default)
+    crash_loses_tail: bool = True  # a crash loses what the store had not committed (False: it had committed all)
 
 
-CALM = Profile("calm")
+# ----------------------------------------------------------------------------- must pass (CI)
+# These run with the order-update stream on and crash only at a commit boundary: the polling path and
+# a crash that loses the store's uncommitted tail reach the new defects below (KNOWN_DEFECT_PROFILES).
+
+CALM = Profile("calm", order_updates=True)
 
 FAULTS = Profile(
     "faults",
@@ -35,6 +40,7 @@ FAULTS = Profile(
     call_faults={"server": 0.05, "timeout": 0.04, "rate_limited": 0.03, "hang": 0.03},
     feed_silent=0.01,
     reorder=0.3,
+    order_updates=True,
 )
 
 STORAGE = Profile(
@@ -43,6 +49,7 @@ STORAGE = Profile(
     call_faults={"server": 0.03},
     store_refuse=0.02,
     reorder=0.2,
+    order_updates=True,
 )
 
 CRASH = Profile(
@@ -51,10 +58,14 @@ CRASH = Profile(
     call_faults={"server": 0.03, "hang": 0.02},
     crash=0.006,
     reorder=0.2,
+    order_updates=True,
+    crash_loses_tail=False,
 )
 
-# Known defects of issue 13: an ambiguous reply (lost, 5xx or hung after the order was placed) or a
-# crash while the order book and positionbook lag.
+# ----------------------------------------------------------------------------- known defects (xfail)
+
+# Issue 13: an ambiguous reply (lost, 5xx or hung after the order was placed) or a crash while the
+# order book and positionbook lag.
 AMBIGUOUS = Profile(
     "ambiguous",
     order_faults={"lost_reply": 0.08, "lost_reply_5xx": 0.05, "hang": 0.06, "reject": 0.03, "delay_fill": 0.1,
@@ -63,29 +74,35 @@ AMBIGUOUS = Profile(
     book_lag=(0.5, 5.0),
     crash=0.004,
     reorder=0.3,
+    order_updates=False,
+    crash_loses_tail=False,
 )
 
-# Found by this suite (not in issue 13); see test_scenarios.py for the minimal cases.
-FEED_DROP = Profile(  # an order sent while the feed drops is never polled again
-    "feed_drop",
-    order_faults={"delay_fill": 0.05},
-    feed_drop=0.02,
-    reorder=0.2,
+# Found by this suite (not in issue 13); test_scenarios.py has the minimal case of each.
+POLLING = Profile(  # no order-update stream (fills seen by polling), feed drops: forced reads, unpolled orders
+    "polling",
+    order_faults={"reject": 0.03, "delay_fill": 0.25, "partial": 0.1},
+    call_faults={"server": 0.03, "timeout": 0.03},
+    feed_drop=0.04,
+    reorder=0.3,
+    order_updates=False,
 )
 EXTERNAL = Profile(  # exits sized from a stale position cache after a close outside tmtool
     "external",
     order_faults={"delay_fill": 0.05},
     external_close=0.005,
     reorder=0.2,
+    order_updates=False,
 )
-STORE_DOWN_CRASH = Profile(  # a crash while the database is not writing loses the trades made meanwhile
-    "store_down_crash",
-    order_faults={"delay_fill": 0.05, "partial": 0.05},
-    store_refuse=0.02,
+CRASH_TAIL = Profile(  # a crash loses the store's uncommitted tail (a fill split across two rows, trades made meanwhile)
+    "crash_tail",
+    order_faults={"reject": 0.03, "delay_fill": 0.05, "partial": 0.05},
+    store_refuse=0.01,
     crash=0.006,
     reorder=0.2,
+    order_updates=True,
 )
 
-PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, AMBIGUOUS, FEED_DROP, EXTERNAL, STORE_DOWN_CRASH)}
+PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, AMBIGUOUS, POLLING, EXTERNAL, CRASH_TAIL)}
 CI_PROFILES = ("calm", "faults", "storage", "crash")
-KNOWN_DEFECT_PROFILES = ("ambiguous", "feed_drop", "external", "store_down_crash")
+KNOWN_DEFECT_PROFILES = ("ambiguous", "polling", "external", "crash_tail")
