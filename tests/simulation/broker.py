@@ -20,7 +20,7 @@ Faults at placement are handed in by the executor (``place_fault``): "reject",
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
 

@@ -16,6 +16,7 @@ before it reaches the broker) and "hang".
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -28,6 +29,8 @@ from tests.simulation.store import MemoryStore
 
 ORDER_FAULTS = ("reject", "server_before", "rate_limited", "lost_reply", "lost_reply_5xx", "hang", "delay_fill", "partial")
 CALL_FAULTS = ("server", "timeout", "rate_limited", "hang")
+
+log = logging.getLogger("tmtool.engine.executor")  # where the real executor reports a job that raised
 
 
 @dataclass
@@ -137,4 +140,7 @@ class StepExecutor:
             value = job.fn(*job.args, **job.kwargs)
         except BrokerError as exc:
             return JobResult(job.kind, job.context, error=exc)
+        except Exception as exc:  # as the real executor: reported (an engine error to the checker), never fatal
+            log.exception("engine job %s failed", job.kind)
+            return JobResult(job.kind, job.context, error=BrokerError("protocol", f"{type(exc).__name__}: {exc}"))
         return JobResult(job.kind, job.context, value=value)

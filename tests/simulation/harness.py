@@ -102,6 +102,7 @@ class RunResult:
     violations: list[Violation]
     trace: list[str]
     trace_hash: str
+    steps_run: int  # the random steps and the settling ones
     stats: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -235,14 +236,14 @@ class Simulation:
 
     def _step(self, description: str, action: Callable[[], object] | None = None) -> None:
         self.step_count += 1
-        before = self.checker.before_step()
+        self.checker.before_step()
         if action is not None:
             extra = action()
             if extra:
                 description = f"{description} {extra}"
         assert self.engine is not None
         self.engine.pump()
-        self.checker.after_step(before)
+        self.checker.after_step()
         self._record(description, self._state_line())
         self._note_futures()
 
@@ -442,7 +443,7 @@ class Simulation:
     def result(self, steps: int) -> RunResult:
         digest = hashlib.sha256("\n".join(self.trace).encode()).hexdigest()
         return RunResult(self.seed, self.profile.name, steps, list(self.checker.violations), list(self.trace), digest,
-                         dict(self.stats))
+                         self.step_count, dict(self.stats))
 
     def _random_step(self) -> None:
         rng, profile = self.rng, self.profile

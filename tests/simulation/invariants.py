@@ -93,7 +93,7 @@ class Checker:
             if _crossed(trade, price):
                 self._crossings.append((trade, price))
 
-    def after_step(self, _before: None = None) -> None:
+    def after_step(self) -> None:
         sim = self.sim
         errors = sim._errors.records
         while self._errors_seen < len(errors):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tests.simulation.executor import CALL_FAULTS, ORDER_FAULTS
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -26,6 +28,13 @@ class Profile:
     order_updates: bool | None = None  # the feed carries the order-update stream (None: drawn from the seed)
     settle_wait: float | None = None  # EngineSettings.settle_wait (None: the default)
     crash_loses_tail: bool = True  # a crash loses what the store had not committed (False: it had committed all)
+
+    def __post_init__(self) -> None:
+        unknown = (set(self.order_faults) - set(ORDER_FAULTS)) | (set(self.call_faults) - set(CALL_FAULTS))
+        if unknown:
+            raise ValueError(f"profile {self.name}: unknown faults {sorted(unknown)}")
+        if sum(self.order_faults.values()) > 1 or sum(self.call_faults.values()) > 1:
+            raise ValueError(f"profile {self.name}: fault chances add up to more than 1")
 
 
 # ----------------------------------------------------------------------------- must pass (CI)

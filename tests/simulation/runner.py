@@ -22,12 +22,14 @@ class Batch:
     total_steps: int = 0  # every step run, the settling ones included
     seconds: float = 0.0
     failures: list[RunResult] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)  # summed over the runs: trades, orders, ticks, jobs, crashes
 
     def summary(self) -> str:
         rate = self.seeds / self.seconds if self.seconds else 0.0
         step_rate = self.total_steps / self.seconds if self.seconds else 0.0
         return (f"{self.profile}: {self.seeds} seeds x {self.steps} steps in {self.seconds:.1f} s "
-                f"({rate:.1f} seeds/s, {step_rate:.0f} steps/s incl. settling); {len(self.failures)} failing")
+                f"({rate:.1f} seeds/s, {step_rate:.0f} steps/s incl. settling); {len(self.failures)} failing\n  "
+                + ", ".join(f"{v} {k}" for k, v in sorted(self.stats.items())))
 
     def failure_report(self) -> str:
         lines = []
@@ -43,7 +45,9 @@ def run_batch(profile: str, seeds: range | list[int], steps: int) -> Batch:
     for seed in seeds:
         result = run_seed(seed, profile, steps)
         batch.seeds += 1
-        batch.total_steps += len([line for line in result.trace if not line.startswith("      ")])
+        batch.total_steps += result.steps_run
+        for key, value in result.stats.items():
+            batch.stats[key] = batch.stats.get(key, 0) + value
         if not result.ok:
             batch.failures.append(result)
     batch.seconds = time.perf_counter() - started

@@ -12,8 +12,6 @@ import sys
 
 import pytest
 
-from tmtool.domain.models import TradeStatus
-
 from tests.simulation.harness import EXCHANGE, Simulation
 from tests.simulation.profiles import CI_PROFILES, PROFILES
 from tests.simulation.runner import run_batch, run_seed
@@ -102,4 +100,3 @@ def test_an_exit_sent_twice_is_reported() -> None:
                                    action=trade.side.exit_action, quantity=4, product="MIS")
         sim.advance(0.1)
         assert {v.invariant for v in sim.violations} == {"one-exit", "reduce-only"}
-        assert trade.status is TradeStatus.ACTIVE
