@@ -394,10 +394,11 @@ class Simulation:
         """Partly filled orders fill the rest; delayed MARKET orders fill."""
         self._step("broker fills what waited", lambda: self.broker.progress(release_partials=True, fill_all_market=True))
 
-    def crash(self, in_flight: str | None = None) -> None:
+    def crash(self, in_flight: str | tuple[str, ...] | None = None) -> None:
         """Kill the engine: what the store had not committed is lost, order sends under way end as
-        ``in_flight`` says ("never", "intent" or "placed"; drawn from the seed when None), and a new
-        engine starts from the store on the same broker."""
+        ``in_flight`` says — "never", "intent" (made durable, not sent) or "placed" (sent, no reply);
+        one for all, one per send in order, or drawn from the seed when None — and a new engine starts
+        from the store on the same broker."""
 
         def kill() -> str:
             assert self.executor is not None
@@ -405,7 +406,10 @@ class Simulation:
             for job in self.executor.pending:
                 if not job.is_order:
                     continue
-                fate = in_flight or self.rng.choice(("never", "intent", "placed"))
+                if isinstance(in_flight, tuple):
+                    fate = in_flight[len(fates)]
+                else:
+                    fate = in_flight or self.rng.choice(("never", "intent", "placed"))
                 fates.append(fate)
                 if fate == "intent":
                     self.store.save_order(job.record, durable=True)  # type: ignore[arg-type]
@@ -443,7 +447,7 @@ class Simulation:
     def result(self, steps: int) -> RunResult:
         digest = hashlib.sha256("\n".join(self.trace).encode()).hexdigest()
         return RunResult(self.seed, self.profile.name, steps, list(self.checker.violations), list(self.trace), digest,
-                         self.step_count, dict(self.stats))
+                         self.step_count, {**self.stats, **self.checker.checked})
 
     def _random_step(self) -> None:
         rng, profile = self.rng, self.profile

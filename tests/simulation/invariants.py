@@ -65,6 +65,7 @@ class Checker:
         self._crossings: list[tuple[Trade, float]] = []
         self._last_delivered: dict[str, float] = {}
         self._durable_before_restart: dict[int, Trade] = {}
+        self.checked = {"stop crossings": 0, "trailing ratchets": 0, "recoveries": 0}  # how often 4, 5 and 6 had work
 
     def fail(self, invariant: str, subject: object, text: str) -> None:
         if (invariant, subject) in self._seen:
@@ -100,6 +101,7 @@ class Checker:
             self.fail("engine-error", self._errors_seen, errors[self._errors_seen])
             self._errors_seen += 1
         for trade, price in self._crossings:
+            self.checked["stop crossings"] += 1
             now = sim.trade(trade.id)
             if now is not None and now.status is TradeStatus.ACTIVE and not now.paused:
                 self.fail("stop-acted", trade.id,
@@ -130,6 +132,8 @@ class Checker:
             return
         if trade.trailing != previous.trailing:
             return  # the user changed the trailing settings (ModifyTrade)
+        if trade.trailing_stop != previous.trailing_stop:
+            self.checked["trailing ratchets"] += 1
         looser = (trade.trailing_stop < previous.trailing_stop - 1e-9 if trade.side is Side.LONG
                   else trade.trailing_stop > previous.trailing_stop + 1e-9)
         if looser:
@@ -146,6 +150,7 @@ class Checker:
         """Invariant 6, right after the new engine's ``start()``."""
         sim = self.sim
         assert sim.engine is not None
+        self.checked["recoveries"] += 1
         views = {v.id: v for v in sim.engine.snapshot().trades}
         for trade_id, durable in sorted(self._durable_before_restart.items()):
             view = views.get(trade_id)

@@ -199,6 +199,26 @@ def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
         assert sim.violations == []
 
 
+@pytest.mark.xfail(strict=True, reason="new: after a crash, an unknown exit claims another trade's order of the same size; that one is sent again")
+def test_two_unknown_exits_of_one_size_after_a_crash_are_told_apart() -> None:
+    """Trades A and B of 6 on one symbol both exit; tmtool is killed with both sends under way: A's
+    intent is durable but never left, B's order was placed and filled.  The restart looks both up;
+    ``match_order`` matches by symbol, side and quantity, so A's lookup claims B's order (A closes
+    on B's fill), B's order is then 'absent', and B's exit is sent again: B is exited twice and A's
+    shares are sold.  (The random crash profile found it: seed 1308.)"""
+    with _sim(order_updates=True) as sim:
+        a, b = _open(sim, 6), _open(sim, 6)
+        sim.commit()
+        sim.submit(ExitTrade(a))
+        sim.run_job_of("exit_position")
+        sim.submit(ExitTrade(b))
+        assert [job.kind for job in sim.pending_jobs] == ["order_sent", "order_sent"]
+        sim.crash(in_flight=("intent", "placed"))
+        sim.drain(5.0)
+        sim.settle(30.0)
+        assert sim.violations == []
+
+
 @pytest.mark.xfail(strict=True, reason="new: _unresolved raises KeyError for an entry order (engine.py _unresolved)")
 def test_unresolved_entry_lookup_raises_no_error() -> None:
     """A exits with an order that stays open; meanwhile B's entry gets a 5xx before it was placed.
