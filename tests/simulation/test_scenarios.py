@@ -219,7 +219,6 @@ def test_two_unknown_exits_of_one_size_after_a_crash_are_told_apart() -> None:
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="new: _unresolved raises KeyError for an entry order (engine.py _unresolved)")
 def test_unresolved_entry_lookup_raises_no_error() -> None:
     """A exits with an order that stays open; meanwhile B's entry gets a 5xx before it was placed.
     Every lookup of B's entry sees A's exit in flight, so after 22 lookups the entry is declared

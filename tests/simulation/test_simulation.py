@@ -46,13 +46,15 @@ def test_the_replay_command_reproduces_the_run_in_a_new_process() -> None:
     assert f"hash {expected.trace_hash[:16]}" in out.stdout
 
 
-def test_a_failing_seed_prints_its_replay_command() -> None:
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    out = subprocess.run([sys.executable, "-m", "tests.simulation", "--seed", "2", "--steps", "400", "--profile", "external"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1, out.stdout + out.stderr
-    assert "[reduce-only]" in out.stdout
-    assert "replay: python -m tests.simulation --seed 2 --steps 400 --profile external -v" in out.stdout
+def test_a_failing_seed_prints_its_replay_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.simulation.__main__ import main
+    from tmtool.engine.watch import Watch
+
+    monkeypatch.setattr(Watch, "process_tick", lambda self, tick: None)  # an engine that ignores every price
+    assert main(["--seed", "2", "--steps", "400", "--profile", "calm"]) == 1
+    out = capsys.readouterr().out
+    assert "[stop-acted]" in out
+    assert "replay: python -m tests.simulation --seed 2 --steps 400 --profile calm -v" in out
 
 
 # --------------------------------------------------------------------------- the invariants catch what they should
@@ -64,7 +66,7 @@ def test_a_stop_the_engine_ignores_is_reported(monkeypatch: pytest.MonkeyPatch) 
         sim.drain(2.0)
         trade = sim.trade(future.result().trade_id)
         assert sim.engine is not None
-        monkeypatch.setattr(sim.engine, "process_tick", lambda tick: None)
+        monkeypatch.setattr(sim.engine._watch, "process_tick", lambda tick: None)  # the loop hands ticks to the watch
         crossing = trade.stop_loss - 1.0 if trade.side.value == "LONG" else trade.stop_loss + 1.0
         sim.tick("SIMA", crossing)
         assert [v.invariant for v in sim.violations] == ["stop-acted"]
