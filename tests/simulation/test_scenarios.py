@@ -145,7 +145,6 @@ def test_exit_waiting_on_another_exit_does_not_drop_its_trade() -> None:
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="new: an order sent while the feed drops is never polled again; its fill is never seen")
 def test_entry_sent_while_the_feed_drops_is_still_followed() -> None:
     """The feed (with its order-update stream) drops between the entry's intent and its send.  The
     feed-status change asks every live order to be polled; the entry has no broker id yet, so its
