@@ -38,7 +38,7 @@ from tmtool.domain.models import (
     TrailingSettings,
 )
 from tmtool.engine.ports import EngineLifecycle
-from tmtool.engine.snapshot import EngineSnapshot, StrategyView, SystemView, TradeView
+from tmtool.engine.snapshot import EngineSnapshot, OrderView, PositionView, StrategyView, SystemView, TradeView
 
 # 2026-01-05 11:15:30 IST, a Monday.
 FIXED_NOW = datetime(2026, 1, 5, 11, 15, 30, tzinfo=IST).timestamp()
@@ -252,6 +252,28 @@ def seeded_snapshot(version: int = 1, *, trades: tuple[TradeView, ...] | None = 
         ),
         alerts=seeded_alerts(),
         account_pnl=sum(s.total_pnl for s in strategies),
+        orders=seeded_orders(),
+        positions=seeded_positions(),
+    )
+
+
+def seeded_positions() -> tuple[PositionView, ...]:
+    """SBIN and RELIANCE match; INFY differs (10 sold at the broker behind tmtool's back); TCS not read yet."""
+    return (
+        PositionView("INFY", "NSE", "MIS", broker_net=30, tmtool_net=40, exits_in_flight=0),
+        PositionView("RELIANCE", "NSE", "MIS", broker_net=-20, tmtool_net=-20, exits_in_flight=0),
+        PositionView("SBIN", "NSE", "MIS", broker_net=100, tmtool_net=100, exits_in_flight=0),
+        PositionView("TCS", "NSE", "MIS", broker_net=None, tmtool_net=10, exits_in_flight=10),
+    )
+
+
+def seeded_orders() -> tuple[OrderView, ...]:
+    return (
+        OrderView(
+            key="x-4-1", trade_id=4, strategy="scalper", symbol="TCS", exchange="NSE", purpose="EXIT", action="SELL",
+            quantity=10, filled_quantity=4, average_price=4089.5, state="OPEN", reason="STOP_LOSS", price_type="LIMIT",
+            price=4070.0, order_id="sim-77", message="partially filled",
+        ),
     )
 
 

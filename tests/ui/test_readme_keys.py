@@ -11,6 +11,7 @@ from textual.binding import Binding
 from tmtool.screens.alert_history import AlertHistoryScreen
 from tmtool.screens.app import TmtoolApp
 from tmtool.screens.at_risk import MoneyAtRiskScreen
+from tmtool.screens.orders_positions import OrdersPositionsScreen
 from tmtool.screens.trade_story import TradeStoryScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.history import HistoryScreen
@@ -29,6 +30,7 @@ WHERE = {
     "alert log": AlertHistoryScreen,
     "money at risk": MoneyAtRiskScreen,
     "trade story": TradeStoryScreen,
+    "orders and positions": OrdersPositionsScreen,
 }
 NAMED_KEYS = {"question_mark": "?", "slash": "/", "escape": "Esc", "space": "space"}
 

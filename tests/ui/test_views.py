@@ -10,6 +10,7 @@ from tests.ui.helpers import select_trade, static_text, until
 from tests.ui.test_snapshots import settle
 from tmtool.screens.at_risk import MoneyAtRiskScreen
 from tmtool.screens.exposure import by_strategy, held_text, open_exposures, trade_exposure
+from tmtool.screens.orders_positions import OrdersPositionsScreen
 from tmtool.screens.trade_story import TradeStoryScreen, story_rows
 
 SIZES = [(80, 24), (160, 45)]
@@ -95,3 +96,29 @@ def test_trade_story_snapshot(snap_compare, size):
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
 def test_dashboard_snapshot(snap_compare, size):
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=settle)
+
+
+async def test_b_shows_positions_with_the_differences_and_the_live_orders():
+    app = snapshot_app(EngineDouble())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("b")
+        screen = await until(pilot, lambda: isinstance(app.screen, OrdersPositionsScreen) and app.screen)
+        positions = screen.query_one("#positions-table", DataTable)
+        await until(pilot, lambda: positions.row_count == 4)
+        assert positions.get_row("NSE:INFY:MIS")[3].plain == "DIFFERS by -10"
+        assert positions.get_row("NSE:SBIN:MIS")[3].plain == "matches"
+        assert positions.get_row("NSE:TCS:MIS")[3].plain == "not read yet"
+        orders = screen.query_one("#orders-table", DataTable)
+        row = orders.get_row("x-4-1")
+        assert row[1] == "EXIT SELL 10 TCS" and row[3] == "4/10" and row[5] == "STOP_LOSS"
+
+
+async def open_orders(pilot) -> None:
+    await pilot.press("b")
+    await until(pilot, lambda: isinstance(pilot.app.screen, OrdersPositionsScreen))
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+def test_orders_and_positions_snapshot(snap_compare, size):
+    assert snap_compare(snapshot_app(), terminal_size=size, run_before=open_orders)

@@ -41,6 +41,7 @@ from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
 from tmtool.screens.at_risk import MoneyAtRiskScreen
+from tmtool.screens.orders_positions import OrdersPositionsScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.formatting import Palette
 from tmtool.screens.legend import LEGEND
@@ -399,6 +400,7 @@ class TmtoolApp(App[str | None]):
             ("History screen", rows(HistoryScreen.BINDINGS)),
             ("Money at risk", rows(MoneyAtRiskScreen.BINDINGS)),
             ("Trade story", rows(TradeStoryScreen.BINDINGS)),
+            ("Orders and positions", rows(OrdersPositionsScreen.BINDINGS)),
         ] + [(f"What it shows: {where}", list(entries)) for where, entries in LEGEND]
 
     def action_quit_app(self) -> None:
@@ -437,6 +439,9 @@ class TmtoolApp(App[str | None]):
 
     def open_trade_story(self, trade_id: int) -> None:
         self.push_screen(TradeStoryScreen(trade_id))
+
+    def open_orders_positions(self) -> None:
+        self.push_screen(OrdersPositionsScreen())
 
 
 def run_tui(

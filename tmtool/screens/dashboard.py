@@ -76,6 +76,7 @@ class DashboardScreen(Screen):
         Binding("l", "alert_log", "Alert log", show=False, id="alert_log"),
         Binding("v", "money_at_risk", "At risk", show=False, id="money_at_risk"),
         Binding("i", "trade_story", "Story", show=False, id="trade_story"),
+        Binding("b", "orders_positions", "Orders/positions", show=False, id="orders_positions"),
     ]
 
     def __init__(self) -> None:
@@ -335,6 +336,9 @@ class DashboardScreen(Screen):
 
     def action_money_at_risk(self) -> None:
         self.tmtool.open_money_at_risk()
+
+    def action_orders_positions(self) -> None:
+        self.tmtool.open_orders_positions()
 
     def action_trade_story(self) -> None:
         trade_id = self.query_one(TradesTable).selected_trade_id()
