@@ -93,3 +93,17 @@ async def test_the_footer_shows_the_screen_keys(width):
         footer = screen_lines(app)[-1]
         for entry in ("f9 PANIC", "n New", "m Modify", "x Exit", "p Pause", "t Strategies", "h History", "? Help", "q Quit"):
             assert entry in footer, (entry, footer)
+
+
+@pytest.mark.parametrize(("size", "alert_rows"), [((80, 24), 5), ((160, 45), 9)])
+async def test_the_alerts_panel_grows_with_the_terminal(size, alert_rows):
+    from tmtool.screens.widgets.alerts_panel import AlertsPanel
+    from tmtool.screens.widgets.trades_table import TradesTable
+
+    app = snapshot_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        panel, table = app.screen.query_one(AlertsPanel), app.screen.query_one(TradesTable)
+        assert panel.region.height >= alert_rows
+        assert table.region.height >= 10
+        assert panel.region.bottom == size[1] - 1  # the footer is the last row: nothing empty in between
