@@ -123,6 +123,8 @@ class EntryController:
 
     def entry_denied(self, runtime: StrategyRuntime) -> Denied | None:
         strategy = runtime.strategy
+        if self.state.entries_halted_since is not None:
+            return Denied("PANIC_HALT", "new entries are halted since the panic exit: re-arm first (TUI or the API's rearm)")
         if runtime.deleting:
             return Denied("STRATEGY_DELETED", f"strategy {strategy.name!r} is being deleted")
         open_positions = sum(1 for t in runtime.trades.values() if t.status.is_open)

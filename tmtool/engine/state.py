@@ -156,6 +156,7 @@ class EngineState:
         self.tick_filter = TickFilter(settings.tick_band_percent, settings.tick_confirm)
         self.account_unrealised = 0.0
         self.account_halted_on: date | None = None
+        self.entries_halted_since: float | None = None  # panic (the kill switch): no new entries until re-armed
         self.day: date | None = None
 
         self.ticks_processed = 0
