@@ -8,6 +8,7 @@ scroll inside the dialog instead of pushing the buttons out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -137,3 +138,14 @@ async def test_a_paused_trade_shows_paused_at_80_by_24_with_a_scrollbar():
         rows = [line for line in screen_lines(app) if "HALTME" in line]
         assert len(rows) == 1 and re.search(r"\bPAUSED\b", rows[0]), rows
         assert "490.00" in rows[0]  # the stop stays in view too
+
+
+async def test_the_panic_halt_shows_in_the_status_bar_at_80_by_24_with_the_pnl():
+    engine = EngineDouble()
+    engine.bump(system=dataclasses.replace(engine.current.system, entries_halted=True, entries_halted_since=1.0))
+    app = snapshot_app(engine)
+    async with app.run_test(size=SMALL) as pilot:
+        status = pilot.app.screen.query_one("#status-text", Static)
+        text = await until(pilot, lambda: "P&L" in str(status.content) and status.content, what="the status text")
+        assert text.plain.startswith("HALTED") and "P&L +1,249.50" in text.plain
+        assert text.cell_len <= status.content_region.width
