@@ -194,6 +194,14 @@ class Broker(Protocol):
 
     def funds(self) -> Funds: ...
 
+    def margin_required(
+        self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+        price_type: str = "MARKET", price: float = 0.0,
+    ) -> float:
+        """Rupees of margin one order would block (OpenAlgo's ``margin`` calculator); BrokerError
+        "unsupported" or "not_found" when the server or its broker has no calculator."""
+        ...
+
     def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo: ...
 
     def close(self) -> None: ...
