@@ -1,5 +1,5 @@
 """At 80x24 the desk shows what the README promises without horizontal scrolling: three strategy
-cards, the trades table through "To stop", History through P&L and R, most of an alert's text, the
+cards, the trades table through its Status column, History through P&L and R, most of an alert's text, the
 strategy form's buttons even with warnings, and a footer with every screen key."""
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ async def test_three_strategy_cards_fit_side_by_side():
         assert all("P&L" in str(card.query_one(".card-totals").render()) for card in cards)
 
 
-async def test_the_trades_table_shows_through_to_stop():
+async def test_the_trades_table_shows_through_the_status_with_no_column_cut():
     app = snapshot_app()
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
         header = next(line for line in screen_lines(app) if "Symbol" in line)
-        assert "To stop" in header
-        assert "5.00" in next(line for line in screen_lines(app) if " SBIN " in line)
+        assert header.rstrip().endswith("Status")  # the next column starts past the edge, not half shown
+        assert "PAUSED" in next(line for line in screen_lines(app) if " INFY " in line)
+        assert "813.95" in next(line for line in screen_lines(app) if " SBIN " in line)
 
 
 async def test_history_shows_pnl_and_r_without_scrolling():

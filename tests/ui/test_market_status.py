@@ -33,7 +33,11 @@ def system_states():
         for broker in ("OK", "ERROR", "SESSION_EXPIRED", "UNKNOWN"):
             for mode in ("", "live", "analyze", "semi_auto"):
                 for db_state in ("OK", "MEMORY_ONLY"):
-                    yield dataclasses.replace(system, feed_state=feed, broker_state=broker, server_mode=mode, db_state=db_state)
+                    for halted in (False, True):
+                        yield dataclasses.replace(
+                            system, feed_state=feed, broker_state=broker, server_mode=mode, db_state=db_state,
+                            entries_halted=halted,
+                        )
 
 
 def test_every_status_bar_word_is_in_the_legend():

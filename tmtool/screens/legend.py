@@ -7,6 +7,7 @@ bar, the cards and the table in every state and checks each word shown is here.
 from __future__ import annotations
 
 STATUS_BAR: tuple[tuple[str, str], ...] = (
+    ("HALTED", "after a panic (F9): new entries are halted in every strategy until re-armed (F10)"),
     ("FEED LIVE 0.4s", "market data streaming; the age of the last tick"),
     ("FEED RECONNECTING", "the WebSocket dropped; reconnecting (stops still act on polled prices)"),
     ("FEED POLLING", "no WebSocket: prices are polled over REST, slower"),

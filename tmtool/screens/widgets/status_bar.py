@@ -1,4 +1,4 @@
-"""The one-line status bar: feed, broker, database, market clock, engine, simulator badge."""
+"""The one-line status bar: the panic halt, feed, broker, database, market clock, engine, simulator badge."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def status_line(
     ``compact`` (narrow terminals) drops the spaces around the separators and
     the time zone, so everything down to the account P&L fits in 80 columns.
     The clock is always IST, with the exchange session beside it.
+    After a panic, HALTED (new entries are halted until re-armed) leads the
+    line; in the compact form the tick age gives way to it.
     """
     separator = ("│" if compact else " │ ", palette.muted)
     clock = market_clock(now, palette, holidays, compact=compact)
@@ -74,10 +76,12 @@ def status_line(
     else:
         database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
     engine_running = system.engine_running and phase == PHASE_RUNNING
+    halted = system.entries_halted
     line = Text.assemble(
+        *((("HALTED", f"bold reverse {palette.loss}"), separator) if halted else ()),
         ("FEED ", "bold"),
         (system.feed_state.value, feed_style),
-        f" {format_age(age)}",
+        "" if halted and compact else f" {format_age(age)}",
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),

@@ -37,9 +37,10 @@ from tmtool.screens.formatting import (
     pnl_text,
 )
 
-# Column key, header, width.  The most important columns come first and, with
-# their padding, add up to 78 columns: all of them up to "To stop" fit an
-# 80-column terminal; the rest scroll horizontally.
+# Column key, header, width.  The most important columns come first so they
+# stay visible on an 80-column terminal (the status too: PAUSED, EXITING, EXIT
+# FAIL must be seen): with their padding, the columns through Status take 79
+# columns, so none is cut at 80; the rest scroll horizontally.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
     ("symbol", "Symbol", 10),
@@ -48,12 +49,12 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("ltp", "LTP", 10),
     ("pnl", "P&L", 10),
     ("stop", "Stop", 9),
+    ("status", "Status", 9),
     ("dist", "To stop", 8),
     ("target", "Target", 10),
     ("trail", "Trail", 10),
     ("pnl_pct", "P&L %", 8),
     ("entry", "Entry", 10),
-    ("status", "Status", 9),
     ("strategy", "Strategy", 12),
     ("exchange", "Exch", 5),
 )
