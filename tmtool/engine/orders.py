@@ -267,26 +267,32 @@ class OrderManager:
         self._journal.save_trade(trade)
 
     def poll_interval(self) -> float:
+        """``order_update_backstop`` while order updates can arrive, else ``order_status_poll``."""
         settings = self.state.settings
-        if self.state.feed_status.order_updates:
+        if self.state.feed_status.order_updates_flowing:
             return settings.order_update_backstop
         return settings.order_status_poll
 
     def poll(self, key: str, delay: float) -> None:
+        """Ask for the order's status after ``delay``, unless a poll falls due sooner (a later one is superseded)."""
         live = self.live.get(key)
-        if live is None or live.polling:
+        if live is None:
+            return
+        due = self.state.clock.monotonic() + delay
+        if live.polling and live.poll_due <= due:
             return
         live.polling = True
-        self.state.schedule(delay, self._request_status, key)
+        live.poll_due = due
+        self.state.schedule(delay, self._request_status, key, due)
 
     def repoll_all(self) -> None:
-        """The feed's order updates came or went: every live order polls at the new pace."""
+        """Order updates started or stopped flowing: every live order polls at the new pace (at once sooner)."""
         for key in list(self.live):
             self.poll(key, self.poll_interval())
 
-    def _request_status(self, key: str) -> None:
+    def _request_status(self, key: str, due: float) -> None:
         live = self.live.get(key)
-        if live is None or not live.record.order_id:
+        if live is None or not live.record.order_id or live.poll_due != due:
             return
         self.state.job(JobKind.ORDER_STATUS, key, self.state.broker.order_status, live.record.order_id, live.strategy)
 

@@ -107,6 +107,7 @@ class SnapshotPublisher:
             ticks_processed=state.ticks_processed,
             ticks_refused=state.tick_filter.refused_total,
             simulated=state.settings.simulated,
+            polled_symbols=state.feed_status.polled,
         )
         return EngineSnapshot(
             version=self._version,

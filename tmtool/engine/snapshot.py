@@ -104,6 +104,7 @@ class SystemView:
     ticks_processed: int
     ticks_refused: int
     simulated: bool  # running against the embedded simulator
+    polled_symbols: tuple[tuple[str, str], ...] = ()  # socket ticks stopped: prices polled over REST
 
 
 @dataclass(frozen=True, slots=True)

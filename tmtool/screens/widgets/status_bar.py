@@ -1,4 +1,4 @@
-"""The one-line status bar: feed, broker, database, market clock, engine, simulator badge."""
+"""The one-line status bar: feed (and REST polling), broker, database, market clock, engine, simulator badge."""
 
 from __future__ import annotations
 
@@ -48,10 +48,13 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
     else:
         database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
     engine_running = system.engine_running and phase == PHASE_RUNNING
+    polled = len(system.polled_symbols)
+    polling = (f" REST×{polled}" if compact else f" POLLING {polled} over REST", f"bold {palette.warning}") if polled else ""
     line = Text.assemble(
         ("FEED ", "bold"),
         (system.feed_state.value, feed_style),
         f" {format_age(age)}",
+        polling,
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),
