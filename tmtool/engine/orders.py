@@ -292,7 +292,12 @@ class OrderManager:
 
     def _request_status(self, key: str, due: float) -> None:
         live = self.live.get(key)
-        if live is None or not live.record.order_id or live.poll_due != due:
+        if live is None or live.poll_due != due:
+            return  # gone, or superseded by a sooner poll
+        if not live.record.order_id:
+            # No broker id yet (the send is still out): nothing to ask.  The order is polled
+            # once its id is known, so it must not stay marked as polling.
+            live.polling = False
             return
         self.state.job(JobKind.ORDER_STATUS, key, self.state.broker.order_status, live.record.order_id, live.strategy)
 
