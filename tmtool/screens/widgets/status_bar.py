@@ -49,12 +49,17 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
         database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
     engine_running = system.engine_running and phase == PHASE_RUNNING
     polled = len(system.polled_symbols)
-    polling = (f" REST×{polled}" if compact else f" POLLING {polled} over REST", f"bold {palette.warning}") if polled else ""
+    polling = (f" REST×{polled}" if compact else f" POLLING {polled} over REST", f"bold {palette.warning}")
+    if not polled:
+        freshness = Text(f" {format_age(age)}")
+    elif compact:  # the badge takes the age's place, so the line still fits 80 columns
+        freshness = Text.assemble(polling)
+    else:
+        freshness = Text.assemble(f" {format_age(age)}", polling)
     line = Text.assemble(
         ("FEED ", "bold"),
         (system.feed_state.value, feed_style),
-        f" {format_age(age)}",
-        polling,
+        freshness,
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),
