@@ -26,3 +26,11 @@ def test_polled_symbols_show_a_badge_after_the_feed_state():
     compact = status_line(snapshot, FIXED_NOW, PHASE_RUNNING, PLAIN_PALETTE, compact=True)
     assert "REST×2" in compact.plain and "P&L" in compact.plain
     assert compact.cell_len <= 80 - STATUS_PADDING - len(SIMULATOR_BADGE_NARROW)  # fits beside the simulator badge
+
+
+def test_polling_and_the_panic_halt_together_fit_80_columns_against_a_real_server():
+    snapshot = _polled("SBIN")
+    snapshot = replace(snapshot, system=replace(snapshot.system, entries_halted=True))
+    compact = status_line(snapshot, FIXED_NOW, PHASE_RUNNING, PLAIN_PALETTE, compact=True)
+    assert compact.plain.startswith("HALTED") and "REST×1" in compact.plain
+    assert compact.cell_len <= 80 - STATUS_PADDING  # beside the simulator badge the P&L's last cells are cut
