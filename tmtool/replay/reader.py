@@ -29,6 +29,7 @@ class TickTape:
     code: np.ndarray  # int32 index into keys
     keys: tuple[tuple[str, str], ...]
     approximate: bool = False  # built from candles, not recorded ticks
+    side_paths: bool = False  # keys are (exchange, symbol, side): a price path per trade side (candles)
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -227,4 +227,9 @@ MULTI_QUOTES = Schema(
     symbols=Field("list", required=True, min_items=1,
                   item_schema=Schema(symbol=Field("str", required=True), exchange=_EXCHANGE)),
 )
+HISTORY = Schema(
+    apikey=_APIKEY_STRICT, symbol=Field("str", required=True), exchange=_EXCHANGE,
+    interval=Field("str", required=True), start_date=Field("str", required=True), end_date=Field("str", required=True),
+    source=Field("str", default="api", one_of=("api", "db")),
+)
 ANALYZER_TOGGLE = Schema(apikey=_APIKEY, mode=Field("bool", required=True))
