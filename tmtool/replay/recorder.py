@@ -21,7 +21,8 @@ Columns: ``ts`` (epoch seconds, float64), ``exchange``, ``symbol``
 
 A failure to write (a full disk, a vanished folder) raises one alert through
 ``on_failure`` and stops recording for the session; the engine never notices.
-Day folders older than ``retention_days`` are removed when the recorder starts.
+Only the last ``retention_days`` days are kept: older day folders are removed
+when the recorder starts.
 """
 
 from __future__ import annotations
@@ -124,9 +125,9 @@ def compact_leftovers(folder: Path) -> int:
 
 
 def prune(folder: Path, today: date, retention_days: int) -> list[str]:
-    """Remove day folders older than ``retention_days`` before ``today``; returns the days removed."""
+    """Keep the last ``retention_days`` trading days' folders (today included); returns the days removed."""
     removed = []
-    oldest = today - timedelta(days=retention_days)
+    oldest = today - timedelta(days=max(1, retention_days) - 1)
     for child in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else ():
         try:
             day = date.fromisoformat(child.name)
@@ -142,10 +143,18 @@ def folder_size(folder: Path) -> tuple[int, int]:
     """(bytes, days) the recordings in ``folder`` hold."""
     total, days = 0, 0
     for child in Path(folder).iterdir() if Path(folder).is_dir() else ():
-        if child.is_dir():
+        if child.is_dir() and _is_day(child.name):
             days += 1
             total += sum(f.stat().st_size for f in child.iterdir() if f.is_file())
     return total, days
+
+
+def _is_day(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
 
 
 class SegmentWriter:

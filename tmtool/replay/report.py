@@ -77,20 +77,34 @@ def live_summary(live_trades: Sequence[LiveTrade]) -> Summary:
     return _stats("live", [t.live_pnl for t in closed], reasons, 0, False)
 
 
+SHORT_REASONS = {
+    "STOP_LOSS": "SL", "TRAILING_SL": "TSL", "TARGET": "TGT", "PARTIAL_TARGET": "PART",
+    "PORTFOLIO_SL": "PF-SL", "PORTFOLIO_TARGET": "PF-TGT", "PORTFOLIO_TRAILING": "PF-LOCK", "DAILY_LOSS_LIMIT": "DAY-LOSS",
+    "ACCOUNT_LOSS_LIMIT": "ACC-LOSS", "ACCOUNT_TARGET": "ACC-TGT", "SQUARE_OFF_TIME": "SQ-OFF", "MANUAL": "MAN",
+    "PANIC": "PANIC", "END_OF_DATA": "OPEN",
+}
+
+
+_REASON_TEXT = {"END_OF_DATA": "still open after the last tick (marked at its price)"}
+
+
 def _factor(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
 def rich_table(summaries: Sequence[Summary], title: str = "replay") -> Table:
     approximate = any(s.approximate for s in summaries)
-    table = Table(title=title + (" (APPROXIMATE)" if approximate else ""), caption=APPROXIMATE_NOTE if approximate else None)
+    used = sorted({r for s in summaries for r in s.exits_by_reason})
+    legend = "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in used)
+    caption = legend + ("\n" + APPROXIMATE_NOTE if approximate else "")
+    table = Table(title=title + (" (APPROXIMATE)" if approximate else ""), caption=caption, caption_justify="left")
     for name, justify in (
-        ("setting", "left"), ("trades", "right"), ("total P&L", "right"), ("win rate", "right"),
-        ("profit factor", "right"), ("max drawdown", "right"), ("exits by reason", "left"),
+        ("setting", "left"), ("trades", "right"), ("P&L", "right"), ("win", "right"),
+        ("PF", "right"), ("max DD", "right"), ("exits", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for s in summaries:
-        reasons = ", ".join(f"{k} {v}" for k, v in s.exits_by_reason.items())
+        reasons = " ".join(f"{SHORT_REASONS.get(k, k)}:{v}" for k, v in s.exits_by_reason.items())
         if s.skipped:
             reasons += f"; {s.skipped} not entered (halted)"
         table.add_row(
