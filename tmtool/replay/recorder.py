@@ -33,6 +33,7 @@ import shutil
 import threading
 from collections import deque
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
@@ -69,17 +70,39 @@ def day_end(ts: float) -> float:
     return midnight.timestamp()
 
 
-def to_batch(rows: list[tuple[Tick, bool]]) -> pa.RecordBatch:
-    """One Arrow batch from recorded ``(tick, accepted)`` rows."""
-    ts = [tick.ts for tick, _ in rows]
-    exchange = pa.array([tick.exchange for tick, _ in rows]).dictionary_encode()
-    symbol = pa.array([tick.symbol for tick, _ in rows]).dictionary_encode()
-    price = [tick.price for tick, _ in rows]
-    accepted = [flag for _, flag in rows]
+class Refused:
+    """A refused tick in the recorder's queue (accepted ticks go in as themselves: no wrapper on the hot path)."""
+
+    __slots__ = ("tick",)
+
+    def __init__(self, tick: Tick) -> None:
+        self.tick = tick
+
+
+_TS = attrgetter("ts")
+_EXCHANGE = attrgetter("exchange")
+_SYMBOL = attrgetter("symbol")
+_PRICE = attrgetter("price")
+
+
+def to_batch(rows: list) -> pa.RecordBatch:
+    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``."""
+    accepted = [row.__class__ is not Refused for row in rows]
+    ticks = rows if all(accepted) else [row if ok else row.tick for row, ok in zip(rows, accepted)]
     return pa.RecordBatch.from_arrays(
-        [pa.array(ts, pa.float64()), exchange, symbol, pa.array(price, pa.float64()), pa.array(accepted, pa.bool_())],
+        [
+            pa.array(list(map(_TS, ticks)), pa.float64()),
+            pa.array(list(map(_EXCHANGE, ticks))).dictionary_encode(),
+            pa.array(list(map(_SYMBOL, ticks))).dictionary_encode(),
+            pa.array(list(map(_PRICE, ticks)), pa.float64()),
+            pa.array(accepted, pa.bool_()),
+        ],
         schema=SCHEMA,
     )
+
+
+def _ts(row) -> float:
+    return row.tick.ts if row.__class__ is Refused else row.ts
 
 
 def read_stream(path: Path) -> pa.Table:
@@ -207,7 +230,7 @@ class ParquetTickRecorder:
         self.max_backlog = max_backlog
         self._on_failure = on_failure
         self._segment_factory = segment_factory
-        self._queue: deque[tuple[Tick, bool]] = deque()
+        self._queue: deque[Tick | Refused] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -220,7 +243,10 @@ class ParquetTickRecorder:
     # ---------------------------------------------------------------- engine thread
 
     def record(self, tick: Tick, accepted: bool) -> None:
-        self._queue.append((tick, accepted))
+        if accepted:
+            self._queue.append(tick)
+        else:
+            self._queue.append(Refused(tick))
 
     # ---------------------------------------------------------------- life
 
@@ -270,29 +296,30 @@ class ParquetTickRecorder:
                 return
             count = min(len(queue), self.batch_rows)
             popleft = queue.popleft
-            rows = [popleft() for _ in range(count)]
+            rows = [popleft() for _ in range(count)]  # deque pops are atomic: safe beside the engine's appends
             try:
                 self._write(rows)
             except Exception as exc:  # any failure stops recording, never trading
                 self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
                 return
 
-    def _write(self, rows: list[tuple[Tick, bool]]) -> None:
+    def _write(self, rows: list) -> None:
         start = 0
         while start < len(rows):
-            first_ts = rows[start][0].ts
+            first_ts = _ts(rows[start])
             if self._segment is None or first_ts >= self._segment_day_end or first_ts < self._segment_day_end - 86400:
                 self._close_segment()
                 self._segment_day_end = day_end(first_ts)
                 path = day_folder(self.folder, trading_day(first_ts)) / f"{self.session}{STREAM_SUFFIX}"
                 self._segment = self._segment_factory(path)
-            end = start
             limit = self._segment_day_end
-            while end < len(rows) and rows[end][0].ts < limit:
-                end += 1
-            if end == start:  # a tick from an earlier day (clock stepped back): keep it in this segment
-                end = start + 1
-            self._segment.write(to_batch(rows[start:end]))
+            if _ts(rows[-1]) < limit:  # the common case: the whole batch belongs to this day
+                end = len(rows)
+            else:
+                end = start + 1  # the first tick stays here even when the clock stepped back a day
+                while end < len(rows) and _ts(rows[end]) < limit:
+                    end += 1
+            self._segment.write(to_batch(rows[start:end] if start or end < len(rows) else rows))
             self.rows_written += end - start
             self.batches_written += 1
             start = end
