@@ -59,6 +59,8 @@ def _day_bounds(day: date) -> tuple[float, float]:
 def settings_grid(fixed: list[Change], sweeps: list[list[Change]]) -> list[tuple[str, list[Change]]]:
     """(label, changes) per run: the fixed changes alone, then with each combination of the swept values."""
     runs = [(", ".join(c.label for c in fixed) if fixed else "replay as run", fixed)]
+    if not sweeps:
+        return runs
     for combination in itertools.product(*sweeps):
         runs.append((", ".join(c.label for c in (*fixed, *combination)), [*fixed, *combination]))
     return runs
