@@ -85,6 +85,7 @@ class SqliteTickRecorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
+        self.rows_written = 0
 
     def record(self, tick: Tick, accepted: bool) -> None:  # the same queue as tmtool's recorder
         if accepted:
@@ -119,6 +120,7 @@ class SqliteTickRecorder:
                         for t in rows
                     ],
                 )
+            self.rows_written += len(rows)
 
     def start(self) -> None:
         def run() -> None:

@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slippage-ticks", type=float, default=0.0, metavar="N", help="exits fill N tick sizes worse than the crossing tick")
     parser.add_argument("--candles", action="store_true", help="use OpenAlgo 1-minute history even when a recording exists (approximate)")
     parser.add_argument("--trades", action="store_true", help="also list every trade: live exit against replayed exit")
+    parser.add_argument("--plot", type=int, metavar="ID", help="chart one trade's price path, levels and exits: live vs the first replay")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--csv", action="store_true", help="print the summary as CSV")
     output.add_argument("--json", action="store_true", help="print summaries and trades as JSON")
@@ -159,6 +160,8 @@ def replay_command(args: argparse.Namespace, config) -> int:
     except SettingError as exc:
         err.print(f"tmtool replay: {exc}")
         return 2
+    if args.plot is not None:
+        return _plot(args.plot, trades, results[0], tape, err)
     summaries = [report.live_summary(trades)] + [report.summarise(r) for r in results]
     if args.json:
         print(report.to_json(summaries, results))
@@ -170,4 +173,17 @@ def replay_command(args: argparse.Namespace, config) -> int:
     console.print(report.rich_table(summaries, title=f"tmtool replay {day.isoformat()}: {len(trades)} trades over {source}"))
     if args.trades:
         console.print(report.trades_table(trades, results[0]))
+    return 0
+
+
+def _plot(trade_id: int, trades: list[LiveTrade], result: "ReplayResult", tape: "TickTape", err) -> int:
+    from tmtool.replay.path import trade_path
+    from tmtool.screens.trade_path import TradePathApp
+
+    live = next((t for t in trades if t.start.id == trade_id), None)
+    if live is None:
+        err.print(f"tmtool replay: no closed trade #{trade_id} on that day")
+        return 1
+    replayed = next((t for t in result.trades if t.trade_id == trade_id), None)
+    TradePathApp(trade_path(live, replayed, tape, result.label)).run()
     return 0

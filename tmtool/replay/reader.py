@@ -34,10 +34,11 @@ class TickTape:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def symbol_ticks(self, exchange: str, symbol: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ts, price) of the accepted ticks of one instrument."""
+    def symbol_ticks(self, exchange: str, symbol: str, side: str = "LONG") -> tuple[np.ndarray, np.ndarray]:
+        """(ts, price) of the accepted ticks of one instrument (on a candle tape: the path ``side`` walks)."""
+        key = (exchange, symbol, side) if self.side_paths else (exchange, symbol)
         try:
-            code = self.keys.index((exchange, symbol))
+            code = self.keys.index(key)  # type: ignore[arg-type]
         except ValueError:
             return np.empty(0), np.empty(0)
         mask = (self.code == code) & self.accepted

@@ -52,7 +52,7 @@ class ReplayedTrade:
     pnl: float = 0.0
     closed_at: float | None = None
     live_pnl: float = 0.0
-    levels: list[tuple[float, str, float]] = field(default_factory=list)  # (ts, field, new level) as the rules moved them
+    levels: list[tuple[float, str, float | None]] = field(default_factory=list)  # (ts, field, level): at entry, then as moved
 
 
 @dataclass
@@ -226,6 +226,7 @@ class Replay:
             self._exit(trade, payload.reason, ts, book.price or trade.last_price, None, trade.quantity)
         elif payload.kind == "LEVEL":
             setattr(trade, payload.field, payload.value)
+            result.levels.append((ts, payload.field, payload.value))
             self._refresh_band(self._books[self._book_key(trade)])
 
     def _open_trade(self, trade_id: int) -> Trade | None:
@@ -250,6 +251,8 @@ class Replay:
         self._results[trade.id] = ReplayedTrade(
             trade.id, trade.strategy, trade.symbol, trade.exchange, trade.side.value, trade.entry_price,
             trade.quantity, live.opened_at, live_pnl=live.live_pnl,
+            levels=[(live.opened_at, "stop_loss", trade.stop_loss), (live.opened_at, "target", trade.target),
+                    (live.opened_at, "trailing_stop", trade.trailing_stop)],
         )
         self._rebuild_book(book)
         self._recompute_unrealised(run)

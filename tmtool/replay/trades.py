@@ -70,6 +70,7 @@ class LiveTrade:
     outside: tuple[OutsideEvent, ...]
     live_pnl: float
     closed_at: float | None
+    levels: tuple[tuple[float, str, float | None], ...] = ()  # (ts, field, level) as they stood live, from the fill on
 
 
 def _number(text: str) -> float | None:
@@ -101,16 +102,20 @@ def live_trade(trade: Trade, events: Iterable[TradeEvent]) -> LiveTrade | None:
     live: list[ExitDecision] = []
     outside: list[OutsideEvent] = []
     activation_seen = False
+    levels: list[tuple[float, str, float | None]] = []
     for event in events:
         if event.kind == "LEVEL" and event.field == "levels" and not activation_seen:
             activation_seen = True
-            levels = _activation_levels(event.new)
-            stop, target, trail = levels.get("stop"), levels.get("target"), levels.get("trail")
-        elif event.kind in ("TRAIL", "BREAKEVEN") and event.field not in first_old:
-            first_old[event.field] = _number(event.old)
+            at_fill = _activation_levels(event.new)
+            stop, target, trail = at_fill.get("stop"), at_fill.get("target"), at_fill.get("trail")
+            levels += [(event.ts, "stop_loss", stop), (event.ts, "target", target), (event.ts, "trailing_stop", trail)]
+        elif event.kind in ("TRAIL", "BREAKEVEN"):
+            first_old.setdefault(event.field, _number(event.old))
+            levels.append((event.ts, event.field, _number(event.new)))
         elif event.kind == "LEVEL" and event.reason == "manual" and event.field in ("stop_loss", "target", "trailing_stop"):
             first_old.setdefault(event.field, _number(event.old))
             outside.append(OutsideEvent(event.ts, "LEVEL", event.field, _number(event.new)))
+            levels.append((event.ts, event.field, _number(event.new)))
         elif event.kind == "PARTIAL":
             indexes = [int(i) for i in event.new.split(",") if i.strip().isdigit()]
             chosen = [trade.partial_levels[i] for i in indexes if i < len(trade.partial_levels)]
@@ -159,4 +164,4 @@ def live_trade(trade: Trade, events: Iterable[TradeEvent]) -> LiveTrade | None:
         degraded=False,
         closed_at=None,
     )
-    return LiveTrade(start, trade.opened_at, tuple(live), tuple(outside), trade.realised_pnl, trade.closed_at)
+    return LiveTrade(start, trade.opened_at, tuple(live), tuple(outside), trade.realised_pnl, trade.closed_at, tuple(levels))
