@@ -320,6 +320,14 @@ class Runtime:
         else:
             lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
         lines.append(f"tmtool: database {self.store.path}")
+        if self.recorder is not None:
+            from tmtool.replay.recorder import folder_size
+
+            size, days = folder_size(self.recorder.folder)
+            lines.append(
+                f"tmtool: recording ticks to {self.recorder.folder} ({days} day(s), {size / 1e6:.1f} MB; "
+                f"keeping {self.recorder.retention_days} days)"
+            )
         if self.api is not None:
             lines.append(f"tmtool: control API on {self.api.url}")
         return lines
