@@ -74,6 +74,24 @@ def test_a_crashed_sessions_stream_is_compacted_at_the_next_start(tmp_path):
     assert len(read_day(tmp_path, DAY)) == 300
 
 
+def test_a_day_of_several_sessions_reads_as_one_tape_in_time_order(tmp_path):
+    morning = ParquetTickRecorder(tmp_path, session="100")
+    for i in range(50):
+        morning.record(Tick("NSE", "SBIN", 800.0 + i, T0 + 2 * i), True)
+    morning.flush()
+    morning._close_segment()  # stopped cleanly: Parquet
+    afternoon = ParquetTickRecorder(tmp_path, session="200")
+    for i in range(50):
+        afternoon.record(Tick("BSE", "TCS", 3500.0 + i, T0 + 2 * i + 1), i != 3)
+    afternoon.flush()  # still running: a stream segment
+    tape = read_day(tmp_path, DAY)
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".parquet", ".arrows"]
+    assert len(tape) == 100 and list(tape.ts) == sorted(tape.ts)
+    assert set(tape.keys) == {("NSE", "SBIN"), ("BSE", "TCS")}
+    ts, prices = tape.symbol_ticks("BSE", "TCS")
+    assert len(ts) == 49 and 3503.0 not in prices.tolist()  # the refused tick is not a price
+
+
 CHILD = textwrap.dedent(
     """
     import sys, time

@@ -15,7 +15,8 @@ manual/panic/square-off exits, ...) happens at its live time; an exit from
 outside fills at the instrument's last price.  A strategy halted by its daily
 loss limit (or the account by its limit) takes no later entry: those trades
 are reported as skipped.  A trade still open after the last tick is marked at
-the last price (reason ``END_OF_DATA``).
+the last price (reason ``END_OF_DATA``).  Not replayed: pausing a trade, and the
+live engine's stale-feed degradation (a degraded trade's trailing is held).
 """
 
 from __future__ import annotations
