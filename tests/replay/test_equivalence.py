@@ -128,6 +128,12 @@ def test_replay_as_run_reproduces_every_live_exit_decision(session):
     assert by_trade[ids["alpha"]] == [("PARTIAL_TARGET", 2509.0, 2508.0, 5), ("TRAILING_SL", 2506.0, 2507.0, 5)]
     assert by_trade[ids["beta"]] == [("PORTFOLIO_SL", 1469.0, None, 10)]
     assert by_trade[ids["gamma"]] == [("STOP_LOSS", 775.0, 790.0, 10)]
+    # every level the rules moved live (trailing ratchets, breakeven), moved the same on the same tick
+    for live_trade_ in live:
+        replayed = next(t for t in result.trades if t.trade_id == live_trade_.start.id)
+        assert replayed.levels[3:] == list(live_trade_.levels[3:])  # after the three levels set at the fill
+    alpha = next(t for t in result.trades if t.trade_id == ids["alpha"])
+    assert ("stop_loss", 2500.0) in [(name, level) for _, name, level in alpha.levels]  # breakeven at +5
     # the sim fills market exits at the tick's price: the replay's P&L is the live P&L
     assert {t.trade_id: round(t.pnl, 2) for t in result.trades} == {t.start.id: round(t.live_pnl, 2) for t in live}
 
