@@ -100,6 +100,13 @@ def test_the_simulator_serves_one_minute_history(tmp_path):
     assert candles == [(minute, 801.0, 805.0, 797.0, 797.0), (minute + 60, 799.0, 799.0, 799.0, 799.0)]
 
 
+def test_a_trade_without_ticks_after_its_entry_is_not_replayed():
+    candles = [(T0 - 600, 800.0, 802.0, 799.0, 801.0)]  # before the entry only
+    result = replay([_live(Side.LONG, 800.0, 790.0, 815.0)], {}, AccountLimits(), tape_from_candles({("NSE", "SBIN"): candles}))
+    assert result.trades == [] and result.skipped == [(1, "no NSE:SBIN ticks recorded after its entry")]
+    assert report.summarise(result).skipped == 1
+
+
 # ---------------------------------------------------------------------- settings
 
 

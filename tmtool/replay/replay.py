@@ -133,6 +133,7 @@ class Replay:
 
     def run(self) -> ReplayResult:
         tape = self.tape
+        self._live = self._with_ticks(self._live)
         events = self._events()
         keys = tape.keys
         wanted = {self._book_key(live.start) for live in self._live}
@@ -194,6 +195,25 @@ class Replay:
                 self._exit(trade, END_OF_DATA, self._last_ts, book.price or trade.entry_price, None, trade.quantity, slip=False)
         trades = sorted(self._results.values(), key=lambda r: (r.opened_at, r.trade_id))
         return ReplayResult(self.label, trades, self._skipped, len(ts_list), tape.approximate)
+
+    def _with_ticks(self, trades: list[LiveTrade]) -> list[LiveTrade]:
+        """The trades the tape has a tick for after their entry; the others are reported as skipped."""
+        tape = self.tape
+        last_tick: dict[tuple, float] = {}
+        if len(tape):
+            accepted = tape.accepted
+            for code, key in enumerate(tape.keys):
+                times = tape.ts[(tape.code == code) & accepted]
+                if len(times):
+                    last_tick[key] = float(times.max())
+        kept = []
+        for live in trades:
+            key = self._book_key(live.start)
+            if last_tick.get(key, -_INF) >= live.opened_at:
+                kept.append(live)
+            else:
+                self._skipped.append((live.start.id, f"no {live.start.exchange}:{live.start.symbol} ticks recorded after its entry"))
+        return kept
 
     def _events(self) -> list[tuple[float, int, int, object]]:
         """Entries and outside events in time order: (ts, order, trade id, payload)."""

@@ -106,7 +106,7 @@ def rich_table(summaries: Sequence[Summary], title: str = "replay") -> Table:
     for s in summaries:
         reasons = " ".join(f"{SHORT_REASONS.get(k, k)}:{v}" for k, v in s.exits_by_reason.items())
         if s.skipped:
-            reasons += f"; {s.skipped} not entered (halted)"
+            reasons += f"; {s.skipped} not replayed"
         table.add_row(
             s.label + (" ~" if s.approximate else ""), str(s.trades), f"{s.total_pnl:+,.2f}", f"{s.win_rate:.0%}",
             _factor(s.profit_factor), f"{s.max_drawdown:,.2f}", reasons,
@@ -176,7 +176,7 @@ def trades_table(live_trades: Sequence[LiveTrade], result: ReplayResult) -> Tabl
         table.add_row(
             str(trade.id), trade.strategy, trade.symbol, trade.side.value, f"{trade.entry_quantity} @ {trade.entry_price}",
             live_text, f"{live.live_pnl:+,.2f}",
-            _exit_text(mine.exits) if mine else f"not entered: {skipped.get(trade.id, '')}",
+            _exit_text(mine.exits) if mine else f"not replayed: {skipped.get(trade.id, '')}",
             f"{mine.pnl:+,.2f}" if mine else "-",
         )
     return table
