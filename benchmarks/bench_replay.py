@@ -147,8 +147,7 @@ def _write_parquet(folder: Path, ticks: list[Tick], accepted: list[bool]) -> flo
     for tick, flag in zip(ticks, accepted):
         recorder.record(tick, flag)
     started = time.process_time()
-    recorder.flush()
-    recorder._close_segment()  # what stop() does on the writer thread: compact the day's stream to Parquet
+    recorder.stop()  # no writer thread ran: writes the queue and compacts the day's stream to Parquet here
     return time.process_time() - started
 
 

@@ -37,8 +37,9 @@ def test_ticks_come_back_in_order_with_refusals_marked(tmp_path):
     for i, tick in enumerate(ticks):
         recorder.record(tick, i % 10 != 0)
     recorder.flush()
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]  # written, still open
     recorder.stop()
-    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]  # flushed but not closed by a thread
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".parquet"]
     tape = read_day(tmp_path, DAY)
     assert len(tape) == 5000
     assert tape.price.tolist() == [t.price for t in ticks]
@@ -78,8 +79,7 @@ def test_a_day_of_several_sessions_reads_as_one_tape_in_time_order(tmp_path):
     morning = ParquetTickRecorder(tmp_path, session="100")
     for i in range(50):
         morning.record(Tick("NSE", "SBIN", 800.0 + i, T0 + 2 * i), True)
-    morning.flush()
-    morning._close_segment()  # stopped cleanly: Parquet
+    morning.stop()  # stopped cleanly: Parquet
     afternoon = ParquetTickRecorder(tmp_path, session="200")
     for i in range(50):
         afternoon.record(Tick("BSE", "TCS", 3500.0 + i, T0 + 2 * i + 1), i != 3)

@@ -3,8 +3,8 @@
 The engine calls ``record(tick, accepted)`` on its own thread for every routed
 tick (refused ones too, marked ``accepted=False``).  That call is one
 ``deque.append`` — O(1), never blocking, never raising.  A writer thread drains
-the deque in batches (every ``batch_seconds``, sooner when ``batch_rows`` are
-waiting) and appends each batch to the day's open segment.
+the deque every ``batch_seconds``, in batches of at most ``batch_rows``, and
+appends each batch to the day's open segment.
 
 Files, in ``folder/YYYY-MM-DD/`` (the Asia/Kolkata trading day of each tick):
 
@@ -263,15 +263,18 @@ class ParquetTickRecorder:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Write what is queued, compact the open segment to Parquet, stop the thread."""
+        """Write what is queued, compact the open segment to Parquet, stop the thread (if it ran)."""
         self._stopping = True
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        else:
+            self._drain()
+            self._close_segment()
 
     def flush(self) -> None:
-        """Write what is queued now (on the caller's thread; for tests and benchmarks when the thread is not running)."""
+        """Write what is queued now, on the caller's thread (when the writer thread is not running)."""
         self._drain()
 
     @property
