@@ -29,7 +29,7 @@ from tmtool.engine.engine import Engine
 from tmtool.openalgo.feed import OpenAlgoFeed
 from tmtool.domain.models import AccountLimits, Strategy, TradeStatus
 from tmtool.openalgo.client import OpenAlgoClient
-from tmtool.engine.ports import AlertSink
+from tmtool.engine.ports import AlertSink, TickRecorder
 from tmtool.engine.settings import EngineSettings
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
 from tmtool.sim import Simulator
@@ -65,6 +65,7 @@ class Stack:
     stale_after: float = 30.0
     alert_sinks: Sequence[AlertSink] = ()
     feed_options: dict[str, Any] | None = None
+    tick_recorder: TickRecorder | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def restart_engine(self, before_start: Callable[[], None] | None = None) -> Engine:
@@ -80,7 +81,7 @@ class Stack:
         _, self.broker, self.feed, self.engine = build_engine(
             self.sim, self.db_path, strategies=self.strategies, clock=self.clock, settings=self.settings,
             account=self.account, client_timeout=self.client_timeout, stale_after=self.stale_after, store=self.store,
-            alert_sinks=self.alert_sinks, feed_options=self.feed_options,
+            alert_sinks=self.alert_sinks, feed_options=self.feed_options, tick_recorder=self.tick_recorder,
         )
         self.engine.start()
         return self.engine
@@ -163,6 +164,7 @@ def build_engine(
     store: SqliteStore | None = None,
     alert_sinks: Sequence[AlertSink] = (),
     feed_options: dict[str, Any] | None = None,
+    tick_recorder: TickRecorder | None = None,
 ) -> tuple[SqliteStore, OpenAlgoClient, OpenAlgoFeed, Engine]:
     """The real store, client, feed and engine against a running simulator (none started;
     an existing ``store`` is reused).  ``feed_options`` override the feed's keyword arguments."""
@@ -186,6 +188,7 @@ def build_engine(
         account=account,
         strategies=strategies,
         alert_sinks=alert_sinks,
+        tick_recorder=tick_recorder,
     )
     return store, broker, feed, engine
 
@@ -204,6 +207,7 @@ def running_stack(
     alert_sinks: Sequence[AlertSink] = (),
     db_name: str = "tmtool.db",
     feed_options: dict[str, Any] | None = None,
+    tick_recorder: TickRecorder | None = None,
 ) -> Iterator[Stack]:
     """Start simulator, store, client, feed and engine; tear all of them down afterwards.
 
@@ -221,13 +225,13 @@ def running_stack(
     try:
         store, broker, feed, engine = build_engine(
             sim, db_path, strategies=strategies, clock=clock, settings=settings, account=account,
-            client_timeout=client_timeout, stale_after=stale_after, alert_sinks=alert_sinks, feed_options=feed_options,
+            client_timeout=client_timeout, stale_after=stale_after, alert_sinks=alert_sinks, feed_options=feed_options, tick_recorder=tick_recorder,
         )
         store.start()
         stack = Stack(
             sim=sim, store=store, broker=broker, feed=feed, engine=engine, clock=clock, db_path=db_path,
             strategies=strategies, settings=settings, account=account, client_timeout=client_timeout, stale_after=stale_after,
-            alert_sinks=alert_sinks, feed_options=feed_options,
+            alert_sinks=alert_sinks, feed_options=feed_options, tick_recorder=tick_recorder,
         )
         engine.start()
         yield stack

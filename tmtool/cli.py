@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance (see tmtool db --help)", add_help=False)
     _db_arguments(db)
+
+    replay = sub.add_parser("replay", help="run the day's trades again over its recorded ticks, as run or with other settings")
+    _common(replay)
+    from tmtool.replay_cli import add_arguments
+
+    add_arguments(replay)
     return parser
 
 
@@ -133,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
         db_path = Path(args.db) if args.db else Path(config.database.path)
         return db_command(args.action, db_path, Path(args.target) if args.target else None)
+
+    if args.command == "replay":
+        from tmtool.replay_cli import replay_command
+
+        return replay_command(args, config)
 
     demo = args.command == "demo" or (args.command is None and not config.openalgo.configured)
     headless = bool(args.no_ui)

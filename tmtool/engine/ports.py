@@ -240,6 +240,20 @@ class Feed(Protocol):
     def stop(self) -> None: ...
 
 
+# --------------------------------------------------------------------------- tick recording
+
+
+class TickRecorder(Protocol):
+    """Keeps every tick the engine evaluates (``tmtool.replay.recorder`` implements it).
+
+    ``record`` is called on the engine thread for every routed tick, refused
+    ones too (``accepted`` False); it must be an O(1) append that never blocks
+    and never raises: the writing happens on the recorder's own thread.
+    """
+
+    def record(self, tick: Tick, accepted: bool) -> None: ...
+
+
 # --------------------------------------------------------------------------- alerts out
 
 

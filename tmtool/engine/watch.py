@@ -25,6 +25,7 @@ from tmtool.engine.books import TradeIndex
 from tmtool.engine.exits import ExitController
 from tmtool.engine.journal import Journal
 from tmtool.engine.orders import OrderManager
+from tmtool.engine.ports import TickRecorder
 from tmtool.engine.risk import RiskMonitor
 from tmtool.engine.state import Book, EngineState
 
@@ -54,6 +55,7 @@ class Watch:
         self._risk = risk
         self._books = state.books
         self._accept_tick = state.tick_filter.accept
+        self.recorder: TickRecorder | None = None  # set by the wiring when ticks are recorded
 
     # ---------------------------------------------------------------- ticks
 
@@ -71,7 +73,10 @@ class Watch:
             state.ticks_unrouted += 1
             return
         price = tick.price
-        if not self._accept_tick(book.key, price):
+        accepted = self._accept_tick(book.key, price)
+        if self.recorder is not None:
+            self.recorder.record(tick, accepted)
+        if not accepted:
             return
         state.ticks_processed += 1
         old = book.price
