@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument(
         "--symbol", default="NSE:SBIN", metavar="EXCHANGE:SYMBOL", help="the symbol to quote and take one tick of (default NSE:SBIN)"
     )
+
+    replay = sub.add_parser("replay", help="run the day's trades again over its recorded ticks, as run or with other settings")
+    _common(replay)
+    from tmtool.replay_cli import add_arguments
+
+    add_arguments(replay)
     return parser
 
 
@@ -146,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
 
         db_path = Path(args.db) if args.db else Path(config.database.path)
         return db_command(args.action, db_path, Path(args.target) if args.target else None)
+
+    if args.command == "replay":
+        from tmtool.replay_cli import replay_command
+
+        return replay_command(args, config)
 
     demo = args.command == "demo" or (args.command is None and not config.openalgo.configured)
     headless = bool(args.no_ui)
