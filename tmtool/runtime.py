@@ -488,6 +488,7 @@ def build_runtime(
             api = ApiServer(
                 engine,
                 host=config.api.host,
+                allow_remote=config.api.allow_remote,
                 port=config.api.port if api_port is None else api_port,
                 api_key=key,
                 requests_per_minute=config.api.requests_per_minute,

@@ -18,14 +18,14 @@ from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import EngineSnapshot
 
 
-def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
+def test_rate_limit_answers_429_until_the_window_moves(stack):
     clock = ManualClock()
     server = ApiServer(stack.engine, port=0, api_key=API_KEY, requests_per_minute=3, clock=clock)
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
             for _ in range(3):
-                ok(client.get("/api/v1/health"))
+                ok(call(client, "activetrades"))
             limited = call(client, "activetrades")
             assert limited.status_code == 429
             assert limited.headers["Retry-After"] == "60"
@@ -34,6 +34,25 @@ def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
             assert call(client, "activetrades").headers["Retry-After"] == "30"
             clock.advance(30)
             ok(call(client, "activetrades"))
+    finally:
+        server.stop()
+
+
+def test_wrong_keys_do_not_use_up_the_real_clients_rate_limit(stack):
+    """The key is checked before the rate limit: a flood of wrong keys from the same address is limited on
+    its own, and the client with the key can still exit everything."""
+    clock = ManualClock()
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, requests_per_minute=120, clock=clock)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            answers = [
+                client.post("/api/v1/exitall", json={"apikey": "wrong-key-0123456789", "strategy": "bulk"}).status_code
+                for _ in range(125)
+            ]
+            assert answers[:120] == [403] * 120
+            assert set(answers[120:]) == {429}  # the guessing itself is limited
+            ok(call(client, "exitall", strategy="bulk"))
     finally:
         server.stop()
 
@@ -131,10 +150,14 @@ def test_a_slow_client_is_dropped_after_the_request_timeout(stack):
     server.start()
     try:
         half = socket.create_connection(("127.0.0.1", server.port))
-        half.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+        half.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nHost: tmtool\r\nContent-Length: 50\r\n\r\n{")
         half.settimeout(10.0)
-        assert half.recv(1) == b""  # the server gave up on the body and closed
+        answer = b""
+        while chunk := half.recv(4096):  # the server answers 408 and closes; it does not wait for the rest
+            answer += chunk
         half.close()
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"the body did not arrive within 0.3 s" in answer
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
             ok(client.get("/api/v1/health"))
     finally:
