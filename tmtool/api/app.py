@@ -306,8 +306,11 @@ def build_app(context: VerbContext, settings: ApiSettings) -> Callable:
                     last = snapshot
                     await websocket.send_text(await asyncio.to_thread(snapshot_json, snapshot))
                 await asyncio.sleep(settings.stream_interval)
-        except (WebSocketDisconnect, RuntimeError, OSError):
+        except (WebSocketDisconnect, OSError):
             return
+        except Exception:
+            log.exception("the snapshot stream failed")
+            await websocket.close(code=1011)
 
     @app.exception_handler(_Refused)
     async def refused(_request: Request, exc: _Refused) -> JSONResponse:

@@ -208,6 +208,11 @@ class AnalyticsBody(_DateRange):
     include_trades: Flag = omitted("include the per-trade results (default true)")
 
 
+class InstrumentBody(KeyedBody):
+    symbol: Text(40, SYMBOL_PATTERN) = Field(description="OpenAlgo symbol, e.g. RELIANCE")
+    exchange: Exchange = Field(description="exchange")
+
+
 class HealthBody(Body):
     apikey: Annotated[str, Field(strict=True, max_length=256)] = omitted("ignored")
 

@@ -42,14 +42,16 @@ def _snapshot_adapter():
 
     from tmtool.engine.snapshot import EngineSnapshot
 
-    return TypeAdapter(EngineSnapshot, config=ConfigDict(ser_json_inf_nan="constants"))
+    # Wrapped in a one-item list: a TypeAdapter takes a config only for a type without its own.
+    return TypeAdapter(list[EngineSnapshot], config=ConfigDict(ser_json_inf_nan="constants"))
 
 
 def snapshot_json(snapshot) -> str:
     """An ``EngineSnapshot`` as JSON text (what the stream sends)."""
-    return _snapshot_adapter().dump_json(snapshot).decode()
+    return _snapshot_adapter().dump_json([snapshot]).decode()
 
 
 def snapshot_from_json(text: str | bytes):
     """The ``EngineSnapshot`` that ``snapshot_json`` wrote, with its dataclasses and enums rebuilt."""
-    return _snapshot_adapter().validate_json(text)
+    [snapshot] = _snapshot_adapter().validate_json(text)
+    return snapshot

@@ -399,6 +399,18 @@ def analytics_report(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def trade_events(ctx: VerbContext, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [to_json(event) for event in ctx.engine.trade_events(body["trade_id"])]
+
+
+def instrument(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found = ctx.engine.instrument(body["exchange"], body["symbol"])
+    except ValueError as exc:
+        raise ApiError(404, str(exc), "UNKNOWN_INSTRUMENT") from None
+    return to_json(found)
+
+
 def strategies(ctx: VerbContext, body: dict[str, Any]) -> list[dict[str, Any]]:
     def view(strategy: StrategyView) -> dict[str, Any]:
         data = to_json(strategy)
@@ -475,6 +487,14 @@ VERBS: dict[str, Verb] = {
             bodies.AnalyticsBody,
             analytics_report,
             statuses=_READ_STATUSES,
+        ),
+        Verb("tradeevents", "A trade's audit log, oldest first", bodies.TradeIdBody, trade_events, statuses=_READ_STATUSES),
+        Verb(
+            "instrument",
+            "Tick, lot and freeze size of an instrument",
+            bodies.InstrumentBody,
+            instrument,
+            statuses=(400, 403, 404, 429),
         ),
         Verb("strategies", "Strategies with portfolio state and fund utilisation", bodies.NoFieldsBody, strategies, statuses=_READ_STATUSES),
         Verb(
