@@ -172,3 +172,41 @@ def test_the_engine_keeps_trading_while_the_api_serves(stack, api):
         stack.tick("SBIN", 794.0)
         closed = stack.wait_status(data["trade_id"], TradeStatus.CLOSED)
         assert closed.exit_reason.value == "STOP_LOSS"
+
+
+def test_an_address_beyond_loopback_needs_allow_remote_and_is_named_in_a_warning(stack, capsys, caplog):
+    with pytest.raises(ValueError) as refused:
+        ApiServer(stack.engine, host="0.0.0.0", port=0, api_key=API_KEY)
+    assert "0.0.0.0" in str(refused.value) and "allow_remote = true" in str(refused.value)
+    server = ApiServer(stack.engine, host="0.0.0.0", port=0, api_key=API_KEY, allow_remote=True)
+    with caplog.at_level(logging.WARNING, logger="tmtool.api"):
+        server.start()
+    try:
+        warning = f"0.0.0.0:{server.port}, beyond loopback"
+        assert warning in capsys.readouterr().err
+        assert any(warning in r.getMessage() for r in caplog.records)
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10.0) as client:
+            ok(client.get("/api/v1/health"))
+    finally:
+        server.stop()
+
+
+def test_the_unix_socket_is_private_and_needs_no_key_while_tcp_still_does(stack, tmp_path_factory):
+    import os
+    import stat
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="tmt", dir="/tmp")
+    path = os.path.join(folder, "engine.sock")
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, unix_path=path)
+    server.start()
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path), base_url="http://tmtool", timeout=10.0) as local:
+            assert isinstance(ok(local.post("/api/v1/activetrades", json={})), list)
+        with httpx.Client(base_url=server.url, timeout=10.0) as remote:
+            assert remote.post("/api/v1/activetrades", json={}).status_code == 403
+    finally:
+        server.stop()
+    assert not os.path.exists(path)
+    os.rmdir(folder)
