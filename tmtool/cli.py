@@ -254,7 +254,7 @@ def _attach_to(socket_path: Path, config) -> int:
         app.run()
     finally:
         engine.close()
-    print(f"tmtool: detached; the engine keeps running (tmtool attach --socket {socket_path})", flush=True)
+    _say(f"tmtool: detached; the engine keeps running (tmtool attach --socket {socket_path})")
     return 0
 
 

@@ -24,7 +24,8 @@ import asyncio
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -70,6 +71,7 @@ class ApiSettings:
     body_timeout: float
     unix_path: str | None
     stream_interval: float = 0.05
+    closing: threading.Event = field(default_factory=threading.Event)  # set by stop(): streams say goodbye
 
 
 class _Refused(Exception):
@@ -300,12 +302,13 @@ def build_app(context: VerbContext, settings: ApiSettings) -> Callable:
         await websocket.accept()
         last = None
         try:
-            while True:
+            while not settings.closing.is_set():
                 snapshot = context.engine.snapshot()
                 if snapshot is not last:
                     last = snapshot
                     await websocket.send_text(await asyncio.to_thread(snapshot_json, snapshot))
                 await asyncio.sleep(settings.stream_interval)
+            await websocket.close(code=1001, reason="the engine's API is stopping")
         except (WebSocketDisconnect, OSError):
             return
         except Exception:

@@ -15,7 +15,7 @@ import logging
 import socket
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -290,11 +290,15 @@ class RemoteEngine:
         return self._pool.submit(self._send, "adoptpositions", {})
 
     def snapshot(self) -> EngineSnapshot:
+        """The latest streamed snapshot; while the stream is lost it shows the engine as not running."""
         if self._latest is None:
             self._first.wait(self._timeout)
-        if self._latest is None:
+        latest = self._latest
+        if latest is None:
             raise RuntimeError("no snapshot from the engine yet")
-        return self._latest
+        if not self.connected.is_set() and latest.system.engine_running:
+            return replace(latest, system=replace(latest.system, engine_running=False))
+        return latest
 
     def closed_trades(self, start: float | None = None, end: float | None = None, strategy: str | None = None) -> list[Trade]:
         body: dict[str, Any] = {"limit": HISTORY_LIMIT}

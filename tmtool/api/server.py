@@ -133,6 +133,7 @@ class ApiServer:
         if self._server is not None:
             raise RuntimeError("the control API is already started")
         sockets = self._sockets()
+        self._settings.closing.clear()
         config = uvicorn.Config(
             build_app(self.context, self._settings),
             log_config=None,
@@ -185,6 +186,7 @@ class ApiServer:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        self._settings.closing.set()
         server.should_exit = True
         thread.join(timeout)
         self._server = self._thread = None
