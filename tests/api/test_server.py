@@ -164,6 +164,21 @@ def test_a_slow_client_is_dropped_after_the_request_timeout(stack):
         server.stop()
 
 
+def test_a_client_that_never_finishes_its_request_head_is_dropped(stack):
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, request_timeout=0.3)
+    server.start()
+    try:
+        idle = socket.create_connection(("127.0.0.1", server.port))
+        trickle = socket.create_connection(("127.0.0.1", server.port))
+        trickle.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nHost: tmtool\r\n")  # and then nothing
+        for connection in (idle, trickle):
+            connection.settimeout(10.0)
+            assert connection.recv(1) == b""  # closed by the server, not held until the client gives up
+            connection.close()
+    finally:
+        server.stop()
+
+
 def test_the_engine_keeps_trading_while_the_api_serves(stack, api):
     with httpx.Client(base_url=api.url, timeout=10.0) as client:
         stack.sim.set_price("NSE", "SBIN", 800.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -86,3 +87,24 @@ def test_a_lost_engine_shows_as_not_running(served):
     server.stop()
     wait_for(lambda: not remote.snapshot().system.engine_running, what="the lost engine shown as stopped")
     assert stack.engine.running  # only the API went away
+
+
+def test_the_stream_outlives_the_request_head_deadline(tmp_path, caplog):
+    with running_stack(tmp_path, strategies=STRATEGIES) as stack, tempfile.TemporaryDirectory(prefix="tmt", dir="/tmp") as folder:
+        server = ApiServer(stack.engine, port=None, unix_path=Path(folder) / "engine.sock", request_timeout=0.2)
+        server.start()
+        remote = RemoteEngine(server.unix_path)
+        try:
+            remote.connect()
+            stack.sim.set_price("NSE", "SBIN", 800.0)
+            trade_id = stack.create(CreateTrade("api", "SBIN", "NSE", Side.LONG, quantity=1))
+            stack.wait_status(trade_id, TradeStatus.ACTIVE)
+            started = time.monotonic()
+            wait_for(lambda: time.monotonic() - started > 5 * 0.2, what="well past the head deadline")  # the timeout under test
+            stack.tick("SBIN", 803.5)
+            wait_for(lambda: remote.snapshot().trade(trade_id).ltp == 803.5, what="the new price streamed")
+            assert remote.connected.is_set()
+            assert not [r for r in caplog.records if "stream_lost" in r.getMessage()]
+        finally:
+            remote.close()
+            server.stop()

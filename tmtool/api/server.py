@@ -6,8 +6,9 @@ naming the address.  The Unix socket (``unix_path``) is created mode 0600 and
 needs no key: its permissions are the access control.
 
 Limits: at most ``max_connections`` connections and tasks at once (uvicorn's
-``limit_concurrency``: more get 503), bodies up to ``max_body_bytes`` that must
-arrive within ``request_timeout`` (else 408 and the connection is closed), idle
+``limit_concurrency``: more get 503), a request's line and headers must arrive
+within ``request_timeout`` (else the connection is closed), bodies up to
+``max_body_bytes`` within ``request_timeout`` more (else 408 and closed), idle
 kept-alive connections closed after ``keep_alive_timeout``.  ``stop()`` closes
 the listeners and every open connection.  The key never appears in a log line,
 an error message or a repr.
@@ -26,6 +27,7 @@ import threading
 from pathlib import Path
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from tmtool.api.app import ApiSettings, build_app
 from tmtool.api.ratelimit import RateLimiter
@@ -45,6 +47,52 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _protocol_with_header_deadline(seconds: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, plus a deadline for a request's head: a client that connects and
+    trickles (or never sends) its request line and headers is disconnected after ``seconds``."""
+
+    class HeaderDeadlineProtocol(H11Protocol):
+        _head_deadline: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_deadline = self.loop.call_later(seconds, self._head_overdue)
+
+        def _disarm(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+
+        def _head_overdue(self) -> None:
+            self._head_deadline = None
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # a request is in: the body guard's deadline takes over
+
+        def handle_websocket_upgrade(self, event) -> None:  # type: ignore[no-untyped-def]
+            self._disarm()  # the connection becomes a WebSocket (the snapshot stream): no more heads
+            super().handle_websocket_upgrade(event)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request's head has the same deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadlineProtocol
 
 
 class RemoteBindRefused(ValueError):
@@ -140,7 +188,7 @@ class ApiServer:
             access_log=False,
             lifespan="off",
             loop="asyncio",
-            http="h11",
+            http=_protocol_with_header_deadline(self.request_timeout),
             ws="websockets-sansio",
             limit_concurrency=self.max_connections,
             timeout_keep_alive=max(1, int(self.keep_alive_timeout)),
