@@ -70,7 +70,7 @@ class ApiSettings:
     max_body_bytes: int
     body_timeout: float
     unix_path: str | None
-    stream_interval: float = 0.05
+    stream_interval: float = 0.125
     closing: threading.Event = field(default_factory=threading.Event)  # set by stop(): streams say goodbye
 
 

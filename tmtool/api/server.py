@@ -118,7 +118,7 @@ class ApiServer:
         keep_alive_timeout: float = 5.0,
         max_body_bytes: int = 65_536,
         max_connections: int = 64,
-        stream_interval: float = 0.05,
+        stream_interval: float = 0.125,  # the TUI draws at 8 Hz: no use sending more often
     ) -> None:
         if port is not None:
             if not isinstance(api_key, str) or len(api_key.strip()) < MIN_KEY_LENGTH:
