@@ -286,3 +286,20 @@ def test_a_hang_up_of_the_in_process_desk_keeps_monitoring(sim, home):
     finally:
         code = desk.stop()
     assert code == 0, desk.output.text[-3000:]
+
+
+def test_starting_the_desk_while_an_engine_runs_on_its_database_offers_to_attach(served, sim, home):
+    _desk, engine = served
+    trade_id = engine.open_trade(sim, "HDFCBANK", 1650.0, stop=1630.0)
+    second = _Desk(_tmtool("--config", str(home / "tmtool.toml"), "run"), home, home, terminal=True)
+    try:
+        wait_for(lambda: second.output.has("Attach to it? [Y/n]"), timeout=40, what="the offer to attach")
+        assert second.master is not None
+        os.write(second.master, b"y\r")
+        wait_for(lambda: second.output.has("HDFCBANK"), timeout=40, what="the attached dashboard showing the trade")
+        second.proc.send_signal(signal.SIGHUP)  # the attached desk goes away...
+        second.proc.wait(timeout=20)
+        sim.set_price("NSE", "HDFCBANK", 1625.0)
+        engine.wait_closed(trade_id, "STOP_LOSS")  # ...and the engine it attached to keeps exiting trades
+    finally:
+        second.stop()

@@ -5,14 +5,15 @@ FastAPI validates the body with that model and publishes the same model in
 ``/api/v1/openapi.json``.  Replies are ``{"status": "success", "data": ...}`` or
 ``{"status": "error", "message": ...}`` with the documented HTTP codes.
 
-Order of checks for a request: the body guard (``BodyGuard``, pure ASGI:
-chunked → 411, bad Content-Length → 400, too large → 413, body not received
-before the deadline → 408, not JSON → 415/400), then the key (403; not needed
-on the Unix socket, whose file permissions are the access control), then the
-rate limit (429), then the body model (400), then the verb.  The key comes
-before the rate limit: requests that fail it are counted against their
-address, authenticated ones against the key, so a flood of wrong keys cannot
-lock the real client out.
+Order of checks for a request: the head deadline (``tmtool.api.server``), then
+the body guard (``BodyGuard``, pure ASGI: chunked → 411, bad Content-Length →
+400, too large → 413, body not received before the deadline → 408, not JSON →
+415/400), then authentication, then the rate limit (429), then the missing or
+wrong key (403), then the body model (400), then the verb.  Authentication
+comes before the rate limit: a request with the key (or on the Unix socket,
+whose file permissions are the access control) is counted against that
+identity, one without against its address, so a flood of wrong keys is limited
+on its own and cannot lock the real client out.
 
 ``/api/v1/stream`` is a WebSocket that sends the engine's snapshot (with its
 recent alerts) each time it changes: what ``tmtool attach`` draws from.
