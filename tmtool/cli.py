@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -300,13 +301,31 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
     finally:
         if timer is not None:
             timer.cancel()
-        if hung_up.is_set():
+        if hung_up.is_set() or _terminal_gone():
+            # The UI may also have ended on the terminal's read error before the SIGHUP was handled.
             _continue_headless(runtime, args, log)
         summary = app.stop_engine()
         runtime.stop()  # idempotent: stops what the engine's stop did not (API, store, simulator)
     if summary:
         _say(summary)
     return _unwritten_exit_code(runtime)
+
+
+def _terminal_gone() -> bool:
+    """True when standard input is a terminal that has hung up (its ioctls then fail with EIO)."""
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+    except (OSError, ValueError):
+        return False
+    if not os.isatty(fd):
+        return False
+    try:
+        termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return True
+    return False
 
 
 def _continue_headless(runtime, args, log: logging.Logger) -> None:

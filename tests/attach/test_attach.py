@@ -81,6 +81,11 @@ class _Reader:
         return text in self.text
 
 
+_CONTROLLING_TERMINAL = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 class _Desk:
     """A tmtool process (serve, run or attach); on a pseudo-terminal when it draws a TUI."""
 
@@ -89,6 +94,9 @@ class _Desk:
         if terminal:
             self.master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
+            # The pseudo-terminal becomes the process's controlling terminal, as a login's is, so closing
+            # its other end hangs the process up the way a dropped SSH session does.
+            args = [sys.executable, "-c", _CONTROLLING_TERMINAL, *args]
             self.proc = subprocess.Popen(
                 args, stdin=slave, stdout=slave, stderr=slave, env=_env(home), cwd=cwd, start_new_session=True
             )
@@ -101,6 +109,12 @@ class _Desk:
             )
             stdout = self.proc.stdout
             self.output = _Reader(stdout.readline)
+
+    def hang_up(self) -> None:
+        """Close the terminal's other end: the kernel sends SIGHUP, as when an SSH session drops."""
+        assert self.master is not None
+        os.close(self.master)
+        self.master = None
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -268,7 +282,7 @@ def test_losing_the_attached_client_leaves_the_engine_exiting_trades(served, sim
         client.stop()
 
 
-def test_a_hang_up_of_the_in_process_desk_keeps_monitoring(sim, home):
+def test_a_dropped_terminal_of_the_in_process_desk_keeps_monitoring(sim, home):
     config = _config(sim, home)
     desk = _Desk(_tmtool("--config", str(config), "run"), home, home, terminal=True)
     try:
@@ -276,7 +290,7 @@ def test_a_hang_up_of_the_in_process_desk_keeps_monitoring(sim, home):
         wait_for(lambda: engine.call("health")["engine"] == "RUNNING", timeout=40, what="the engine running")
         trade_id = engine.open_trade(sim, "RELIANCE", 2500.0, stop=2480.0)
         wait_for(lambda: desk.output.has("RELIANCE"), timeout=20, what="the dashboard showing the trade")
-        desk.proc.send_signal(signal.SIGHUP)
+        desk.hang_up()
         log = home / "tmtool.log"
         wait_for(lambda: "event=hangup" in log.read_text(), timeout=20, what="the hang-up logged")
         assert desk.proc.poll() is None
