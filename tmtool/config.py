@@ -74,6 +74,7 @@ from tmtool.domain.validation import validate_strategy, validate_symbol
 from tmtool.engine.settings import (
     DEFAULT_FREEZE_QUANTITIES,
     ConfirmTicks,
+    MarginPercent,
     PositiveCount,
     PositiveSeconds,
     SnapshotRate,
@@ -282,6 +283,8 @@ class EngineConfig(ConfigSection):
     exit_max_attempts: PositiveCount = engine_default("exit_max_attempts")
     exit_retry_backoff_seconds: PositiveSeconds = engine_default("exit_retry_backoff")
     order_status_poll_seconds: PositiveSeconds = engine_default("order_status_poll")
+    # share of an F&O position's notional counted as its margin when OpenAlgo has no margin calculator
+    fno_margin_percent: MarginPercent = engine_default("fno_margin_percent")
     # symbol prefix -> freeze quantity (F&O exchanges only); merged over the built-in ones
     freeze_quantities: Annotated[
         dict[Annotated[str, AfterValidator(_symbol_prefix)], PositiveCount],

@@ -142,6 +142,7 @@ def engine_settings(config: Config, *, simulated: bool) -> EngineSettings:
         exit_max_attempts=engine.exit_max_attempts,
         exit_retry_backoff=engine.exit_retry_backoff_seconds,
         order_status_poll=engine.order_status_poll_seconds,
+        fno_margin_percent=engine.fno_margin_percent,
         freeze_quantities=dict(engine.freeze_quantities),
         instruments=instruments,
         tick_band_percent=config.feed.tick_band_percent,
@@ -225,12 +226,18 @@ class DemoDriver:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            snapshot = self._engine.snapshot()
-            if len(snapshot.open_trades) < DEMO_OPEN_TARGET:
-                strategy, symbol, side = self._random.choice(DEMO_TRADES)
-                if self._random.random() < 0.5:
-                    side = side.opposite
-                self._engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
+            self.step()
+
+    def step(self) -> Future | None:
+        """Enter one more trade when fewer than ``DEMO_OPEN_TARGET`` are open; after a panic
+        (entries halted until re-armed) it enters nothing.  Returns the entry's Future, if any."""
+        snapshot = self._engine.snapshot()
+        if snapshot.system.entries_halted or len(snapshot.open_trades) >= DEMO_OPEN_TARGET:
+            return None
+        strategy, symbol, side = self._random.choice(DEMO_TRADES)
+        if self._random.random() < 0.5:
+            side = side.opposite
+        return self._engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
 
 
 # --------------------------------------------------------------------------- runtime

@@ -14,7 +14,16 @@ from tests.util import wait_for
 from tmtool.api import ApiServer
 from tmtool.api.bodies import CreateTradeBody, UpdateTradeBody
 from tmtool.api.client import RemoteEngine, command_as_verb
-from tmtool.domain.commands import Accepted, CreateTrade, Denied, ExitTrades, ModifyTrade, SaveStrategy
+from tmtool.domain.commands import (
+    Accepted,
+    CreateTrade,
+    Denied,
+    ExitAll,
+    ExitTrades,
+    ModifyTrade,
+    Rearm,
+    SaveStrategy,
+)
 from tmtool.domain.models import (
     Distance,
     DistanceMode,
@@ -57,6 +66,9 @@ def test_commands_become_bodies_the_api_accepts():
     verb, body = command_as_verb(ModifyTrade(7, stop_loss=None, trailing=None))
     assert verb == "updatetrade" and body == {"trade_id": 7, "stop_loss": None, "trailing": None}
     UpdateTradeBody.model_validate(body)
+    assert command_as_verb(ExitAll(panic=True)) == ("exitall", {"panic": True})  # the desk's kill switch
+    assert command_as_verb(ExitAll(strategy="api")) == ("exitall", {"strategy": "api"})
+    assert command_as_verb(Rearm()) == ("rearm", {})
 
 
 def test_the_remote_engine_reads_and_commands_like_the_real_one(served):

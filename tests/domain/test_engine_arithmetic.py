@@ -47,10 +47,17 @@ def test_quiet_band_of_a_short_mirrors_the_long():
     assert quiet_band([short]) == (90.0, 105.0)
 
 
-def test_quiet_band_ignores_paused_exiting_and_empty_trades():
+def test_quiet_band_of_a_paused_trade_is_bounded_by_its_stop_on_the_side_the_price_is_not():
+    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0, target=120.0, last_price=99.0)]) == (95.0, math.inf)
+    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0, last_price=94.0)]) == (-math.inf, 95.0)
+    assert quiet_band([trade(Side.SHORT, paused=True, stop_loss=105.0, last_price=101.0)]) == (-math.inf, 105.0)
+    assert quiet_band([trade(Side.SHORT, paused=True, stop_loss=105.0, last_price=106.0)]) == (105.0, math.inf)
+    assert quiet_band([trade(Side.LONG, paused=True)]) == (-math.inf, math.inf)  # no stop: nothing to watch
+
+
+def test_quiet_band_ignores_exiting_and_empty_trades():
     band = (-math.inf, math.inf)
     assert quiet_band([]) == band
-    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0)]) == band
     assert quiet_band([trade(Side.LONG, status=TradeStatus.EXITING, stop_loss=95.0)]) == band
     assert quiet_band([trade(Side.LONG, quantity=0, stop_loss=95.0)]) == band
 

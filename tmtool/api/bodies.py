@@ -170,6 +170,13 @@ class StrategyFilterBody(KeyedBody):
     strategy: Text(64) = omitted("strategy name")
 
 
+class ExitAllBody(StrategyFilterBody):
+    """With ``panic``: new entries are refused (code PANIC_HALT) in every strategy, across restarts,
+    until ``rearm``; ``health`` shows ``entries_halted``."""
+
+    panic: Flag = omitted("the kill switch: also halt new entries in every strategy until `rearm` (not with `strategy`)")
+
+
 class NoFieldsBody(KeyedBody):
     """Only the key."""
 

@@ -39,6 +39,7 @@ from tmtool.domain.commands import (
     ExitTrades,
     ModifyTrade,
     PauseTrade,
+    Rearm,
     Result,
     ResumeTrade,
 )
@@ -126,7 +127,12 @@ def command_as_verb(command: Command) -> tuple[str, dict[str, Any]]:
     if isinstance(command, ExitTrade):
         return "exittrade", {"trade_id": command.trade_id}
     if isinstance(command, ExitAll):
-        return "exitall", {} if command.strategy is None else {"strategy": command.strategy}
+        body = {} if command.strategy is None else {"strategy": command.strategy}
+        if command.panic:
+            body["panic"] = True
+        return "exitall", body
+    if isinstance(command, Rearm):
+        return "rearm", {}
     if isinstance(command, PauseTrade):
         return "pausetrade", {"trade_id": command.trade_id}
     if isinstance(command, ResumeTrade):

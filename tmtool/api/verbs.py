@@ -39,6 +39,7 @@ from tmtool.domain.commands import (
     ExitTrade,
     ModifyTrade,
     PauseTrade,
+    Rearm,
     Result,
     ResumeTrade,
 )
@@ -340,7 +341,12 @@ def exit_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def exit_all(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
-    return _accepted_data(_wait(ctx, ExitAll(strategy=body.get("strategy"), reason=ExitReason.PANIC)))
+    command = ExitAll(strategy=body.get("strategy"), reason=ExitReason.PANIC, panic=body.get("panic", False))
+    return _accepted_data(_wait(ctx, command))
+
+
+def rearm(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    return _accepted_data(_wait(ctx, Rearm()))
 
 
 def pause_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +447,8 @@ def health(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
         "database_pending_writes": system.db_pending,
         "open_trades": len(snapshot.open_trades),
         "simulated": system.simulated,
+        "entries_halted": system.entries_halted,
+        "entries_halted_since": system.entries_halted_since,
     }
 
 
@@ -459,8 +467,15 @@ VERBS: dict[str, Verb] = {
         Verb(
             "exitall",
             "Exit every open trade, or every open trade of one strategy (reason PANIC)",
-            bodies.StrategyFilterBody,
+            bodies.ExitAllBody,
             exit_all,
+            statuses=_COMMAND_STATUSES,
+        ),
+        Verb(
+            "rearm",
+            "Lift the panic halt: new entries are taken again",
+            bodies.NoFieldsBody,
+            rearm,
             statuses=_COMMAND_STATUSES,
         ),
         Verb(

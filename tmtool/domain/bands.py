@@ -16,6 +16,7 @@ from typing import Iterable
 
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.models import PortfolioState, Side, Strategy, Trade, TradeStatus
+from tmtool.domain.rules import stop_crossed
 
 _INF = math.inf
 
@@ -23,12 +24,23 @@ _INF = math.inf
 def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
     """``(lo, hi)``: a price strictly inside changes no ACTIVE, unpaused trade of ``trades``.
 
-    Paused, exiting and empty trades do not narrow the band; with none left it is
-    ``(-inf, inf)``.
+    Exiting and empty trades do not narrow the band; with none left it is
+    ``(-inf, inf)``.  A paused trade narrows it only at its stop, on the side its
+    last price is not on, so the tick that crosses the stop (either way) leaves
+    the band and its crossing can be reported.
     """
     lo, hi = -_INF, _INF
     for trade in trades:
-        if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
+        if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
+            continue
+        if trade.paused:
+            stop = trade.effective_stop
+            if stop is not None:
+                beyond = stop_crossed(trade, trade.last_price)
+                if (trade.side is Side.LONG) != beyond:
+                    lo = max(lo, stop)
+                else:
+                    hi = min(hi, stop)
             continue
         entry = trade.entry_price
         high = trade.high_watermark or entry

@@ -151,6 +151,7 @@ class Engine:
         if state.running:
             raise RuntimeError("the engine is already running")
         loaded = self._recovery.load()
+        self._risk.restore_kill_switch(loaded.settings)
         state.executor = self._executor_factory(state.broker, state.store, self._inbox.put, state.settings)
         restored = self._recovery.restore_orders(loaded.open_orders)
         state.running = True

@@ -116,7 +116,7 @@ class EntryPlan:
 class TradeRuntime:
     """The engine's working state of one open trade beside the ``Trade`` itself (never persisted)."""
 
-    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted")
+    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "paused_stop_alerted")
 
     def __init__(self) -> None:
         self.exit_attempts = 0  # exit orders sent for the current exit (retries count)
@@ -124,6 +124,7 @@ class TradeRuntime:
         self.exit_on_fill: ExitReason | None = None  # an exit asked for before the entry filled
         self.entry_plan: EntryPlan | None = None
         self.trail_alerted = False  # the first trailing-stop move was alerted (trail_alerts = "first")
+        self.paused_stop_alerted = False  # the price is across a paused trade's stop and that was alerted
 
 
 class EngineState:
@@ -155,6 +156,7 @@ class EngineState:
         self.tick_filter = TickFilter(settings.tick_band_percent, settings.tick_confirm)
         self.account_unrealised = 0.0
         self.account_halted_on: date | None = None
+        self.entries_halted_since: float | None = None  # panic (the kill switch): no new entries until re-armed
         self.day: date | None = None
 
         self.ticks_processed = 0

@@ -96,7 +96,10 @@ class Watch:
     def evaluate_book(self, book: Book, price: float, ts: float) -> None:
         changed = False
         for trade in tuple(book.trades):
-            if trade.status is not TradeStatus.ACTIVE or trade.paused:
+            if trade.status is not TradeStatus.ACTIVE:
+                continue
+            if trade.paused:
+                changed = self._watch_paused_stop(trade, price) or changed
                 continue
             evaluation = rules.evaluate_tick(trade, price, ts)
             if evaluation is None:
@@ -112,6 +115,28 @@ class Watch:
                 self._on_exit_signal(trade, evaluation.exit)
         if changed:
             self._index.refresh_band(book)
+
+    def _watch_paused_stop(self, trade: Trade, price: float) -> bool:
+        """A paused trade's stop is not acted on, but crossing it is worth a WARNING: once per
+        crossing (again only after the price went back across and crossed anew).  True when
+        the price moved to the other side of the stop (the book's band must follow)."""
+        was_beyond = rules.stop_crossed(trade, trade.last_price)
+        trade.last_price = price
+        beyond = rules.stop_crossed(trade, price)
+        runtime = self.state.trade_runtime(trade.id)
+        if beyond and not runtime.paused_stop_alerted:
+            runtime.paused_stop_alerted = True
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: paused trade's stop {trade.effective_stop:.2f} crossed (price {price:.2f}); "
+                "nothing was sent: resume it or exit it by hand",
+                key=f"paused-stop-{trade.id}",
+                trade=trade,
+            )
+        elif not beyond:
+            runtime.paused_stop_alerted = False
+        return beyond != was_beyond
 
     def apply_level_change(self, trade: Trade, change: rules.LevelChange, price: float) -> None:
         journal = self._journal

@@ -259,6 +259,30 @@ class OpenAlgoClient:
             utilised=_float(data.get("utiliseddebits", 0), "utiliseddebits"),
         )
 
+    def margin_required(
+        self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+        price_type: str = "MARKET", price: float = 0.0,
+    ) -> float:
+        """The margin one order would block, from the ``margin`` calculator (its fields are strings).
+
+        Raises BrokerError "unsupported" (501: the broker has no calculator) or "not_found" (404:
+        a server older than the endpoint); the caller then estimates.
+        """
+        leg = {
+            "symbol": _text(symbol, "symbol"),
+            "exchange": _upper(exchange, "exchange"),
+            "action": _choice(action, ACTIONS, "action"),
+            "quantity": str(_quantity(quantity, allow_zero=False)),
+            "product": _choice(product, PRODUCTS, "product"),
+            "pricetype": _choice(price_type, PRICE_TYPES, "price_type"),
+            "price": f"{_price(price, 'price'):g}",
+        }
+        data = _dict(self._read("margin", {"positions": [leg]}).get("data"), "data")
+        required = _float(data.get("total_margin_required"), "total_margin_required")
+        if required < 0:
+            raise BrokerError("protocol", f"OpenAlgo margin: negative margin {required!r}")
+        return required
+
     def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo:
         payload = {"symbol": _text(symbol, "symbol"), "exchange": _upper(exchange, "exchange")}
         data = _dict(self._read("symbol", payload).get("data"), "data")
@@ -504,6 +528,8 @@ class OpenAlgoClient:
         if code == 429:
             retry_after = _opt_float(reply.get("retry_after")) or _opt_float(response.headers.get("retry-after"))
             raise BrokerError("rate_limited", f"OpenAlgo {endpoint}: rate limit: {message}", code, retry_after)
+        if code == 501 and not order:
+            raise BrokerError("unsupported", f"OpenAlgo {endpoint}: not supported here: {message}", code)
         if code >= 500:
             raise BrokerError("server", f"OpenAlgo {endpoint}: server error {code}: {message}", code)
         if order:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import select
 import socket
 import threading
@@ -31,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from tmtool.sim import schema
-from tmtool.sim.book import OrderError, OrderRequest, SimOrder
+from tmtool.sim.book import MARGIN_RATE, OrderError, OrderRequest, SimOrder
 from tmtool.sim.host import SimulatorHost
 from tmtool.sim.schema import SchemaError
 
@@ -121,6 +122,7 @@ class Api:
             "positionbook": ("api", self.positionbook),
             "holdings": ("api", self.holdings),
             "funds": ("api", self.funds),
+            "margin": ("api", self.margin),
             "quotes": ("api", self.quotes),
             "multiquotes": ("api", self.multiquotes),
             "depth": ("api", self.depth),
@@ -444,6 +446,35 @@ class Api:
         if not self._analyze:
             funds = {key: f"{value:.2f}" for key, value in funds.items()}
         return 200, self._with_mode({"status": "success", "data": funds})
+
+    def margin(self, body: Any) -> Reply:
+        """The margin calculator: a basket's margin at the book's rate per product (of the order's
+        price, or the last price for MARKET legs); 501 when the broker profile has no calculator."""
+        data = self._load(schema.MARGIN, body)
+        refused = self._unauthorised(data)
+        if refused:
+            return refused
+        legs = data["positions"]
+        if len(legs) > schema.MARGIN_MAX_POSITIONS:
+            return 400, _error(f"Positions must be between 1 and {schema.MARGIN_MAX_POSITIONS}.")
+        if not self._sim.margin_calculator:
+            return 501, _error(f"Margin calculator is not supported for broker {self._sim.broker_profile}")
+        total = 0.0
+        for leg in legs:
+            try:
+                quantity, price = float(leg["quantity"]), float(leg["price"])
+            except ValueError:
+                return 400, _error("Quantity and price must be numbers.")
+            if not (math.isfinite(quantity) and quantity > 0 and math.isfinite(price) and price >= 0):
+                return 400, _error("Quantity must be positive and price non-negative.")
+            problem = self._tradable_error(leg["symbol"], leg["exchange"], ())
+            if problem:
+                return problem
+            if leg["pricetype"] == "MARKET" or price == 0:
+                price = self._sim._market.quote(leg["exchange"], leg["symbol"]).ltp
+            total += quantity * price * MARGIN_RATE[leg["product"]]
+        total = round(total, 2)
+        return 200, {"status": "success", "data": {"total_margin_required": total, "span_margin": total, "exposure_margin": 0.0}}
 
     # ---- market data -----------------------------------------------------------------------
 
