@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance (see tmtool db --help)", add_help=False)
     _db_arguments(db)
+
+    replay = sub.add_parser("replay", help="run the day's trades again over its recorded ticks, as run or with other settings")
+    _common(replay)
+    from tmtool.replay_cli import add_arguments
+
+    add_arguments(replay)
     return parser
 
 
@@ -156,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         return _attach(args, config)
     if args.command == "serve":
         return _monitor(args, config, demo=args.demo, headless=True)
+    if args.command == "replay":
+        from tmtool.replay_cli import replay_command
+
+        return replay_command(args, config)
+
     demo = args.command == "demo" or (args.command is None and not config.openalgo.configured)
     headless = bool(args.no_ui)
     return _monitor(args, config, demo=demo, headless=headless)

@@ -238,6 +238,23 @@ class DatabaseConfig(ConfigSection):
     _paths = field_validator("path", "backup_dir", mode="before")(_path_from_config_folder)
 
 
+class RecordingConfig(ConfigSection):
+    """``[recording]``: every tick the engine evaluates, kept per trading day for ``tmtool replay``."""
+
+    enabled: Flag = True
+    retention_days: Annotated[Whole, Field(ge=1)] = 30
+    # Default: a folder beside the database named after it ("tmtool-ticks" for tmtool.db).
+    folder: Path | None = None
+
+    _paths = field_validator("folder", mode="before")(_path_from_config_folder)
+
+    def folder_for(self, database: Path) -> Path:
+        """Where the ticks of ``database``'s sessions are kept."""
+        if self.folder is not None:
+            return self.folder
+        return Path(database).with_name(f"{Path(database).stem}-ticks")
+
+
 class ApiConfig(_ServiceWithKey):
     """``[api]``: the control API (off unless enabled; enabled needs a key)."""
 
@@ -499,6 +516,7 @@ class ConfigFile(ConfigSection):
     engine: EngineConfig = Field(default_factory=dict, validate_default=True)
     account: AccountConfig = Field(default_factory=dict, validate_default=True)
     log: LogConfig = Field(default_factory=dict, validate_default=True)
+    recording: RecordingConfig = Field(default_factory=dict, validate_default=True)
     alerts: dict[str, Any] = {}
     strategies: list[StrategyConfig] = []
 
@@ -518,6 +536,7 @@ class Config:
     alerts_table: dict = field(default_factory=dict)  # raw [alerts]; parsed by tmtool.alerts.config
     source_path: Path | None = None  # the file read, None when running on defaults
     warnings: tuple[str, ...] = ()  # things worth telling the user that are not errors
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
     def strategy(self, name: str) -> Strategy | None:
         for strategy in self.strategies:
@@ -736,6 +755,7 @@ def parse_config(
         alerts_table=dict(file.alerts),
         source_path=source_path,
         warnings=_api_warnings(file.api) + _file_warnings(data, source_path),
+        recording=file.recording,
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tmtool.config import Config
 from tmtool.clock import Clock, SystemClock
+from tmtool.domain.calendar import trading_day
 from tmtool.domain.commands import Command, CreateTrade, Result
 from tmtool.engine.engine import Engine
 from tmtool.openalgo.feed import OpenAlgoFeed
@@ -264,6 +265,7 @@ class Runtime:
         api=None,
         dispatcher=None,
         demo_trades: bool = False,
+        recorder=None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -274,6 +276,7 @@ class Runtime:
         self.sim = sim
         self.api = api
         self.dispatcher = dispatcher
+        self.recorder = recorder  # tmtool.replay.recorder.ParquetTickRecorder, or None when recording is off
         self.demo_trades_on_start = demo_trades
         self.demo_seed = 7
         self.adopt_on_start = False
@@ -293,6 +296,8 @@ class Runtime:
         self.store.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
+        if self.recorder is not None:
+            self.recorder.start(trading_day(self.clock.time()))
         self.engine.start()
         if self.api is not None:
             self.api.start()
@@ -312,6 +317,8 @@ class Runtime:
         if self.api is not None:
             self.api.stop()
         summary = self.engine.stop(timeout=timeout)
+        if self.recorder is not None:
+            self.recorder.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=2.0)
         self.unwritten_changes = self.store.close() or 0
@@ -328,6 +335,14 @@ class Runtime:
         else:
             lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
         lines.append(f"tmtool: database {self.store.path}")
+        if self.recorder is not None:
+            from tmtool.replay.recorder import folder_size
+
+            size, days = folder_size(self.recorder.folder)
+            lines.append(
+                f"tmtool: recording ticks to {self.recorder.folder} ({days} day(s), {size / 1e6:.1f} MB; "
+                f"keeping {self.recorder.retention_days} days)"
+            )
         if self.api is not None and self.api.port is not None:
             lines.append(f"tmtool: control API on {self.api.url}")
         if self.api is not None and self.api.unix_path is not None:
@@ -489,6 +504,21 @@ def build_runtime(
         dispatcher = AlertDispatcher(alerts_config, clock=clock, report_failure=_report_failure)
         sinks.append(dispatcher)
 
+    recorder = None
+    if config.recording.enabled:
+        from tmtool.replay.recorder import ParquetTickRecorder
+
+        def _recording_failed(message: str) -> None:
+            if engine_ref:
+                engine_ref[0].report_external_alert(message, AlertPriority.WARNING, key="tick-recording")
+
+        recorder = ParquetTickRecorder(
+            config.recording.folder_for(path),
+            session=f"{int(clock.time() * 1000)}-{os.getpid()}",
+            retention_days=config.recording.retention_days,
+            on_failure=_recording_failed,
+        )
+
     engine = Engine(
         store=store,
         broker=broker,
@@ -498,6 +528,7 @@ def build_runtime(
         alert_sinks=sinks,
         account=config.account,
         strategies=strategies,
+        tick_recorder=recorder,
     )
     engine_ref.append(engine)
 
@@ -542,6 +573,7 @@ def build_runtime(
         api=api,
         dispatcher=dispatcher,
         demo_trades=demo_trades,
+        recorder=recorder,
     )
     runtime.demo_seed = seed
     return runtime

@@ -152,3 +152,9 @@ class FeedStatus:
     order_updates: bool = False  # the server offers the order-update stream
     polls: int = 0  # REST quote requests made for polled symbols
     polled_ticks: int = 0  # prices delivered from REST polling
+
+    @property
+    def order_updates_flowing(self) -> bool:
+        """Order updates can be trusted to arrive: the server offers them, the socket is up, and
+        no symbol's ticks have gone silent (a socket that stopped ticking may stop updating too)."""
+        return self.order_updates and self.state is FeedState.LIVE and not self.polled

@@ -231,9 +231,27 @@ class Feed(Protocol):
         """Reference-counted: the last matching call unsubscribes on the wire."""
         ...
 
+    def set_near_level(self, exchange: str, symbol: str, near: bool) -> None:
+        """Mark (or unmark) a symbol whose price is near a stop or target: it is polled sooner when its ticks stop."""
+        ...
+
     def status(self) -> FeedStatus: ...
 
     def stop(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- tick recording
+
+
+class TickRecorder(Protocol):
+    """Keeps every tick the engine evaluates (``tmtool.replay.recorder`` implements it).
+
+    ``record`` is called on the engine thread for every routed tick, refused
+    ones too (``accepted`` False); it must be an O(1) append that never blocks
+    and never raises: the writing happens on the recorder's own thread.
+    """
+
+    def record(self, tick: Tick, accepted: bool) -> None: ...
 
 
 # --------------------------------------------------------------------------- alerts out

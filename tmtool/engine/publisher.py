@@ -109,6 +109,7 @@ class SnapshotPublisher:
             simulated=state.settings.simulated,
             entries_halted=state.entries_halted_since is not None,
             entries_halted_since=state.entries_halted_since,
+            polled_symbols=state.feed_status.polled,
         )
         return EngineSnapshot(
             version=self._version,

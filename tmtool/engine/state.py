@@ -43,9 +43,12 @@ CLOSED_KEEP = 500  # today's closed trades kept for the snapshot
 
 
 class Book:
-    """Everything about one (exchange, symbol): its trades, last price and quiet band."""
+    """Everything about one (exchange, symbol): its trades, last price, quiet and near-level bands."""
 
-    __slots__ = ("key", "trades", "price", "ts", "lo", "hi", "exposure", "net_qty", "degraded")
+    __slots__ = (
+        "key", "trades", "price", "ts", "lo", "hi", "near_lo", "near_hi", "near", "calm_lo", "calm_hi",
+        "exposure", "net_qty", "degraded",
+    )
 
     def __init__(self, key: tuple[str, str]) -> None:
         self.key = key
@@ -54,6 +57,11 @@ class Book:
         self.ts = 0.0
         self.lo = -_INF  # a price strictly inside (lo, hi) changes no trade
         self.hi = _INF
+        self.near_lo = -_INF  # a price strictly inside (near_lo, near_hi) is near no level
+        self.near_hi = _INF
+        self.near = False  # the price is near a level (the feed was told so)
+        self.calm_lo = -_INF  # a price strictly inside (calm_lo, calm_hi) changes neither a trade nor ``near``
+        self.calm_hi = _INF
         self.exposure: tuple[tuple[StrategyRuntime, int], ...] = ()  # signed open quantity per strategy
         self.net_qty = 0
         self.degraded = False

@@ -249,6 +249,25 @@ class OpenAlgoClient:
             quotes[(exchange, symbol)] = _quote(symbol, exchange, row["data"])
         return quotes
 
+    def history(
+        self, symbol: str, exchange: str, start_date: str, end_date: str, interval: str = "1m"
+    ) -> list[tuple[float, float, float, float, float]]:
+        """Candles ``(timestamp, open, high, low, close)`` oldest first; dates are ``YYYY-MM-DD`` (inclusive)."""
+        payload = {
+            "symbol": _text(symbol, "symbol"), "exchange": _upper(exchange, "exchange"),
+            "interval": interval, "start_date": start_date, "end_date": end_date,
+        }
+        rows = _list(self._read("history", payload).get("data") or [], "data")
+        candles = []
+        for row in rows:
+            row = _dict(row, "data row")
+            candles.append((
+                _float(row.get("timestamp"), "timestamp"), _float(row.get("open"), "open"), _float(row.get("high"), "high"),
+                _float(row.get("low"), "low"), _float(row.get("close"), "close"),
+            ))
+        candles.sort()
+        return candles
+
     def funds(self) -> Funds:
         data = _dict(self._read("funds", {}).get("data"), "data")
         return Funds(

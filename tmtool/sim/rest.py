@@ -27,7 +27,8 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
@@ -82,6 +83,9 @@ class _MovingWindow:
             return True
 
 
+IST = ZoneInfo("Asia/Kolkata")  # history dates are Indian trading days
+
+
 def _error(message: Any, **extra: Any) -> dict:
     return {"status": "error", "message": message, **extra}
 
@@ -127,6 +131,7 @@ class Api:
             "multiquotes": ("api", self.multiquotes),
             "depth": ("api", self.depth),
             "symbol": ("api", self.symbol),
+            "history": ("api", self.history),
             "analyzer": ("api", self.analyzer),
             "analyzer/toggle": ("api", self.analyzer_toggle),
         }
@@ -538,6 +543,29 @@ class Api:
                 "asks": [{"price": a["price"], "quantity": a["quantity"]} for a in asks],
                 "bids": [{"price": b["price"], "quantity": b["quantity"]} for b in bids],
             }}
+
+    def history(self, body: Any) -> Reply:
+        """1-minute candles of what traded at the simulator (OpenAlgo's ``history``; only ``1m`` is served)."""
+        data = self._load(schema.HISTORY, body)
+        refused = self._unauthorised(data)
+        if refused:
+            return refused
+        if self._sim._market.instrument(data["exchange"], data["symbol"]) is None:
+            return 400, _error(_symbol_not_found(data["symbol"], data["exchange"]))
+        if data["interval"] != "1m":
+            return 400, _error(f"Interval '{data['interval']}' is not supported. The simulator serves 1m candles.")
+        try:
+            start = datetime.strptime(data["start_date"], "%Y-%m-%d").replace(tzinfo=IST)
+            end = datetime.strptime(data["end_date"], "%Y-%m-%d").replace(tzinfo=IST) + timedelta(days=1)
+        except ValueError:
+            return 400, _error("start_date and end_date must be YYYY-MM-DD.")
+        with self._sim._state_lock:
+            candles = self._sim._market.candles(data["exchange"], data["symbol"], start.timestamp(), end.timestamp())
+        rows = [
+            {"timestamp": int(c[0]), "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": int(c[5]), "oi": 0}
+            for c in candles
+        ]
+        return 200, {"status": "success", "data": rows}
 
     def symbol(self, body: Any) -> Reply:
         data, refused = self._market_request(body)

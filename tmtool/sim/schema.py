@@ -227,6 +227,11 @@ MULTI_QUOTES = Schema(
     symbols=Field("list", required=True, min_items=1,
                   item_schema=Schema(symbol=Field("str", required=True), exchange=_EXCHANGE)),
 )
+HISTORY = Schema(
+    apikey=_APIKEY_STRICT, symbol=Field("str", required=True), exchange=_EXCHANGE,
+    interval=Field("str", required=True), start_date=Field("str", required=True), end_date=Field("str", required=True),
+    source=Field("str", default="api", one_of=("api", "db")),
+)
 ANALYZER_TOGGLE = Schema(apikey=_APIKEY, mode=Field("bool", required=True))
 MARGIN_LEG = Schema(
     symbol=Field("str", required=True, length=(1, 50)), exchange=_EXCHANGE, action=_ACTION,

@@ -1,4 +1,4 @@
-"""The one-line status bar: the panic halt, feed, broker, database, market clock, engine, simulator badge."""
+"""The one-line status bar: the panic halt, feed (and REST polling), broker, database, market clock, engine, simulator badge."""
 
 from __future__ import annotations
 
@@ -51,11 +51,17 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
         database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
     engine_running = system.engine_running and phase == PHASE_RUNNING
     halted = system.entries_halted
+    polled = len(system.polled_symbols)
+    polling = (f" REST×{polled}" if compact else f" POLLING {polled} over REST", f"bold {palette.warning}")
+    if compact and (halted or polled):  # the tick age gives way so the line still fits 80 columns
+        freshness = Text.assemble(polling) if polled else Text("")
+    else:
+        freshness = Text.assemble(f" {format_age(age)}", polling if polled else "")
     line = Text.assemble(
         *((("HALTED", f"bold reverse {palette.loss}"), separator) if halted else ()),
         ("FEED ", "bold"),
         (system.feed_state.value, feed_style),
-        "" if halted and compact else f" {format_age(age)}",
+        freshness,
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),
