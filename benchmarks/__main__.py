@@ -124,16 +124,32 @@ def bench_feed(quick: bool) -> tuple[dict, list[Figure]]:
 
 
 def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
-    from benchmarks.bench_latency import headless, with_tui
+    from benchmarks.bench_latency import attached, headless, with_tui
 
     samples, side_samples = (20, 0) if quick else (100, 40)
-    raw = {"headless_separate": headless(samples, "separate"), "tui_separate": with_tui(samples, "separate")}
+    raw = {
+        "headless_separate": headless(samples, "separate"),
+        "tui_separate": with_tui(samples, "separate"),
+        "attached_separate": attached(samples, "separate"),
+    }
     if side_samples:
         raw["headless_in_process"] = headless(side_samples, "in_process")
         raw["tui_in_process"] = with_tui(side_samples, "in_process")
     command = "python -m benchmarks.bench_latency"
     figures = []
     for case, result in raw.items():
+        if case.startswith("attached"):
+            setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
+                     f"{result['background_ticks_offered_per_s']:,} ticks/s; simulator in its own process; "
+                     "engine with its API on a Unix socket, TUI 160x45 attached from its own process")
+            label = "tick→exit order, TUI attached (serve + attach), sim separate"
+            figures.append(Figure("latency", f"{label}: median", result["median_ms"], "ms", "", None, setup, command))
+            ratio = round(result["p99_ms"] / raw["headless_separate"]["p99_ms"], 2)
+            figures.append(Figure("latency", f"{label}: p99", result["p99_ms"], "ms", "", None, setup, command))
+            figures.append(Figure("latency", f"{label}: p99 ÷ headless p99", ratio, "×", "≤ 1.5",
+                                  ratio <= 1.5, setup, command))
+            figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
+            continue
         tui = case.startswith("tui")
         placement = "simulator in its own process" if result["simulator"] == "separate" else "simulator in tmtool's process (demo)"
         setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "

@@ -260,6 +260,7 @@ class ApiConfig(_ServiceWithKey):
 
     enabled: Flag = False
     host: Text = "127.0.0.1"
+    allow_remote: Flag = False  # a host beyond loopback is refused unless this says it is meant
     port: Annotated[Whole, Field(ge=1, le=65535)] = 5080
     api_key: SecretText | None = Field(default=None, repr=False)
     api_key_env: Text = "TMTOOL_API_KEY"

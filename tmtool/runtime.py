@@ -57,7 +57,15 @@ log = logging.getLogger("tmtool")
 
 
 class StartupError(Exception):
-    """The stack could not be built: a message for the user (database in use, bad settings...)."""
+    """The stack could not be built: a message for the user (database in use, bad settings...).
+
+    ``engine_socket``: when another tmtool runs on the database, where its control API's
+    Unix socket would be (so the caller can offer to attach to it).
+    """
+
+    def __init__(self, message: str, engine_socket: Path | None = None) -> None:
+        super().__init__(message)
+        self.engine_socket = engine_socket
 
 
 # --------------------------------------------------------------------------- logging
@@ -106,7 +114,7 @@ def setup_logging(config: Config, *, headless: bool, level: str | None = None) -
         root.removeHandler(handler)
     root.setLevel((level or config.log.level).upper())
     # Third-party socket libraries log raw frames at DEBUG, authentication frames included: keep them quiet.
-    for noisy in ("websockets", "websocket", "httpx", "httpcore"):
+    for noisy in ("websockets", "websocket", "httpx", "httpcore", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     formatter = KeyValueFormatter()
     if headless:
@@ -363,8 +371,10 @@ class Runtime:
                 f"tmtool: recording ticks to {self.recorder.folder} ({days} day(s), {size / 1e6:.1f} MB; "
                 f"keeping {self.recorder.retention_days} days)"
             )
-        if self.api is not None:
+        if self.api is not None and self.api.port is not None:
             lines.append(f"tmtool: control API on {self.api.url}")
+        if self.api is not None and self.api.unix_path is not None:
+            lines.append(f"tmtool: attach with `tmtool attach` (socket {self.api.unix_path})")
         return lines
 
     def place_demo_trades(self) -> list[Future]:
@@ -416,15 +426,21 @@ def build_runtime(
     clock: Clock | None = None,
     demo_trades: bool = False,
     new_database: bool = False,
+    engine_socket: bool | Path = False,
 ) -> Runtime:
     """Build (but do not start) the stack.  Opens the database now, so a second
     instance or a corrupt file is refused before anything else happens.
 
     ``new_database``: accept a missing, empty or different database file where
-    one was used before (otherwise refused, naming the backup to restore).  The
+    one was used before (otherwise refused, naming the backup to restore).
+    ``engine_socket``: True serves the control API on the database's Unix socket
+    (``tmtool.api.paths.socket_path_for``; a path picks another place), for
+    ``tmtool attach``; it needs no key.  The
     demo's own database (no ``db_path``) starts afresh each time, once its
     single-instance lock is held."""
+    from tmtool.api.paths import socket_path_for
     from tmtool.storage import SqliteStore, StorageError
+    from tmtool.storage.errors import DatabaseInUse
 
     clock = clock or SystemClock()
     sim = None
@@ -466,12 +482,18 @@ def build_runtime(
         new_database=new_database,
         start_fresh=start_fresh,
     )
+    socket_path = None
+    if engine_socket:
+        from tmtool.api.paths import socket_path_for
+
+        socket_path = socket_path_for(path) if engine_socket is True else Path(engine_socket)
     try:
         store.open()
     except (StorageError, OSError) as exc:
         if sim is not None:
             sim.stop()
-        raise StartupError(str(exc)) from exc
+        in_use = isinstance(exc, DatabaseInUse)
+        raise StartupError(str(exc), engine_socket=socket_path_for(path) if in_use else None) from exc
 
     broker = OpenAlgoClient(rest_url, broker_key, timeout=config.openalgo.timeout_seconds, clock=clock)
     feed_cfg = config.feed
@@ -539,11 +561,12 @@ def build_runtime(
     engine_ref.append(engine)
 
     api = None
-    if api_port is not None or config.api.enabled:
+    tcp = api_port is not None or config.api.enabled
+    if tcp or socket_path is not None:
         from tmtool.api import ApiServer
 
         key = api_key or config.api.api_key
-        if not key:
+        if tcp and not key:
             store.close()
             if sim is not None:
                 sim.stop()
@@ -554,7 +577,9 @@ def build_runtime(
             api = ApiServer(
                 engine,
                 host=config.api.host,
-                port=config.api.port if api_port is None else api_port,
+                allow_remote=config.api.allow_remote,
+                port=(config.api.port if api_port is None else api_port) if tcp else None,
+                unix_path=socket_path,
                 api_key=key,
                 requests_per_minute=config.api.requests_per_minute,
                 clock=clock,
