@@ -54,6 +54,11 @@ _TIME_FORMATS = (
 _WORKING = frozenset({"open", "pending", "trigger pending", "trigger_pending", "validation pending", "put order req received"})
 
 
+def is_working(status: str) -> bool:
+    """An order in this broker status may still fill."""
+    return (status or "").strip().lower() in _WORKING
+
+
 def parse_broker_time(text: str, zone: tzinfo = IST) -> float | None:
     """Epoch seconds of a broker timestamp; a naive time is read in ``zone`` (the
     zone the broker writes in: IST unless the config says otherwise)."""
@@ -193,7 +198,7 @@ def working_closing_quantity(orders: Sequence[OrderInfo], *, symbol: str, exchan
             continue
         if order.product and order.product.upper() != product.upper():
             continue
-        if order.action.upper() != closing_action or (order.status or "").strip().lower() not in _WORKING:
+        if order.action.upper() != closing_action or not is_working(order.status):
             continue
         filled = order.filled_quantity or 0
         total += max(0, int(order.quantity) - int(filled))

@@ -102,7 +102,8 @@ class ExitWait(Enum):
     SETTLING = "settling"  # exits in flight on the position key may explain a shortfall: wait for them
     RETRY = "retry"  # a retry is scheduled after the backoff
     PARKED = "parked"  # the broker session expired: resent when it is back
-    UNRESOLVED = "unresolved"  # an exit order's outcome could not be proven: a human decides
+    UNKNOWN_ORDER = "unknown order"  # an exit of ours on the position has an unknown outcome: nothing goes until it is found
+    FOREIGN_ORDERS = "others' orders"  # others' working orders close the position: waiting for them to fill or go
 
 
 @dataclass(slots=True)
