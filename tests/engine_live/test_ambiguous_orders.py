@@ -207,14 +207,15 @@ def test_a_crash_between_an_entry_intent_and_its_reply_loses_no_entry(tmp_path):
     with running_stack(tmp_path, strategies=(TIGHT,), settings=LAGGING) as stack:
         stack.sim.set_price("NSE", SYMBOL, 2500.0)
         _hang_then_restart(stack, lag=5.0)
-        trade_id = stack.create(CreateTrade("tight", SYMBOL, "NSE", Side.LONG, quantity=7))
+        trade_id = stack.create(CreateTrade("tight", SYMBOL, "NSE", Side.LONG, quantity=7, stop_loss=2485.0, target=2560.0))
         _wait_placed(stack, "BUY", 1)
         stack.restart_engine()
 
         active = stack.wait_status(trade_id, TradeStatus.ACTIVE, timeout=20)
-        assert (active.quantity, active.stop_loss) == (7, 2490.0)  # adopted with its stop
+        assert (active.quantity, active.stop_loss, active.target) == (7, 2485.0, 2560.0)  # managed with its own levels
         assert stack.position(SYMBOL) == 7 and len(stack.orders_for(SYMBOL, "BUY")) == 1
-        stack.tick(SYMBOL, 2489.0)
+        wait_for(lambda: any("taken as filled" in t for t in _alerts(stack, AlertPriority.CRITICAL)), what="critical alert")
+        stack.tick(SYMBOL, 2484.0)
         assert stack.wait_status(trade_id, TradeStatus.CLOSED, timeout=20).exit_reason is ExitReason.STOP_LOSS
         assert stack.position(SYMBOL) == 0
 

@@ -229,6 +229,8 @@ class EntryController:
             quantity = sized
         trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         trade.requested_quantity = quantity
+        # the explicit levels ride on the pending trade too: an entry resolved after a restart keeps them
+        trade.stop_loss, trade.target = command.stop_loss, command.target
         if command.price_type == PriceType.LIMIT:
             trade.entry_price = command.limit_price or 0.0
         trade.last_price = price
@@ -385,6 +387,9 @@ class EntryController:
         plan, trade_runtime.entry_plan = trade_runtime.entry_plan, None
         runtime = state.runtime(trade.strategy)
         command = plan.command if plan is not None else None
+        # explicit levels: the command's, or (the plan lost in a restart) those the pending trade carries
+        explicit_stop = command.stop_loss if command is not None else trade.stop_loss
+        explicit_target = command.target if command is not None else trade.target
         risk = self._risk_for(runtime.strategy, command)
         levels = rules.initial_levels(trade.side, price, risk, trade.tick_size, quantity, trade.lot_size)
         now = state.clock.time()
@@ -401,13 +406,13 @@ class EntryController:
         trade.opened_at = now
         trade.last_price = trade.last_price or price
         note = None
-        if command is not None and (command.stop_loss is not None or command.target is not None):
-            denial = validate_levels(trade.side, price, None, command.stop_loss, command.target)
+        if explicit_stop is not None or explicit_target is not None:
+            denial = validate_levels(trade.side, price, None, explicit_stop, explicit_target)
             if denial is None:
-                if command.stop_loss is not None:
-                    trade.stop_loss = round_stop(command.stop_loss, trade.side, trade.tick_size)
-                if command.target is not None:
-                    trade.target = round_target(command.target, trade.side, trade.tick_size)
+                if explicit_stop is not None:
+                    trade.stop_loss = round_stop(explicit_stop, trade.side, trade.tick_size)
+                if explicit_target is not None:
+                    trade.target = round_target(explicit_target, trade.side, trade.tick_size)
             else:
                 note = f"explicit levels refused against the fill {price:.2f} ({denial.message}); strategy defaults used"
         journal.set_status(trade, TradeStatus.ACTIVE, "entry filled")
