@@ -125,6 +125,29 @@ def test_a_second_exit_on_the_symbol_waits_while_the_first_is_unknown(tmp_path):
         assert stack.position(SYMBOL) == 0
 
 
+def test_an_order_taken_as_filled_keeps_its_book_row_from_a_later_lookup(tmp_path):
+    """A's exit is taken as filled from the position while the book lags; B's exit is then lost and never
+    placed.  When B looks, A's row is in the book: it is A's (claimed first), so B is proven absent and sent."""
+    with running_stack(tmp_path, strategies=(TIGHT, WIDE), settings=LAGGING) as stack:
+        stack.sim.set_price("NSE", SYMBOL, 2500.0)
+        first = _open(stack, "tight", 5)
+        second = _open(stack, "wide", 5)
+        _broker(stack, lag=2.0, zone="Asia/Kolkata", updates=False)
+        stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=True)
+        stack.tick(SYMBOL, 2489.0)
+        stack.wait_status(first, TradeStatus.CLOSED, timeout=20)
+        [sold] = stack.orders_for(SYMBOL, "SELL")
+        wait_for(lambda: any(o.order_id == sold["orderid"] for o in stack.broker.order_book()), interval=0.25,
+                 what="A's row in the book")
+
+        stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=False)
+        assert isinstance(stack.submit(ExitTrade(second)), Accepted)
+        assert stack.wait_status(second, TradeStatus.CLOSED, timeout=20).exit_reason is ExitReason.MANUAL
+        assert [(o["strategy"], o["quantity"]) for o in stack.orders_for(SYMBOL, "SELL")] == [("tight", 5), ("wide", 5)]
+        assert stack.position(SYMBOL) == 0
+        assert stack.engine.snapshot().trade(first).exit_order_ids == (sold["orderid"],)
+
+
 ENTRY_CASES = [
     ("500", 0.0, False, "Asia/Kolkata", False),
     ("500", 5.0, True, "UTC", False),

@@ -85,6 +85,9 @@ class OrderManager:
         self._trade_orders: dict[int, set[str]] = {}
         self.known_order_ids: set[str] = set()
         self._early_updates: dict[str, OrderUpdate] = {}
+        # orders taken as filled from the position before the order book showed them: their rows
+        # are claimed from later order-book reads, so that no other lookup takes them for its own
+        self._moved_unclaimed: list[tuple[OrderIntent, int, OrderPurpose]] = []
 
     # ---------------------------------------------------------------- queries
 
@@ -516,7 +519,7 @@ class OrderManager:
             self._look_again(live, trade)
             return
         orders, net = result.value
-        self._positions.note_order_book(orders, self.known_order_ids)
+        self.note_order_book(orders)
         record = live.record
         intent = OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
                              record.created_at, record.net_before)
@@ -553,6 +556,29 @@ class OrderManager:
         else:
             self._look_again(live, trade)
 
+    def note_order_book(self, orders: list[OrderInfo]) -> None:
+        """Learn from an order-book read: claim the rows of orders taken as filled from the
+        position (oldest first), then note others' working orders."""
+        zone = self.state.settings.broker_zone
+        still: list[tuple[OrderIntent, int, OrderPurpose]] = []
+        for intent, trade_id, purpose in self._moved_unclaimed:
+            found = candidates(orders, intent, self.known_order_ids, zone)
+            if not found:
+                still.append((intent, trade_id, purpose))
+                continue
+            order_id = found[0].order_id
+            self.known_order_ids.add(order_id)
+            log.info("order %s of #%s, taken as filled from the position, is in the order book now", order_id, trade_id)
+            trade = self.state.trades.get(trade_id) or next((t for t in self.state.closed_today if t.id == trade_id), None)
+            if trade is not None:
+                if purpose is OrderPurpose.EXIT:
+                    trade.exit_order_ids = (*trade.exit_order_ids, order_id)
+                elif not trade.entry_order_id:
+                    trade.entry_order_id = order_id
+                self._journal.save_trade(trade)
+        self._moved_unclaimed = still[-100:]
+        self._positions.note_order_book(orders, self.known_order_ids)
+
     def _look_again(self, live: LiveOrder, trade: Trade | None) -> None:
         """Still unknown: look again at the status-poll pace; once it has been unknown for long, say so loudly."""
         state = self.state
@@ -584,6 +610,12 @@ class OrderManager:
             key=f"unknown-{record.key}",
             trade=trade,
         )
+        self._moved_unclaimed.append((
+            OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
+                        record.created_at, record.net_before),
+            record.trade_id,
+            record.purpose,
+        ))
         self.apply_fill(live, record.quantity, 0.0)  # at the last price: the book gives none yet
         if record.key in self.live:
             self.finish(live, OrderState.COMPLETE, f"filled by the position's evidence: {why}")
@@ -591,6 +623,7 @@ class OrderManager:
     def _claim(self, live: LiveOrder, found: OrderInfo, message: str) -> None:
         """``found`` in an order book read is ``live``'s order: it is ours from now on."""
         record = live.record
+        self._early_updates.pop(found.order_id, None)
         self.order_id_known(live, found.order_id)
         self.set_order(live, state=OrderState.SENT, order_id=found.order_id, message=message)
         self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
@@ -610,7 +643,7 @@ class OrderManager:
             return
         trade = self.state.trades.get(live.record.trade_id)
         if result.error is None and trade is not None:
-            self._positions.note_order_book(result.value, self.known_order_ids)
+            self.note_order_book(result.value)
             intent = OrderIntent(trade.symbol, trade.exchange, trade.product.value, live.record.action, live.record.quantity,
                                  live.record.created_at, live.record.net_before)
             found = candidates(result.value, intent, self.known_order_ids, self.state.settings.broker_zone)

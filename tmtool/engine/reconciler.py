@@ -249,6 +249,7 @@ class Reconciler:
         if result.error is not None:
             return
         fills, orders = result.value
+        self._orders.note_order_book(orders)
         self._note_order_tags(orders)
         tags = {order.order_id: order.strategy for order in orders if order.strategy}
         totals: dict[str, tuple[int, float, Fill]] = {}
