@@ -1,10 +1,11 @@
-# tmtool: `make demo` runs the demo on the embedded simulator, `make test` runs every test.
+# tmtool: `make demo` runs the demo on the embedded simulator, `make test` runs every test,
+# `make soak` runs the deterministic simulation over thousands of seeds.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-headless test bench install clean
+.PHONY: demo demo-headless test bench soak install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# The deterministic simulation over thousands of seeds per must-pass profile (make soak SOAK_SEEDS=0-9999).
+SOAK_SEEDS ?= 0-1999
+soak: $(STAMP)
+	$(PY) -m tests.simulation --seeds $(SOAK_SEEDS) --steps 400 --profile ci
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

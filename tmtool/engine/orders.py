@@ -388,7 +388,12 @@ class OrderManager:
 
     def _request_status(self, key: str) -> None:
         live = self.live.get(key)
-        if live is None or not live.record.order_id:
+        if live is None:
+            return
+        if not live.record.order_id:
+            # No broker id yet (the send is still out): nothing to ask.  The order is polled
+            # once its id is known, so it must not stay marked as polling.
+            live.polling = False
             return
         self.state.job(JobKind.ORDER_STATUS, key, self.state.broker.order_status, live.record.order_id, live.strategy)
 
