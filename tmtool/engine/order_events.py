@@ -18,7 +18,7 @@ class LiveOrder:
     """The engine's working copy of a ledger row that is not final."""
 
     __slots__ = (
-        "record", "strategy", "pos_key", "remaining", "unknown_since", "absent_since", "unknown_alerted", "reprices",
+        "record", "strategy", "pos_key", "remaining", "net_shift", "unknown_since", "absent_since", "unknown_alerted", "reprices",
         "reprice_failures", "modifying", "polling", "cancel_wanted", "cancelling", "cancel_attempts",
     )
 
@@ -27,6 +27,9 @@ class LiveOrder:
         self.strategy = strategy
         self.pos_key = pos_key
         self.remaining = record.quantity - record.filled_quantity
+        # fills of our other orders on the key since the intent, not yet folded into ``record.net_before``
+        # (the executor writes the intent row itself; it is folded in when the outcome turns unknown)
+        self.net_shift = 0
         self.unknown_since: float | None = None  # when the outcome became unknown (engine clock, wall time)
         self.absent_since: float | None = None  # since when book and position agree it is absent (the evidence's carry)
         self.unknown_alerted = False  # the CRITICAL "unknown for long" alert was raised

@@ -33,7 +33,15 @@ from dataclasses import replace
 from typing import Any, Callable
 
 from tmtool.domain.broker import OrderInfo, OrderUpdate
-from tmtool.domain.evidence import ExitRoom, OrderIntent, Outcome, candidates, exit_room, resolve_unknown_order
+from tmtool.domain.evidence import (
+    ExitRoom,
+    OrderIntent,
+    Outcome,
+    candidates,
+    exit_room,
+    nearer_to_others,
+    resolve_unknown_order,
+)
 from tmtool.domain.fills import new_fill_price
 from tmtool.domain.models import (
     AlertCategory,
@@ -469,14 +477,21 @@ class OrderManager:
         for other in self.on_key(filled.pos_key):
             if other is filled or other.record.order_id or other.record.net_before is None:
                 continue
-            self.set_order(other, net_before=other.record.net_before + moved)
+            if other.record.state is OrderState.UNKNOWN:
+                self.set_order(other, net_before=other.record.net_before + moved)
+            else:
+                other.net_shift += moved  # its intent row is still the executor's to write
 
     # ---------------------------------------------------------------- ambiguous outcomes
 
     def _outcome_unknown(self, live: LiveOrder, message: str) -> None:
         """The order may or may not be at the broker: it holds its position (no exit goes there)
         and is looked for until the evidence decides."""
-        self.set_order(live, state=OrderState.UNKNOWN, message=message)
+        changes: dict[str, Any] = {"state": OrderState.UNKNOWN, "message": message}
+        if live.net_shift and live.record.net_before is not None:
+            changes["net_before"] = live.record.net_before + live.net_shift
+        live.net_shift = 0
+        self.set_order(live, **changes)
         live.unknown_since = self.state.clock.time()
         live.absent_since = None
         log.warning("order %s of #%s (%s %d): %s", live.record.key, live.record.trade_id, live.record.action,
@@ -500,7 +515,7 @@ class OrderManager:
             )
             return orders, net
 
-        self.state.job(JobKind.ORDER_LOOKUP, key, look)
+        self.state.job(JobKind.ORDER_LOOKUP, (key, self._positions.key(live.pos_key).generation), look)
 
     def _early_candidates(self, live: LiveOrder) -> list[OrderInfo]:
         """Order updates of ids not known as ours, on ``live``'s key, as order-book rows (the stream
@@ -514,7 +529,7 @@ class OrderManager:
         ]
 
     def on_order_lookup(self, result: JobResult) -> None:
-        key = result.context
+        key, generation = result.context
         live = self.live.get(key)
         if live is None or live.record.state is not OrderState.UNKNOWN:
             return
@@ -526,21 +541,28 @@ class OrderManager:
         orders, net = result.value
         self.note_order_book(orders)
         record = live.record
-        intent = OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
-                             record.created_at, record.net_before)
-        others_working = any(o is not live and o.remaining > 0 for o in self.on_key(live.pos_key))
+        intent = self._intent(live, trade)
+        on_key = [o for o in self.on_key(live.pos_key) if o is not live]
+        others_working = any(o.remaining > 0 for o in on_key)
+        book = [*orders, *self._early_candidates(live)]
+        # rows nearer in time to another of our unknown orders are left to that one
+        rivals = [self._intent(o, trade) for o in on_key if not o.record.order_id and o.record.state is OrderState.UNKNOWN]
+        claimed = self.known_order_ids | nearer_to_others(book, intent, rivals, self.known_order_ids, settings.broker_zone)
+        # an order sent or a fill seen on the key since the read was asked for: the position
+        # read may predate it, so it proves nothing this time (the book still may)
+        stale = self._positions.key(live.pos_key).generation != generation
         resolution = resolve_unknown_order(
             intent,
-            orders=[*orders, *self._early_candidates(live)],
-            claimed_order_ids=self.known_order_ids,
-            net_now=int(net),
+            orders=book,
+            claimed_order_ids=claimed,
+            net_now=None if stale else int(net),
             others_working=others_working,
             now=state.clock.time(),
             absent_since=live.absent_since,
             grace=settings.absence_grace,
             zone=settings.broker_zone,
         )
-        live.absent_since = resolution.absent_since
+        live.absent_since = resolution.absent_since  # a stale read breaks the agreement absence needs
         log.info("order %s of #%s: %s (%s)", record.key, record.trade_id, resolution.outcome.value, resolution.why)
         if resolution.outcome is Outcome.FOUND:
             assert resolution.order is not None
@@ -560,6 +582,12 @@ class OrderManager:
             self.finish(live, OrderState.NOT_SENT, f"proven absent: {resolution.why}")
         else:
             self._look_again(live, trade)
+
+    @staticmethod
+    def _intent(live: LiveOrder, trade: Trade) -> OrderIntent:
+        record = live.record
+        return OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
+                           record.created_at, record.net_before, live.strategy)
 
     def note_order_book(self, orders: list[OrderInfo]) -> None:
         """Learn from an order-book read: claim the rows of orders taken as filled from the
@@ -616,8 +644,7 @@ class OrderManager:
             trade=trade,
         )
         self._moved_unclaimed.append((
-            OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
-                        record.created_at, record.net_before),
+            self._intent(live, trade),
             record.trade_id,
             record.purpose,
         ))
@@ -649,9 +676,7 @@ class OrderManager:
         trade = self.state.trades.get(live.record.trade_id)
         if result.error is None and trade is not None:
             self.note_order_book(result.value)
-            intent = OrderIntent(trade.symbol, trade.exchange, trade.product.value, live.record.action, live.record.quantity,
-                                 live.record.created_at, live.record.net_before)
-            found = candidates(result.value, intent, self.known_order_ids, self.state.settings.broker_zone)
+            found = candidates(result.value, self._intent(live, trade), self.known_order_ids, self.state.settings.broker_zone)
             if found:
                 self._claim(live, found[0], "approved")
                 return
