@@ -16,7 +16,6 @@ STEPS = 400
 
 REASONS = {
     "ambiguous": "issue 13: ambiguous replies and crashes while the order book lags exit twice and lose entries",
-    "polling": "new: without the order-update stream a forced position read drops trades, and orders sent while the feed drops are never polled",
     "external": "new: exits sized from a stale position cache after a close outside tmtool reverse the position",
     "crash_tail": "new: a crash that loses the store's uncommitted tail is recovered into a second exit or a lost trade",
 }
