@@ -10,6 +10,7 @@ other trade keeps its shares, and an entry that filled is managed with its stop.
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
@@ -325,3 +326,18 @@ def test_an_exit_leaves_room_for_others_working_closing_orders(tmp_path):
         assert stack.wait_status(trade_id, TradeStatus.CLOSED).exit_reason is ExitReason.MANUAL
         assert [o["quantity"] for o in stack.orders_for(SYMBOL, "SELL", strategy="tight")] == [6, 4]
         assert stack.position(SYMBOL) == 0
+
+
+def test_an_exit_its_order_id_its_fill_and_its_outcome_are_logged_at_info(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tmtool.engine.orders")
+    with running_stack(tmp_path, strategies=(TIGHT,)) as stack:
+        stack.sim.set_price("NSE", SYMBOL, 2500.0)
+        trade_id = _open(stack, "tight", 5)
+        stack.tick(SYMBOL, 2489.0)
+        closed = stack.wait_status(trade_id, TradeStatus.CLOSED)
+    [order_id] = closed.exit_order_ids
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.getMessage().startswith(f"exit #{trade_id} ")]
+    assert any("SELL 5 RELIANCE MARKET (STOP_LOSS" in line for line in lines), lines
+    assert any(line.endswith(f"order id {order_id}") for line in lines), lines
+    assert any(f"(order {order_id}): filled 5 at 2489.00" in line for line in lines), lines
+    assert any(f"(order {order_id}): COMPLETE, filled 5 of 5" in line for line in lines), lines

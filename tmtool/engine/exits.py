@@ -304,8 +304,13 @@ class ExitController:
         if quantity <= 0 or self.state.broker_state == "SESSION_EXPIRED":
             return
         room: ExitRoom | None = self._orders.exit_room(trade)
-        if room is not None and room.quantity < quantity:
-            why = "an exit on the position has an unknown outcome" if room.blocked_by_unknown else f"the broker position holds only {room.quantity}"
+        if room is None or room.quantity < quantity:
+            if room is None:
+                why = "the broker position is not known yet"
+            elif room.blocked_by_unknown:
+                why = "an exit on the position has an unknown outcome"
+            else:
+                why = f"the broker position holds only {room.quantity}"
             self._journal.alert(
                 AlertCategory.TRADE,
                 AlertPriority.WARNING,
