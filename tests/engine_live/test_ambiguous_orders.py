@@ -315,7 +315,8 @@ def test_an_exit_leaves_room_for_others_working_closing_orders(tmp_path):
         trade_id = _open(stack, "tight", 10)
         theirs = stack.broker.place_order(strategy="ext", symbol=SYMBOL, exchange="NSE", action="SELL", quantity=4,
                                           product="MIS", price_type="LIMIT", price=2600.0).order_id
-        wait_for(lambda: stack.engine.snapshot().trade(trade_id) is not None, what="view")
+        key_state = stack.engine._orders._positions.key((SYMBOL, "NSE", "MIS"))  # the engine's cache of the position
+        wait_for(lambda: key_state.foreign_closing(Side.LONG) == 4, what="their order known to the engine (its update)")
         assert isinstance(stack.submit(ExitTrade(trade_id)), Accepted)
         stack.wait_trade(trade_id, lambda t: t.quantity == 4 and t.exit_wait == "others' orders")
         assert [o["quantity"] for o in stack.orders_for(SYMBOL, "SELL", strategy="tight")] == [6]
