@@ -111,8 +111,8 @@ def test_a_second_exit_on_the_symbol_waits_while_the_first_is_unknown(tmp_path):
         stack.sim.set_price("NSE", SYMBOL, 2500.0)
         first = _open(stack, "tight", 5)
         second = _open(stack, "wide", 5)
-        _broker(stack, lag=3.0, zone="UTC", updates=False)
-        stack.sim.faults.lag_positions(3.0)  # nothing proves the first exit filled until the books catch up
+        _broker(stack, lag=5.0, zone="UTC", updates=False)
+        stack.sim.faults.lag_positions(5.0)  # nothing proves the first exit filled until the books catch up
         stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=True)
         stack.tick(SYMBOL, 2489.0)
         stack.wait_trade(first, lambda t: t.exit_wait == "unknown order")
