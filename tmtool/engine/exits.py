@@ -207,24 +207,34 @@ class ExitController:
             self._wait_for_unknown(trade, key_state)
             return
         if room.quantity >= needed:
+            runtime.shortfall_since = None
             self._send_exit(trade, needed)
             return
-        if key_state.exits_in_flight or key_state.foreign_closing(trade.side):
+        now, grace = self.state.clock.time(), self.state.settings.absence_grace
+        if runtime.shortfall_since is None:
+            runtime.shortfall_since = now
+        unconfirmed = now - runtime.shortfall_since < grace
+        if key_state.exits_in_flight or key_state.foreign_closing(trade.side) or unconfirmed:
             # Working orders on the position (ours or others') may explain the shortfall: send
             # what the room allows, never shrink or close the trade on their account.
+            # (and a position read shows less than the trade for the first time: a lagging read may
+            # not show recent fills yet, so it is read again ``absence_grace`` later before the
+            # trade shrinks or closes)
             if room.quantity > 0:
                 self._send_exit(trade, room.quantity)
             else:
-                self._wait_for_working(trade, key_state)
+                self._wait_for_working(trade, key_state, grace if unconfirmed else None)
             return
+        runtime.shortfall_since = None
         if room.quantity <= 0:
             self.close_externally(trade, f"exit found no position at the broker (net {key_state.net})")
             return
         self.shrink(trade, trade.quantity - (needed - room.quantity), f"broker holds only {room.quantity} for this exit (net {key_state.net})")
         self._send_exit(trade, room.quantity)
 
-    def _wait_for_working(self, trade: Trade, key_state: KeyState) -> None:
-        """No room while working orders close the position: look again after ``settle_wait``."""
+    def _wait_for_working(self, trade: Trade, key_state: KeyState, delay: float | None = None) -> None:
+        """No room while working orders close the position (or a short read is not confirmed yet):
+        look again after ``settle_wait`` (or ``delay``)."""
         foreign = key_state.foreign_closing(trade.side)
         if foreign and self.state.trade_runtime(trade.id).exit_wait is not ExitWait.FOREIGN_ORDERS:
             self._journal.alert(
@@ -237,7 +247,8 @@ class ExitController:
             )
         self.state.trade_runtime(trade.id).exit_wait = ExitWait.FOREIGN_ORDERS if foreign else ExitWait.SETTLING
         key_state.waiting.add(trade.id)
-        self.state.schedule(self.state.settings.settle_wait, self._stop_waiting, trade.id)
+        wait = self.state.settings.settle_wait if delay is None else max(delay, self.state.settings.settle_wait)
+        self.state.schedule(wait, self._stop_waiting, trade.id)
 
     def _retry_exit(self, trade_id: int) -> None:
         trade = self.state.trades.get(trade_id)

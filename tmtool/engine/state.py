@@ -117,7 +117,7 @@ class EntryPlan:
 class TradeRuntime:
     """The engine's working state of one open trade beside the ``Trade`` itself (never persisted)."""
 
-    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted")
+    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since")
 
     def __init__(self) -> None:
         self.exit_attempts = 0  # exit orders sent for the current exit (retries count)
@@ -125,6 +125,9 @@ class TradeRuntime:
         self.exit_on_fill: ExitReason | None = None  # an exit asked for before the entry filled
         self.entry_plan: EntryPlan | None = None
         self.trail_alerted = False  # the first trailing-stop move was alerted (trail_alerts = "first")
+        # when the exit's position read first showed less than the trade holds (a lagging read may not
+        # show recent fills: the trade shrinks or closes only when a read ``absence_grace`` later agrees)
+        self.shortfall_since: float | None = None
 
 
 class EngineState:
