@@ -16,7 +16,7 @@ import pytest
 
 from tests.stack import FAST_SETTINGS, running_stack
 from tests.util import wait_for
-from tmtool.domain.commands import Accepted, CreateTrade, Denied, ExitTrade
+from tmtool.domain.commands import Accepted, CreateTrade, Denied, ExitTrade, Reconcile
 from tmtool.domain.models import AlertPriority, Distance, ExitReason, OrderState, Side, Strategy, TradeRisk, TradeStatus
 
 TIGHT = Strategy("tight", trade_risk=TradeRisk(stop_loss=Distance(10), target=Distance(50)))
@@ -342,3 +342,16 @@ def test_an_exit_its_order_id_its_fill_and_its_outcome_are_logged_at_info(tmp_pa
     assert any(line.endswith(f"order id {order_id}") for line in lines), lines
     assert any(f"(order {order_id}): filled 5 at 2489.00" in line for line in lines), lines
     assert any(f"(order {order_id}): COMPLETE, filled 5 of 5" in line for line in lines), lines
+
+
+def test_a_lagging_positionbook_does_not_close_a_trade_whose_shares_are_held(tmp_path):
+    with running_stack(tmp_path, strategies=(TIGHT,), settings=LAGGING) as stack:
+        stack.sim.set_price("NSE", SYMBOL, 2500.0)
+        stack.sim.faults.lag_positions(3.0)
+        trade_id = _open(stack, "tight", 5)
+        assert isinstance(stack.submit(Reconcile()), Accepted)  # the book does not show the entry yet
+        reconciler = stack.engine._reconciler
+        wait_for(lambda: reconciler._suspect, what="the short read noted")
+        wait_for(lambda: not reconciler._suspect, timeout=20, what="the confirming read")
+        view = stack.engine.snapshot().trade(trade_id)
+        assert (view.status, view.quantity) == (TradeStatus.ACTIVE, 5) and stack.position(SYMBOL) == 5
