@@ -29,10 +29,10 @@ def order(order_id: str, *, action: str = "SELL", quantity: int = 5, status: str
     return OrderInfo(order_id, symbol, "NSE", action, quantity, status, product=product, timestamp=timestamp, filled_quantity=filled)
 
 
-def look(intent: OrderIntent = SELL_5, *, orders=(), claimed=frozenset(), net_now=5, others_working=False, now=T0, absent_since=None, grace=5.0):
+def look(intent: OrderIntent = SELL_5, *, orders=(), claimed=frozenset(), net_now=5, others_working=False, now=T0, absent_since=None, grace=5.0, moved_since=None):
     return resolve_unknown_order(
         intent, orders=list(orders), claimed_order_ids=claimed, net_now=net_now, others_working=others_working,
-        now=now, absent_since=absent_since, grace=grace,
+        now=now, absent_since=absent_since, grace=grace, moved_since=moved_since,
     )
 
 
@@ -65,14 +65,17 @@ def test_absence_needs_the_book_and_the_position_to_agree_over_the_whole_grace_p
     assert late.outcome is Outcome.ABSENT
 
 
-def test_a_position_that_moved_by_the_order_proves_the_fill_while_the_book_lags():
-    result = look(net_now=0)
-    assert result.outcome is Outcome.MOVED
-    assert look(net_now=0, others_working=True).outcome is Outcome.UNKNOWN  # another order of ours may explain it
-    assert look(net_now=3).outcome is Outcome.UNKNOWN  # moved, but not by the order: a partial or someone else
-    assert look(net_now=-2).outcome is Outcome.UNKNOWN  # moved by more than the order: something else moved it too
+def test_a_position_that_moved_by_the_order_over_the_grace_proves_the_fill_while_the_book_lags():
+    first = look(net_now=0, now=T0 + 1)
+    assert first.outcome is Outcome.UNKNOWN and first.moved_since == T0 + 1  # a lagging book may show an old position
+    assert look(net_now=0, now=T0 + 4, moved_since=T0 + 1).outcome is Outcome.UNKNOWN
+    assert look(net_now=0, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.MOVED
+    assert look(net_now=0, now=T0 + 6, moved_since=T0 + 1, others_working=True).outcome is Outcome.UNKNOWN  # another order of ours may explain it
+    assert look(net_now=3, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.UNKNOWN  # not by the order: a partial or someone else
+    assert look(net_now=-2, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.UNKNOWN  # by more: something else moved it too
+    assert look(net_now=5, now=T0 + 6, moved_since=T0 + 1).moved_since is None  # the move went away: start again
     entry = OrderIntent("SBIN", "NSE", "MIS", "BUY", 7, created_at=T0, net_before=0)
-    assert look(entry, net_now=7).outcome is Outcome.MOVED
+    assert look(entry, net_now=7, now=T0 + 5, moved_since=T0).outcome is Outcome.MOVED
 
 
 def test_without_a_recorded_position_nothing_is_ever_proven_absent():

@@ -133,14 +133,16 @@ def test_an_order_taken_as_filled_keeps_its_book_row_from_a_later_lookup(tmp_pat
         stack.sim.set_price("NSE", SYMBOL, 2500.0)
         first = _open(stack, "tight", 5)
         second = _open(stack, "wide", 5)
-        _broker(stack, lag=2.0, zone="Asia/Kolkata", updates=False)
+        _broker(stack, lag=12.0, zone="Asia/Kolkata", updates=False)  # longer than the grace: the position decides
         stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=True)
         stack.tick(SYMBOL, 2489.0)
         stack.wait_status(first, TradeStatus.CLOSED, timeout=20)
+        assert any("taken as filled" in t for t in _alerts(stack, AlertPriority.WARNING))
         [sold] = stack.orders_for(SYMBOL, "SELL")
-        wait_for(lambda: any(o.order_id == sold["orderid"] for o in stack.broker.order_book()), interval=0.25,
+        wait_for(lambda: any(o.order_id == sold["orderid"] for o in stack.broker.order_book()), timeout=20, interval=0.25,
                  what="A's row in the book")
 
+        stack.sim.faults.lag_order_book(0)  # the book has caught up (so the resent exit's status is seen at once)
         stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=False)
         assert isinstance(stack.submit(ExitTrade(second)), Accepted)
         assert stack.wait_status(second, TradeStatus.CLOSED, timeout=20).exit_reason is ExitReason.MANUAL
@@ -238,7 +240,6 @@ def test_a_crash_between_an_entry_intent_and_its_reply_loses_no_entry(tmp_path):
         active = stack.wait_status(trade_id, TradeStatus.ACTIVE, timeout=20)
         assert (active.quantity, active.stop_loss, active.target) == (7, 2485.0, 2560.0)  # managed with its own levels
         assert stack.position(SYMBOL) == 7 and len(stack.orders_for(SYMBOL, "BUY")) == 1
-        wait_for(lambda: any("taken as filled" in t for t in _alerts(stack, AlertPriority.CRITICAL)), what="critical alert")
         stack.tick(SYMBOL, 2484.0)
         assert stack.wait_status(trade_id, TradeStatus.CLOSED, timeout=20).exit_reason is ExitReason.STOP_LOSS
         assert stack.position(SYMBOL) == 0
@@ -355,3 +356,16 @@ def test_a_lagging_positionbook_does_not_close_a_trade_whose_shares_are_held(tmp
         wait_for(lambda: not reconciler._suspect, timeout=20, what="the confirming read")
         view = stack.engine.snapshot().trade(trade_id)
         assert (view.status, view.quantity) == (TradeStatus.ACTIVE, 5) and stack.position(SYMBOL) == 5
+
+
+def test_an_entry_whose_fill_only_the_position_shows_is_managed_with_a_critical_alert(tmp_path):
+    """The book lags longer than the grace: the position's move, held over the grace, proves the fill."""
+    with running_stack(tmp_path, strategies=(TIGHT,), settings=LAGGING) as stack:
+        stack.sim.set_price("NSE", SYMBOL, 2500.0)
+        _broker(stack, lag=12.0, zone="UTC", updates=False)
+        stack.sim.faults.rest_fail(500, endpoints=["placeorder"], process=True)
+        trade_id = stack.create(CreateTrade("tight", SYMBOL, "NSE", Side.LONG, quantity=7))
+        active = stack.wait_status(trade_id, TradeStatus.ACTIVE, timeout=20)
+        assert (active.quantity, active.stop_loss) == (7, 2490.0)
+        assert any("taken as filled" in t for t in _alerts(stack, AlertPriority.CRITICAL))
+        assert stack.position(SYMBOL) == 7 and len(stack.orders_for(SYMBOL, "BUY")) == 1

@@ -113,5 +113,5 @@ CRASH_TAIL = Profile(  # a crash loses the store's uncommitted tail (a fill spli
 )
 
 PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, AMBIGUOUS, POLLING, EXTERNAL, CRASH_TAIL)}
-CI_PROFILES = ("calm", "faults", "storage", "crash", "polling")
-KNOWN_DEFECT_PROFILES = ("ambiguous", "external", "crash_tail")
+CI_PROFILES = ("calm", "faults", "storage", "crash", "polling", "ambiguous")
+KNOWN_DEFECT_PROFILES = ("external", "crash_tail")

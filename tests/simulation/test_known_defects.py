@@ -15,7 +15,6 @@ SEEDS = 120
 STEPS = 400
 
 REASONS = {
-    "ambiguous": "issue 13: ambiguous replies and crashes while the order book lags exit twice and lose entries",
     "external": "new: exits sized from a stale position cache after a close outside tmtool reverse the position",
     "crash_tail": "new: a crash that loses the store's uncommitted tail is recovered into a second exit or a lost trade",
 }

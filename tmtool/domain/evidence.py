@@ -14,9 +14,10 @@ on one look:
   zones of their own.
 - **Moved**: the broker's net position moved from the one recorded with the
   intent by exactly the order's quantity in the order's direction, while no
-  other order of ours was working on that position: the order filled, though
-  the book does not show it yet (a move by more has another cause too: it
-  proves nothing).
+  other order of ours was working on that position, continuously for ``grace``
+  seconds (a lagging positionbook may show an older position for a while): the
+  order filled, though the book does not show it yet (a move by more has
+  another cause too: it proves nothing).
 - **Absent**: the order book shows no candidate *and* the position still equals
   the one recorded with the intent, continuously for ``grace`` seconds (long
   enough to cover the book's lag).  Only then may an exit be sent again or an
@@ -116,6 +117,7 @@ class Resolution:
     why: str
     order: OrderInfo | None = None
     absent_since: float | None = None  # when book and position first agreed the order is absent (carry to the next look)
+    moved_since: float | None = None  # when the position first showed the order's move (carry to the next look)
 
 
 def candidates(
@@ -176,13 +178,16 @@ def resolve_unknown_order(
     absent_since: float | None,
     grace: float,
     zone: tzinfo = IST,
+    moved_since: float | None = None,
 ) -> Resolution:
     """One look at the evidence for an order whose reply was lost.
 
     ``orders`` is the order book just read, ``net_now`` the position read with it,
     ``others_working`` whether any other order of ours on the same position was
-    working (then a moved position proves nothing), ``absent_since`` what the
-    previous look returned.
+    working (then a moved position proves nothing), ``absent_since`` and
+    ``moved_since`` what the previous look returned.  Like absence, a move must
+    hold over ``grace``: a positionbook that lags may show a position from before
+    the intent's own baseline for a while.
     """
     found = candidates(orders, intent, claimed_order_ids, zone)
     if found:
@@ -203,7 +208,11 @@ def resolve_unknown_order(
     if others_working:
         return Resolution(Outcome.UNKNOWN, f"the position moved by {moved} while other orders of ours were working")
     if moved == intent.quantity:
-        return Resolution(Outcome.MOVED, f"the position moved by {moved} in the order's direction (net {intent.net_before} -> {net_now})")
+        since = now if moved_since is None else moved_since
+        why = f"the position moved by {moved} in the order's direction (net {intent.net_before} -> {net_now})"
+        if now - since >= grace:
+            return Resolution(Outcome.MOVED, f"{why} for {now - since:.1f} s", moved_since=since)
+        return Resolution(Outcome.UNKNOWN, f"{why}; not in the order book yet", moved_since=since)
     return Resolution(Outcome.UNKNOWN, f"the position moved by {moved}, not by the order's {intent.quantity}")
 
 

@@ -18,8 +18,8 @@ class LiveOrder:
     """The engine's working copy of a ledger row that is not final."""
 
     __slots__ = (
-        "record", "strategy", "pos_key", "remaining", "net_shift", "unknown_since", "absent_since", "unknown_alerted", "reprices",
-        "reprice_failures", "modifying", "polling", "cancel_wanted", "cancelling", "cancel_attempts",
+        "record", "strategy", "pos_key", "remaining", "net_shift", "unknown_since", "absent_since", "moved_since",
+        "unknown_alerted", "reprices", "reprice_failures", "modifying", "polling", "cancel_wanted", "cancelling", "cancel_attempts",
     )
 
     def __init__(self, record: OrderRecord, strategy: str, pos_key: PositionKey) -> None:
@@ -32,6 +32,7 @@ class LiveOrder:
         self.net_shift = 0
         self.unknown_since: float | None = None  # when the outcome became unknown (engine clock, wall time)
         self.absent_since: float | None = None  # since when book and position agree it is absent (the evidence's carry)
+        self.moved_since: float | None = None  # since when the position shows the order's move (the evidence's carry)
         self.unknown_alerted = False  # the CRITICAL "unknown for long" alert was raised
         self.reprices = 0  # modifications of a LIMIT exit that the broker took
         self.reprice_failures = 0  # modifications refused or lost in a row

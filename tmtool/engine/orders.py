@@ -493,7 +493,7 @@ class OrderManager:
         live.net_shift = 0
         self.set_order(live, **changes)
         live.unknown_since = self.state.clock.time()
-        live.absent_since = None
+        live.absent_since = live.moved_since = None
         log.warning("order %s of #%s (%s %d): %s", live.record.key, live.record.trade_id, live.record.action,
                     live.record.quantity, message)
         self.lookup(live.record.key)
@@ -561,8 +561,10 @@ class OrderManager:
             absent_since=live.absent_since,
             grace=settings.absence_grace,
             zone=settings.broker_zone,
+            moved_since=live.moved_since,
         )
-        live.absent_since = resolution.absent_since  # a stale read breaks the agreement absence needs
+        # a stale read breaks the agreement absence and a move need
+        live.absent_since, live.moved_since = resolution.absent_since, resolution.moved_since
         log.info("order %s of #%s: %s (%s)", record.key, record.trade_id, resolution.outcome.value, resolution.why)
         if resolution.outcome is Outcome.FOUND:
             assert resolution.order is not None
