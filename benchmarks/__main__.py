@@ -124,16 +124,32 @@ def bench_feed(quick: bool) -> tuple[dict, list[Figure]]:
 
 
 def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
-    from benchmarks.bench_latency import headless, with_tui
+    from benchmarks.bench_latency import attached, headless, with_tui
 
     samples, side_samples = (20, 0) if quick else (100, 40)
-    raw = {"headless_separate": headless(samples, "separate"), "tui_separate": with_tui(samples, "separate")}
+    raw = {
+        "headless_separate": headless(samples, "separate"),
+        "tui_separate": with_tui(samples, "separate"),
+        "attached_separate": attached(samples, "separate"),
+    }
     if side_samples:
         raw["headless_in_process"] = headless(side_samples, "in_process")
         raw["tui_in_process"] = with_tui(side_samples, "in_process")
     command = "python -m benchmarks.bench_latency"
     figures = []
     for case, result in raw.items():
+        if case.startswith("attached"):
+            setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
+                     f"{result['background_ticks_offered_per_s']:,} ticks/s; simulator in its own process; "
+                     "engine with its API on a Unix socket, TUI 160x45 attached from its own process")
+            label = "tick→exit order, TUI attached (serve + attach), sim separate"
+            figures.append(Figure("latency", f"{label}: median", result["median_ms"], "ms", "", None, setup, command))
+            ratio = round(result["p99_ms"] / raw["headless_separate"]["p99_ms"], 2)
+            figures.append(Figure("latency", f"{label}: p99", result["p99_ms"], "ms", "", None, setup, command))
+            figures.append(Figure("latency", f"{label}: p99 ÷ headless p99", ratio, "×", "≤ 1.5",
+                                  ratio <= 1.5, setup, command))
+            figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
+            continue
         tui = case.startswith("tui")
         placement = "simulator in its own process" if result["simulator"] == "separate" else "simulator in tmtool's process (demo)"
         setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
@@ -147,6 +163,61 @@ def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
                               f"< {limit:g} ms" if judged else "", _below(result["p99_ms"], limit) if judged else None,
                               setup, command))
         figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
+    return raw, figures
+
+
+def bench_recording(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_engine import recording_cost
+
+    ticks = 200_000 if quick else 500_000
+    raw = recording_cost(1_000, ticks, rounds=2 if quick else 3)
+    command = "python -m benchmarks.bench_engine --recording"
+    setup = (f"1,000 ACTIVE trades over 200 symbols, 10 strategies with portfolio limits; {raw['ticks']:,} random-walk ticks "
+             "through process_tick on the engine thread, flat out; the whole process's CPU time until every tick is "
+             "written; best of interleaved rounds")
+    ratio = raw["parquet_vs_off"]
+    busy_feed = 5_000  # ticks/s: a busy OpenAlgo feed across every subscribed symbol
+    busy_cost = busy_feed * (1 / raw["ticks_per_second_parquet"] - 1 / raw["ticks_per_second_off"]) * 100
+    return raw, [
+        Figure("recording", "engine, recording off", raw["ticks_per_second_off"], "ticks/CPU-s", "", None, setup, command),
+        Figure("recording", "tick path cost of record() (the append)", raw["append_ns_per_tick"], "ns/tick", "", None,
+               setup + "; the recorder's writer thread not running", command),
+        Figure("recording", "engine, recording on (Parquet writer thread)", raw["ticks_per_second_parquet"],
+               "ticks/CPU-s", "within 10% of off", ratio >= 0.9, setup + f"; {ratio:.0%} of off", command),
+        Figure("recording", "engine, SQLite recorder (the alternative)", raw["ticks_per_second_sqlite"], "ticks/CPU-s", "",
+               None, setup + f"; {raw['sqlite_vs_off']:.0%} of off", command),
+        Figure("recording", f"recording's CPU at {busy_feed:,} ticks/s", round(busy_cost, 2), "% of a core", "", None,
+               f"derived: {busy_feed:,} x (1/on - 1/off) from the two figures above", command),
+    ]
+
+
+def bench_replay(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_replay import run
+
+    ticks = 1_000_000
+    raw = run(ticks)
+    command = "python -m benchmarks.bench_replay"
+    fmt, rep = raw["format"], raw["replay"]
+    fmt_setup = "1,000,000 seeded ticks over 20 symbols, 5% refused, batches of 50,000"
+    figures = []
+    for name, label in (("parquet", "Parquet (shipped)"), ("sqlite", "SQLite append-only (alternative)")):
+        row = fmt[name]
+        figures += [
+            Figure("replay", f"{label}: size per million ticks", round(row["bytes_per_million"] / 1e6, 2), "MB", "", None,
+                   fmt_setup, command),
+            Figure("replay", f"{label}: writer CPU per million ticks", row["writer_cpu_seconds_per_million"], "s", "", None,
+                   fmt_setup, command),
+            Figure("replay", f"{label}: read back into columns", row["read_cpu_seconds_per_million"], "s CPU", "", None,
+                   fmt_setup, command),
+        ]
+    setup = (f"{rep['ticks']:,} recorded ticks, {rep['trades']} trades (stop, target, trailing, breakeven, a partial "
+             "target; 5 strategies with portfolio stops)")
+    figures += [
+        Figure("replay", "replay a day (read + run)", rep["replay_with_read_seconds"], "s", "< 5 s",
+               _below(rep["replay_with_read_seconds"], 5.0), setup, command),
+        Figure("replay", f"sweep of {rep['sweep_settings']} trailing distances", rep["sweep_seconds"], "s", "< 30 s",
+               _below(rep["sweep_seconds"], 30.0), setup, command),
+    ]
     return raw, figures
 
 
@@ -233,6 +304,8 @@ BENCHMARKS: dict[str, Callable[[bool], tuple[dict, list[Figure]]]] = {
     "feed": bench_feed,
     "latency": bench_latency,
     "store": bench_store,
+    "recording": bench_recording,
+    "replay": bench_replay,
     "startup": bench_startup,
     "ui": bench_ui,
 }

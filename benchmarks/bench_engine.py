@@ -109,6 +109,102 @@ def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7) -> di
     }
 
 
+def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, passes: int = 6, seed: int = 7) -> dict:
+    """Ticks per CPU second through ``process_tick`` with tick recording off, append only (the tick
+    path's share: the recorder's queue, no writer), on (Parquet, tmtool's recorder) and on with the
+    SQLite alternative, on one stack.
+
+    Each measurement is ``passes`` walks over the ``ticks`` (forwards, then back) on the engine
+    thread, and counts the whole process's CPU time from the first tick until the recorder's writer
+    thread has written the last one: the engine thread, the writer and everything else.  With the
+    GIL that CPU time is what the ticks cost; on an idle machine it is the wall time.  CPU time, not
+    wall time, because this machine is shared and other processes' load swamps a wall-clock
+    comparison.  A warm-up walk first (the trailing stops' first ratchets); then each mode runs
+    ``rounds`` times, interleaved; the best of each is kept."""
+    from benchmarks.bench_replay import SqliteTickRecorder
+    from tmtool.domain.calendar import trading_day
+    from tmtool.replay.recorder import ParquetTickRecorder
+
+    symbol_count = min(MAX_SYMBOLS, trades)
+    sim_symbols = bench_symbols(symbol_count)
+    names = [s.symbol for s in sim_symbols]
+    strategies = [
+        Strategy(f"bench{i}", portfolio=PortfolioRisk(stop_loss=Amount(1_000_000), target=Amount(1_000_000)))
+        for i in range(STRATEGIES)
+    ]
+    best: dict[str, float] = {"off": 0.0, "append_only": 0.0, "parquet": 0.0, "sqlite": 0.0}
+    recorded: dict[str, int] = {}
+    runs: list[tuple[str, int, int]] = []  # (mode, ticks per CPU second, open trades after)
+    with tempfile.TemporaryDirectory(prefix="tmtool-bench-recording-") as tmp:
+        db = Path(tmp) / "bench.db"
+        sim = Simulator(api_key=API_KEY, tick_interval=None, symbols=sim_symbols, rate_limits=None)
+        sim.start()
+        parquet = ParquetTickRecorder(Path(tmp) / "ticks", session="bench")
+        # The tick path alone: the same recorder with no writer thread (its queue is emptied between runs).
+        append_only = ParquetTickRecorder(Path(tmp) / "append-only", session="bench")
+        sqlite = SqliteTickRecorder(Path(tmp) / "ticks.db")
+        try:
+            seed_active_trades(db, sim.rest_url, API_KEY, trades, names, STRATEGIES)
+            # no feed frames arrive (ticks go straight to process_tick): a long staleness window keeps
+            # the books from degrading during the minute this runs
+            store, broker, _feed, engine = build_engine(sim, db, strategies=strategies, settings=FAST_SETTINGS, stale_after=3600.0)
+            store.start()
+            engine.start()
+            parquet.start(trading_day(time.time()))
+            sqlite.start()
+            try:
+                stream = _random_walk(ticks, names, seed)
+                back = list(reversed(stream))  # walking back keeps prices near the start, round after round
+
+                def drive(recorder) -> None:
+                    engine._watch.recorder = recorder  # the wiring's attribute, switched between runs
+                    process = engine.process_tick
+                    for walk in range(passes):
+                        for tick in back if walk % 2 else stream:
+                            process(tick)
+                    engine._watch.recorder = None
+
+                engine.run_in_engine_thread(lambda: drive(None)).result(timeout=600)  # warm-up
+                expected = {"parquet": 0, "sqlite": 0}
+                for _ in range(rounds):
+                    for mode, recorder in (("off", None), ("append_only", append_only), ("parquet", parquet), ("sqlite", sqlite)):
+                        started = time.process_time()
+                        engine.run_in_engine_thread(lambda r=recorder: drive(r)).result(timeout=600)
+                        if recorder is parquet or recorder is sqlite:
+                            expected[mode] += ticks * passes
+                            wait_for(lambda r=recorder, n=expected[mode]: r.rows_written >= n, 300, interval=0.05,
+                                     what="every recorded tick written")
+                        cpu = time.process_time() - started
+                        if recorder is append_only:
+                            append_only._queue.clear()
+                        best[mode] = max(best[mode], ticks * passes / cpu)
+                        runs.append((mode, round(ticks * passes / cpu), len(engine.snapshot().open_trades)))
+            finally:
+                engine.stop()
+                store.close()
+                broker.close()
+                parquet.stop()
+                sqlite.stop()
+                recorded = {"parquet_rows": parquet.rows_written, "parquet_failed": parquet.failed}
+        finally:
+            sim.stop()
+    return {
+        "trades": trades,
+        "ticks": ticks * passes,
+        "rounds": rounds,
+        "ticks_per_second_off": round(best["off"]),
+        "ticks_per_second_append_only": round(best["append_only"]),
+        "append_ns_per_tick": round((1 / best["append_only"] - 1 / best["off"]) * 1e9, 1),
+        "ticks_per_second_parquet": round(best["parquet"]),
+        "ticks_per_second_sqlite": round(best["sqlite"]),
+        "append_only_vs_off": round(best["append_only"] / best["off"], 3),
+        "parquet_vs_off": round(best["parquet"] / best["off"], 3),
+        "sqlite_vs_off": round(best["sqlite"] / best["off"], 3),
+        **recorded,
+        "runs": runs,
+    }
+
+
 def run(ticks: int = 1_000_000, trade_counts: tuple[int, ...] = TRADE_COUNTS) -> dict:
     """Throughput at each size, keyed by the trade count."""
     return {str(trades): throughput(trades, ticks) for trades in trade_counts}
@@ -118,5 +214,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--trades", type=int, nargs="+", default=list(TRADE_COUNTS))
+    parser.add_argument("--recording", action="store_true", help="compare recording off / Parquet / SQLite at 1,000 trades")
     options = parser.parse_args()
-    print(json.dumps(run(options.ticks, tuple(options.trades)), indent=2))
+    if options.recording:
+        print(json.dumps(recording_cost(1_000, options.ticks), indent=2))
+    else:
+        print(json.dumps(run(options.ticks, tuple(options.trades)), indent=2))

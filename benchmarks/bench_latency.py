@@ -1,4 +1,4 @@
-"""Tick-to-exit latency under a steady tick load, headless and with the TUI running in the same process.
+"""Tick-to-exit latency under a steady tick load: headless, with the TUI in the same process, and attached.
 
     python -m benchmarks.bench_latency                           # 200 samples per case
     python -m benchmarks.bench_latency --samples 50 --no-tui --placement separate
@@ -23,7 +23,9 @@ Two placements of the simulator and its pump:
 
 With the TUI the Textual app runs headless at 160x45 in tmtool's process
 (``app.run_test``) showing the 200 trades at its normal refresh rate, while the
-samples are taken from a worker thread.
+samples are taken from a worker thread.  Attached (``tmtool serve`` + ``tmtool
+attach``): the engine serves its control API on a Unix socket and streams its
+snapshots to the same TUI running in a process of its own.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import asyncio
 import contextlib
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -214,7 +218,7 @@ def with_tui(samples: int = 200, placement: str = "separate", size: tuple[int, i
 
     def take(market: MarketControl, engine: Engine) -> list[float]:
         async def drive() -> list[float]:
-            app = TmtoolApp(engine, config_path=None, clock=SystemClock(), simulated=True, bell=False, manage_engine=False)
+            app = TmtoolApp(engine, config_path=None, clock=SystemClock(), simulated=True, bell=False, lifecycle=None)
             async with app.run_test(size=size) as pilot:
                 table = app.screen_stack[0].query_one(TradesTable)
                 while table.row_count < LOAD_TRADES:
@@ -228,12 +232,41 @@ def with_tui(samples: int = 200, placement: str = "separate", size: tuple[int, i
     return result
 
 
+def attached(samples: int = 200, placement: str = "separate", size: tuple[int, int] = (160, 45)) -> dict:
+    """The ``tmtool serve`` shape: the engine with its control API on a Unix socket, and a TUI in a
+    process of its own attached to it (``benchmarks/attached_tui.py``), drawing the streamed snapshots."""
+    from tmtool.api import ApiServer
+
+    def take(market: MarketControl, engine: Engine) -> list[float]:
+        with tempfile.TemporaryDirectory(prefix="tmtb", dir="/tmp") as folder:
+            api = ApiServer(engine, port=None, unix_path=Path(folder) / "engine.sock")
+            api.start()
+            client = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.attached_tui", str(api.unix_path), str(LOAD_TRADES), f"{size[0]}x{size[1]}"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            try:
+                if client.stdout is None or client.stdout.readline().strip() != "ready":
+                    raise RuntimeError("the attached TUI did not come up")
+                return [_sample(market, engine, i) for i in range(samples)]
+            finally:
+                if client.stdin is not None:
+                    client.stdin.close()
+                client.wait(timeout=30)
+                api.stop()
+
+    result = _measure(placement, take)
+    result.update(terminal=f"{size[0]}x{size[1]}", trades_on_screen=LOAD_TRADES, tui="attached, own process")
+    return result
+
+
 def run(samples: int = 200, tui: bool = True, placements: tuple[str, ...] = PLACEMENTS) -> dict:
     results: dict = {}
     for placement in placements:
         results[f"headless_{placement}"] = headless(samples, placement)
         if tui:
             results[f"tui_{placement}"] = with_tui(samples, placement)
+            results[f"attached_{placement}"] = attached(samples, placement)
     return results
 
 

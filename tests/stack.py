@@ -29,7 +29,7 @@ from tmtool.engine.engine import Engine
 from tmtool.openalgo.feed import OpenAlgoFeed
 from tmtool.domain.models import AccountLimits, Strategy, TradeStatus
 from tmtool.openalgo.client import OpenAlgoClient
-from tmtool.engine.ports import AlertSink
+from tmtool.engine.ports import AlertSink, TickRecorder
 from tmtool.engine.settings import EngineSettings
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
 from tmtool.sim import Simulator
@@ -65,6 +65,8 @@ class Stack:
     client_timeout: float = 1.0
     stale_after: float = 30.0
     alert_sinks: Sequence[AlertSink] = ()
+    feed_options: dict[str, Any] | None = None
+    tick_recorder: TickRecorder | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def restart_engine(self, before_start: Callable[[], None] | None = None) -> Engine:
@@ -80,7 +82,7 @@ class Stack:
         _, self.broker, self.feed, self.engine = build_engine(
             self.sim, self.db_path, strategies=self.strategies, clock=self.clock, settings=self.settings,
             account=self.account, client_timeout=self.client_timeout, stale_after=self.stale_after, store=self.store,
-            alert_sinks=self.alert_sinks,
+            alert_sinks=self.alert_sinks, feed_options=self.feed_options, tick_recorder=self.tick_recorder,
         )
         self.engine.start()
         return self.engine
@@ -162,17 +164,22 @@ def build_engine(
     stale_after: float = 30.0,
     store: SqliteStore | None = None,
     alert_sinks: Sequence[AlertSink] = (),
+    feed_options: dict[str, Any] | None = None,
+    tick_recorder: TickRecorder | None = None,
 ) -> tuple[SqliteStore, OpenAlgoClient, OpenAlgoFeed, Engine]:
     """The real store, client, feed and engine against a running simulator (none started;
-    an existing ``store`` is reused)."""
+    an existing ``store`` is reused).  ``feed_options`` override the feed's keyword arguments."""
     clock = clock or SystemClock()
     store = store or SqliteStore(db_path, clock=clock, backup_on_open=False)
     broker = OpenAlgoClient(sim.rest_url, API_KEY, timeout=client_timeout, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
     # A quiet symbol is polled only well after it is reported stale: tests that move a REST-only
     # price ("no tick said so yet") or wait for staleness see it, whatever the time of day.
     quiet = 4 * stale_after
-    feed = OpenAlgoFeed(sim.ws_url, API_KEY, broker=broker, clock=clock, stale_after=stale_after, poll_after=stale_after,
-                        poll_silent_after=quiet, poll_near_level_after=quiet, seed=1)
+    options: dict[str, Any] = {
+        "stale_after": stale_after, "poll_after": stale_after, "poll_silent_after": quiet, "poll_near_level_after": quiet,
+        "seed": 1, **(feed_options or {}),
+    }
+    feed = OpenAlgoFeed(sim.ws_url, API_KEY, broker=broker, clock=clock, **options)
     engine = Engine(
         store=store,
         broker=broker,
@@ -182,6 +189,7 @@ def build_engine(
         account=account,
         strategies=strategies,
         alert_sinks=alert_sinks,
+        tick_recorder=tick_recorder,
     )
     return store, broker, feed, engine
 
@@ -199,12 +207,14 @@ def running_stack(
     stale_after: float = 30.0,
     alert_sinks: Sequence[AlertSink] = (),
     db_name: str = "tmtool.db",
+    feed_options: dict[str, Any] | None = None,
+    tick_recorder: TickRecorder | None = None,
 ) -> Iterator[Stack]:
     """Start simulator, store, client, feed and engine; tear all of them down afterwards.
 
     ``clock`` (default: the system clock) is shared by every part, simulator included,
     so order-book times and the engine's intents agree.  ``stale_after`` is the feed's
-    per-symbol staleness window.
+    per-symbol staleness window; ``feed_options`` override the feed's other keyword arguments.
     """
     clock = clock or SystemClock()
     options = {"api_key": API_KEY, "tick_interval": None, "clock": clock, **(sim_kwargs or {})}
@@ -216,13 +226,13 @@ def running_stack(
     try:
         store, broker, feed, engine = build_engine(
             sim, db_path, strategies=strategies, clock=clock, settings=settings, account=account,
-            client_timeout=client_timeout, stale_after=stale_after, alert_sinks=alert_sinks,
+            client_timeout=client_timeout, stale_after=stale_after, alert_sinks=alert_sinks, feed_options=feed_options, tick_recorder=tick_recorder,
         )
         store.start()
         stack = Stack(
             sim=sim, store=store, broker=broker, feed=feed, engine=engine, clock=clock, db_path=db_path,
             strategies=strategies, settings=settings, account=account, client_timeout=client_timeout, stale_after=stale_after,
-            alert_sinks=alert_sinks,
+            alert_sinks=alert_sinks, feed_options=feed_options, tick_recorder=tick_recorder,
         )
         engine.start()
         yield stack

@@ -74,6 +74,7 @@ from tmtool.domain.validation import validate_strategy, validate_symbol
 from tmtool.engine.settings import (
     DEFAULT_FREEZE_QUANTITIES,
     ConfirmTicks,
+    MarginPercent,
     PositiveCount,
     PositiveSeconds,
     SnapshotRate,
@@ -238,11 +239,29 @@ class DatabaseConfig(ConfigSection):
     _paths = field_validator("path", "backup_dir", mode="before")(_path_from_config_folder)
 
 
+class RecordingConfig(ConfigSection):
+    """``[recording]``: every tick the engine evaluates, kept per trading day for ``tmtool replay``."""
+
+    enabled: Flag = True
+    retention_days: Annotated[Whole, Field(ge=1)] = 30
+    # Default: a folder beside the database named after it ("tmtool-ticks" for tmtool.db).
+    folder: Path | None = None
+
+    _paths = field_validator("folder", mode="before")(_path_from_config_folder)
+
+    def folder_for(self, database: Path) -> Path:
+        """Where the ticks of ``database``'s sessions are kept."""
+        if self.folder is not None:
+            return self.folder
+        return Path(database).with_name(f"{Path(database).stem}-ticks")
+
+
 class ApiConfig(_ServiceWithKey):
     """``[api]``: the control API (off unless enabled; enabled needs a key)."""
 
     enabled: Flag = False
     host: Text = "127.0.0.1"
+    allow_remote: Flag = False  # a host beyond loopback is refused unless this says it is meant
     port: Annotated[Whole, Field(ge=1, le=65535)] = 5080
     api_key: SecretText | None = Field(default=None, repr=False)
     api_key_env: Text = "TMTOOL_API_KEY"
@@ -284,6 +303,8 @@ class EngineConfig(ConfigSection):
     order_status_poll_seconds: PositiveSeconds = engine_default("order_status_poll")
     absence_grace_seconds: PositiveSeconds = engine_default("absence_grace")
     broker_time_zone: TimeZoneName = engine_default("broker_time_zone")
+    # share of an F&O position's notional counted as its margin when OpenAlgo has no margin calculator
+    fno_margin_percent: MarginPercent = engine_default("fno_margin_percent")
     # symbol prefix -> freeze quantity (F&O exchanges only); merged over the built-in ones
     freeze_quantities: Annotated[
         dict[Annotated[str, AfterValidator(_symbol_prefix)], PositiveCount],
@@ -498,6 +519,7 @@ class ConfigFile(ConfigSection):
     engine: EngineConfig = Field(default_factory=dict, validate_default=True)
     account: AccountConfig = Field(default_factory=dict, validate_default=True)
     log: LogConfig = Field(default_factory=dict, validate_default=True)
+    recording: RecordingConfig = Field(default_factory=dict, validate_default=True)
     alerts: dict[str, Any] = {}
     strategies: list[StrategyConfig] = []
 
@@ -517,6 +539,7 @@ class Config:
     alerts_table: dict = field(default_factory=dict)  # raw [alerts]; parsed by tmtool.alerts.config
     source_path: Path | None = None  # the file read, None when running on defaults
     warnings: tuple[str, ...] = ()  # things worth telling the user that are not errors
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
 
     def strategy(self, name: str) -> Strategy | None:
         for strategy in self.strategies:
@@ -735,6 +758,7 @@ def parse_config(
         alerts_table=dict(file.alerts),
         source_path=source_path,
         warnings=_api_warnings(file.api) + _file_warnings(data, source_path),
+        recording=file.recording,
     )
 
 

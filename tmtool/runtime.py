@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tmtool.config import Config
 from tmtool.clock import Clock, SystemClock
+from tmtool.domain.calendar import trading_day
 from tmtool.domain.commands import Command, CreateTrade, Result
 from tmtool.engine.engine import Engine
 from tmtool.openalgo.feed import OpenAlgoFeed
@@ -52,7 +53,15 @@ log = logging.getLogger("tmtool")
 
 
 class StartupError(Exception):
-    """The stack could not be built: a message for the user (database in use, bad settings...)."""
+    """The stack could not be built: a message for the user (database in use, bad settings...).
+
+    ``engine_socket``: when another tmtool runs on the database, where its control API's
+    Unix socket would be (so the caller can offer to attach to it).
+    """
+
+    def __init__(self, message: str, engine_socket: Path | None = None) -> None:
+        super().__init__(message)
+        self.engine_socket = engine_socket
 
 
 # --------------------------------------------------------------------------- logging
@@ -85,7 +94,7 @@ def setup_logging(config: Config, *, headless: bool, level: str | None = None) -
         root.removeHandler(handler)
     root.setLevel((level or config.log.level).upper())
     # Third-party socket libraries log raw frames at DEBUG, authentication frames included: keep them quiet.
-    for noisy in ("websockets", "websocket", "httpx", "httpcore"):
+    for noisy in ("websockets", "websocket", "httpx", "httpcore", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     formatter = _KeyValueFormatter()
     if headless:
@@ -136,6 +145,7 @@ def engine_settings(config: Config, *, simulated: bool) -> EngineSettings:
         order_status_poll=engine.order_status_poll_seconds,
         absence_grace=engine.absence_grace_seconds,
         broker_time_zone=engine.broker_time_zone,
+        fno_margin_percent=engine.fno_margin_percent,
         freeze_quantities=dict(engine.freeze_quantities),
         instruments=instruments,
         tick_band_percent=config.feed.tick_band_percent,
@@ -219,12 +229,18 @@ class DemoDriver:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            snapshot = self._engine.snapshot()
-            if len(snapshot.open_trades) < DEMO_OPEN_TARGET:
-                strategy, symbol, side = self._random.choice(DEMO_TRADES)
-                if self._random.random() < 0.5:
-                    side = side.opposite
-                self._engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
+            self.step()
+
+    def step(self) -> Future | None:
+        """Enter one more trade when fewer than ``DEMO_OPEN_TARGET`` are open; after a panic
+        (entries halted until re-armed) it enters nothing.  Returns the entry's Future, if any."""
+        snapshot = self._engine.snapshot()
+        if snapshot.system.entries_halted or len(snapshot.open_trades) >= DEMO_OPEN_TARGET:
+            return None
+        strategy, symbol, side = self._random.choice(DEMO_TRADES)
+        if self._random.random() < 0.5:
+            side = side.opposite
+        return self._engine.submit(CreateTrade(strategy=strategy, symbol=symbol, exchange="NSE", side=side))
 
 
 # --------------------------------------------------------------------------- runtime
@@ -251,6 +267,7 @@ class Runtime:
         api=None,
         dispatcher=None,
         demo_trades: bool = False,
+        recorder=None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -261,6 +278,7 @@ class Runtime:
         self.sim = sim
         self.api = api
         self.dispatcher = dispatcher
+        self.recorder = recorder  # tmtool.replay.recorder.ParquetTickRecorder, or None when recording is off
         self.demo_trades_on_start = demo_trades
         self.demo_seed = 7
         self.adopt_on_start = False
@@ -280,6 +298,8 @@ class Runtime:
         self.store.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
+        if self.recorder is not None:
+            self.recorder.start(trading_day(self.clock.time()))
         self.engine.start()
         if self.api is not None:
             self.api.start()
@@ -299,6 +319,8 @@ class Runtime:
         if self.api is not None:
             self.api.stop()
         summary = self.engine.stop(timeout=timeout)
+        if self.recorder is not None:
+            self.recorder.stop()
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout=2.0)
         self.unwritten_changes = self.store.close() or 0
@@ -315,8 +337,18 @@ class Runtime:
         else:
             lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
         lines.append(f"tmtool: database {self.store.path}")
-        if self.api is not None:
+        if self.recorder is not None:
+            from tmtool.replay.recorder import folder_size
+
+            size, days = folder_size(self.recorder.folder)
+            lines.append(
+                f"tmtool: recording ticks to {self.recorder.folder} ({days} day(s), {size / 1e6:.1f} MB; "
+                f"keeping {self.recorder.retention_days} days)"
+            )
+        if self.api is not None and self.api.port is not None:
             lines.append(f"tmtool: control API on {self.api.url}")
+        if self.api is not None and self.api.unix_path is not None:
+            lines.append(f"tmtool: attach with `tmtool attach` (socket {self.api.unix_path})")
         return lines
 
     def place_demo_trades(self) -> list[Future]:
@@ -368,15 +400,21 @@ def build_runtime(
     clock: Clock | None = None,
     demo_trades: bool = False,
     new_database: bool = False,
+    engine_socket: bool | Path = False,
 ) -> Runtime:
     """Build (but do not start) the stack.  Opens the database now, so a second
     instance or a corrupt file is refused before anything else happens.
 
     ``new_database``: accept a missing, empty or different database file where
-    one was used before (otherwise refused, naming the backup to restore).  The
+    one was used before (otherwise refused, naming the backup to restore).
+    ``engine_socket``: True serves the control API on the database's Unix socket
+    (``tmtool.api.paths.socket_path_for``; a path picks another place), for
+    ``tmtool attach``; it needs no key.  The
     demo's own database (no ``db_path``) starts afresh each time, once its
     single-instance lock is held."""
+    from tmtool.api.paths import socket_path_for
     from tmtool.storage import SqliteStore, StorageError
+    from tmtool.storage.errors import DatabaseInUse
 
     clock = clock or SystemClock()
     sim = None
@@ -418,12 +456,18 @@ def build_runtime(
         new_database=new_database,
         start_fresh=start_fresh,
     )
+    socket_path = None
+    if engine_socket:
+        from tmtool.api.paths import socket_path_for
+
+        socket_path = socket_path_for(path) if engine_socket is True else Path(engine_socket)
     try:
         store.open()
     except (StorageError, OSError) as exc:
         if sim is not None:
             sim.stop()
-        raise StartupError(str(exc)) from exc
+        in_use = isinstance(exc, DatabaseInUse)
+        raise StartupError(str(exc), engine_socket=socket_path_for(path) if in_use else None) from exc
 
     broker = OpenAlgoClient(rest_url, broker_key, timeout=config.openalgo.timeout_seconds, clock=clock)
     feed_cfg = config.feed
@@ -462,6 +506,21 @@ def build_runtime(
         dispatcher = AlertDispatcher(alerts_config, clock=clock, report_failure=_report_failure)
         sinks.append(dispatcher)
 
+    recorder = None
+    if config.recording.enabled:
+        from tmtool.replay.recorder import ParquetTickRecorder
+
+        def _recording_failed(message: str) -> None:
+            if engine_ref:
+                engine_ref[0].report_external_alert(message, AlertPriority.WARNING, key="tick-recording")
+
+        recorder = ParquetTickRecorder(
+            config.recording.folder_for(path),
+            session=f"{int(clock.time() * 1000)}-{os.getpid()}",
+            retention_days=config.recording.retention_days,
+            on_failure=_recording_failed,
+        )
+
     engine = Engine(
         store=store,
         broker=broker,
@@ -471,15 +530,17 @@ def build_runtime(
         alert_sinks=sinks,
         account=config.account,
         strategies=strategies,
+        tick_recorder=recorder,
     )
     engine_ref.append(engine)
 
     api = None
-    if api_port is not None or config.api.enabled:
+    tcp = api_port is not None or config.api.enabled
+    if tcp or socket_path is not None:
         from tmtool.api import ApiServer
 
         key = api_key or config.api.api_key
-        if not key:
+        if tcp and not key:
             store.close()
             if sim is not None:
                 sim.stop()
@@ -490,7 +551,9 @@ def build_runtime(
             api = ApiServer(
                 engine,
                 host=config.api.host,
-                port=config.api.port if api_port is None else api_port,
+                allow_remote=config.api.allow_remote,
+                port=(config.api.port if api_port is None else api_port) if tcp else None,
+                unix_path=socket_path,
                 api_key=key,
                 requests_per_minute=config.api.requests_per_minute,
                 clock=clock,
@@ -512,6 +575,7 @@ def build_runtime(
         api=api,
         dispatcher=dispatcher,
         demo_trades=demo_trades,
+        recorder=recorder,
     )
     runtime.demo_seed = seed
     return runtime

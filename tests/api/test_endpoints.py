@@ -101,8 +101,22 @@ def test_other_methods_are_not_allowed(client):
 
 def test_openapi_document_is_published(client):
     document = client.get("/api/v1/openapi.json").json()
-    assert document["openapi"].startswith("3.0")
+    assert document["openapi"].startswith("3.")
     assert "/api/v1/createtrade" in document["paths"]
+    create = document["paths"]["/api/v1/createtrade"]["post"]
+    assert set(create["responses"]) >= {"200", "400", "403", "404", "409", "413", "415", "429", "503", "504"}
+    assert "422" not in create["responses"]  # invalid bodies are 400, as documented
+
+
+def test_the_published_schema_is_the_model_the_server_validates_with(client):
+    from tmtool.api.bodies import CreateTradeBody
+
+    document = client.get("/api/v1/openapi.json").json()
+    published = document["components"]["schemas"]["CreateTradeBody"]
+    own = CreateTradeBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    own.pop("$defs", None)
+    assert published == own
+    assert published["additionalProperties"] is False
 
 
 def test_createtrade_places_the_entry_and_activetrades_lists_it(client, stack):

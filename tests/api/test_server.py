@@ -18,14 +18,14 @@ from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import EngineSnapshot
 
 
-def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
+def test_rate_limit_answers_429_until_the_window_moves(stack):
     clock = ManualClock()
     server = ApiServer(stack.engine, port=0, api_key=API_KEY, requests_per_minute=3, clock=clock)
     server.start()
     try:
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
             for _ in range(3):
-                ok(client.get("/api/v1/health"))
+                ok(call(client, "activetrades"))
             limited = call(client, "activetrades")
             assert limited.status_code == 429
             assert limited.headers["Retry-After"] == "60"
@@ -34,6 +34,25 @@ def test_rate_limit_per_client_answers_429_until_the_window_moves(stack):
             assert call(client, "activetrades").headers["Retry-After"] == "30"
             clock.advance(30)
             ok(call(client, "activetrades"))
+    finally:
+        server.stop()
+
+
+def test_wrong_keys_do_not_use_up_the_real_clients_rate_limit(stack):
+    """The key is checked before the rate limit: a flood of wrong keys from the same address is limited on
+    its own, and the client with the key can still exit everything."""
+    clock = ManualClock()
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, requests_per_minute=120, clock=clock)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            answers = [
+                client.post("/api/v1/exitall", json={"apikey": "wrong-key-0123456789", "strategy": "bulk"}).status_code
+                for _ in range(125)
+            ]
+            assert answers[:120] == [403] * 120
+            assert set(answers[120:]) == {429}  # the guessing itself is limited
+            ok(call(client, "exitall", strategy="bulk"))
     finally:
         server.stop()
 
@@ -131,12 +150,31 @@ def test_a_slow_client_is_dropped_after_the_request_timeout(stack):
     server.start()
     try:
         half = socket.create_connection(("127.0.0.1", server.port))
-        half.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+        half.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nHost: tmtool\r\nContent-Length: 50\r\n\r\n{")
         half.settimeout(10.0)
-        assert half.recv(1) == b""  # the server gave up on the body and closed
+        answer = b""
+        while chunk := half.recv(4096):  # the server answers 408 and closes; it does not wait for the rest
+            answer += chunk
         half.close()
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert b"the body did not arrive within 0.3 s" in answer
         with httpx.Client(base_url=server.url, timeout=10.0) as client:
             ok(client.get("/api/v1/health"))
+    finally:
+        server.stop()
+
+
+def test_a_client_that_never_finishes_its_request_head_is_dropped(stack):
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, request_timeout=0.3)
+    server.start()
+    try:
+        idle = socket.create_connection(("127.0.0.1", server.port))
+        trickle = socket.create_connection(("127.0.0.1", server.port))
+        trickle.sendall(b"POST /api/v1/activetrades HTTP/1.1\r\nHost: tmtool\r\n")  # and then nothing
+        for connection in (idle, trickle):
+            connection.settimeout(10.0)
+            assert connection.recv(1) == b""  # closed by the server, not held until the client gives up
+            connection.close()
     finally:
         server.stop()
 
@@ -149,3 +187,41 @@ def test_the_engine_keeps_trading_while_the_api_serves(stack, api):
         stack.tick("SBIN", 794.0)
         closed = stack.wait_status(data["trade_id"], TradeStatus.CLOSED)
         assert closed.exit_reason.value == "STOP_LOSS"
+
+
+def test_an_address_beyond_loopback_needs_allow_remote_and_is_named_in_a_warning(stack, capsys, caplog):
+    with pytest.raises(ValueError) as refused:
+        ApiServer(stack.engine, host="0.0.0.0", port=0, api_key=API_KEY)
+    assert "0.0.0.0" in str(refused.value) and "allow_remote = true" in str(refused.value)
+    server = ApiServer(stack.engine, host="0.0.0.0", port=0, api_key=API_KEY, allow_remote=True)
+    with caplog.at_level(logging.WARNING, logger="tmtool.api"):
+        server.start()
+    try:
+        warning = f"0.0.0.0:{server.port}, beyond loopback"
+        assert warning in capsys.readouterr().err
+        assert any(warning in r.getMessage() for r in caplog.records)
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=10.0) as client:
+            ok(client.get("/api/v1/health"))
+    finally:
+        server.stop()
+
+
+def test_the_unix_socket_is_private_and_needs_no_key_while_tcp_still_does(stack, tmp_path_factory):
+    import os
+    import stat
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="tmt", dir="/tmp")
+    path = os.path.join(folder, "engine.sock")
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY, unix_path=path)
+    server.start()
+    try:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with httpx.Client(transport=httpx.HTTPTransport(uds=path), base_url="http://tmtool", timeout=10.0) as local:
+            assert isinstance(ok(local.post("/api/v1/activetrades", json={})), list)
+        with httpx.Client(base_url=server.url, timeout=10.0) as remote:
+            assert remote.post("/api/v1/activetrades", json={}).status_code == 403
+    finally:
+        server.stop()
+    assert not os.path.exists(path)
+    os.rmdir(folder)

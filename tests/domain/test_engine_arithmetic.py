@@ -1,4 +1,4 @@
-"""The engine's arithmetic as pure functions: quiet band, portfolio gates, fill prices, P&L, funds check."""
+"""The engine's arithmetic as pure functions: quiet and near-level bands, portfolio gates, fill prices, P&L, funds check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from tmtool.domain.bands import portfolio_gates, quiet_band
+from tmtool.domain.bands import near_band, portfolio_gates, quiet_band
 from tmtool.domain.fills import new_fill_price, realised_pnl, running_average
 from tmtool.domain.models import (
     Amount,
@@ -47,12 +47,38 @@ def test_quiet_band_of_a_short_mirrors_the_long():
     assert quiet_band([short]) == (90.0, 105.0)
 
 
-def test_quiet_band_ignores_paused_exiting_and_empty_trades():
+def test_quiet_band_of_a_paused_trade_is_bounded_by_its_stop_on_the_side_the_price_is_not():
+    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0, target=120.0, last_price=99.0)]) == (95.0, math.inf)
+    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0, last_price=94.0)]) == (-math.inf, 95.0)
+    assert quiet_band([trade(Side.SHORT, paused=True, stop_loss=105.0, last_price=101.0)]) == (-math.inf, 105.0)
+    assert quiet_band([trade(Side.SHORT, paused=True, stop_loss=105.0, last_price=106.0)]) == (105.0, math.inf)
+    assert quiet_band([trade(Side.LONG, paused=True)]) == (-math.inf, math.inf)  # no stop: nothing to watch
+
+
+def test_quiet_band_ignores_exiting_and_empty_trades():
     band = (-math.inf, math.inf)
     assert quiet_band([]) == band
-    assert quiet_band([trade(Side.LONG, paused=True, stop_loss=95.0)]) == band
     assert quiet_band([trade(Side.LONG, status=TradeStatus.EXITING, stop_loss=95.0)]) == band
     assert quiet_band([trade(Side.LONG, quantity=0, stop_loss=95.0)]) == band
+
+
+def test_near_band_is_half_a_percent_inside_the_stop_and_the_nearest_profit_level():
+    long = trade(Side.LONG, stop_loss=95.0, trailing_stop=96.0, target=120.0,
+                 partial_levels=(PartialLevel(103.0, 5, done=True), PartialLevel(110.0, 5)))
+    lo, hi = near_band([long])
+    assert lo == pytest.approx(96.0 * 1.005)  # the effective (tighter) stop
+    assert hi == pytest.approx(110.0 * 0.995)  # the open partial, not the done one, not the farther target
+    short = trade(Side.SHORT, stop_loss=105.0, target=80.0, partial_levels=(PartialLevel(90.0, 5),))
+    lo, hi = near_band([short])
+    assert (lo, hi) == (pytest.approx(90.0 * 1.005), pytest.approx(105.0 * 0.995))
+
+
+def test_near_band_ignores_watermarks_and_trades_that_cannot_exit_by_price():
+    assert near_band([trade(Side.LONG)]) == (-math.inf, math.inf)  # no level, only watermarks
+    assert near_band([trade(Side.LONG, paused=True, stop_loss=95.0)]) == (-math.inf, math.inf)
+    assert near_band([trade(Side.LONG, status=TradeStatus.EXITING, stop_loss=95.0)]) == (-math.inf, math.inf)
+    crossed = near_band([trade(Side.LONG, stop_loss=99.9, target=100.1)], fraction=0.01)
+    assert crossed[0] >= crossed[1]  # levels closer than the distance: every price is near
 
 
 def test_quiet_band_of_several_trades_is_their_intersection():

@@ -10,12 +10,15 @@ from hypothesis import strategies as st
 
 from tmtool.domain.models import (
     Denial,
+    Side,
     Sizing,
     SizingMode,
     Strategy,
 )
 from tmtool.domain.sizing import (
     entry_denial,
+    estimated_margin_rate,
+    funds_denial,
     funds_limit,
     preview,
     size_position,
@@ -147,3 +150,38 @@ def test_sizing_never_exceeds_funds_or_max_positions(
         assert result * price <= allocated - in_use + 1e-6
     if max_positions is not None:
         assert open_positions < max_positions
+
+
+def test_a_margin_rate_caps_money_modes_and_checks_fixed_quantities_by_margin():
+    rules = strategy(SizingMode.RISK_BASED, 100_000, allocated_funds=100_000.0)
+    # 100000 risked at 1 a unit wants 100000 units; 100000 of funds at 20 % margin of 100 buys 5000.
+    assert size_position(rules, 100.0, 99.0, 50, 1_000_000.0, 0, False, 0, margin_rate=0.2) == 5000
+    assert size_position(rules, 100.0, 99.0, 50, 1_000_000.0, 0, False, 0) == 1000  # full notional
+    fixed = strategy(SizingMode.FIXED_QUANTITY, 4000, allocated_funds=100_000.0)
+    assert size_position(fixed, 100.0, None, 1, 1_000_000.0, 0, False, 0, margin_rate=0.25) == 4000
+    refused = size_position(fixed, 100.0, None, 1, 1_000_000.0, 0, False, 0, margin_rate=0.3)
+    assert isinstance(refused, Denial) and refused.code == "INSUFFICIENT_FUNDS" and "margin" in refused.message
+    bad = size_position(fixed, 100.0, None, 1, 1_000_000.0, 0, False, 0, margin_rate=0.0)
+    assert isinstance(bad, Denial) and bad.code == "INVALID_MARGIN"
+
+
+def test_funds_denial_counts_margin_when_given():
+    assert funds_denial(100, 50.0, 1_000.0, margin_rate=0.2) is None
+    refused = funds_denial(100, 50.0, 999.0, margin_rate=0.2)
+    assert refused is not None and refused.code == "INSUFFICIENT_FUNDS" and "1000.00 of margin" in refused.message
+    assert funds_denial(100, 50.0, 4_999.0).message.endswith("needs 5000.00; 4999.00 available")
+
+
+@pytest.mark.parametrize(
+    ("exchange", "symbol", "side", "rate"),
+    [
+        ("NSE", "SBIN", Side.LONG, 1.0),
+        ("NFO", "NIFTY30DEC26FUT", Side.LONG, 0.2),
+        ("NFO", "NIFTY30DEC26FUT", Side.SHORT, 0.2),
+        ("NFO", "NIFTY30DEC2626000CE", Side.LONG, 1.0),  # a bought option pays its premium in full
+        ("NFO", "NIFTY30DEC2626000PE", Side.SHORT, 0.2),
+        ("MCX", "CRUDEOIL19DEC26FUT", Side.SHORT, 0.2),
+    ],
+)
+def test_the_estimated_margin_rate(exchange, symbol, side, rate):
+    assert estimated_margin_rate(exchange, symbol, side, 20.0) == pytest.approx(rate)

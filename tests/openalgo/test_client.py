@@ -487,3 +487,18 @@ def test_a_success_without_an_order_id_is_ambiguous(raw_server):
         with pytest.raises(BrokerError) as caught:
             buy(client)
     assert caught.value.kind == "protocol" and caught.value.ambiguous and "without an order id" in str(caught.value)
+
+
+def test_margin_required_reads_the_calculator_and_says_when_there_is_none(sim, client):
+    sim.set_price("NFO", "NIFTY30DEC26FUT", 26000.0)
+    required = client.margin_required(
+        symbol="NIFTY30DEC26FUT", exchange="NFO", action="BUY", quantity=75, product="NRML", price_type="MARKET", price=0.0
+    )
+    assert required == pytest.approx(0.2 * 75 * 26000.0)
+    sim.margin_calculator = False
+    try:
+        with pytest.raises(BrokerError) as raised:
+            client.margin_required(symbol="NIFTY30DEC26FUT", exchange="NFO", action="BUY", quantity=75, product="NRML")
+        assert raised.value.kind == "unsupported"
+    finally:
+        sim.margin_calculator = True

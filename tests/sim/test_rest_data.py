@@ -147,3 +147,34 @@ def test_order_endpoints_are_rate_limited_per_endpoint() -> None:
             assert rest("ping")[0] == 200
         finally:
             rest.close()
+
+
+def _margin_leg(**overrides) -> dict:
+    leg = {"symbol": "NIFTY30DEC26FUT", "exchange": "NFO", "action": "BUY", "quantity": "150",
+           "product": "NRML", "pricetype": "MARKET", "price": "0"}
+    leg.update(overrides)
+    return leg
+
+
+def test_margin_sums_the_basket_at_the_product_rate(sim: Simulator, rest: Rest) -> None:
+    sim.set_price("NFO", "NIFTY30DEC26FUT", 26000.0)
+    status, body = rest("margin", positions=[_margin_leg(), _margin_leg(symbol="NIFTY30DEC2626000CE", quantity="75",
+                                                                         pricetype="LIMIT", price="200")])
+    assert status == 200, body
+    data = body["data"]
+    assert data["total_margin_required"] == round(0.2 * (150 * 26000.0 + 75 * 200.0), 2)
+    assert set(data) >= {"total_margin_required", "span_margin", "exposure_margin"}
+
+
+def test_margin_refuses_numbers_unknown_keys_and_unknown_symbols(rest: Rest) -> None:
+    assert rest("margin", positions=[_margin_leg(quantity=150)])[0] == 400  # quantities are strings
+    assert rest("margin", positions=[_margin_leg(extra="x")])[0] == 400
+    assert rest("margin", positions=[])[0] == 400
+    assert rest("margin", positions=[_margin_leg()] * 51)[0] == 400
+    assert rest("margin", positions=[_margin_leg(symbol="NOPE")])[0] == 400
+
+
+def test_margin_answers_501_where_the_broker_has_no_calculator(sim: Simulator, rest: Rest) -> None:
+    sim.margin_calculator = False
+    status, body = rest("margin", positions=[_margin_leg()])
+    assert status == 501 and body["status"] == "error"

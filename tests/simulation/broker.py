@@ -312,6 +312,12 @@ class SimBroker:
     def funds(self) -> Funds:
         return Funds(available_cash=1e12)
 
+    def margin_required(
+        self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+        price_type: str = "MARKET", price: float = 0.0,
+    ) -> float:
+        raise BrokerError("unsupported", "this broker has no margin calculator", 501)
+
     def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo:
         if (exchange, symbol) not in self.prices:
             raise BrokerError("not_found", f"unknown symbol {exchange}:{symbol}", 404)

@@ -21,6 +21,7 @@ class SimFeed:
         self.silent = False
         self.dropped = False
         self.last_tick_ts: float | None = None
+        self.near_level: set[tuple[str, str]] = set()  # symbols the engine marked near a level
 
     def start(self, callbacks: FeedCallbacks) -> None:
         self.callbacks = callbacks
@@ -41,6 +42,12 @@ class SimFeed:
             del self.subscriptions[key]
         else:
             self.subscriptions[key] = count - 1
+
+    def set_near_level(self, exchange: str, symbol: str, near: bool) -> None:
+        if near:
+            self.near_level.add((exchange, symbol))
+        else:
+            self.near_level.discard((exchange, symbol))
 
     def status(self) -> FeedStatus:
         state = FeedState.RECONNECTING if self.dropped else FeedState.LIVE

@@ -89,7 +89,7 @@ AMBIGUOUS = Profile(
 )
 
 # Found by this suite (not in issue 13); test_scenarios.py has the minimal case of each.
-POLLING = Profile(  # no order-update stream (fills seen by polling), feed drops: forced reads, unpolled orders
+POLLING = Profile(  # no order-update stream (fills seen by polling), feed drops: forced position reads
     "polling",
     order_faults={"reject": 0.03, "delay_fill": 0.25, "partial": 0.1},
     call_faults={"server": 0.03, "timeout": 0.03},

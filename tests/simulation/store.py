@@ -39,6 +39,7 @@ class Committed:
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     events: list[TradeEvent] = field(default_factory=list)
     alerts: dict[int, Alert] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
 
     def apply(self, kind: str, value: Any) -> None:
         if kind == "trade":
@@ -55,6 +56,12 @@ class Committed:
             self.events.append(value)
         elif kind == "alert":
             self.alerts[value.id] = value
+        elif kind == "setting":
+            key, text = value
+            if text is None:
+                self.settings.pop(key, None)
+            else:
+                self.settings[key] = text
         else:  # pragma: no cover - a programming error in this module
             raise ValueError(kind)
 
@@ -95,6 +102,9 @@ class MemoryStore:
 
     def save_alert(self, alert: Alert) -> None:
         self._enqueue("alert", alert)
+
+    def save_setting(self, key: str, value: str | None) -> None:
+        self._enqueue("setting", (key, value))
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
         self.latest_orders[order.key] = order
@@ -151,6 +161,7 @@ class MemoryStore:
             next_trade_id=highest + 1,
             next_alert_id=max([0, *c.alerts]) + 1,
             recent_alerts=tuple(alerts),
+            settings=dict(c.settings),
         )
 
     def closed_trades(self, start: float | None = None, end: float | None = None, strategy: str | None = None) -> list[Trade]:

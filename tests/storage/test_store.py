@@ -75,6 +75,22 @@ def test_load_of_a_new_database_is_empty(make_store):
     assert make_store().load() == LoadedState((), (), (), (), next_trade_id=1, next_alert_id=1, recent_alerts=())
 
 
+def test_settings_are_kept_across_reopening_and_removed_by_none(make_store):
+    first = make_store()
+    first.save_setting("kill_switch", '{"since": 1.5}')
+    first.save_setting("other", "x")
+    first.save_setting("other", None)  # set and removed in one batch: the removal wins
+    assert first.flush()
+    first.close()
+    second = make_store()
+    assert second.load().settings == {"kill_switch": '{"since": 1.5}'}  # the database's identity is no setting
+    second.save_setting("kill_switch", None)
+    assert second.flush()
+    assert second.load().settings == {}
+    with pytest.raises(ValueError):
+        second.save_setting("database_id", "mine")
+
+
 def test_the_last_version_of_a_trade_wins_and_every_event_is_kept(make_store):
     store = make_store(commit_interval=0.5)
     for step in range(50):

@@ -236,7 +236,7 @@ async def test_panic_is_never_one_key_and_never_stacks():
         assert isinstance(app.screen, PanicModal) and engine.commands == []
         await pilot.press("y", "enter")
         await until(pilot, lambda: engine.commands)
-    assert engine.commands == [ExitAll(strategy=None, reason=ExitReason.PANIC)]
+    assert engine.commands == [ExitAll(strategy=None, reason=ExitReason.PANIC, panic=True)]
 
 
 async def test_new_alerts_toast_and_ring_the_bell_when_critical(monkeypatch):

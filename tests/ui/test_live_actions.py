@@ -238,6 +238,46 @@ async def test_panic_exit_needs_two_keys_never_stacks_and_closes_everything(stac
         assert all(closed[trade_id].exit_reason is ExitReason.PANIC for trade_id in trade_ids)
 
 
+def status_bar_text(app) -> str:
+    from textual.widgets import Static
+
+    content = app.screen_stack[0].query_one("#status-text", Static).content
+    return getattr(content, "plain", str(content))
+
+
+async def test_panic_halts_entries_shown_in_the_status_bar_until_re_armed_with_confirmation(stack):
+    trade_id = open_trade(stack, "SBIN")
+    app = make_app(stack)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: trades_table(pilot).shown_trade_ids() == [trade_id])
+        assert "HALTED" not in status_bar_text(app)
+        await pilot.press("f10")  # nothing to re-arm: no dialog
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmModal)
+
+        await pilot.press("f9")
+        modal = await until(pilot, lambda: isinstance(app.screen, PanicModal) and app.screen)
+        assert "halt" in str(modal.query_one("#panic-summary").render()).lower()
+        await pilot.press("y", "enter")
+        await until(pilot, lambda: status_of(stack, trade_id) in GONE and stack.position("SBIN") == 0, what="flat")
+        await until(pilot, lambda: "HALTED" in status_bar_text(app), what="the halt in the status bar")
+        denied = stack.submit(CreateTrade(MANUAL_STRATEGY, "INFY", "NSE", Side.LONG, quantity=1))
+        assert getattr(denied, "code", "") == "PANIC_HALT"
+
+        await pilot.press("f10")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("escape")  # changed my mind: still halted
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmModal))
+        assert stack.engine.snapshot().system.entries_halted
+
+        await pilot.press("f10")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        await pilot.press("y")
+        await until(pilot, lambda: not stack.engine.snapshot().system.entries_halted, what="re-armed")
+        await until(pilot, lambda: "HALTED" not in status_bar_text(app), what="the status bar cleared")
+        assert open_trade(stack, "INFY", 1)
+
+
 async def test_acknowledge_all_alerts(stack):
     trade_id = open_trade(stack, "SBIN")
     stack.submit(ExitTrade(trade_id))

@@ -8,6 +8,9 @@ scroll inside the dialog instead of pushing the buttons out.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 from textual.containers import VerticalScroll
 from textual.geometry import Region
@@ -110,3 +113,39 @@ async def test_the_dashboard_at_80_by_24_keeps_status_pnl_and_rows():
         assert "FEED LIVE" in text.plain and "P&L +1,249.50" in text.plain
         assert text.cell_len <= status.content_region.width  # all of it shows: nothing is cut off
         assert trades_table(pilot).content_region.height >= 8
+
+
+def screen_lines(app) -> list[str]:
+    """The text of each line on screen, as the terminal shows it (from the SVG screenshot)."""
+    import html
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for match in re.finditer(r'<text[^>]*?x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', app.export_screenshot()):
+        rows.setdefault(float(match.group(2)), []).append((float(match.group(1)), html.unescape(match.group(3))))
+    return ["".join(text for _, text in sorted(parts)).replace("\xa0", " ") for _, parts in sorted(rows.items())]
+
+
+async def test_a_paused_trade_shows_paused_at_80_by_24_with_a_scrollbar():
+    engine = engine_with_many_trades()
+    paused = trade_view(99, "HALTME", Side.LONG, 10, 500.0, 495.0, stop=490.0, paused=True)
+    engine.bump(trades=(paused,) + engine.current.trades)
+    app = snapshot_app(engine)
+    async with app.run_test(size=SMALL) as pilot:
+        table = trades_table(pilot)
+        await until(pilot, lambda: table.row_count == 5 + EXTRA_TRADES)
+        assert table.show_vertical_scrollbar
+        await settle(pilot)
+        rows = [line for line in screen_lines(app) if "HALTME" in line]
+        assert len(rows) == 1 and re.search(r"\bPAUSED\b", rows[0]), rows
+        assert "490.00" in rows[0]  # the stop stays in view too
+
+
+async def test_the_panic_halt_shows_in_the_status_bar_at_80_by_24_with_the_pnl():
+    engine = EngineDouble()
+    engine.bump(system=dataclasses.replace(engine.current.system, entries_halted=True, entries_halted_since=1.0))
+    app = snapshot_app(engine)
+    async with app.run_test(size=SMALL) as pilot:
+        status = pilot.app.screen.query_one("#status-text", Static)
+        text = await until(pilot, lambda: "P&L" in str(status.content) and status.content, what="the status text")
+        assert text.plain.startswith("HALTED") and "P&L +1,249.50" in text.plain
+        assert text.cell_len <= status.content_region.width

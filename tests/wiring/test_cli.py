@@ -168,6 +168,7 @@ def test_run_against_openalgo_and_second_instance_is_refused(tmp_path: Path, sim
         )
         assert second.returncode == 2
         assert str(first.pid) in second.stderr, second.stderr
+        assert "that engine can be attached to: tmtool attach --socket" in second.stderr
         first.send_signal(signal.SIGINT)
         first.wait(timeout=30)
     finally:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.ui.fixtures import EngineDouble, snapshot_app
 from tmtool.engine.engine import Engine
+from tmtool.api.client import RemoteEngine
 from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.runtime import Runtime
 from tmtool.screens.host import ScreenHost
@@ -61,7 +62,7 @@ def signature_problems(protocol: type, implementation: type) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("implementation", [Engine, Runtime, EngineDouble], ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("implementation", [Engine, Runtime, EngineDouble, RemoteEngine], ids=lambda cls: cls.__name__)
 def test_engines_and_the_runtime_meet_the_engine_handle(implementation):
     assert signature_problems(EngineHandle, implementation) == []
 

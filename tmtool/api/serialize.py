@@ -1,4 +1,4 @@
-"""Turning the engine's records and views into JSON-ready values."""
+"""Turning the engine's records and views into JSON-ready values, and snapshots to JSON text and back."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import math
 from datetime import date, datetime, time
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 
@@ -33,3 +34,24 @@ def to_json(value: Any) -> Any:
     if isinstance(value, (date, datetime, time)):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+@lru_cache(maxsize=1)
+def _snapshot_adapter():
+    from pydantic import ConfigDict, TypeAdapter
+
+    from tmtool.engine.snapshot import EngineSnapshot
+
+    # Wrapped in a one-item list: a TypeAdapter takes a config only for a type without its own.
+    return TypeAdapter(list[EngineSnapshot], config=ConfigDict(ser_json_inf_nan="constants"))
+
+
+def snapshot_json(snapshot) -> str:
+    """An ``EngineSnapshot`` as JSON text (what the stream sends)."""
+    return _snapshot_adapter().dump_json([snapshot]).decode()
+
+
+def snapshot_from_json(text: str | bytes):
+    """The ``EngineSnapshot`` that ``snapshot_json`` wrote, with its dataclasses and enums rebuilt."""
+    [snapshot] = _snapshot_adapter().validate_json(text)
+    return snapshot

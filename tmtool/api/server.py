@@ -1,352 +1,272 @@
-"""The control API's HTTP server (stdlib ``ThreadingHTTPServer``).
+"""Running the control API: uvicorn in a thread of its own, on TCP and/or a Unix socket.
 
-Robustness: bodies are bounded (``max_body_bytes``; larger ones get 413 and the
-connection is closed unread), sockets time out (``request_timeout``), at most
-``max_connections`` are served at once (more get 503), only JSON is accepted
-(415 otherwise), NaN/Infinity literals are refused, and ``stop()`` closes the
-listener and every open connection.  Nothing is logged from a body, and the
-key never appears in a log line, an error message or a repr.
+TCP (``host:port``, port 0 picks a free one) needs the key; it listens on
+loopback unless ``allow_remote`` is given, and then logs and prints a warning
+naming the address.  The Unix socket (``unix_path``) is created mode 0600 and
+needs no key: its permissions are the access control.
+
+Limits: at most ``max_connections`` connections and tasks at once (uvicorn's
+``limit_concurrency``: more get 503), a request's line and headers must arrive
+within ``request_timeout`` (else the connection is closed), bodies up to
+``max_body_bytes`` within ``request_timeout`` more (else 408 and closed), idle
+kept-alive connections closed after ``keep_alive_timeout``.  ``stop()`` closes
+the listeners and every open connection.  The key never appears in a log line,
+an error message or a repr.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
+import asyncio
+import ipaddress
 import logging
+import os
 import socket
+import stat
+import sys
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import urlsplit
+from pathlib import Path
 
-from tmtool.api.openapi import API_PREFIX, body_fields, openapi_document
-from tmtool.api.ratelimit import RateLimiter, retry_after_header
-from tmtool.api.schema import ValidationError, validate
-from tmtool.api.verbs import VERBS, ApiError, VerbContext
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from tmtool.api.app import ApiSettings, build_app
+from tmtool.api.ratelimit import RateLimiter
+from tmtool.api.verbs import VerbContext
 from tmtool.clock import Clock, SystemClock
 from tmtool.engine.ports import EngineHandle
 
 log = logging.getLogger("tmtool.api")
 
 MIN_KEY_LENGTH = 8
-_GET_PATHS = ("health", "openapi.json")
 
 
-class _BadJson(ValueError):
-    pass
-
-
-def _refuse_constant(name: str) -> float:
-    raise _BadJson(f"{name} is not allowed in JSON")
-
-
-def _decode_json(raw: bytes) -> Any:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _BadJson("body is not UTF-8") from None
-    try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except _BadJson:
-        raise
-    except (ValueError, RecursionError):
-        raise _BadJson("body is not valid JSON") from None
-
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], api: "ApiServer") -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.api = api
-        self._slots = threading.BoundedSemaphore(api.max_connections)
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address) -> None:
-        if not self._slots.acquire(blocking=False):
-            self._refuse_busy(request)
-            return
-        with self._connections_lock:
-            self._connections.add(request)
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._forget(request)
-            self.shutdown_request(request)
-            raise
-
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._forget(request)
-
-    def _forget(self, request) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        self._slots.release()
-
-    def _refuse_busy(self, request) -> None:
-        body = json.dumps({"status": "error", "message": "too many connections, try again"}).encode()
-        head = (
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n"
-        ).encode()
-        try:
-            request.settimeout(1.0)
-            request.sendall(head + body)
-        except OSError:
-            pass
-        self.shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "tmtool-api"
-    sys_version = ""
-    server: _HttpServer
-
-    def setup(self) -> None:
-        self.timeout = self.server.api.request_timeout
-        super().setup()
-
-    # ------------------------------------------------------------------ plumbing
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        log.debug("%s %s", self.client_address[0], format % args)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = urlsplit(getattr(self, "path", "") or "").path  # never the query string
-        level = logging.DEBUG if str(code).startswith(("1", "2")) else logging.INFO
-        log.log(level, "%s %s %s -> %s", self.client_address[0], getattr(self, "command", "-"), path[:200], code)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Errors raised by the stdlib's request parsing, answered in the JSON envelope."""
-        if code == 501:  # a method we do not serve
-            code, message = 405, f"method {self.command} is not allowed"
-        self.close_connection = True
-        self._reply(code, {"status": "error", "message": message or self.responses.get(code, ("error",))[0]})
-
-    def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, allow_nan=False, separators=(",", ":")).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _error(self, status: int, message: str, **extra: Any) -> None:
-        self._reply(status, {"status": "error", "message": message, **extra})
-
-    def _method_not_allowed(self) -> None:
-        self._error(405, f"method {self.command} is not allowed")
-
-    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _method_not_allowed
-
-    # ------------------------------------------------------------------ routing
-
-    def _verb_name(self) -> str | None:
-        path = urlsplit(self.path).path
-        if not path.startswith(API_PREFIX):
-            return None
-        name = path[len(API_PREFIX):]
-        return name[:-1] if name.endswith("/") else name
-
-    def _rate_limited(self) -> bool:
-        wait = self.server.api.rate_limiter.acquire(self.client_address[0])
-        if wait is None:
-            return False
-        seconds = retry_after_header(wait)
-        self._reply(
-            429,
-            {"status": "error", "message": "rate limit exceeded, slow down", "retry_after": int(seconds)},
-            {"Retry-After": seconds},
-        )
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
         return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
-    def do_GET(self) -> None:
-        self._discard_body()
-        if self._rate_limited():
-            return
-        name = self._verb_name()
-        if name == "openapi.json":
-            self._reply(200, self.server.api.openapi)
-        elif name == "health":
-            self._run(VERBS["health"], {})
-        elif name in VERBS:
-            self._method_not_allowed()
-        else:
-            self._error(404, "not found")
 
-    def do_POST(self) -> None:
-        body = self._read_body()
-        if body is None or self._rate_limited():
-            return
-        name = self._verb_name()
-        verb = VERBS.get(name or "")
-        if verb is None:
-            self._error(405 if name == "openapi.json" else 404, "unknown verb" if name != "openapi.json" else "use GET")
-            return
-        content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if body and content_type != "application/json":
-            self._error(415, "send the body as JSON with Content-Type: application/json")
-            return
-        if not body and not verb.needs_key:
-            self._run(verb, {})
-            return
-        try:
-            request = _decode_json(body)
-        except _BadJson as exc:
-            self._error(400, str(exc))
-            return
-        if not isinstance(request, dict):
-            self._error(400, "body must be a JSON object")
-            return
-        if verb.needs_key and not self.server.api.key_matches(request.get("apikey")):
-            self._error(403, "invalid API key")
-            return
-        try:
-            accepted = validate(body_fields(verb), request)
-        except ValidationError as exc:
-            self._error(400, str(exc))
-            return
-        accepted.pop("apikey", None)
-        self._run(verb, accepted)
+def _protocol_with_header_deadline(seconds: float) -> type[H11Protocol]:
+    """uvicorn's HTTP/1.1 protocol, plus a deadline for a request's head: a client that connects and
+    trickles (or never sends) its request line and headers is disconnected after ``seconds``."""
 
-    def _run(self, verb, accepted: dict[str, Any]) -> None:
-        try:
-            data = verb.handler(self.server.api.context, accepted)
-        except ValidationError as exc:
-            self._error(400, str(exc))
-        except ApiError as exc:
-            extra = {"code": exc.code} if exc.code else {}
-            self._error(exc.status, exc.message, **extra)
-        except Exception:
-            log.exception("control API verb %s failed", verb.name)
-            self._error(500, "internal error; see the tmtool log")
-        else:
-            self._reply(200, {"status": "success", "data": data})
+    class HeaderDeadlineProtocol(H11Protocol):
+        _head_deadline: asyncio.TimerHandle | None = None
 
-    def _discard_body(self) -> None:
-        """A GET with a body: read and drop it (bounded), or close the connection."""
-        length = self.headers.get("Content-Length")
-        if length and length.isdigit() and 0 < int(length) <= self.server.api.max_body_bytes:
-            self.rfile.read(int(length))
-        elif length and length != "0" or self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_deadline = self.loop.call_later(seconds, self._head_overdue)
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering a bad framing (411/400/413)."""
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            self._error(411, "send the body with a Content-Length (no chunked encoding)")
-            return None
-        length_text = self.headers.get("Content-Length", "0").strip()
-        if not length_text.isdigit():
-            self.close_connection = True
-            self._error(400, "Content-Length must be a whole number")
-            return None
-        length = int(length_text)
-        if length > self.server.api.max_body_bytes:
-            self.close_connection = True
-            self._error(413, f"body larger than {self.server.api.max_body_bytes} bytes")
-            return None
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:
-            self.close_connection = True
-            return None
-        return body
+        def _disarm(self) -> None:
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+
+        def _head_overdue(self) -> None:
+            self._head_deadline = None
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            super().connection_made(transport)
+            self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # a request is in: the body guard's deadline takes over
+
+        def handle_websocket_upgrade(self, event) -> None:  # type: ignore[no-untyped-def]
+            self._disarm()  # the connection becomes a WebSocket (the snapshot stream): no more heads
+            super().handle_websocket_upgrade(event)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request's head has the same deadline
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return HeaderDeadlineProtocol
+
+
+class RemoteBindRefused(ValueError):
+    """A TCP address beyond loopback without ``allow_remote``."""
 
 
 class ApiServer:
-    """The control API on ``host:port`` (port 0 picks a free one); see ``url`` once started."""
+    """The control API on ``host:port`` and/or ``unix_path``; see ``url`` / ``unix_path`` once started."""
 
     def __init__(
         self,
         engine: EngineHandle,
         *,
         host: str = "127.0.0.1",
-        port: int = 5080,
-        api_key: str,
+        port: int | None = 5080,
+        api_key: str | None = None,
+        unix_path: str | Path | None = None,
+        allow_remote: bool = False,
         requests_per_minute: int = 120,
         clock: Clock = SystemClock(),
         command_timeout: float = 5.0,
         request_timeout: float = 10.0,
+        keep_alive_timeout: float = 5.0,
         max_body_bytes: int = 65_536,
         max_connections: int = 64,
+        stream_interval: float = 0.125,  # the TUI draws at 8 Hz: no use sending more often
     ) -> None:
-        if not isinstance(api_key, str) or len(api_key.strip()) < MIN_KEY_LENGTH:
-            raise ValueError(f"the control API key must be at least {MIN_KEY_LENGTH} characters")
-        if not 0 <= port <= 65535:
-            raise ValueError("the control API port must be between 0 and 65535")
-        self._key = api_key.encode("utf-8")
+        if port is not None:
+            if not isinstance(api_key, str) or len(api_key.strip()) < MIN_KEY_LENGTH:
+                raise ValueError(f"the control API key must be at least {MIN_KEY_LENGTH} characters")
+            if not 0 <= port <= 65535:
+                raise ValueError("the control API port must be between 0 and 65535")
+            if not is_loopback(host) and not allow_remote:
+                raise RemoteBindRefused(
+                    f"the control API would listen on {host}, beyond loopback: set allow_remote = true in [api] "
+                    "to mean it (anyone who can reach that address can then try the key)"
+                )
+        elif unix_path is None:
+            raise ValueError("the control API needs a TCP port or a Unix socket path")
         self.host = host
         self.port = port
+        self.unix_path = str(unix_path) if unix_path is not None else None
         self.request_timeout = request_timeout
-        self.max_body_bytes = max_body_bytes
+        self.keep_alive_timeout = keep_alive_timeout
         self.max_connections = max_connections
         self.rate_limiter = RateLimiter(requests_per_minute, clock)
         self.context = VerbContext(engine=engine, clock=clock, command_timeout=command_timeout)
-        self.openapi = openapi_document()
-        self._server: _HttpServer | None = None
+        self._settings = ApiSettings(
+            api_key=api_key.encode("utf-8") if port is not None and api_key else None,
+            rate_limiter=self.rate_limiter,
+            max_body_bytes=max_body_bytes,
+            body_timeout=request_timeout,
+            unix_path=self.unix_path,
+            stream_interval=stream_interval,
+        )
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
-        return f"ApiServer(host={self.host!r}, port={self.port})"
-
-    def key_matches(self, given: object) -> bool:
-        """Constant-time comparison of a request's key with ours."""
-        if not isinstance(given, str):
-            return False
-        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self._key)
+        return f"ApiServer(host={self.host!r}, port={self.port}, unix_path={self.unix_path!r})"
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the running server."""
-        if self._server is None:
-            raise RuntimeError("the control API is not started")
+        """``http://host:port`` of the running TCP listener."""
+        if self._server is None or self.port is None:
+            raise RuntimeError("the control API is not listening on TCP")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def _sockets(self) -> list[socket.socket]:
+        sockets: list[socket.socket] = []
+        if self.port is not None:
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            tcp = socket.create_server((self.host, self.port), family=family, backlog=128)
+            self.port = tcp.getsockname()[1]
+            sockets.append(tcp)
+            if not is_loopback(self.host):
+                warning = f"the control API listens on {self.host}:{self.port}, beyond loopback (allow_remote = true)"
+                log.warning(warning)
+                print(f"tmtool: warning: {warning}", file=sys.stderr, flush=True)
+        if self.unix_path is not None:
+            sockets.append(_unix_listener(Path(self.unix_path)))
+        return sockets
 
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the control API is already started")
-        self._server = _HttpServer((self.host, self.port), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="tmtool-api", daemon=True
+        sockets = self._sockets()
+        self._settings.closing.clear()
+        config = uvicorn.Config(
+            build_app(self.context, self._settings),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http=_protocol_with_header_deadline(self.request_timeout),
+            ws="websockets-sansio",
+            limit_concurrency=self.max_connections,
+            timeout_keep_alive=max(1, int(self.keep_alive_timeout)),
+            timeout_graceful_shutdown=2,
+            server_header=False,
+            date_header=False,
         )
+        server = uvicorn.Server(config)
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve() -> None:
+            serving = asyncio.ensure_future(server.serve(sockets=sockets))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            started.set()
+            await serving
+
+        def run() -> None:
+            try:
+                asyncio.run(serve())
+            except BaseException as exc:  # noqa: BLE001 - handed to start()
+                failure.append(exc)
+            finally:
+                started.set()
+                for sock in sockets:
+                    sock.close()
+
+        self._server = server
+        self._thread = threading.Thread(target=run, name="tmtool-api", daemon=True)
         self._thread.start()
-        log.info("control API listening on %s", self.url)
+        started.wait()
+        if failure or not server.started:
+            self._server = self._thread = None
+            raise RuntimeError(f"the control API did not start: {failure[0] if failure else 'unknown reason'}")
+        where = [self.url] if self.port is not None else []
+        if self.unix_path is not None:
+            where.append(f"unix:{self.unix_path}")
+        log.info("control API listening on %s", " and ".join(where))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close open connections, and wait for the server thread."""
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        deadline = time.monotonic() + timeout
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        thread.join(max(0.0, deadline - time.monotonic()))
+        self._settings.closing.set()
+        server.should_exit = True
+        thread.join(timeout)
         self._server = self._thread = None
+        if self.unix_path is not None:
+            try:
+                os.unlink(self.unix_path)
+            except FileNotFoundError:
+                pass
         log.info("control API stopped")
+
+
+def _unix_listener(path: Path) -> socket.socket:
+    """A listening Unix socket at ``path``, mode 0600 from the moment it exists; a stale socket file is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise RuntimeError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # nobody listens: left behind by a process that died
+        else:
+            raise RuntimeError(f"another tmtool engine already serves {path}")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    previous = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener

@@ -21,17 +21,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
-from tmtool.api.schema import (
-    ARRAY,
-    BOOLEAN,
-    DATE,
-    INTEGER,
-    NUMBER,
-    OBJECT,
-    STRING,
-    Field,
-    ValidationError,
-)
+from pydantic import BaseModel
+
+from tmtool.api import bodies
 from tmtool.api.serialize import to_json
 from tmtool.domain import analytics
 from tmtool.domain.calendar import IST
@@ -47,6 +39,7 @@ from tmtool.domain.commands import (
     ExitTrade,
     ModifyTrade,
     PauseTrade,
+    Rearm,
     Result,
     ResumeTrade,
 )
@@ -69,13 +62,16 @@ from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import StrategyView, TradeView
 from tmtool.domain.validation import validate_create_trade, validate_distance, validate_modify_trade
 
-MAX_PRICE = 10_000_000.0
-MAX_QUANTITY = 10_000_000
-MAX_TRADE_ID = 2**53
-NO_CONTROL_CHARS = "^[^\\u0000-\\u001f\\u007f]+$"
-SYMBOL_PATTERN = "^[A-Z0-9&_.:-]+$"
 ACTIONS = {"BUY": Side.LONG, "SELL": Side.SHORT}
-MODES = tuple(m.value for m in DistanceMode)
+
+
+class ValidationError(ValueError):
+    """A body that passed its model but breaks a rule across fields: ``field`` (dotted path) and ``reason``."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
 
 
 class ApiError(Exception):
@@ -97,103 +93,14 @@ class VerbContext:
 
 @dataclass(frozen=True)
 class Verb:
+    """A verb: its body model (validated and published by the server) and its handler."""
+
     name: str
     summary: str
-    fields: tuple[Field, ...]
+    body: type[BaseModel]
     handler: Callable[[VerbContext, dict[str, Any]], Any]
     needs_key: bool = True
-    description: str = ""
     statuses: tuple[int, ...] = (400, 403, 429)
-
-
-# --------------------------------------------------------------------------- field building blocks
-
-
-def _price(name: str, description: str, **extra: Any) -> Field:
-    return Field(name, NUMBER, description, minimum=0, exclusive_minimum=True, maximum=MAX_PRICE, **extra)
-
-
-def _distance(name: str, description: str, required: bool = False) -> Field:
-    return Field(
-        name, NUMBER, description, required=required, minimum=0, exclusive_minimum=True, maximum=MAX_PRICE
-    )
-
-
-def _text(name: str, description: str, max_length: int, required: bool = False, pattern: str = NO_CONTROL_CHARS) -> Field:
-    return Field(name, STRING, description, required=required, min_length=1, max_length=max_length, pattern=pattern)
-
-
-TRADE_ID = Field("trade_id", INTEGER, "tmtool's trade id", required=True, minimum=1, maximum=MAX_TRADE_ID)
-STRATEGY = _text("strategy", "strategy name", 64)
-SYMBOL = _text("symbol", "OpenAlgo symbol, e.g. RELIANCE", 40, pattern=SYMBOL_PATTERN)
-EXCHANGE = Field("exchange", STRING, "exchange", choices=tuple(sorted(EXCHANGES)))
-DISTANCE_MODE = Field(
-    "distance_mode",
-    STRING,
-    "unit of stop_loss_distance and target_distance: POINTS or PERCENT of the entry price",
-    choices=MODES,
-    default=DistanceMode.POINTS.value,
-)
-TRAILING = Field(
-    "trailing",
-    OBJECT,
-    "trailing stop; every distance in it is in `mode` units (PERCENT = percent of the price that distance "
-    "is measured from, named with each field)",
-    fields=(
-        _distance(
-            "distance",
-            "how far the stop trails the best price (PERCENT: of the best price; step trailing: the first stop, "
-            "from the entry price)",
-            required=True,
-        ),
-        Field("mode", STRING, "POINTS or PERCENT", choices=MODES, default=DistanceMode.POINTS.value),
-        _distance("activation", "trailing starts once the price moved this far in favour (PERCENT: of the entry price)"),
-        _distance(
-            "step_trigger",
-            "step trailing: each further move of this size (PERCENT: of the previous step's trigger price, "
-            "the first from the entry price) ...",
-        ),
-        _distance(
-            "step_move",
-            "... moves the stop by this much (PERCENT: of the stop's level); give both step fields or neither",
-        ),
-    ),
-)
-BREAKEVEN = Field(
-    "breakeven_after",
-    OBJECT,
-    "move the stop to the entry price once the price is this far in profit; null: no breakeven for this trade",
-    nullable=True,
-    fields=(
-        _distance("distance", "profit that arms breakeven (PERCENT: of the entry price)", required=True),
-        Field("mode", STRING, "POINTS or PERCENT", choices=MODES, default=DistanceMode.POINTS.value),
-    ),
-)
-PARTIAL_TARGETS = Field(
-    "partial_targets",
-    ARRAY,
-    "scale-out levels; fractions of the entry quantity add up to less than 1",
-    max_items=10,
-    items=Field(
-        "partial_target",
-        OBJECT,
-        fields=(
-            _distance("distance", "distance in favour of entry", required=True),
-            Field("mode", STRING, "POINTS or PERCENT", choices=MODES, default=DistanceMode.POINTS.value),
-            Field(
-                "fraction", NUMBER, "fraction of the entry quantity", required=True,
-                minimum=0, exclusive_minimum=True, maximum=1,
-            ),
-        ),
-    ),
-)
-LEVEL_DISTANCES = (
-    _distance("stop_loss_distance", "stop as a distance from the entry price (instead of stop_loss)"),
-    _distance("target_distance", "target as a distance from the entry price (instead of target)"),
-    DISTANCE_MODE,
-)
-START_DATE = Field("start_date", DATE, "first day (Asia/Kolkata), YYYY-MM-DD, inclusive")
-END_DATE = Field("end_date", DATE, "last day (Asia/Kolkata), YYYY-MM-DD, inclusive")
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -434,7 +341,12 @@ def exit_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def exit_all(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
-    return _accepted_data(_wait(ctx, ExitAll(strategy=body.get("strategy"), reason=ExitReason.PANIC)))
+    command = ExitAll(strategy=body.get("strategy"), reason=ExitReason.PANIC, panic=body.get("panic", False))
+    return _accepted_data(_wait(ctx, command))
+
+
+def rearm(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    return _accepted_data(_wait(ctx, Rearm()))
 
 
 def pause_trade(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -493,6 +405,18 @@ def analytics_report(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     return report
 
 
+def trade_events(ctx: VerbContext, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [to_json(event) for event in ctx.engine.trade_events(body["trade_id"])]
+
+
+def instrument(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        found = ctx.engine.instrument(body["exchange"], body["symbol"])
+    except ValueError as exc:
+        raise ApiError(404, str(exc), "UNKNOWN_INSTRUMENT") from None
+    return to_json(found)
+
+
 def strategies(ctx: VerbContext, body: dict[str, Any]) -> list[dict[str, Any]]:
     def view(strategy: StrategyView) -> dict[str, Any]:
         data = to_json(strategy)
@@ -523,140 +447,75 @@ def health(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
         "database_pending_writes": system.db_pending,
         "open_trades": len(snapshot.open_trades),
         "simulated": system.simulated,
+        "entries_halted": system.entries_halted,
+        "entries_halted_since": system.entries_halted_since,
     }
 
 
 # --------------------------------------------------------------------------- the verb table
 
-_ACTION = Field("action", STRING, "BUY opens a LONG trade, SELL a SHORT one", required=True, choices=tuple(ACTIONS))
 _COMMAND_STATUSES = (400, 403, 404, 409, 429, 502, 503, 504)
 _READ_STATUSES = (400, 403, 429)
 
 VERBS: dict[str, Verb] = {
     verb.name: verb
     for verb in (
-        Verb(
-            "createtrade",
-            "Start managing a trade",
-            (
-                _text("strategy", "strategy name (manual for hand-entered trades)", 64, required=True),
-                _text("symbol", "OpenAlgo symbol, e.g. RELIANCE", 40, required=True, pattern=SYMBOL_PATTERN),
-                Field("exchange", STRING, "exchange", required=True, choices=tuple(sorted(EXCHANGES))),
-                _ACTION,
-                Field("product", STRING, "MIS, CNC or NRML (default: the strategy's)", choices=tuple(p.value for p in Product)),
-                Field("quantity", INTEGER, "units to enter (default: the strategy's sizing)", minimum=1, maximum=MAX_QUANTITY),
-                Field("pricetype", STRING, "entry order type when tmtool places it", choices=tuple(p.value for p in PriceType), default=PriceType.MARKET.value),
-                _price("price", "limit price of a LIMIT entry"),
-                _text("orderid", "adopt this filled OpenAlgo order (tmtool reads its fill)", 64),
-                _price("entry_price", "adopt a position already held at this price (no order is sent)"),
-                _price("stop_loss", "absolute stop price"),
-                _price("target", "absolute target price"),
-                *LEVEL_DISTANCES,
-                TRAILING,
-                PARTIAL_TARGETS,
-                BREAKEVEN,
-                Field("note", STRING, "free text kept with the trade", max_length=200),
-            ),
-            create_trade,
-            description=(
-                "Three ways: `orderid` adopts a filled order; `entry_price` adopts a held position; "
-                "otherwise tmtool places the entry (MARKET, or LIMIT at `price`) sized by `quantity` or the "
-                "strategy. Levels not given come from the strategy's defaults (`breakeven_after`: null "
-                "switches the strategy's breakeven off for this trade)."
-            ),
-            statuses=_COMMAND_STATUSES,
-        ),
-        Verb(
-            "activetrades",
-            "Open trades",
-            (STRATEGY, SYMBOL, EXCHANGE),
-            active_trades,
-            statuses=_READ_STATUSES,
-        ),
-        Verb(
-            "updatetrade",
-            "Change an open trade's levels",
-            (
-                TRADE_ID,
-                _price("stop_loss", "absolute stop price; null clears the stop", nullable=True),
-                _price("target", "absolute target price; null clears the target", nullable=True),
-                *LEVEL_DISTANCES,
-                Field(
-                    "trailing", OBJECT, "trailing settings; null turns trailing off",
-                    nullable=True, fields=TRAILING.fields,
-                ),
-                PARTIAL_TARGETS,
-                BREAKEVEN,
-            ),
-            update_trade,
-            description=(
-                "Fields left out stay as they are. `stop_loss_distance`, `target_distance` and "
-                "`breakeven_after` are measured from the trade's entry price."
-            ),
-            statuses=_COMMAND_STATUSES,
-        ),
-        Verb("exittrade", "Exit one trade now (reason MANUAL)", (TRADE_ID,), exit_trade, statuses=_COMMAND_STATUSES),
+        Verb("createtrade", "Start managing a trade", bodies.CreateTradeBody, create_trade, statuses=_COMMAND_STATUSES),
+        Verb("activetrades", "Open trades", bodies.ActiveTradesBody, active_trades, statuses=_READ_STATUSES),
+        Verb("updatetrade", "Change an open trade's levels", bodies.UpdateTradeBody, update_trade, statuses=_COMMAND_STATUSES),
+        Verb("exittrade", "Exit one trade now (reason MANUAL)", bodies.TradeIdBody, exit_trade, statuses=_COMMAND_STATUSES),
         Verb(
             "exitall",
             "Exit every open trade, or every open trade of one strategy (reason PANIC)",
-            (STRATEGY,),
+            bodies.ExitAllBody,
             exit_all,
+            statuses=_COMMAND_STATUSES,
+        ),
+        Verb(
+            "rearm",
+            "Lift the panic halt: new entries are taken again",
+            bodies.NoFieldsBody,
+            rearm,
             statuses=_COMMAND_STATUSES,
         ),
         Verb(
             "adoptpositions",
             "Manage every open positionbook position that no trade covers yet (strategy 'manual')",
-            (),
+            bodies.NoFieldsBody,
             adopt_positions,
             statuses=_COMMAND_STATUSES,
         ),
-        Verb("pausetrade", "Stop acting on a trade's levels", (TRADE_ID,), pause_trade, statuses=_COMMAND_STATUSES),
-        Verb("resumetrade", "Act on a trade's levels again", (TRADE_ID,), resume_trade, statuses=_COMMAND_STATUSES),
+        Verb("pausetrade", "Stop acting on a trade's levels", bodies.TradeIdBody, pause_trade, statuses=_COMMAND_STATUSES),
+        Verb("resumetrade", "Act on a trade's levels again", bodies.TradeIdBody, resume_trade, statuses=_COMMAND_STATUSES),
         Verb(
             "acknowledgealerts",
             "Acknowledge alerts by id, or all of them",
-            (
-                Field(
-                    "ids", ARRAY, "alert ids", min_items=1, max_items=1000,
-                    items=Field("id", INTEGER, minimum=1, maximum=MAX_TRADE_ID),
-                ),
-                Field("all", BOOLEAN, "acknowledge every alert"),
-                Field("dismiss", BOOLEAN, "also remove them from the recent list"),
-            ),
+            bodies.AcknowledgeAlertsBody,
             acknowledge_alerts,
             statuses=_COMMAND_STATUSES,
         ),
-        Verb(
-            "alerts",
-            "Recent alerts, newest first",
-            (
-                Field("limit", INTEGER, "how many", minimum=1, maximum=500, default=50),
-                Field("priority", STRING, "only this priority", choices=tuple(p.value for p in AlertPriority)),
-                Field("category", STRING, "only this category", choices=tuple(c.value for c in AlertCategory)),
-                Field("unacknowledged_only", BOOLEAN, "leave out acknowledged alerts"),
-            ),
-            alerts,
-            statuses=_READ_STATUSES,
-        ),
-        Verb(
-            "tradehistory",
-            "Closed trades in a date range, in closing order",
-            (START_DATE, END_DATE, STRATEGY, Field("limit", INTEGER, "at most this many (the latest)", minimum=1, maximum=10_000, default=1000)),
-            trade_history,
-            statuses=_READ_STATUSES,
-        ),
+        Verb("alerts", "Recent alerts, newest first", bodies.AlertsBody, alerts, statuses=_READ_STATUSES),
+        Verb("tradehistory", "Closed trades in a date range, in closing order", bodies.TradeHistoryBody, trade_history, statuses=_READ_STATUSES),
         Verb(
             "analytics",
             "Performance statistics of closed trades, overall, per strategy and per exit reason",
-            (START_DATE, END_DATE, STRATEGY, Field("include_trades", BOOLEAN, "include the per-trade results (default true)")),
+            bodies.AnalyticsBody,
             analytics_report,
             statuses=_READ_STATUSES,
         ),
-        Verb("strategies", "Strategies with portfolio state and fund utilisation", (), strategies, statuses=_READ_STATUSES),
+        Verb("tradeevents", "A trade's audit log, oldest first", bodies.TradeIdBody, trade_events, statuses=_READ_STATUSES),
+        Verb(
+            "instrument",
+            "Tick, lot and freeze size of an instrument",
+            bodies.InstrumentBody,
+            instrument,
+            statuses=(400, 403, 404, 429),
+        ),
+        Verb("strategies", "Strategies with portfolio state and fund utilisation", bodies.NoFieldsBody, strategies, statuses=_READ_STATUSES),
         Verb(
             "health",
             "Feed, broker, database and engine status (no key needed)",
-            (Field("apikey", STRING, "ignored", max_length=256),),
+            bodies.HealthBody,
             health,
             needs_key=False,
             statuses=(400, 429),

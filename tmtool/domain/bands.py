@@ -4,6 +4,10 @@ The engine's tick path is cheap because of two bands computed here:
 
 * ``quiet_band``: per instrument, the open interval of prices that move no stop,
   target, partial target, trailing stop or watermark of any of its trades;
+* ``near_band``: per instrument, the open interval of prices that are not near
+  (within ``NEAR_LEVEL_FRACTION`` of) any stop, target or open partial target of
+  its trades — outside it the price feed is told to poll the symbol sooner when
+  its ticks stop;
 * ``portfolio_gates``: per strategy, the open interval of unrealised P&L inside
   which no portfolio limit (stop, target, daily loss limit, trailing lock) can
   trigger, so the portfolio rules run only when the P&L leaves it.
@@ -16,19 +20,38 @@ from typing import Iterable
 
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.models import PortfolioState, Side, Strategy, Trade, TradeStatus
+from tmtool.domain.rules import stop_crossed
 
 _INF = math.inf
+
+# "Near a level": within 0.5% of it.  A fraction of the level, not a number of ticks, because
+# tick sizes mean nothing across prices (0.05 is 0.002% of a 2,500 stock and 0.1% of a 50 one),
+# while liquid NSE instruments move a few tenths of a percent within the few seconds a silent
+# symbol goes unpolled: 0.5% covers such a move with room, and stays narrow enough that most
+# symbols, most of the time, are not near and keep the slower poll.
+NEAR_LEVEL_FRACTION = 0.005
 
 
 def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
     """``(lo, hi)``: a price strictly inside changes no ACTIVE, unpaused trade of ``trades``.
 
-    Paused, exiting and empty trades do not narrow the band; with none left it is
-    ``(-inf, inf)``.
+    Exiting and empty trades do not narrow the band; with none left it is
+    ``(-inf, inf)``.  A paused trade narrows it only at its stop, on the side its
+    last price is not on, so the tick that crosses the stop (either way) leaves
+    the band and its crossing can be reported.
     """
     lo, hi = -_INF, _INF
     for trade in trades:
-        if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
+        if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
+            continue
+        if trade.paused:
+            stop = trade.effective_stop
+            if stop is not None:
+                beyond = stop_crossed(trade, trade.last_price)
+                if (trade.side is Side.LONG) != beyond:
+                    lo = max(lo, stop)
+                else:
+                    hi = min(hi, stop)
             continue
         entry = trade.entry_price
         high = trade.high_watermark or entry
@@ -51,6 +74,37 @@ def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
                 lo = max(lo, trade.target)
             if partials:
                 lo = max(lo, max(partials))
+    return lo, hi
+
+
+def near_band(trades: Iterable[Trade], fraction: float = NEAR_LEVEL_FRACTION) -> tuple[float, float]:
+    """``(lo, hi)``: a price strictly inside is farther than ``fraction`` of the level from every
+    effective stop, target and open partial target of the ACTIVE, unpaused trades of ``trades``.
+
+    Stops bound it from the side they guard (below for a long, above for a short),
+    targets and partial targets from the other; a price at or beyond either end is
+    near a level.  With no level it is ``(-inf, inf)``; when the levels are so close
+    that the ends cross (``lo >= hi``) every price is near.
+    """
+    lo, hi = -_INF, _INF
+    below, above = 1.0 + fraction, 1.0 - fraction
+    for trade in trades:
+        if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
+            continue
+        stop = trade.effective_stop
+        profit_levels = [p.price for p in trade.partial_levels if not p.done]
+        if trade.target is not None:
+            profit_levels.append(trade.target)
+        if trade.side is Side.LONG:
+            if stop is not None:
+                lo = max(lo, stop * below)
+            if profit_levels:
+                hi = min(hi, min(profit_levels) * above)
+        else:
+            if stop is not None:
+                hi = min(hi, stop * above)
+            if profit_levels:
+                lo = max(lo, max(profit_levels) * below)
     return lo, hi
 
 

@@ -17,7 +17,8 @@ class BrokerError(Exception):
     # kinds: "validation" (400), "auth" (403: key wrong or broker session expired),
     # "not_found" (404), "rate_limited" (429), "server" (5xx), "timeout",
     # "connection", "rejected" (broker rejected an order), "protocol" (bad reply),
-    # "semi_auto" (403: the server's semi-auto mode refuses a modify or cancel)
+    # "semi_auto" (403: the server's semi-auto mode refuses a modify or cancel),
+    # "unsupported" (501: the server's broker lacks the feature, e.g. the margin calculator)
     def __init__(self, kind: str, message: str, status_code: int | None = None, retry_after: float | None = None):
         super().__init__(message)
         self.kind = kind
@@ -151,3 +152,9 @@ class FeedStatus:
     order_updates: bool = False  # the server offers the order-update stream
     polls: int = 0  # REST quote requests made for polled symbols
     polled_ticks: int = 0  # prices delivered from REST polling
+
+    @property
+    def order_updates_flowing(self) -> bool:
+        """Order updates can be trusted to arrive: the server offers them, the socket is up, and
+        no symbol's ticks have gone silent (a socket that stopped ticking may stop updating too)."""
+        return self.order_updates and self.state is FeedState.LIVE and not self.polled

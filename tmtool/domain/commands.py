@@ -104,10 +104,20 @@ class ExitTrades:
 
 @dataclass(frozen=True, slots=True)
 class ExitAll:
-    """Exit every open trade, or every open trade of one strategy."""
+    """Exit every open trade, or every open trade of one strategy.
+
+    ``panic`` (every strategy only) is the kill switch: besides the exits, new
+    entries are refused in every strategy until a ``Rearm``; the halt is persisted.
+    """
 
     strategy: str | None = None
     reason: ExitReason = ExitReason.PANIC
+    panic: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rearm:
+    """Lift the panic halt: new entries are taken again (strategy and account limits still apply)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +166,7 @@ Command = Union[
     ExitTrade,
     ExitTrades,
     ExitAll,
+    Rearm,
     PauseTrade,
     ResumeTrade,
     SaveStrategy,

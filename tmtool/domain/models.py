@@ -19,6 +19,8 @@ EXCHANGES = frozenset(
     {"NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX", "NCO", "CRYPTO"}
 )
 DATA_ONLY_EXCHANGES = frozenset({"NSE_INDEX", "BSE_INDEX", "MCX_INDEX", "GLOBAL_INDEX"})
+# Futures and options (equity, currency, commodity): positions there block margin, not their notional.
+DERIVATIVE_EXCHANGES = frozenset({"NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX", "NCO"})
 MANUAL_STRATEGY = "manual"
 
 

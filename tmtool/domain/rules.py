@@ -283,6 +283,14 @@ def evaluate_tick(trade: Trade, price: float, ts: float) -> TickEvaluation | Non
     return TickEvaluation(new_high, new_low, changes, exit_signal)
 
 
+def stop_crossed(trade: Trade, price: float) -> bool:
+    """Whether ``price`` is at or beyond the trade's effective stop (False without a stop or a price)."""
+    stop = trade.effective_stop
+    if stop is None or not price or price <= 0:
+        return False
+    return price <= stop if trade.side is _LONG else price >= stop
+
+
 def _exit_signal(trade: Trade, price: float, ts: float) -> ExitSignal | None:
     long = trade.side is _LONG
     stop = trade.stop_loss

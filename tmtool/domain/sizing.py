@@ -14,6 +14,12 @@ lot size.  The funds limit is the smaller of ``available_funds`` and, when the
 strategy has allocated funds, what is left of the allocation after
 ``funds_in_use`` (the entry value of the strategy's open trades).  Notional is
 price × quantity.
+
+F&O (and other derivative) positions tie up margin, not their notional: the
+checks take a ``margin_rate``, the fraction of the notional a position blocks
+(1 for cash equity; from the server's margin calculator, or
+``estimated_margin_rate`` when it has none).  Sizing by value or risk still
+measures notional and risk; only the funds cap uses the margin.
 """
 
 from __future__ import annotations
@@ -22,7 +28,9 @@ import math
 from dataclasses import dataclass
 
 from tmtool.domain.models import (
+    DERIVATIVE_EXCHANGES,
     Denial,
+    Side,
     SizingMode,
     Strategy,
     is_valid_price,
@@ -74,11 +82,28 @@ def funds_limit(strategy: Strategy, available_funds: float, funds_in_use: float 
     return max(0.0, limit)
 
 
-def funds_denial(quantity: int, price: float, limit: float) -> Denial | None:
-    """Refuse ``quantity`` at ``price`` when its notional exceeds ``limit`` (``funds_limit``)."""
-    if quantity * price > limit + 1e-9:
-        return Denial("INSUFFICIENT_FUNDS", f"{quantity} at {price:.2f} needs {quantity * price:.2f}; {limit:.2f} available")
+def funds_denial(quantity: int, price: float, limit: float, margin_rate: float = 1.0) -> Denial | None:
+    """Refuse ``quantity`` at ``price`` when what it blocks (its notional × ``margin_rate``)
+    exceeds ``limit`` (``funds_limit``)."""
+    needed = quantity * price * margin_rate
+    if needed > limit + 1e-9:
+        what = f"{needed:.2f}" if margin_rate == 1.0 else f"{needed:.2f} of margin"
+        return Denial("INSUFFICIENT_FUNDS", f"{quantity} at {price:.2f} needs {what}; {limit:.2f} available")
     return None
+
+
+def is_long_option(exchange: str, symbol: str, side: Side) -> bool:
+    """A bought option on a derivative exchange (OpenAlgo option symbols end in CE or PE)."""
+    return exchange in DERIVATIVE_EXCHANGES and side is Side.LONG and symbol.upper().endswith(("CE", "PE"))
+
+
+def estimated_margin_rate(exchange: str, symbol: str, side: Side, margin_percent: float) -> float:
+    """The fraction of notional a position blocks when no margin calculator says: all of it for
+    cash equity and for a bought option (its premium is paid in full), ``margin_percent`` of it
+    for other derivative positions (futures, sold options)."""
+    if exchange not in DERIVATIVE_EXCHANGES or is_long_option(exchange, symbol, side):
+        return 1.0
+    return margin_percent / 100.0
 
 
 def _whole_lots(quantity: float, lot_size: int) -> int:
@@ -96,8 +121,10 @@ def size_position(
     halted: bool,
     trades_today: int,
     funds_in_use: float = 0.0,
+    margin_rate: float = 1.0,
 ) -> int | Denial:
-    """The quantity of a new trade at ``price`` (a positive multiple of ``lot_size``) or why not."""
+    """The quantity of a new trade at ``price`` (a positive multiple of ``lot_size``) or why not;
+    ``margin_rate`` is the fraction of the notional the position blocks (see the module docstring)."""
     denial = entry_denial(strategy, open_positions, halted, trades_today)
     if denial is not None:
         return denial
@@ -113,20 +140,25 @@ def size_position(
     mode = sizing.mode
     if not is_valid_price(sizing.value):
         return Denial("INVALID_SIZING", f"{mode.value} sizing value {sizing.value!r} must be a positive finite number")
+    if isinstance(margin_rate, bool) or not isinstance(margin_rate, (int, float)) or not (
+        math.isfinite(margin_rate) and margin_rate > 0
+    ):
+        return Denial("INVALID_MARGIN", f"margin rate {margin_rate!r} must be a positive finite fraction of the notional")
     limit = funds_limit(strategy, available_funds, funds_in_use)
     if mode is SizingMode.FIXED_QUANTITY:
         quantity = _whole_lots(sizing.value, lot_size)
-        if quantity > 0 and quantity * price > limit + _DUST:
+        if quantity > 0 and quantity * price * margin_rate > limit + _DUST:
+            needed = quantity * price * margin_rate
             return Denial(
                 "INSUFFICIENT_FUNDS",
-                f"{quantity} at {price:.2f} needs {quantity * price:.2f} but only {limit:.2f} is available "
-                f"to strategy {strategy.name!r}",
+                f"{quantity} at {price:.2f} needs {needed:.2f}{'' if margin_rate == 1.0 else ' of margin'} "
+                f"but only {limit:.2f} is available to strategy {strategy.name!r}",
             )
     else:
         money = _money_quantity(strategy, price, stop_price)
         if isinstance(money, Denial):
             return money
-        quantity = _whole_lots(min(money, limit / price), lot_size)
+        quantity = _whole_lots(min(money, limit / (price * margin_rate)), lot_size)
     if quantity <= 0:
         return Denial(
             "ZERO_QUANTITY",

@@ -4,15 +4,19 @@ A trade enters the index when it is created or loaded (its instrument is
 subscribed on the feed) and leaves it when it ends (unsubscribed once no trade
 is left on the instrument).  After every change of a trade's status, quantity or
 levels its book is rebuilt: the per-strategy exposure the tick path uses for the
-running P&L, and the quiet band (``domain.bands.quiet_band``) inside which a
-tick changes nothing.
+running P&L, the quiet band (``domain.bands.quiet_band``) inside which a tick
+changes nothing, and the near-level band (``domain.bands.near_band``): a symbol
+whose price is near a stop, target or partial target is marked on the feed
+(``Feed.set_near_level``), which then polls it sooner when its ticks stop.  The
+tick path looks at one interval, the calm band (the quiet band narrowed to the
+stretch where near-ness does not change); only a price leaving it costs more.
 """
 
 from __future__ import annotations
 
 import logging
 
-from tmtool.domain.bands import quiet_band
+from tmtool.domain.bands import near_band, quiet_band
 from tmtool.domain.models import Trade
 from tmtool.domain.reconcile import position_key
 from tmtool.engine.positions import PositionCache
@@ -59,6 +63,9 @@ class TradeIndex:
                 self.rebuild_book(book)
             else:
                 del state.books[book.key]
+                if book.near:
+                    book.near = False
+                    state.feed.set_near_level(*book.key, False)
                 state.tick_filter.forget(book.key)
                 try:
                     state.feed.unsubscribe(*book.key)
@@ -109,9 +116,29 @@ class TradeIndex:
         for runtime in self.state.strategies.values():
             self.recompute_unrealised(runtime)
 
-    @staticmethod
-    def refresh_band(book: Book) -> None:
+    def refresh_band(self, book: Book) -> None:
+        """After a change of the book's trades or their levels: its quiet and near-level bands."""
         book.lo, book.hi = quiet_band(book.trades)
+        book.near_lo, book.near_hi = near_band(book.trades)
+        self.place_price(book)
+
+    def place_price(self, book: Book) -> None:
+        """Whether the book's price is near a level (the feed is told when that changes), and the
+        calm band around the price inside which neither that nor any trade can change."""
+        price, lo, hi, near_lo, near_hi = book.price, book.lo, book.hi, book.near_lo, book.near_hi
+        if price <= 0:
+            near, book.calm_lo, book.calm_hi = False, lo, hi
+        elif near_hi <= near_lo:  # the levels are so close that every price is near one
+            near, book.calm_lo, book.calm_hi = True, lo, hi
+        elif price <= near_lo:
+            near, book.calm_lo, book.calm_hi = True, lo, min(hi, near_lo)
+        elif price >= near_hi:
+            near, book.calm_lo, book.calm_hi = True, max(lo, near_hi), hi
+        else:
+            near, book.calm_lo, book.calm_hi = False, max(lo, near_lo), min(hi, near_hi)
+        if near is not book.near:
+            book.near = near
+            self.state.feed.set_near_level(*book.key, near)
 
     def recompute_book_strategies(self, book: Book) -> None:
         names = {t.strategy for t in book.trades} | {r.strategy.name for r, _ in book.exposure}

@@ -28,6 +28,7 @@ from tmtool.domain.commands import (
     ExitTrades,
     ModifyTrade,
     PauseTrade,
+    Rearm,
     Reconcile,
     ResumeTrade,
     SaveStrategy,
@@ -85,6 +86,7 @@ class CommandHandlers:
             ExitTrade: self._exit,
             ExitTrades: self._exit_trades,
             ExitAll: self._exit_all,
+            Rearm: self._rearm,
             PauseTrade: lambda command, future: self._set_paused(command.trade_id, True, future),
             ResumeTrade: lambda command, future: self._set_paused(command.trade_id, False, future),
             SaveStrategy: self._save_strategy,
@@ -201,14 +203,23 @@ class CommandHandlers:
 
     def _exit_all(self, command: ExitAll, future: Future) -> None:
         state = self.state
+        if command.panic and command.strategy is not None:
+            future.set_result(Denied("INVALID_PANIC_SCOPE", "panic exits every strategy and halts all entries: give no strategy"))
+            return
         if command.strategy is not None and command.strategy not in state.strategies:
             future.set_result(Denied("UNKNOWN_STRATEGY", f"no strategy named {command.strategy!r}"))
             return
+        if command.panic:
+            self._risk.engage_kill_switch(state.clock.time())  # before the exits: nothing new enters meanwhile
         trades = [t for t in state.trades.values() if command.strategy is None or t.strategy == command.strategy]
         done = self._risk.exit_many(trades, command.reason)
         scope = f"strategy {command.strategy}" if command.strategy else "every strategy"
         self._journal.alert(AlertCategory.PORTFOLIO, AlertPriority.WARNING, f"{command.reason.value}: exiting {len(done)} trade(s) of {scope}", key=f"exit-all-{command.strategy}")
         future.set_result(Accepted(f"exiting {len(done)} trade(s)", trade_ids=tuple(done)))
+
+    def _rearm(self, command: Rearm, future: Future) -> None:
+        lifted = self._risk.rearm()
+        future.set_result(Accepted("re-armed: new entries are taken again" if lifted else "entries were not halted"))
 
     def _set_paused(self, trade_id: int, paused: bool, future: Future) -> None:
         trade = self._open_trade(trade_id, future)

@@ -72,7 +72,7 @@ from tmtool.engine.handlers import JobRouter, OrderEventRouter
 from tmtool.engine.journal import Journal
 from tmtool.engine.loop import STOP, Call, CommandMessage, EngineLoop
 from tmtool.engine.orders import OrderManager
-from tmtool.engine.ports import AlertSink, Broker, Feed, FeedCallbacks, Store
+from tmtool.engine.ports import AlertSink, Broker, Feed, FeedCallbacks, Store, TickRecorder
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.publisher import SnapshotPublisher
 from tmtool.engine.reconciler import BrokerSession, Reconciler
@@ -105,6 +105,7 @@ class Engine:
         account: AccountLimits = AccountLimits(),
         strategies: Sequence[Strategy] = (),
         executor_factory: Callable[[Broker, Store, Callable[[object], None], EngineSettings], JobRunner] | None = None,
+        tick_recorder: TickRecorder | None = None,
     ) -> None:
         self._executor_factory = executor_factory or _thread_pool_executor
         self._thread: threading.Thread | None = None
@@ -122,6 +123,7 @@ class Engine:
         session = BrokerSession(state, journal, exits)
         reconciler = self._reconciler = Reconciler(state, journal, positions, orders, exits, entries, session)
         watch = self._watch = Watch(state, journal, index, orders, exits, risk)
+        watch.recorder = tick_recorder  # every routed tick, refused ones marked, for replay
         orders.emit = OrderEventRouter(state, entries, exits, risk, session).apply
         jobs = JobRouter(orders, exits, entries, reconciler, session)
         commands = CommandHandlers(state, journal, index, orders, exits, entries, risk, watch, reconciler)
@@ -151,6 +153,7 @@ class Engine:
         if state.running:
             raise RuntimeError("the engine is already running")
         loaded = self._recovery.load()
+        self._risk.restore_kill_switch(loaded.settings)
         state.executor = self._executor_factory(state.broker, state.store, self._inbox.put, state.settings)
         restored = self._recovery.restore_orders(loaded.open_orders)
         state.running = True

@@ -25,6 +25,7 @@ from tmtool.domain.broker import BrokerError, OrderInfo, Position
 from tmtool.domain.commands import UNSET, Accepted, CreateTrade, Denied
 from tmtool.domain.fills import running_average
 from tmtool.domain.models import (
+    DERIVATIVE_EXCHANGES,
     EXCHANGES,
     MANUAL_STRATEGY,
     AlertCategory,
@@ -43,8 +44,14 @@ from tmtool.domain.models import (
     round_stop,
     round_target,
 )
-from tmtool.domain.reconcile import PositionKey, order_progress, position_key
-from tmtool.domain.sizing import entry_denial, funds_denial, funds_limit, size_position
+from tmtool.domain.reconcile import PositionKey, order_progress, position_key, split_quantity
+from tmtool.domain.sizing import (
+    entry_denial,
+    estimated_margin_rate,
+    funds_denial,
+    funds_limit,
+    size_position,
+)
 from tmtool.domain.validation import validate_create_trade, validate_levels
 from tmtool.engine.books import TradeIndex
 from tmtool.engine.executor import JobKind, JobResult
@@ -54,6 +61,7 @@ from tmtool.engine.order_events import LiveOrder
 from tmtool.engine.orders import OrderManager
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.state import EXPOSED, EngineState, EntryPlan, StrategyRuntime
+from tmtool.engine.ports import Broker
 
 
 class EntryController:
@@ -102,8 +110,9 @@ class EntryController:
         cached = state.instruments.get((exchange, symbol))
         broker = state.broker
         needs_funds = not adopting
-        product = (Product(command.product) if command.product is not None else runtime.strategy.product).value
-        generation = self._positions.key((symbol, exchange, product)).generation
+        product = Product(command.product) if command.product is not None else runtime.strategy.product
+        margin_percent = state.settings.fno_margin_percent
+        generation = self._positions.key((symbol, exchange, product.value)).generation
 
         def prepare() -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -122,15 +131,20 @@ class EntryController:
                 out["price"] = known_price or broker.quotes(symbol, exchange).ltp
                 if needs_funds:
                     out["funds"] = broker.funds().available_cash
+                    known = out["symbol_info"] or cached
+                    lot = known.lot_size if known is not None else 1
+                    out["margin_rate"] = _margin_rate(broker, command, product, float(out["price"]), lot, margin_percent)
                 # the net position the entry's fills move from (judges an entry whose reply is lost)
-                out["net"] = (product, generation, broker.open_position(strategy=command.strategy, symbol=symbol,
-                                                                       exchange=exchange, product=product))
+                out["net"] = (product.value, generation, broker.open_position(strategy=command.strategy, symbol=symbol,
+                                                                             exchange=exchange, product=product.value))
             return out
 
         state.job(JobKind.PREPARE_ENTRY, (command, future), prepare)
 
     def entry_denied(self, runtime: StrategyRuntime) -> Denied | None:
         strategy = runtime.strategy
+        if self.state.entries_halted_since is not None:
+            return Denied("PANIC_HALT", "new entries are halted since the panic exit: re-arm first (TUI or the API's rearm)")
         if runtime.deleting:
             return Denied("STRATEGY_DELETED", f"strategy {strategy.name!r} is being deleted")
         open_positions = sum(1 for t in runtime.trades.values() if t.status.is_open)
@@ -164,7 +178,10 @@ class EntryController:
             key_state = self._positions.key((command.symbol, command.exchange, product))
             if key_state.generation == generation and not key_state.live_orders:
                 key_state.net = int(net)
-            self._place_entry(command, future, instrument, runtime, float(data["price"]), float(data.get("funds", 0.0)))
+            self._place_entry(
+                command, future, instrument, runtime, float(data["price"]), float(data.get("funds", 0.0)),
+                float(data.get("margin_rate", 1.0)),
+            )
 
     def _new_trade(self, command: CreateTrade, instrument: Instrument, status: TradeStatus, runtime: StrategyRuntime) -> Trade:
         state = self.state
@@ -193,8 +210,12 @@ class EntryController:
         return trade
 
     def _place_entry(
-        self, command: CreateTrade, future: Future, instrument: Instrument, runtime: StrategyRuntime, price: float, funds: float
+        self, command: CreateTrade, future: Future, instrument: Instrument, runtime: StrategyRuntime, price: float, funds: float,
+        margin_rate: float = 1.0,
     ) -> None:
+        """Size and check the entry (an F&O one against margin: ``margin_rate`` of its notional), then
+        send it, split at the freeze quantity like an exit: one ledger row per piece, every piece
+        filling into the same trade."""
         denied = self.entry_denied(runtime)
         if denied is not None:
             future.set_result(denied)
@@ -207,10 +228,15 @@ class EntryController:
         side = Side(command.side)
         reference = command.limit_price if command.price_type == PriceType.LIMIT and command.limit_price else price
         strategy = runtime.strategy
-        funds_in_use = sum(t.entry_price * t.quantity for t in runtime.trades.values() if t.status in EXPOSED)
+        margin_percent = state.settings.fno_margin_percent
+        funds_in_use = sum(
+            t.entry_price * t.quantity * estimated_margin_rate(t.exchange, t.symbol, t.side, margin_percent)
+            for t in runtime.trades.values()
+            if t.status in EXPOSED
+        )
         if command.quantity is not None:
             quantity = command.quantity
-            short = funds_denial(quantity, reference, funds_limit(strategy, funds, funds_in_use))
+            short = funds_denial(quantity, reference, funds_limit(strategy, funds, funds_in_use), margin_rate)
             if short is not None:
                 future.set_result(Denied(short.code, short.message))
                 return
@@ -221,7 +247,7 @@ class EntryController:
             open_positions = sum(1 for t in runtime.trades.values() if t.status.is_open)
             sized = size_position(
                 strategy, reference, stop, instrument.lot_size, funds, open_positions, runtime.state.halted,
-                runtime.state.trades_today, funds_in_use,
+                runtime.state.trades_today, funds_in_use, margin_rate,
             )
             if not isinstance(sized, int):
                 future.set_result(Denied(sized.code, sized.message))
@@ -239,21 +265,28 @@ class EntryController:
         self._journal.save_trade(trade)
         runtime.state = portfolio_rules.record_trade_opened(runtime.state, state.clock.time())
         state.store.save_portfolio(runtime.state)
-        record = OrderRecord(
-            key=f"e-{trade.id}-{uuid.uuid4().hex[:10]}",
-            trade_id=trade.id,
-            purpose=OrderPurpose.ENTRY,
-            action=side.entry_action,
-            quantity=quantity,
-            state=OrderState.INTENT,
-            price_type=PriceType(command.price_type),
-            price=command.limit_price or 0.0,
-            created_at=state.clock.time(),
-            updated_at=state.clock.time(),
-        )
-        self._orders.track(record, trade)
-        self._orders.dispatch(record, trade)
-        future.set_result(Accepted(f"entry {side.entry_action} {quantity} {trade.symbol} sent", trade_id=trade.id))
+        pieces = split_quantity(quantity, instrument.freeze_quantity, instrument.lot_size)
+        records = [
+            OrderRecord(
+                key=f"e-{trade.id}-{uuid.uuid4().hex[:10]}",
+                trade_id=trade.id,
+                purpose=OrderPurpose.ENTRY,
+                action=side.entry_action,
+                quantity=piece,
+                state=OrderState.INTENT,
+                price_type=PriceType(command.price_type),
+                price=command.limit_price or 0.0,
+                created_at=state.clock.time(),
+                updated_at=state.clock.time(),
+            )
+            for piece in pieces
+        ]
+        for record in records:  # every piece is tracked before any goes out
+            self._orders.track(record, trade)
+        for record in records:
+            self._orders.dispatch(record, trade)
+        split = f" in {len(pieces)} orders (freeze quantity {instrument.freeze_quantity})" if len(pieces) > 1 else ""
+        future.set_result(Accepted(f"entry {side.entry_action} {quantity} {trade.symbol} sent{split}", trade_id=trade.id))
 
     def unheld_denial(self, pos_key: PositionKey, side: Side, quantity: int, positions: list[Position]) -> Denied | None:
         """Adoption takes over a held position: refused unless the positionbook holds ``quantity`` in
@@ -433,6 +466,8 @@ class EntryController:
 
     def after_entry_final(self, trade: Trade, live: LiveOrder, order_state: OrderState) -> None:
         if order_state is not OrderState.COMPLETE:
+            if trade.status is TradeStatus.PENDING_ENTRY and trade.entry_quantity == 0 and self._orders.live_entries(trade):
+                return  # other pieces of a split entry are still working: the last one decides
             if trade.status is TradeStatus.PENDING_ENTRY and trade.entry_quantity == 0:
                 if live.cancel_wanted and order_state is OrderState.CANCELLED:
                     why = "entry cancelled before it filled: exit requested"
@@ -510,3 +545,32 @@ class EntryController:
         self._positions.key(position_key(trade)).net = position.quantity
         self._activate(trade, quantity, price)
         return trade
+
+
+def _margin_rate(broker: Broker, command: CreateTrade, product: Product, price: float, lot_size: int, margin_percent: float) -> float:
+    """The fraction of an entry's notional the broker will block (run off the engine thread).
+
+    Cash equity blocks all of it.  For F&O the server's margin calculator is asked for the
+    order itself (or one lot when the strategy sizes it); a server or broker without one,
+    or a failing call, leaves the estimate (``estimated_margin_rate``).  An expired session
+    is no reason to estimate: it fails the entry.
+    """
+    side = Side(command.side)
+    estimate = estimated_margin_rate(command.exchange, command.symbol, side, margin_percent)
+    if command.exchange not in DERIVATIVE_EXCHANGES:
+        return estimate
+    quantity = command.quantity or max(1, lot_size)
+    limit = command.limit_price if command.price_type == PriceType.LIMIT and command.limit_price else 0.0
+    reference = limit or price
+    try:
+        required = broker.margin_required(
+            symbol=command.symbol, exchange=command.exchange, action=side.entry_action, quantity=quantity,
+            product=product.value, price_type=PriceType(command.price_type).value, price=limit,
+        )
+    except BrokerError as exc:
+        if exc.kind == "auth":
+            raise
+        return estimate
+    if required <= 0 or reference <= 0:
+        return estimate
+    return required / (quantity * reference)

@@ -1,8 +1,9 @@
 """Where engine state is persisted and alerts are raised.
 
 Every change the engine makes to a trade reaches the store through here: trade
-rows (``save_trade`` now, or ``save_trade_soon`` once per inbox batch for
-trailing ratchets), trade events (the audit trail), status changes, and alerts
+rows (``save_trade``, handed to the store's writer at once, trailing ratchets
+included, so a crash loses at most the last group-commit interval), trade
+events (the audit trail), status changes, and alerts
 (folded by key in the ``AlertBook``, saved, logged and handed to the alert
 sinks).  Order ledger rows are saved by ``orders``; portfolio and strategy rows
 by whoever changes them, through the same ``Store`` port.  The store's own
@@ -34,31 +35,21 @@ class Journal:
         self._clock = state.clock
         self._sinks = tuple(sinks)
         self.alerts = AlertBook()
-        self._dirty_trades: dict[int, Trade] = {}
 
     # ---------------------------------------------------------------- trades
 
     def save_trade(self, trade: Trade) -> None:
-        """Hand the store a copy of the trade now (status changes, fills, anything an order depends on)."""
-        self._dirty_trades.pop(trade.id, None)
+        """Hand the store a copy of the trade now: its writer commits it within one group-commit interval.
+
+        Every change goes at once, trailing ratchets included.  Saving ratchets once per inbox
+        batch instead halved the engine benchmark's time per tick at 1,000 trades (whose
+        random walk ratchets about one tick in seven), but let a crash lose a ratchet for as
+        long as the batch ran on top of the commit interval."""
         self._store.save_trade(copy_trade(trade))
         self.state.dirty = True
 
-    def save_trade_soon(self, trade: Trade) -> None:
-        """Save at the end of the current inbox batch: repeated ratchets of one trade within a
-        batch become one row version (each ratchet is still recorded as an event)."""
-        self._dirty_trades[trade.id] = trade
-        self.state.dirty = True
-
-    def flush_trades(self) -> None:
-        if self._dirty_trades:
-            trades, self._dirty_trades = self._dirty_trades, {}
-            for trade in trades.values():
-                self._store.save_trade(copy_trade(trade))
-
     def save_open_trades(self) -> None:
         """At shutdown: every open trade saved with its last price."""
-        self.flush_trades()
         state = self.state
         now = self._clock.time()
         for trade in state.trades.values():

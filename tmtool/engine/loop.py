@@ -5,9 +5,9 @@ put messages on the inbox: ticks, commands, job results, order updates, feed
 status and calls.  The loop takes them one by one — on its own thread, or on
 the caller's with ``pump()`` — and dispatches each: ticks to ``watch`` (each
 evaluated, never coalesced), commands to ``commands``, job results to
-``handlers.JobRouter``, order updates to ``orders``.  Between batches it flushes
-trade saves, runs due timers (on the injected clock), looks at the trading
-calendar and publishes a snapshot.
+``handlers.JobRouter``, order updates to ``orders``.  Between batches it runs
+due timers (on the injected clock), looks at the trading calendar and publishes
+a snapshot.
 """
 
 from __future__ import annotations
@@ -131,7 +131,6 @@ class EngineLoop:
 
     def housekeeping(self) -> None:
         try:
-            self._journal.flush_trades()
             self.state.timers.run_due()
             looked_at = self._risk.check_calendar()
             if looked_at is not None:

@@ -19,7 +19,8 @@ class LiveOrder:
 
     __slots__ = (
         "record", "strategy", "pos_key", "remaining", "net_shift", "unknown_since", "absent_since", "moved_since",
-        "unknown_alerted", "reprices", "reprice_failures", "modifying", "polling", "cancel_wanted", "cancelling", "cancel_attempts",
+        "unknown_alerted", "reprices", "reprice_failures", "modifying", "polling", "poll_due", "cancel_wanted",
+        "cancelling", "cancel_attempts",
     )
 
     def __init__(self, record: OrderRecord, strategy: str, pos_key: PositionKey) -> None:
@@ -37,7 +38,8 @@ class LiveOrder:
         self.reprices = 0  # modifications of a LIMIT exit that the broker took
         self.reprice_failures = 0  # modifications refused or lost in a row
         self.modifying = False  # a modifyorder is in flight
-        self.polling = False
+        self.polling = False  # a status poll is scheduled or in flight
+        self.poll_due = 0.0  # when the scheduled poll falls due (engine clock, monotonic)
         self.cancel_wanted = False  # an entry order to be cancelled (as soon as it has an order id)
         self.cancelling = False  # a cancelorder is in flight
         self.cancel_attempts = 0

@@ -377,27 +377,33 @@ class OrderManager:
         self._journal.save_trade(trade)
 
     def poll_interval(self) -> float:
+        """``order_update_backstop`` while order updates can arrive, else ``order_status_poll``."""
         settings = self.state.settings
-        if self.state.feed_status.order_updates:
+        if self.state.feed_status.order_updates_flowing:
             return settings.order_update_backstop
         return settings.order_status_poll
 
     def poll(self, key: str, delay: float) -> None:
-        live = self.live.get(key)
-        if live is None or live.polling:
-            return
-        live.polling = True
-        self.state.schedule(delay, self._request_status, key)
-
-    def repoll_all(self) -> None:
-        """The feed's order updates came or went: every live order polls at the new pace."""
-        for key in list(self.live):
-            self.poll(key, self.poll_interval())
-
-    def _request_status(self, key: str) -> None:
+        """Ask for the order's status after ``delay``, unless a poll falls due sooner (a later one is superseded)."""
         live = self.live.get(key)
         if live is None:
             return
+        due = self.state.clock.monotonic() + delay
+        if live.polling and live.poll_due <= due:
+            return
+        live.polling = True
+        live.poll_due = due
+        self.state.schedule(delay, self._request_status, key, due)
+
+    def repoll_all(self) -> None:
+        """Order updates started or stopped flowing: every live order polls at the new pace (at once sooner)."""
+        for key in list(self.live):
+            self.poll(key, self.poll_interval())
+
+    def _request_status(self, key: str, due: float) -> None:
+        live = self.live.get(key)
+        if live is None or live.poll_due != due:
+            return  # gone, or superseded by a sooner poll
         if not live.record.order_id:
             # No broker id yet (the send is still out): nothing to ask.  The order is polled
             # once its id is known, so it must not stay marked as polling.

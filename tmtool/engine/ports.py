@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from tmtool.domain.broker import (
     BrokerError,
@@ -62,6 +62,7 @@ class LoadedState:
     next_trade_id: int
     next_alert_id: int
     recent_alerts: tuple[Alert, ...] = ()
+    settings: Mapping[str, str] = field(default_factory=dict)  # engine-wide settings kept with save_setting
 
 
 class StoreUnavailable(RuntimeError):
@@ -89,6 +90,10 @@ class Store(Protocol):
     def record_event(self, event: TradeEvent) -> None: ...
 
     def save_alert(self, alert: Alert) -> None: ...
+
+    def save_setting(self, key: str, value: str | None) -> None:
+        """Keep an engine-wide setting (e.g. the panic halt) across restarts; None removes it."""
+        ...
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
         """Enqueue an order ledger row; with ``durable`` wait until committed.
@@ -189,6 +194,14 @@ class Broker(Protocol):
 
     def funds(self) -> Funds: ...
 
+    def margin_required(
+        self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+        price_type: str = "MARKET", price: float = 0.0,
+    ) -> float:
+        """Rupees of margin one order would block (OpenAlgo's ``margin`` calculator); BrokerError
+        "unsupported" or "not_found" when the server or its broker has no calculator."""
+        ...
+
     def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo: ...
 
     def close(self) -> None: ...
@@ -218,9 +231,27 @@ class Feed(Protocol):
         """Reference-counted: the last matching call unsubscribes on the wire."""
         ...
 
+    def set_near_level(self, exchange: str, symbol: str, near: bool) -> None:
+        """Mark (or unmark) a symbol whose price is near a stop or target: it is polled sooner when its ticks stop."""
+        ...
+
     def status(self) -> FeedStatus: ...
 
     def stop(self) -> None: ...
+
+
+# --------------------------------------------------------------------------- tick recording
+
+
+class TickRecorder(Protocol):
+    """Keeps every tick the engine evaluates (``tmtool.replay.recorder`` implements it).
+
+    ``record`` is called on the engine thread for every routed tick, refused
+    ones too (``accepted`` False); it must be an O(1) append that never blocks
+    and never raises: the writing happens on the recorder's own thread.
+    """
+
+    def record(self, tick: Tick, accepted: bool) -> None: ...
 
 
 # --------------------------------------------------------------------------- alerts out

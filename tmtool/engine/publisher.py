@@ -107,6 +107,9 @@ class SnapshotPublisher:
             ticks_processed=state.ticks_processed,
             ticks_refused=state.tick_filter.refused_total,
             simulated=state.settings.simulated,
+            entries_halted=state.entries_halted_since is not None,
+            entries_halted_since=state.entries_halted_since,
+            polled_symbols=state.feed_status.polled,
         )
         return EngineSnapshot(
             version=self._version,

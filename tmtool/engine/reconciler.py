@@ -107,7 +107,7 @@ class Reconciler:
         # keys whose positionbook showed less than their trades hold: when first seen (a lagging book
         # may not show recent fills yet, so a trade shrinks or closes only when a read at least
         # ``absence_grace`` later still shows it)
-        self._suspect: dict[PositionKey, float] = {}
+        self._suspect: dict[PositionKey, tuple[float, int]] = {}  # key -> (first seen, the trades' quantity then)
         self.fills_seen: dict[str, int] | None = None  # tradebook order id -> quantity seen (None: no baseline)
         self._tradebook_busy = False
         self._order_tags: bool | None = None  # the server's order book reports strategy tags (None: not known yet)
@@ -191,13 +191,14 @@ class Reconciler:
         discrepancies = reconcile_positions(list(trades.values()), book, busy)
         now = self.state.clock.time()
         grace = self.state.settings.absence_grace
-        shrinking = {d.key for d in discrepancies if d.changes}
-        self._suspect = {k: since for k, since in self._suspect.items() if k in shrinking or k in busy}
+        # a suspicion holds while each read shows the same trades short (trades changed: start again)
+        shrinking = {d.key: d.managed_quantity for d in discrepancies if d.changes}
+        self._suspect = {k: seen for k, seen in self._suspect.items() if shrinking.get(k) == seen[1]}
         confirm = False
         for discrepancy in discrepancies:
             kind = discrepancy.kind
             if discrepancy.changes:
-                since = self._suspect.setdefault(discrepancy.key, now)
+                since, _ = self._suspect.setdefault(discrepancy.key, (now, discrepancy.managed_quantity))
                 if now - since < grace:
                     confirm = True  # a lagging positionbook may not show recent fills yet: read again first
                     continue

@@ -6,13 +6,16 @@ the rules themselves are the pure ``domain.portfolio``.  A limit that is hit
 exits the strategy's (or every) active trade through ``exits`` — this is where
 portfolio exit decisions are made — and a daily loss limit halts the strategy
 (or the account) until the next trading day.  The trading calendar (square-off
-times, the day roll) runs here on the injected clock.
+times, the day roll) runs here on the injected clock.  Panic is the kill switch
+kept here too: it halts new entries in every strategy, across days and restarts
+(the store keeps it), until the user re-arms.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.calendar import trading_day
@@ -20,6 +23,8 @@ from tmtool.domain.models import AlertCategory, AlertPriority, ExitReason, Trade
 from tmtool.engine.exits import ExitController
 from tmtool.engine.journal import Journal, fmt
 from tmtool.engine.state import EngineState, StrategyRuntime
+
+KILL_SWITCH_SETTING = "kill_switch"  # the store's setting that holds a panic halt ({"since": epoch seconds})
 
 
 class RiskMonitor:
@@ -105,6 +110,46 @@ class RiskMonitor:
             self._exits.begin_exit(trade, reason)
             done.append(trade.id)
         return done
+
+    # ---------------------------------------------------------------- the kill switch
+
+    def engage_kill_switch(self, now: float) -> bool:
+        """Halt new entries everywhere until ``rearm`` (persisted); False when already halted."""
+        state = self.state
+        if state.entries_halted_since is not None:
+            return False
+        state.entries_halted_since = now
+        state.store.save_setting(KILL_SWITCH_SETTING, json.dumps({"since": now}))
+        state.dirty = True
+        self._journal.alert(
+            AlertCategory.SYSTEM,
+            AlertPriority.CRITICAL,
+            "PANIC: exiting everything; new entries are halted in every strategy until you re-arm (TUI or the API's rearm)",
+            key="kill-switch",
+        )
+        return True
+
+    def rearm(self) -> bool:
+        """Lift the panic halt; False when entries were not halted."""
+        state = self.state
+        if state.entries_halted_since is None:
+            return False
+        state.entries_halted_since = None
+        state.store.save_setting(KILL_SWITCH_SETTING, None)
+        state.dirty = True
+        self._journal.alert(AlertCategory.SYSTEM, AlertPriority.WARNING, "re-armed: new entries are taken again", key="kill-switch")
+        return True
+
+    def restore_kill_switch(self, settings: Mapping[str, str]) -> None:
+        """Take a panic halt saved before a restart back (an unreadable one still halts)."""
+        text = settings.get(KILL_SWITCH_SETTING)
+        if text is None:
+            return
+        try:
+            since = float(json.loads(text)["since"])
+        except (ValueError, TypeError, KeyError):
+            since = self.state.clock.time()
+        self.state.entries_halted_since = since
 
     # ---------------------------------------------------------------- calendar
 

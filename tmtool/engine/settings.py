@@ -44,6 +44,7 @@ def _time_zone_name(name: str) -> str:
 
 
 TimeZoneName = Annotated[str, Field(strict=True, min_length=1), AfterValidator(_time_zone_name)]
+MarginPercent = Annotated[float, Field(strict=True, gt=0, le=100, allow_inf_nan=False)]
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -54,7 +55,9 @@ class EngineSettings:
     leading letters of an F&O symbol, e.g. ``NIFTY`` for ``NIFTY30DEC26FUT``) to
     the exchange freeze quantity; an exit larger than it is split.
     ``instruments`` overrides what the broker says about an instrument, keyed
-    ``"EXCHANGE:SYMBOL"``.  ``trail_alerts`` says which trailing ratchets raise
+    ``"EXCHANGE:SYMBOL"``.  ``fno_margin_percent`` is the share of an F&O
+    position's notional its funds check counts when the server has no margin
+    calculator (and for open F&O trades; a bought option counts in full).  ``trail_alerts`` says which trailing ratchets raise
     an alert: "every" one, the "first" of each trade, or "none".
     """
 
@@ -75,6 +78,7 @@ class EngineSettings:
     )
     instruments: dict[str, InstanceOf[Instrument]] = dataclasses.field(default_factory=dict)
     default_tick_size: Annotated[float, Field(strict=True, gt=0, allow_inf_nan=False)] = DEFAULT_TICK_SIZE
+    fno_margin_percent: MarginPercent = 20.0
     stale_alerts: StrictBool = True  # alert on stale symbols during their exchange's trading hours
     tick_band_percent: TickBandPercent = 10.0  # a tick this far from the last accepted price needs confirming
     tick_confirm: ConfirmTicks = 2  # consecutive ticks that confirm a jump beyond the band

@@ -105,6 +105,9 @@ class SystemView:
     ticks_processed: int
     ticks_refused: int
     simulated: bool  # running against the embedded simulator
+    entries_halted: bool = False  # panic: no new entries in any strategy until re-armed
+    entries_halted_since: float | None = None  # epoch seconds of the panic
+    polled_symbols: tuple[tuple[str, str], ...] = ()  # socket ticks stopped: prices polled over REST
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,12 @@ CLOSED_KEEP = 500  # today's closed trades kept for the snapshot
 
 
 class Book:
-    """Everything about one (exchange, symbol): its trades, last price and quiet band."""
+    """Everything about one (exchange, symbol): its trades, last price, quiet and near-level bands."""
 
-    __slots__ = ("key", "trades", "price", "ts", "lo", "hi", "exposure", "net_qty", "degraded")
+    __slots__ = (
+        "key", "trades", "price", "ts", "lo", "hi", "near_lo", "near_hi", "near", "calm_lo", "calm_hi",
+        "exposure", "net_qty", "degraded",
+    )
 
     def __init__(self, key: tuple[str, str]) -> None:
         self.key = key
@@ -54,6 +57,11 @@ class Book:
         self.ts = 0.0
         self.lo = -_INF  # a price strictly inside (lo, hi) changes no trade
         self.hi = _INF
+        self.near_lo = -_INF  # a price strictly inside (near_lo, near_hi) is near no level
+        self.near_hi = _INF
+        self.near = False  # the price is near a level (the feed was told so)
+        self.calm_lo = -_INF  # a price strictly inside (calm_lo, calm_hi) changes neither a trade nor ``near``
+        self.calm_hi = _INF
         self.exposure: tuple[tuple[StrategyRuntime, int], ...] = ()  # signed open quantity per strategy
         self.net_qty = 0
         self.degraded = False
@@ -117,7 +125,9 @@ class EntryPlan:
 class TradeRuntime:
     """The engine's working state of one open trade beside the ``Trade`` itself (never persisted)."""
 
-    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since")
+    __slots__ = (
+        "exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since", "paused_stop_alerted",
+    )
 
     def __init__(self) -> None:
         self.exit_attempts = 0  # exit orders sent for the current exit (retries count)
@@ -128,6 +138,7 @@ class TradeRuntime:
         # when the exit's position read first showed less than the trade holds (a lagging read may not
         # show recent fills: the trade shrinks or closes only when a read ``absence_grace`` later agrees)
         self.shortfall_since: float | None = None
+        self.paused_stop_alerted = False  # the price is across a paused trade's stop and that was alerted
 
 
 class EngineState:
@@ -159,6 +170,7 @@ class EngineState:
         self.tick_filter = TickFilter(settings.tick_band_percent, settings.tick_confirm)
         self.account_unrealised = 0.0
         self.account_halted_on: date | None = None
+        self.entries_halted_since: float | None = None  # panic (the kill switch): no new entries until re-armed
         self.day: date | None = None
 
         self.ticks_processed = 0

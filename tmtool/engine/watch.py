@@ -5,6 +5,8 @@
 band changes no trade, and otherwise every active trade on the symbol is
 evaluated with the pure ``domain.rules`` — level changes (trailing, breakeven)
 are recorded and exit signals (stop, target, partial target) go to ``exits``.
+A price leaving the calm band also re-places it against the near-level band
+(``books``), which tells the feed to poll a near symbol sooner.
 The running P&L of each strategy holding the symbol moves with every tick; when
 it leaves its gates, ``risk`` evaluates the strategy.  Feed status and stale
 symbols (prices stale during market hours degrade their trades) are handled here
@@ -23,6 +25,7 @@ from tmtool.engine.books import TradeIndex
 from tmtool.engine.exits import ExitController
 from tmtool.engine.journal import Journal
 from tmtool.engine.orders import OrderManager
+from tmtool.engine.ports import TickRecorder
 from tmtool.engine.risk import RiskMonitor
 from tmtool.engine.state import Book, EngineState
 
@@ -52,15 +55,17 @@ class Watch:
         self._risk = risk
         self._books = state.books
         self._accept_tick = state.tick_filter.accept
+        self.recorder: TickRecorder | None = None  # set by the wiring when ticks are recorded
 
     # ---------------------------------------------------------------- ticks
 
     def process_tick(self, tick: Tick) -> None:
         """Evaluate one tick (the inbox's code path; callable directly on the engine's thread or in benchmarks).
 
-        The hot path: a price strictly inside the symbol's quiet band changes no
-        trade, so it costs the tick filter, a few comparisons and one running
-        P&L update per strategy holding the symbol.
+        The hot path: a price strictly inside the symbol's calm band (its quiet
+        band, narrowed to where near-ness holds) changes no trade, so it costs
+        the tick filter, a few comparisons and one running P&L update per
+        strategy holding the symbol.
         """
         state = self.state
         book = self._books.get((tick.exchange, tick.symbol))
@@ -68,15 +73,20 @@ class Watch:
             state.ticks_unrouted += 1
             return
         price = tick.price
-        if not self._accept_tick(book.key, price):
+        accepted = self._accept_tick(book.key, price)
+        if self.recorder is not None:
+            self.recorder.record(tick, accepted)
+        if not accepted:
             return
         state.ticks_processed += 1
         old = book.price
         book.price = price
         book.ts = tick.ts
         state.dirty = True
-        if not book.lo < price < book.hi:
-            self.evaluate_book(book, price, tick.ts)
+        if not book.calm_lo < price < book.calm_hi:
+            if not book.lo < price < book.hi:
+                self.evaluate_book(book, price, tick.ts)
+            self._index.place_price(book)
         exposure = book.exposure
         if not exposure:
             return
@@ -96,7 +106,10 @@ class Watch:
     def evaluate_book(self, book: Book, price: float, ts: float) -> None:
         changed = False
         for trade in tuple(book.trades):
-            if trade.status is not TradeStatus.ACTIVE or trade.paused:
+            if trade.status is not TradeStatus.ACTIVE:
+                continue
+            if trade.paused:
+                changed = self._watch_paused_stop(trade, price) or changed
                 continue
             evaluation = rules.evaluate_tick(trade, price, ts)
             if evaluation is None:
@@ -113,14 +126,38 @@ class Watch:
         if changed:
             self._index.refresh_band(book)
 
+    def _watch_paused_stop(self, trade: Trade, price: float) -> bool:
+        """A paused trade's stop is not acted on, but crossing it is worth a WARNING: once per
+        crossing (again only after the price went back across and crossed anew).  True when
+        the price moved to the other side of the stop (the book's band must follow)."""
+        was_beyond = rules.stop_crossed(trade, trade.last_price)
+        trade.last_price = price
+        beyond = rules.stop_crossed(trade, price)
+        runtime = self.state.trade_runtime(trade.id)
+        if beyond and not runtime.paused_stop_alerted:
+            runtime.paused_stop_alerted = True
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: paused trade's stop {trade.effective_stop:.2f} crossed (price {price:.2f}); "
+                "nothing was sent: resume it or exit it by hand",
+                key=f"paused-stop-{trade.id}",
+                trade=trade,
+            )
+        elif not beyond:
+            runtime.paused_stop_alerted = False
+        return beyond != was_beyond
+
     def apply_level_change(self, trade: Trade, change: rules.LevelChange, price: float) -> None:
         journal = self._journal
         setattr(trade, change.field, change.new)
         if change.kind == "BREAKEVEN":
             trade.breakeven_done = True
         trade.updated_at = self.state.clock.time()
+        # The row before its event: the file holds a prefix of the changes, so a ratchet whose
+        # event survived a crash survived in the trade row too.
+        journal.save_trade(trade)
         journal.event(trade, change.kind, change.field, change.old, change.new, price=price)
-        journal.save_trade_soon(trade)
         mode = self.state.settings.trail_alerts
         runtime = self.state.trade_runtime(trade.id)
         if change.kind == "BREAKEVEN" or mode == "every" or (mode == "first" and not runtime.trail_alerted):
@@ -167,11 +204,27 @@ class Watch:
             priority, text = _FEED_ALERTS[status.state]
             if state.accepting_ticks or status.state is not FeedState.DOWN:
                 self._journal.alert(AlertCategory.SYSTEM, priority, text, key="feed-state")
-        if status.order_updates != previous.order_updates:
+        if status.order_updates_flowing != previous.order_updates_flowing:
             self._orders.repoll_all()
+        self._alert_newly_polled(status.polled, previous.polled)
         state.stale = set(status.stale)
         self.update_degraded(state.clock.time())
         state.dirty = True
+
+    def _alert_newly_polled(self, polled: tuple[tuple[str, str], ...], before: tuple[tuple[str, str], ...]) -> None:
+        """A WARNING (folded per symbol) for each symbol whose prices start coming from REST polling in market hours."""
+        if polled == before:
+            return
+        now = self.state.clock.time()
+        for exchange, symbol in polled:
+            if (exchange, symbol) in before or not exchange_open(exchange, now):
+                continue
+            self._journal.alert(
+                AlertCategory.SYSTEM,
+                AlertPriority.WARNING,
+                f"{exchange}:{symbol}: no ticks from the socket during market hours: prices polled over REST",
+                key=f"polled-{exchange}:{symbol}",
+            )
 
     def update_degraded(self, now: float) -> None:
         state = self.state

@@ -249,6 +249,25 @@ class OpenAlgoClient:
             quotes[(exchange, symbol)] = _quote(symbol, exchange, row["data"])
         return quotes
 
+    def history(
+        self, symbol: str, exchange: str, start_date: str, end_date: str, interval: str = "1m"
+    ) -> list[tuple[float, float, float, float, float]]:
+        """Candles ``(timestamp, open, high, low, close)`` oldest first; dates are ``YYYY-MM-DD`` (inclusive)."""
+        payload = {
+            "symbol": _text(symbol, "symbol"), "exchange": _upper(exchange, "exchange"),
+            "interval": interval, "start_date": start_date, "end_date": end_date,
+        }
+        rows = _list(self._read("history", payload).get("data") or [], "data")
+        candles = []
+        for row in rows:
+            row = _dict(row, "data row")
+            candles.append((
+                _float(row.get("timestamp"), "timestamp"), _float(row.get("open"), "open"), _float(row.get("high"), "high"),
+                _float(row.get("low"), "low"), _float(row.get("close"), "close"),
+            ))
+        candles.sort()
+        return candles
+
     def funds(self) -> Funds:
         data = _dict(self._read("funds", {}).get("data"), "data")
         return Funds(
@@ -258,6 +277,30 @@ class OpenAlgoClient:
             m2m_unrealized=_float(data.get("m2munrealized", 0), "m2munrealized"),
             utilised=_float(data.get("utiliseddebits", 0), "utiliseddebits"),
         )
+
+    def margin_required(
+        self, *, symbol: str, exchange: str, action: str, quantity: int, product: str,
+        price_type: str = "MARKET", price: float = 0.0,
+    ) -> float:
+        """The margin one order would block, from the ``margin`` calculator (its fields are strings).
+
+        Raises BrokerError "unsupported" (501: the broker has no calculator) or "not_found" (404:
+        a server older than the endpoint); the caller then estimates.
+        """
+        leg = {
+            "symbol": _text(symbol, "symbol"),
+            "exchange": _upper(exchange, "exchange"),
+            "action": _choice(action, ACTIONS, "action"),
+            "quantity": str(_quantity(quantity, allow_zero=False)),
+            "product": _choice(product, PRODUCTS, "product"),
+            "pricetype": _choice(price_type, PRICE_TYPES, "price_type"),
+            "price": f"{_price(price, 'price'):g}",
+        }
+        data = _dict(self._read("margin", {"positions": [leg]}).get("data"), "data")
+        required = _float(data.get("total_margin_required"), "total_margin_required")
+        if required < 0:
+            raise BrokerError("protocol", f"OpenAlgo margin: negative margin {required!r}")
+        return required
 
     def symbol_info(self, symbol: str, exchange: str) -> SymbolInfo:
         payload = {"symbol": _text(symbol, "symbol"), "exchange": _upper(exchange, "exchange")}
@@ -504,6 +547,8 @@ class OpenAlgoClient:
         if code == 429:
             retry_after = _opt_float(reply.get("retry_after")) or _opt_float(response.headers.get("retry-after"))
             raise BrokerError("rate_limited", f"OpenAlgo {endpoint}: rate limit: {message}", code, retry_after)
+        if code == 501 and not order:
+            raise BrokerError("unsupported", f"OpenAlgo {endpoint}: not supported here: {message}", code)
         if code >= 500:
             raise BrokerError("server", f"OpenAlgo {endpoint}: server error {code}: {message}", code)
         if order:

@@ -33,6 +33,7 @@ from tmtool.domain.commands import (
     Command,
     Denied,
     ExitAll,
+    Rearm,
     Result,
 )
 from tmtool.domain.models import AlertPriority, ExitReason, Instrument
@@ -125,6 +126,7 @@ class TmtoolApp(App[str | None]):
     BINDINGS = [
         Binding("f9", "panic", "PANIC", priority=True, id="panic"),
         Binding("ctrl+x", "panic", "PANIC", priority=True, show=False, id="panic_chord"),
+        Binding("f10", "rearm", "Re-arm entries after a panic", show=False, id="rearm"),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit_app", "Quit", id="quit"),
     ]
@@ -365,7 +367,34 @@ class TmtoolApp(App[str | None]):
     @work(group="panic")
     async def _panic_flow(self, modal: PanicModal) -> None:
         if await self.push_screen_wait(modal):
-            await self.send_command(ExitAll(strategy=None, reason=ExitReason.PANIC), success="PANIC exit sent for every open trade")
+            await self.send_command(
+                ExitAll(strategy=None, reason=ExitReason.PANIC, panic=True),
+                success="PANIC exit sent for every open trade; new entries are halted until you re-arm (F10)",
+            )
+
+    def action_rearm(self) -> None:
+        system = self.latest.system if self.latest is not None else None
+        if system is None or not system.entries_halted:
+            self.notify("New entries are not halted: nothing to re-arm", title="Re-arm")
+            return
+        if any(isinstance(screen, ConfirmModal) for screen in self.screen_stack):
+            return
+        self._rearm_flow()
+
+    @work(group="panic")
+    async def _rearm_flow(self) -> None:
+        confirmed = await self.push_screen_wait(
+            ConfirmModal(
+                "Re-arm new entries?",
+                [
+                    "New entries are halted in every strategy since the panic exit.",
+                    "Re-arming lets tmtool enter new trades again (strategy limits still apply).",
+                ],
+                confirm_label="Re-arm",
+            )
+        )
+        if confirmed:
+            await self.send_command(Rearm(), success="Re-armed: new entries are taken again")
 
     def action_help(self) -> None:
         if any(isinstance(screen, HelpModal) for screen in self.screen_stack):

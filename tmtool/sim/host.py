@@ -24,6 +24,7 @@ class SimulatorHost(Protocol):
     broker_profile: str
     analyzer_mode: bool
     semi_auto: bool
+    margin_calculator: bool
     session_expired: bool
     order_updates_enabled: bool
     _state_lock: threading.RLock

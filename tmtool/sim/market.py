@@ -14,6 +14,8 @@ from tmtool.clock import Clock
 from tmtool.sim.symbols import SimSymbol
 
 DEPTH_LEVELS = 5
+CANDLE_SECONDS = 60
+MAX_CANDLES = 3 * 24 * 60  # per instrument: three days of 1-minute candles
 
 
 def round_to_tick(price: float, tick_size: float) -> float:
@@ -83,6 +85,8 @@ class Market:
         self._volatility = volatility
         self._clock = clock
         self._quotes: dict[tuple[str, str], Quote] = {}
+        # (exchange, symbol) -> 1-minute candles [minute start (epoch s), open, high, low, close, volume]
+        self._candles: dict[tuple[str, str], list[list[float]]] = {}
         for instrument in symbols:
             if instrument.key in self._quotes:
                 raise ValueError(f"symbol {instrument.symbol} on {instrument.exchange} is listed twice")
@@ -142,3 +146,22 @@ class Market:
         quote.traded_value += quantity * price
         quote.last_quantity = quantity
         quote.ltt_ms = self._now_ms()
+        self._add_to_candle(quote.instrument.key, price, quantity)
+
+    def _add_to_candle(self, key: tuple[str, str], price: float, quantity: int) -> None:
+        minute = int(self._clock.time() // CANDLE_SECONDS * CANDLE_SECONDS)
+        candles = self._candles.setdefault(key, [])
+        if candles and candles[-1][0] == minute:
+            candle = candles[-1]
+            candle[2] = max(candle[2], price)
+            candle[3] = min(candle[3], price)
+            candle[4] = price
+            candle[5] += quantity
+            return
+        candles.append([minute, price, price, price, price, quantity])
+        if len(candles) > MAX_CANDLES:
+            del candles[: len(candles) - MAX_CANDLES]
+
+    def candles(self, exchange: str, symbol: str, start: float, end: float) -> list[list[float]]:
+        """1-minute candles (copies) of the trades made at the simulator whose minute starts in [start, end)."""
+        return [list(c) for c in self._candles.get((exchange, symbol), ()) if start <= c[0] < end]

@@ -21,17 +21,19 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import select
 import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 from tmtool.sim import schema
-from tmtool.sim.book import OrderError, OrderRequest, SimOrder
+from tmtool.sim.book import MARGIN_RATE, OrderError, OrderRequest, SimOrder
 from tmtool.sim.host import SimulatorHost
 from tmtool.sim.schema import SchemaError
 
@@ -81,6 +83,9 @@ class _MovingWindow:
             return True
 
 
+IST = ZoneInfo("Asia/Kolkata")  # history dates are Indian trading days
+
+
 def _error(message: Any, **extra: Any) -> dict:
     return {"status": "error", "message": message, **extra}
 
@@ -121,10 +126,12 @@ class Api:
             "positionbook": ("api", self.positionbook),
             "holdings": ("api", self.holdings),
             "funds": ("api", self.funds),
+            "margin": ("api", self.margin),
             "quotes": ("api", self.quotes),
             "multiquotes": ("api", self.multiquotes),
             "depth": ("api", self.depth),
             "symbol": ("api", self.symbol),
+            "history": ("api", self.history),
             "analyzer": ("api", self.analyzer),
             "analyzer/toggle": ("api", self.analyzer_toggle),
         }
@@ -445,6 +452,35 @@ class Api:
             funds = {key: f"{value:.2f}" for key, value in funds.items()}
         return 200, self._with_mode({"status": "success", "data": funds})
 
+    def margin(self, body: Any) -> Reply:
+        """The margin calculator: a basket's margin at the book's rate per product (of the order's
+        price, or the last price for MARKET legs); 501 when the broker profile has no calculator."""
+        data = self._load(schema.MARGIN, body)
+        refused = self._unauthorised(data)
+        if refused:
+            return refused
+        legs = data["positions"]
+        if len(legs) > schema.MARGIN_MAX_POSITIONS:
+            return 400, _error(f"Positions must be between 1 and {schema.MARGIN_MAX_POSITIONS}.")
+        if not self._sim.margin_calculator:
+            return 501, _error(f"Margin calculator is not supported for broker {self._sim.broker_profile}")
+        total = 0.0
+        for leg in legs:
+            try:
+                quantity, price = float(leg["quantity"]), float(leg["price"])
+            except ValueError:
+                return 400, _error("Quantity and price must be numbers.")
+            if not (math.isfinite(quantity) and quantity > 0 and math.isfinite(price) and price >= 0):
+                return 400, _error("Quantity must be positive and price non-negative.")
+            problem = self._tradable_error(leg["symbol"], leg["exchange"], ())
+            if problem:
+                return problem
+            if leg["pricetype"] == "MARKET" or price == 0:
+                price = self._sim._market.quote(leg["exchange"], leg["symbol"]).ltp
+            total += quantity * price * MARGIN_RATE[leg["product"]]
+        total = round(total, 2)
+        return 200, {"status": "success", "data": {"total_margin_required": total, "span_margin": total, "exposure_margin": 0.0}}
+
     # ---- market data -----------------------------------------------------------------------
 
     def _quote_data(self, exchange: str, symbol: str) -> dict:
@@ -507,6 +543,29 @@ class Api:
                 "asks": [{"price": a["price"], "quantity": a["quantity"]} for a in asks],
                 "bids": [{"price": b["price"], "quantity": b["quantity"]} for b in bids],
             }}
+
+    def history(self, body: Any) -> Reply:
+        """1-minute candles of what traded at the simulator (OpenAlgo's ``history``; only ``1m`` is served)."""
+        data = self._load(schema.HISTORY, body)
+        refused = self._unauthorised(data)
+        if refused:
+            return refused
+        if self._sim._market.instrument(data["exchange"], data["symbol"]) is None:
+            return 400, _error(_symbol_not_found(data["symbol"], data["exchange"]))
+        if data["interval"] != "1m":
+            return 400, _error(f"Interval '{data['interval']}' is not supported. The simulator serves 1m candles.")
+        try:
+            start = datetime.strptime(data["start_date"], "%Y-%m-%d").replace(tzinfo=IST)
+            end = datetime.strptime(data["end_date"], "%Y-%m-%d").replace(tzinfo=IST) + timedelta(days=1)
+        except ValueError:
+            return 400, _error("start_date and end_date must be YYYY-MM-DD.")
+        with self._sim._state_lock:
+            candles = self._sim._market.candles(data["exchange"], data["symbol"], start.timestamp(), end.timestamp())
+        rows = [
+            {"timestamp": int(c[0]), "open": c[1], "high": c[2], "low": c[3], "close": c[4], "volume": int(c[5]), "oi": 0}
+            for c in candles
+        ]
+        return 200, {"status": "success", "data": rows}
 
     def symbol(self, body: Any) -> Reply:
         data, refused = self._market_request(body)

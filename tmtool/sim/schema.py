@@ -227,4 +227,17 @@ MULTI_QUOTES = Schema(
     symbols=Field("list", required=True, min_items=1,
                   item_schema=Schema(symbol=Field("str", required=True), exchange=_EXCHANGE)),
 )
+HISTORY = Schema(
+    apikey=_APIKEY_STRICT, symbol=Field("str", required=True), exchange=_EXCHANGE,
+    interval=Field("str", required=True), start_date=Field("str", required=True), end_date=Field("str", required=True),
+    source=Field("str", default="api", one_of=("api", "db")),
+)
 ANALYZER_TOGGLE = Schema(apikey=_APIKEY, mode=Field("bool", required=True))
+MARGIN_LEG = Schema(
+    symbol=Field("str", required=True, length=(1, 50)), exchange=_EXCHANGE, action=_ACTION,
+    quantity=Field("str", required=True), product=Field("str", required=True, one_of=_PRODUCTS),
+    pricetype=Field("str", required=True, one_of=_PRICETYPES),
+    price=Field("str", default="0"), trigger_price=Field("str", default="0"),
+)
+MARGIN = Schema(apikey=_APIKEY_STRICT, positions=Field("list", required=True, min_items=1, item_schema=MARGIN_LEG))
+MARGIN_MAX_POSITIONS = 50

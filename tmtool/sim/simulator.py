@@ -86,6 +86,7 @@ class Simulator:
         self.tick_interval = tick_interval or None
         self.analyzer_mode = False
         self.semi_auto = False
+        self.margin_calculator = True  # False: the margin endpoint answers 501, as for brokers without one
         self.session_expired = False
         self.order_updates_enabled = True
         self.order_events: list[tuple[float, str]] = []

@@ -93,9 +93,10 @@ from tmtool.storage.files import (
     make_private,
     side_files,
 )
-from tmtool.storage.migrations import LATEST_VERSION
+from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION
 from tmtool.storage.models import (
     AlertRow,
+    MetaRow,
     OrderRow,
     PortfolioStateRow,
     StrategyRow,
@@ -126,7 +127,7 @@ class _Change:
     seq: int
     table: str
     key: Any
-    record: Any  # the record, or None for a strategy deletion
+    record: Any  # the record, or None for a strategy (or setting) deletion
     saved_at: float = 0.0
 
 
@@ -136,6 +137,7 @@ class _PreparedBatch:
 
     upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     strategy_deletes: list[str] = field(default_factory=list)
+    setting_deletes: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[tuple[_Change, str]] = field(default_factory=list)
 
@@ -150,6 +152,7 @@ _UPSERT_MODELS = {
     "portfolio_state": PortfolioStateRow,
     "order_ledger": OrderRow,
     "alert": AlertRow,
+    "meta": MetaRow,
 }
 
 
@@ -385,6 +388,15 @@ class SqliteStore:
         _require(alert, Alert, "save_alert")
         self._enqueue("alert", alert.id, alert)
 
+    def save_setting(self, key: str, value: str | None) -> None:
+        """Keep an engine-wide setting in the ``meta`` table (None removes it); the database's
+        identity row is not a setting and cannot be written here."""
+        if not isinstance(key, str) or not key or key == DATABASE_ID_KEY:
+            raise ValueError(f"save_setting needs a setting name other than {DATABASE_ID_KEY!r}, got {key!r}")
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"save_setting stores text, got {type(value).__name__}")
+        self._enqueue("meta", key, value)
+
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
         """Enqueue an order ledger row; with ``durable`` wait until it is committed (True) or ``timeout`` (False).
 
@@ -455,6 +467,10 @@ class SqliteStore:
                 _scalar(db, TradeEventRow.select(fn.MAX(TradeEventRow.trade_id))),
             )
             highest_alert_id = _scalar(db, AlertRow.select(fn.MAX(AlertRow.id)))
+            settings = {
+                row["key"]: row["value"]
+                for row in MetaRow.select().where(MetaRow.key != DATABASE_ID_KEY).dicts().execute(db)
+            }
             recent_alerts = self._select_alerts(
                 db, AlertRow.select().order_by(AlertRow.ts.desc(), AlertRow.id.desc()).limit(RECENT_ALERTS_ON_LOAD)
             )
@@ -466,6 +482,7 @@ class SqliteStore:
             next_trade_id=highest_trade_id + 1,
             next_alert_id=highest_alert_id + 1,
             recent_alerts=tuple(recent_alerts),
+            settings=settings,
         )
 
     def closed_trades(
@@ -626,6 +643,10 @@ class SqliteStore:
                     prepared.strategy_deletes.append(key)
                 elif table == "strategy":
                     prepared.upserts.setdefault(table, []).append(strategy_to_row(change.record, change.saved_at))
+                elif table == "meta" and change.record is None:
+                    prepared.setting_deletes.append(key)
+                elif table == "meta":
+                    prepared.upserts.setdefault(table, []).append({"key": key, "value": change.record})
                 else:
                     prepared.upserts.setdefault(table, []).append(record_to_row(change.record))
             except codec.CodecError as exc:
@@ -640,6 +661,8 @@ class SqliteStore:
                 _execute_many(db, _UPSERT_MODELS[table], rows, replace=True)
             for chunk in chunked(prepared.strategy_deletes, _ROWS_PER_INSERT):
                 StrategyRow.delete().where(StrategyRow.name.in_(chunk)).execute(db)
+            if prepared.setting_deletes:
+                MetaRow.delete().where(MetaRow.key.in_(prepared.setting_deletes)).execute(db)
             _execute_many(db, TradeEventRow, prepared.events, replace=False)
 
     def _on_success(self, batch: list[_Change], prepared: _PreparedBatch, recovered: bool) -> None:

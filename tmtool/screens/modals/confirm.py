@@ -87,9 +87,9 @@ class PanicModal(ModalScreen[bool]):
             yield Static("PANIC: EXIT ALL OPEN TRADES", classes="dialog-title", markup=False)
             summary = (
                 f"{count} open trade(s) in {len(strategies)} strateg{'y' if len(strategies) == 1 else 'ies'} "
-                "will be closed at market, all at once:"
+                "will be closed at market, all at once, and new entries halted until you re-arm (F10):"
                 if count
-                else "No open trades right now; the engine will still be told to exit everything."
+                else "No open trades right now; the engine will still exit everything and halt new entries until you re-arm (F10)."
             )
             yield Static(summary, id="panic-summary", markup=False)
             lines = [trade_line(view) for view in self.open_trades[: self.SHOWN_TRADES]]

@@ -1,4 +1,4 @@
-"""The one-line status bar: feed, broker, database, market clock, engine, simulator badge."""
+"""The one-line status bar: the panic halt, feed (and REST polling), broker, database, market clock, engine, simulator badge."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
 
     ``compact`` (narrow terminals) drops the spaces around the separators and
     the time zone, so everything down to the account P&L fits in 80 columns.
+    After a panic, HALTED (new entries are halted until re-armed) leads the
+    line; in the compact form the tick age gives way to it.
     """
     separator = ("│" if compact else " │ ", palette.muted)
     clock = format_clock(now).removesuffix(" IST") if compact else format_clock(now)
@@ -48,10 +50,18 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
     else:
         database = Text(f"MEMORY-ONLY ({system.db_pending} pending)", style=f"bold {palette.loss}")
     engine_running = system.engine_running and phase == PHASE_RUNNING
+    halted = system.entries_halted
+    polled = len(system.polled_symbols)
+    polling = (f" REST×{polled}" if compact else f" POLLING {polled} over REST", f"bold {palette.warning}")
+    if compact and (halted or polled):  # the tick age gives way so the line still fits 80 columns
+        freshness = Text.assemble(polling) if polled else Text("")
+    else:
+        freshness = Text.assemble(f" {format_age(age)}", polling if polled else "")
     line = Text.assemble(
+        *((("HALTED", f"bold reverse {palette.loss}"), separator) if halted else ()),
         ("FEED ", "bold"),
         (system.feed_state.value, feed_style),
-        f" {format_age(age)}",
+        freshness,
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),

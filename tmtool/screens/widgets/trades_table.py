@@ -38,21 +38,22 @@ from tmtool.screens.formatting import (
 )
 
 # Column key, header, width.  The most important columns come first so they
-# stay visible on an 80-column terminal; the rest scroll horizontally.
+# stay visible on an 80-column terminal (the status too: PAUSED, EXITING, EXIT
+# FAIL must be seen); the rest scroll horizontally.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
-    ("symbol", "Symbol", 11),
+    ("symbol", "Symbol", 10),
     ("side", "Side", 5),
     ("qty", "Qty", 6),
     ("ltp", "LTP", 11),
     ("pnl", "P&L", 11),
     ("stop", "Stop", 10),
+    ("status", "Status", 9),
     ("dist", "To stop", 8),
     ("target", "Target", 10),
     ("trail", "Trail", 10),
     ("pnl_pct", "P&L %", 8),
     ("entry", "Entry", 10),
-    ("status", "Status", 9),
     ("strategy", "Strategy", 12),
     ("exchange", "Exch", 5),
 )

@@ -1,0 +1,199 @@
+"""The tick recorder: batches off the engine thread, Parquet per day, survives a kill, fails alone."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.stack import running_stack
+from tests.util import wait_for
+from tmtool.clock import ManualClock
+from tmtool.domain.calendar import IST, trading_day
+from tmtool.domain.commands import CreateTrade
+from tmtool.domain.models import AlertCategory, AlertPriority, Distance, Side, Strategy, Tick, TradeRisk, TradeStatus
+from tmtool.replay.reader import read_day, segments
+from tmtool.replay.recorder import ParquetTickRecorder, SegmentWriter, folder_size, prune
+
+T0 = datetime(2026, 12, 7, 10, 0, tzinfo=IST).timestamp()
+DAY = trading_day(T0)
+
+
+def _ticks(n: int, start: float = T0) -> list[Tick]:
+    return [Tick("NSE", "SBIN" if i % 3 else "INFY", 800.0 + i * 0.05, start + i * 0.01) for i in range(n)]
+
+
+def test_ticks_come_back_in_order_with_refusals_marked(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="a", batch_rows=1000)
+    ticks = _ticks(5000)
+    for i, tick in enumerate(ticks):
+        recorder.record(tick, i % 10 != 0)
+    recorder.flush()
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]  # written, still open
+    recorder.stop()
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".parquet"]
+    tape = read_day(tmp_path, DAY)
+    assert len(tape) == 5000
+    assert tape.price.tolist() == [t.price for t in ticks]
+    assert tape.accepted.tolist() == [i % 10 != 0 for i in range(5000)]
+    assert [tape.keys[c] for c in tape.code[:3]] == [("NSE", "INFY"), ("NSE", "SBIN"), ("NSE", "SBIN")]
+
+
+def test_a_clean_stop_leaves_one_parquet_file_per_day(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="s", batch_seconds=0.01)
+    recorder.start(DAY)
+    midnight = datetime(2026, 12, 8, tzinfo=IST).timestamp()
+    for tick in _ticks(100, start=midnight - 0.5):  # runs past midnight: two trading days
+        recorder.record(tick, True)
+    wait_for(lambda: recorder.rows_written == 100, 10, what="rows written")
+    recorder.stop()
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["2026-12-07/s.parquet", "2026-12-08/s.parquet"]
+    first = pq.read_table(tmp_path / "2026-12-07/s.parquet")
+    second = pq.read_table(tmp_path / "2026-12-08/s.parquet")
+    assert first.num_rows == 50 and second.num_rows == 50
+    assert max(first.column("ts").to_pylist()) < datetime(2026, 12, 8, tzinfo=IST).timestamp()
+
+
+def test_a_crashed_sessions_stream_is_compacted_at_the_next_start(tmp_path):
+    first = ParquetTickRecorder(tmp_path, session="1")
+    for tick in _ticks(300):
+        first.record(tick, True)
+    first.flush()  # written, never closed: as a killed process leaves it
+    second = ParquetTickRecorder(tmp_path, session="2")
+    second.start(DAY)
+    second.stop()
+    assert [p.name for p in segments(tmp_path, DAY)] == ["1.parquet"]
+    assert len(read_day(tmp_path, DAY)) == 300
+
+
+def test_a_day_of_several_sessions_reads_as_one_tape_in_time_order(tmp_path):
+    morning = ParquetTickRecorder(tmp_path, session="100")
+    for i in range(50):
+        morning.record(Tick("NSE", "SBIN", 800.0 + i, T0 + 2 * i), True)
+    morning.stop()  # stopped cleanly: Parquet
+    afternoon = ParquetTickRecorder(tmp_path, session="200")
+    for i in range(50):
+        afternoon.record(Tick("BSE", "TCS", 3500.0 + i, T0 + 2 * i + 1), i != 3)
+    afternoon.flush()  # still running: a stream segment
+    tape = read_day(tmp_path, DAY)
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".parquet", ".arrows"]
+    assert len(tape) == 100 and list(tape.ts) == sorted(tape.ts)
+    assert set(tape.keys) == {("NSE", "SBIN"), ("BSE", "TCS")}
+    ts, prices = tape.symbol_ticks("BSE", "TCS")
+    assert len(ts) == 49 and 3503.0 not in prices.tolist()  # the refused tick is not a price
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from tmtool.domain.calendar import trading_day
+    from tmtool.domain.models import Tick
+    from tmtool.replay.recorder import ParquetTickRecorder
+    folder, t0 = Path(sys.argv[1]), float(sys.argv[2])
+    recorder = ParquetTickRecorder(folder, session="killed", batch_seconds=0.01, batch_rows=500)
+    recorder.start(trading_day(t0))
+    i = 0
+    announced = False
+    while True:
+        for _ in range(200):
+            recorder.record(Tick("NSE", "SBIN", 100.0 + i * 0.05, t0 + i * 0.001), True)
+            i += 1
+        if not announced and recorder.rows_written >= 5000:
+            print(recorder.rows_written, flush=True)
+            announced = True
+        time.sleep(0.001)
+    """
+)
+
+
+def test_a_sigkilled_sessions_file_is_readable_up_to_its_last_batch(tmp_path):
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(tmp_path), str(T0)],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        written = int(child.stdout.readline())
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]
+    tape = read_day(tmp_path, DAY)
+    assert len(tape) >= written
+    # every row there is, in order, with nothing missing before the last complete batch
+    assert tape.price.tolist() == pytest.approx([100.0 + i * 0.05 for i in range(len(tape))])
+
+
+class _DiskFull(SegmentWriter):
+    """A segment whose disk fills after its first batch."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batches = 0
+
+    def write(self, batch) -> None:
+        self.batches += 1
+        if self.batches > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(batch)
+
+
+def test_a_full_disk_stops_recording_with_one_alert(tmp_path):
+    alerts: list[str] = []
+    recorder = ParquetTickRecorder(tmp_path, session="full", batch_rows=100, on_failure=alerts.append, segment_factory=_DiskFull)
+    for tick in _ticks(1000):
+        recorder.record(tick, True)
+    recorder.flush()
+    assert len(alerts) == 1 and "No space left on device" in alerts[0]
+    for tick in _ticks(1000):  # recording is off: appends go nowhere, nothing piles up
+        recorder.record(tick, True)
+    recorder.flush()
+    assert recorder.backlog == 0 and len(alerts) == 1
+    assert len(read_day(tmp_path, DAY)) == 100  # the batch written before the disk filled
+
+
+def test_trading_goes_on_when_recording_fails(tmp_path):
+    clock = ManualClock(T0, real_timers=True)
+    stack_box: list = []
+
+    def alert(message: str) -> None:
+        stack_box[0].engine.report_external_alert(message, AlertPriority.WARNING, key="tick-recording")
+
+    recorder = ParquetTickRecorder(tmp_path / "ticks", session="full", batch_seconds=0.01, batch_rows=1,
+                                   on_failure=alert, segment_factory=_DiskFull)
+    strategies = (Strategy("s", trade_risk=TradeRisk(stop_loss=Distance(10.0))),)
+    with running_stack(tmp_path, strategies=strategies, clock=clock, tick_recorder=recorder) as stack:
+        stack_box.append(stack)
+        recorder.start(DAY)
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        trade_id = stack.create(CreateTrade("s", "SBIN", "NSE", Side.LONG, quantity=5))
+        stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        for price in (801.0, 802.0, 799.0):
+            clock.advance(1.0)
+            stack.tick("SBIN", price)
+        wait_for(lambda: recorder.failed, 10, what="recording failure")
+        clock.advance(1.0)
+        stack.tick("SBIN", 789.0)  # through the stop: the exit happens with recording off
+        stack.wait_status(trade_id, TradeStatus.CLOSED)
+        recorder.stop()
+        stack.store.flush()
+        recording_alerts = [a for a in stack.engine.alert_history(category=AlertCategory.SYSTEM.value) if "tick recording" in a.text]
+        assert len(recording_alerts) == 1 and "No space left on device" in recording_alerts[0].text
+
+
+def test_retention_removes_old_days_and_size_is_reported(tmp_path):
+    for day in ("2026-11-01", "2026-11-30", "2026-12-07", "notes"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "x.parquet").write_bytes(b"1234")
+    removed = prune(tmp_path, date(2026, 12, 7), retention_days=7)
+    assert removed == ["2026-11-01", "2026-11-30"]
+    assert folder_size(tmp_path) == (4, 1)  # one day folder left; "notes" is not a day

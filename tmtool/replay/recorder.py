@@ -1,0 +1,353 @@
+"""The tick recorder: every tick the engine evaluates, kept per trading day for replay.
+
+The engine calls ``record(tick, accepted)`` on its own thread for every routed
+tick (refused ones too, marked ``accepted=False``).  That call is one
+``deque.append`` — O(1), never blocking, never raising.  A writer thread drains
+the deque every ``batch_seconds``, in batches of at most ``batch_rows``, and
+appends each batch to the day's open segment.
+
+Files, in ``folder/YYYY-MM-DD/`` (the Asia/Kolkata trading day of each tick):
+
+* ``<session>.arrows`` — the open segment, an Arrow IPC stream: each batch is a
+  self-contained message, so a killed process leaves a file readable up to its
+  last complete batch;
+* ``<session>.parquet`` — a closed segment, zstd-compressed Parquet, written
+  when the session stops, the day rolls, or (for a crashed session's stream)
+  when the next recorder starts.  Traders' tools (pandas, polars, DuckDB) read
+  these directly.
+
+Columns: ``ts`` (epoch seconds, float64), ``exchange``, ``symbol``
+(dictionary-encoded strings), ``price`` (float64), ``accepted`` (bool).
+
+A failure to write (a full disk, a vanished folder) raises one alert through
+``on_failure`` and stops recording for the session; the engine never notices.
+Only the last ``retention_days`` days are kept: older day folders are removed
+when the recorder starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections import deque
+from datetime import date, datetime, timedelta
+from operator import attrgetter
+from pathlib import Path
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from tmtool.domain.calendar import IST, trading_day
+from tmtool.domain.models import Tick
+
+log = logging.getLogger(__name__)
+
+SCHEMA = pa.schema(
+    [
+        ("ts", pa.float64()),
+        ("exchange", pa.dictionary(pa.int32(), pa.string())),
+        ("symbol", pa.dictionary(pa.int32(), pa.string())),
+        ("price", pa.float64()),
+        ("accepted", pa.bool_()),
+    ]
+)
+STREAM_SUFFIX = ".arrows"
+PARQUET_SUFFIX = ".parquet"
+
+
+def day_folder(folder: Path, day: date) -> Path:
+    return Path(folder) / day.isoformat()
+
+
+def day_end(ts: float) -> float:
+    """Epoch seconds at which the Asia/Kolkata trading day of ``ts`` ends."""
+    day = trading_day(ts)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=IST) + timedelta(days=1)
+    return midnight.timestamp()
+
+
+class Refused:
+    """A refused tick in the recorder's queue (accepted ticks go in as themselves: no wrapper on the hot path)."""
+
+    __slots__ = ("tick",)
+
+    def __init__(self, tick: Tick) -> None:
+        self.tick = tick
+
+
+_TS = attrgetter("ts")
+_EXCHANGE = attrgetter("exchange")
+_SYMBOL = attrgetter("symbol")
+_PRICE = attrgetter("price")
+
+
+def to_batch(rows: list) -> pa.RecordBatch:
+    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``."""
+    accepted = [row.__class__ is not Refused for row in rows]
+    ticks = rows if all(accepted) else [row if ok else row.tick for row, ok in zip(rows, accepted)]
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array(list(map(_TS, ticks)), pa.float64()),
+            pa.array(list(map(_EXCHANGE, ticks))).dictionary_encode(),
+            pa.array(list(map(_SYMBOL, ticks))).dictionary_encode(),
+            pa.array(list(map(_PRICE, ticks)), pa.float64()),
+            pa.array(accepted, pa.bool_()),
+        ],
+        schema=SCHEMA,
+    )
+
+
+def _ts(row) -> float:
+    return row.tick.ts if row.__class__ is Refused else row.ts
+
+
+def read_stream(path: Path) -> pa.Table:
+    """Every complete batch of an Arrow stream segment (a crashed writer's last partial batch is dropped)."""
+    batches: list[pa.RecordBatch] = []
+    try:
+        with pa.OSFile(str(path), "rb") as source:
+            reader = ipc.open_stream(source)
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        log.info("event=tick_stream_truncated path=%s batches=%d error=%s", path, len(batches), exc)
+    return pa.Table.from_batches(batches, schema=SCHEMA)
+
+
+def compact(stream_path: Path) -> Path:
+    """Rewrite a closed stream segment as Parquet (durably) and remove the stream; returns the Parquet path."""
+    table = read_stream(stream_path)
+    target = stream_path.with_suffix(PARQUET_SUFFIX)
+    partial = target.with_suffix(PARQUET_SUFFIX + ".partial")
+    if table.num_rows:
+        pq.write_table(table, str(partial), compression="zstd", row_group_size=1 << 20)
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(partial, target)
+    stream_path.unlink()
+    return target
+
+
+def compact_leftovers(folder: Path) -> int:
+    """Compact every stream segment left by a session that did not stop cleanly; returns how many."""
+    done = 0
+    for stream in sorted(Path(folder).glob(f"*/*{STREAM_SUFFIX}")):
+        try:
+            compact(stream)
+            done += 1
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("event=tick_compact_failed path=%s error=%s", stream, exc)
+    return done
+
+
+def prune(folder: Path, today: date, retention_days: int) -> list[str]:
+    """Keep the last ``retention_days`` trading days' folders (today included); returns the days removed."""
+    removed = []
+    oldest = today - timedelta(days=max(1, retention_days) - 1)
+    for child in sorted(Path(folder).iterdir()) if Path(folder).is_dir() else ():
+        try:
+            day = date.fromisoformat(child.name)
+        except ValueError:
+            continue
+        if child.is_dir() and day < oldest:
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child.name)
+    return removed
+
+
+def folder_size(folder: Path) -> tuple[int, int]:
+    """(bytes, days) the recordings in ``folder`` hold."""
+    total, days = 0, 0
+    for child in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        if child.is_dir() and _is_day(child.name):
+            days += 1
+            total += sum(f.stat().st_size for f in child.iterdir() if f.is_file())
+    return total, days
+
+
+def _is_day(name: str) -> bool:
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+class SegmentWriter:
+    """Appends batches to one day's stream segment; ``close`` compacts it to Parquet."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._sink = pa.OSFile(str(path), "wb")
+        self._writer = ipc.new_stream(self._sink, SCHEMA)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._writer.write_batch(batch)
+        self._sink.flush()
+
+    def close(self) -> Path:
+        self._writer.close()
+        self._sink.close()
+        return compact(self.path)
+
+    def abandon(self) -> None:
+        """Close without compacting (after a failure: the next start compacts what is readable)."""
+        for closer in (self._writer.close, self._sink.close):
+            try:
+                closer()
+            except (OSError, pa.ArrowException):
+                pass
+
+
+class ParquetTickRecorder:
+    """Implements ``engine.ports.TickRecorder``; ``start``/``stop`` run its writer thread."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        session: str,
+        retention_days: int = 30,
+        batch_seconds: float = 1.0,
+        batch_rows: int = 50_000,
+        max_backlog: int = 5_000_000,
+        on_failure: Callable[[str], None] | None = None,
+        segment_factory: Callable[[Path], SegmentWriter] = SegmentWriter,
+    ) -> None:
+        self.folder = Path(folder)
+        self.session = session
+        self.retention_days = retention_days
+        self.batch_seconds = batch_seconds
+        self.batch_rows = batch_rows
+        self.max_backlog = max_backlog
+        self._on_failure = on_failure
+        self._segment_factory = segment_factory
+        self._queue: deque[Tick | Refused] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._segment: SegmentWriter | None = None
+        self._segment_day_end = 0.0
+        self.rows_written = 0
+        self.batches_written = 0
+        self.failed: str = ""
+
+    # ---------------------------------------------------------------- engine thread
+
+    def record(self, tick: Tick, accepted: bool) -> None:
+        if accepted:
+            self._queue.append(tick)
+        else:
+            self._queue.append(Refused(tick))
+
+    # ---------------------------------------------------------------- life
+
+    def start(self, today: date) -> None:
+        """Prune old days, compact a crashed session's leftovers, start the writer thread."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            prune(self.folder, today, self.retention_days)
+            compact_leftovers(self.folder)
+        except OSError as exc:
+            self._fail(f"tick recording is off: cannot prepare {self.folder}: {exc}")
+            return
+        self._thread = threading.Thread(target=self._run, name="tick-recorder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued, compact the open segment to Parquet, stop the thread (if it ran)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        else:
+            self._drain()
+            self._close_segment()
+
+    def flush(self) -> None:
+        """Write what is queued now, on the caller's thread (when the writer thread is not running)."""
+        self._drain()
+
+    @property
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    # ---------------------------------------------------------------- writer thread
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.batch_seconds)
+            self._wake.clear()
+            self._drain()
+        self._drain()
+        self._close_segment()
+
+    def _drain(self) -> None:
+        queue = self._queue
+        while queue and not self.failed:
+            if len(queue) > self.max_backlog:
+                self._fail(f"tick recording stopped: {len(queue)} ticks waiting, the disk is not keeping up")
+                return
+            count = min(len(queue), self.batch_rows)
+            popleft = queue.popleft
+            rows = [popleft() for _ in range(count)]  # deque pops are atomic: safe beside the engine's appends
+            try:
+                self._write(rows)
+            except Exception as exc:  # any failure stops recording, never trading
+                self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
+                return
+
+    def _write(self, rows: list) -> None:
+        start = 0
+        while start < len(rows):
+            first_ts = _ts(rows[start])
+            if self._segment is None or first_ts >= self._segment_day_end or first_ts < self._segment_day_end - 86400:
+                self._close_segment()
+                self._segment_day_end = day_end(first_ts)
+                path = day_folder(self.folder, trading_day(first_ts)) / f"{self.session}{STREAM_SUFFIX}"
+                self._segment = self._segment_factory(path)
+            limit = self._segment_day_end
+            if _ts(rows[-1]) < limit:  # the common case: the whole batch belongs to this day
+                end = len(rows)
+            else:
+                end = start + 1  # the first tick stays here even when the clock stepped back a day
+                while end < len(rows) and _ts(rows[end]) < limit:
+                    end += 1
+            self._segment.write(to_batch(rows[start:end] if start or end < len(rows) else rows))
+            self.rows_written += end - start
+            self.batches_written += 1
+            start = end
+
+    def _close_segment(self) -> None:
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return
+        try:
+            segment.close()
+        except Exception as exc:
+            segment.abandon()
+            self._fail(f"tick recording could not close {segment.path.name}: {type(exc).__name__}: {exc}")
+
+    def _fail(self, message: str) -> None:
+        if self.failed:
+            return
+        self.failed = message
+        self._queue = deque(maxlen=0)  # record() keeps appending, to nothing
+        segment, self._segment = self._segment, None
+        if segment is not None:
+            segment.abandon()
+        log.error("event=tick_recording_failed error=%s", message)
+        if self._on_failure is not None:
+            try:
+                self._on_failure(message)
+            except Exception:
+                log.exception("event=tick_recording_alert_failed")
