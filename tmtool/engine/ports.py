@@ -72,7 +72,8 @@ class StoreUnavailable(RuntimeError):
 class Store(Protocol):
     """Persistence.  Every method but ``load``/``flush``/``close`` only enqueues.
 
-    Records handed in are snapshots (the caller passes a copy of mutable ones);
+    A store takes its own copy of a mutable record at the call (the engine goes on
+    changing its trades);
     the writer coalesces repeated changes of the same row within a batch and
     commits in small batches on its own thread.
     """

@@ -60,6 +60,7 @@ from peewee import SqliteDatabase, chunked, fn
 
 from tmtool.clock import Clock, SystemClock
 from tmtool.domain.models import (
+    copy_trade,
     OPEN_STATUSES,
     Alert,
     AlertCategory,
@@ -357,7 +358,7 @@ class SqliteStore:
 
     def save_trade(self, trade: Trade) -> None:
         _require(trade, Trade, "save_trade")
-        self._enqueue("trade", trade.id, copy.copy(trade))
+        self._enqueue("trade", trade.id, copy_trade(trade))
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
