@@ -175,7 +175,6 @@ def test_exits_after_a_close_outside_tmtool_do_not_reverse_the_position() -> Non
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="new: a crash between the ledger row's fill and the trade's is recovered as an unfilled exit and exits again")
 def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
     """Trades A and B of 5 on one symbol.  A's exit fills; the store commits the ledger row carrying
     the fill (still SENT) but not the trade row, and tmtool is killed.  The restart polls the order
