@@ -46,6 +46,7 @@ FAST_SETTINGS = EngineSettings(
     store_check_interval=0.2,
     auth_probe_backoff=(0.1, 0.2, 0.4),
     adopt_fills_interval=0.2,
+    absence_grace=1.0,  # no order-book lag unless a test sets one (and a grace to cover it)
 )
 
 

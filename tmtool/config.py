@@ -79,6 +79,7 @@ from tmtool.engine.settings import (
     PositiveSeconds,
     SnapshotRate,
     TickBandPercent,
+    TimeZoneName,
     engine_default,
 )
 
@@ -300,6 +301,8 @@ class EngineConfig(ConfigSection):
     exit_max_attempts: PositiveCount = engine_default("exit_max_attempts")
     exit_retry_backoff_seconds: PositiveSeconds = engine_default("exit_retry_backoff")
     order_status_poll_seconds: PositiveSeconds = engine_default("order_status_poll")
+    absence_grace_seconds: PositiveSeconds = engine_default("absence_grace")
+    broker_time_zone: TimeZoneName = engine_default("broker_time_zone")
     # share of an F&O position's notional counted as its margin when OpenAlgo has no margin calculator
     fno_margin_percent: MarginPercent = engine_default("fno_margin_percent")
     # symbol prefix -> freeze quantity (F&O exchanges only); merged over the built-in ones

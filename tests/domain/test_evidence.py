@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from hypothesis import given, strategies as st
@@ -11,7 +12,9 @@ from tmtool.domain.calendar import IST
 from tmtool.domain.evidence import (
     OrderIntent,
     Outcome,
+    candidates,
     exit_room,
+    nearer_to_others,
     parse_broker_time,
     resolve_unknown_order,
     working_closing_quantity,
@@ -26,10 +29,10 @@ def order(order_id: str, *, action: str = "SELL", quantity: int = 5, status: str
     return OrderInfo(order_id, symbol, "NSE", action, quantity, status, product=product, timestamp=timestamp, filled_quantity=filled)
 
 
-def look(intent: OrderIntent = SELL_5, *, orders=(), claimed=frozenset(), net_now=5, others_working=False, now=T0, absent_since=None, grace=5.0):
+def look(intent: OrderIntent = SELL_5, *, orders=(), claimed=frozenset(), net_now=5, others_working=False, now=T0, absent_since=None, grace=5.0, moved_since=None):
     return resolve_unknown_order(
         intent, orders=list(orders), claimed_order_ids=claimed, net_now=net_now, others_working=others_working,
-        now=now, absent_since=absent_since, grace=grace,
+        now=now, absent_since=absent_since, grace=grace, moved_since=moved_since,
     )
 
 
@@ -62,13 +65,17 @@ def test_absence_needs_the_book_and_the_position_to_agree_over_the_whole_grace_p
     assert late.outcome is Outcome.ABSENT
 
 
-def test_a_position_that_moved_by_the_order_proves_the_fill_while_the_book_lags():
-    result = look(net_now=0)
-    assert result.outcome is Outcome.MOVED
-    assert look(net_now=0, others_working=True).outcome is Outcome.UNKNOWN  # another order of ours may explain it
-    assert look(net_now=3).outcome is Outcome.UNKNOWN  # moved, but not by the order: a partial or someone else
+def test_a_position_that_moved_by_the_order_over_the_grace_proves_the_fill_while_the_book_lags():
+    first = look(net_now=0, now=T0 + 1)
+    assert first.outcome is Outcome.UNKNOWN and first.moved_since == T0 + 1  # a lagging book may show an old position
+    assert look(net_now=0, now=T0 + 4, moved_since=T0 + 1).outcome is Outcome.UNKNOWN
+    assert look(net_now=0, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.MOVED
+    assert look(net_now=0, now=T0 + 6, moved_since=T0 + 1, others_working=True).outcome is Outcome.UNKNOWN  # another order of ours may explain it
+    assert look(net_now=3, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.UNKNOWN  # not by the order: a partial or someone else
+    assert look(net_now=-2, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.UNKNOWN  # by more: something else moved it too
+    assert look(net_now=5, now=T0 + 6, moved_since=T0 + 1).moved_since is None  # the move went away: start again
     entry = OrderIntent("SBIN", "NSE", "MIS", "BUY", 7, created_at=T0, net_before=0)
-    assert look(entry, net_now=7).outcome is Outcome.MOVED
+    assert look(entry, net_now=7, now=T0 + 5, moved_since=T0).outcome is Outcome.MOVED
 
 
 def test_without_a_recorded_position_nothing_is_ever_proven_absent():
@@ -117,3 +124,31 @@ def test_an_exit_of_the_room_never_takes_the_position_across_zero(net, opposite,
     assert held - in_flight - others - room.quantity >= min(0, held - in_flight - others)
     if unknown:
         assert room.quantity == 0
+
+
+def test_a_row_tagged_with_another_strategy_is_not_the_order():
+    intent = OrderIntent("SBIN", "NSE", "MIS", "SELL", 5, created_at=T0, net_before=5, strategy="scalp")
+    tagged = OrderInfo("T", "SBIN", "NSE", "SELL", 5, "complete", product="MIS", strategy="swing")
+    untagged = OrderInfo("U", "SBIN", "NSE", "SELL", 5, "complete", product="MIS")
+    assert candidates([tagged], intent, set()) == []
+    assert candidates([tagged, untagged], intent, set()) == [untagged]
+
+
+def test_rows_nearer_to_another_unknown_intent_are_left_to_it():
+    mine = OrderIntent("SBIN", "NSE", "MIS", "BUY", 8, created_at=T0, net_before=0)
+    rival = replace(mine, created_at=T0 + 60)
+    near_rival = order("R", action="BUY", quantity=8, timestamp=datetime.fromtimestamp(T0 + 61, IST).strftime("%Y-%m-%d %H:%M:%S"))
+    assert nearer_to_others([near_rival], mine, [rival], set()) == {"R"}
+    assert nearer_to_others([near_rival], rival, [mine], set()) == set()
+    undated = order("D", action="BUY", quantity=8)
+    assert nearer_to_others([undated], mine, [rival], set()) == set()  # a time never rules a row out on its own
+    assert nearer_to_others([near_rival], mine, [replace(rival, quantity=7)], set()) == set()  # not the rival's kind
+
+
+def test_a_whole_second_row_time_covers_the_whole_second():
+    """10:00:06 names any time in that second: an intent at :06.9 is nearer to it than one at :05.9."""
+    early = OrderIntent("SBIN", "NSE", "MIS", "BUY", 8, created_at=T0 + 5.9, net_before=0)
+    late = replace(early, created_at=T0 + 6.9)
+    row = order("R", action="BUY", quantity=8, timestamp=datetime.fromtimestamp(T0 + 6, IST).strftime("%Y-%m-%d %H:%M:%S"))
+    assert nearer_to_others([row], early, [late], set()) == {"R"}
+    assert nearer_to_others([row], late, [early], set()) == set()

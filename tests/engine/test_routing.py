@@ -16,9 +16,9 @@ from tmtool.engine.order_events import (
     LiveOrder,
     OrderFilled,
     OrderFinal,
-    OrderUnresolved,
     PositionSettled,
     SessionExpired,
+    UnknownResolved,
 )
 
 
@@ -111,7 +111,7 @@ def test_every_other_order_event_reaches_its_controller():
     router.apply(OrderFinal(trade, entry, OrderState.CANCELLED))
     router.apply(OrderFinal(trade, exit_order, OrderState.REJECTED))
     router.apply(PositionSettled(("SBIN", "NSE", "MIS")))
-    router.apply(OrderUnresolved(trade, exit_order))
+    router.apply(UnknownResolved(("SBIN", "NSE", "MIS")))
     router.apply(ExitNotSent(trade, parked=True))
     router.apply(SessionExpired("expired"))
     router.apply(BrokerAnswered())
@@ -119,7 +119,7 @@ def test_every_other_order_event_reaches_its_controller():
         ("after_entry_final", (trade, entry, OrderState.CANCELLED)),
         ("after_exit_final", (trade, exit_order, OrderState.REJECTED)),
         ("settle_key", (("SBIN", "NSE", "MIS"),)),
-        ("unresolved", (trade, exit_order)),
+        ("unblock_key", (("SBIN", "NSE", "MIS"),)),
         ("exit_not_sent", (trade, True)),
         ("on_auth_error", ("expired",)),
         ("broker_ok", ()),

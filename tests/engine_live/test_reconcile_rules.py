@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tmtool.engine.alertbook import AlertBook
-from tmtool.domain.calendar import IST
 from tmtool.domain.models import (
     AlertCategory,
     AlertPriority,
@@ -19,12 +16,8 @@ from tmtool.domain.models import (
     Trade,
     TradeStatus,
 )
-from tmtool.domain.broker import OrderInfo
 from tmtool.domain.reconcile import (
-    exit_capacity,
-    match_order,
     order_progress,
-    parse_order_time,
     reconcile_positions,
     split_quantity,
 )
@@ -70,21 +63,6 @@ def test_busy_keys_and_mixed_sides_change_nothing():
     assert reconcile_positions([_trade(1, 10), _trade(2, 4, Side.SHORT)], {KEY: 6}) == []
 
 
-@given(
-    side=st.sampled_from([Side.LONG, Side.SHORT]),
-    net=st.integers(-1000, 1000),
-    opposite=st.integers(0, 500),
-    in_flight=st.integers(0, 1000),
-)
-def test_exit_capacity_never_reverses(side, net, opposite, in_flight):
-    capacity = exit_capacity(side, net, opposite, in_flight)
-    assert capacity >= 0
-    # Sending the capacity on top of what is in flight leaves the position no further than
-    # the opposite trades' own quantity on the other side of zero.
-    after = net * side.sign - in_flight - capacity
-    assert after >= -opposite or capacity == 0
-
-
 @given(quantity=st.integers(1, 20000), lots=st.integers(1, 40), lot=st.sampled_from([1, 15, 35, 75]))
 def test_split_pieces_add_up_and_respect_the_freeze(quantity, lots, lot):
     freeze = lots * lot
@@ -98,28 +76,6 @@ def test_split_keeps_whole_lots():
     assert split_quantity(1000, 900, 35) == [875, 125]
     assert split_quantity(0, 1800, 75) == []
     assert split_quantity(500, None, 1) == [500]
-
-
-def test_order_times_parse_in_ist():
-    expected = datetime(2026, 1, 5, 10, 0, 0, tzinfo=IST).timestamp()
-    assert parse_order_time("05-Jan-2026 10:00:00") == expected
-    assert parse_order_time("2026-01-05 10:00:00") == expected
-    assert parse_order_time("") is None
-    assert parse_order_time("not a time") is None
-
-
-def test_match_order_skips_known_and_earlier_orders():
-    placed = datetime(2026, 1, 5, 10, 0, 0, tzinfo=IST).timestamp()
-    orders = [
-        OrderInfo("1", "RELIANCE", "NSE", "SELL", 10, "complete", timestamp="05-Jan-2026 09:00:00"),
-        OrderInfo("2", "RELIANCE", "NSE", "SELL", 10, "complete", timestamp="05-Jan-2026 10:00:01"),
-        OrderInfo("3", "RELIANCE", "NSE", "SELL", 10, "complete", timestamp="05-Jan-2026 10:00:02"),
-        OrderInfo("4", "RELIANCE", "NSE", "BUY", 10, "complete", timestamp="05-Jan-2026 10:00:02"),
-    ]
-    kwargs = dict(symbol="RELIANCE", exchange="NSE", action="SELL", quantity=10, not_before=placed)
-    assert match_order(orders, known_order_ids=set(), **kwargs).order_id == "2"
-    assert match_order(orders, known_order_ids={"2"}, **kwargs).order_id == "3"
-    assert match_order(orders, known_order_ids={"2", "3"}, **kwargs) is None
 
 
 @pytest.mark.parametrize(

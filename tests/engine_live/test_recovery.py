@@ -30,13 +30,15 @@ def _open(stack, quantity: int = 10) -> int:
     return trade_id
 
 
-def _leave_exit_intent(stack, trade_id: int) -> None:
-    """The database as a crash right after an exit intent became durable leaves it."""
+def _leave_exit_intent(stack, trade_id: int, net_before: int | None = 10) -> None:
+    """The database as a crash right after an exit intent became durable leaves it (the intent
+    records the net position it moves from, as the engine does)."""
     [trade] = [t for t in stack.store.load().open_trades if t.id == trade_id]
     stack.store.save_trade(dataclasses.replace(trade, status=TradeStatus.EXITING, exit_reason=ExitReason.TRAILING_SL))
     intent = OrderRecord(
         key=f"x-{trade_id}-crashed", trade_id=trade_id, purpose=OrderPurpose.EXIT, action="SELL", quantity=trade.quantity,
         state=OrderState.INTENT, reason=ExitReason.TRAILING_SL, created_at=stack.clock.time(), updated_at=stack.clock.time(),
+        net_before=net_before,
     )
     assert stack.store.save_order(intent, durable=True, timeout=5.0)
 

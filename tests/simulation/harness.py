@@ -336,6 +336,14 @@ class Simulation:
         index = next(i for i, job in enumerate(self.pending_jobs) if job.kind == kind)
         self.run_job(index, fault)
 
+    def run_job_if_pending(self, kind: str, fault: str | None = None) -> bool:
+        """Run the oldest pending job of ``kind`` if there is one (an exit reads the position only
+        when the engine's cache of it is too small or unknown); returns whether one ran."""
+        if not any(job.kind == kind for job in self.pending_jobs):
+            return False
+        self.run_job_of(kind, fault)
+        return True
+
     def release(self, index: int = 0) -> None:
         assert self.executor is not None
         executor = self.executor

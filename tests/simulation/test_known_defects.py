@@ -12,14 +12,9 @@ import pytest
 from tests.simulation.runner import run_seed
 
 SEEDS = 120
-# Since order status is polled at once whenever a sooner poll is asked for, the polling profile
-# first reaches its remaining defect at seed 155.
-SEEDS_FOR = {"polling": 240}
 STEPS = 400
 
 REASONS = {
-    "ambiguous": "issue 13: ambiguous replies and crashes while the order book lags exit twice and lose entries",
-    "polling": "new: without the order-update stream a forced position read drops trades",
     "external": "new: exits sized from a stale position cache after a close outside tmtool reverse the position",
     "crash_tail": "new: a crash that loses the store's uncommitted tail is recovered into a second exit or a lost trade",
 }
@@ -29,7 +24,7 @@ REASONS = {
     "profile", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason)) for name, reason in REASONS.items()]
 )
 def test_known_defect_profile(profile: str) -> None:
-    for seed in range(SEEDS_FOR.get(profile, SEEDS)):
+    for seed in range(SEEDS):
         result = run_seed(seed, profile, STEPS)
         if not result.ok:
             pytest.fail(f"seed {seed}: {result.violations[0]}\nreplay: {result.replay_command()}")

@@ -152,6 +152,7 @@ def full_order(key: str = "x-7-1", state: OrderState = OrderState.SENT) -> Order
         message="repriced",
         created_at=T0 + 40,
         updated_at=T0 + 43.5,
+        net_before=-40,
     )
 
 

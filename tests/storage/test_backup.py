@@ -10,6 +10,7 @@ import pytest
 
 from tmtool.storage import DatabaseInUse, SqliteStore, db_command
 from tmtool.storage.backup import create_backup, list_backups, restore_database
+from tmtool.storage.migrations import LATEST_VERSION
 
 from tests.storage.samples import full_order, full_trade
 
@@ -110,7 +111,7 @@ def test_check_reports_a_healthy_database(make_store, db_path, clock, capsys):
     store.save_trade(full_trade(7))
     assert store.flush()
     assert db_command("check", db_path, None, clock=clock) == 0  # while the store runs
-    assert "ok (schema version 3; strategy 0, trade 1," in capsys.readouterr().out
+    assert f"ok (schema version {LATEST_VERSION}; strategy 0, trade 1," in capsys.readouterr().out
 
 
 def test_check_reports_damage_and_orphans(make_store, db_path, tmp_path, clock, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tmtool.domain.models import Distance, DistanceMode, Side, Trade, TradeStatus, TrailingSettings
+from tmtool.domain.models import Distance, DistanceMode, OrderState, Side, Trade, TradeStatus, TrailingSettings
 from tmtool.domain.rules import evaluate_tick
 from tmtool.storage import DatabaseCorrupt, NotTmtoolDatabase, SchemaTooNew, SqliteStore
 from tmtool.storage.backup import list_backups
@@ -158,3 +158,36 @@ def test_a_failed_open_releases_the_lock(db_path, clock):
         SqliteStore(db_path, clock=clock).open()
     with pytest.raises(DatabaseCorrupt):  # refused for the same reason, not for a leftover lock
         SqliteStore(db_path, clock=clock).open()
+
+
+def test_a_v3_order_ledger_is_upgraded_and_its_rows_load_with_no_recorded_position(make_store, db_path, tmp_path):
+    """Version 4 records with each order the net position it moves from; rows written by
+    version 3 load with ``net_before`` None (never proven absent by the position alone)."""
+    from dataclasses import replace
+
+    from tmtool.storage.migrations import MIGRATIONS
+
+    from tests.storage.samples import full_order
+
+    make_v1_database(db_path)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for step in MIGRATIONS:
+        if step.to_version <= 3:
+            step.apply(conn)
+    order = record_to_row(full_order(state=OrderState.UNKNOWN))
+    del order["net_before"]  # the version-3 ledger has no such column
+    conn.execute(f'INSERT INTO "order_ledger" ({", ".join(order)}) VALUES ({", ".join("?" * len(order))})', list(order.values()))
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+
+    store = make_store(backup_on_open=False)
+    assert user_version(db_path) == LATEST_VERSION == 4
+    fresh = tmp_path / "fresh.db"
+    SqliteStore(fresh, backup_on_open=False, lock=False).open()
+    assert schema_of(db_path) == schema_of(fresh)
+    assert store.load().open_orders == (replace(full_order(state=OrderState.UNKNOWN), net_before=None),)
+
+    recorded = replace(full_order("x-7-2", state=OrderState.INTENT), net_before=25)
+    store.save_order(recorded)
+    assert store.flush()
+    assert recorded in store.load().open_orders

@@ -13,9 +13,11 @@ on one look:
   intent first); they never exclude one, because brokers write naive times in
   zones of their own.
 - **Moved**: the broker's net position moved from the one recorded with the
-  intent by at least the order's quantity in the order's direction, while no
-  other order of ours was working on that position: the order filled, though
-  the book does not show it yet.
+  intent by exactly the order's quantity in the order's direction, while no
+  other order of ours was working on that position, continuously for ``grace``
+  seconds (a lagging positionbook may show an older position for a while): the
+  order filled, though the book does not show it yet (a move by more has
+  another cause too: it proves nothing).
 - **Absent**: the order book shows no candidate *and* the position still equals
   the one recorded with the intent, continuously for ``grace`` seconds (long
   enough to cover the book's lag).  Only then may an exit be sent again or an
@@ -52,6 +54,11 @@ _TIME_FORMATS = (
 )
 
 _WORKING = frozenset({"open", "pending", "trigger pending", "trigger_pending", "validation pending", "put order req received"})
+
+
+def is_working(status: str) -> bool:
+    """An order in this broker status may still fill."""
+    return (status or "").strip().lower() in _WORKING
 
 
 def parse_broker_time(text: str, zone: tzinfo = IST) -> float | None:
@@ -94,6 +101,7 @@ class OrderIntent:
     quantity: int
     created_at: float  # epoch seconds
     net_before: int | None  # the broker's signed net position on (symbol, exchange, product) when it was sent
+    strategy: str = ""  # the strategy tag it was sent with (a row tagged with another strategy is not it)
 
 
 class Outcome(str, Enum):
@@ -109,6 +117,7 @@ class Resolution:
     why: str
     order: OrderInfo | None = None
     absent_since: float | None = None  # when book and position first agreed the order is absent (carry to the next look)
+    moved_since: float | None = None  # when the position first showed the order's move (carry to the next look)
 
 
 def candidates(
@@ -124,13 +133,38 @@ def candidates(
         and (not order.product or order.product.upper() == intent.product.upper())
         and order.action.upper() == intent.action.upper()
         and int(order.quantity) == intent.quantity
+        and (not order.strategy or not intent.strategy or order.strategy == intent.strategy)
     ]
+    return sorted(matching, key=lambda order: _distance(order, intent, zone))
 
-    def distance(order: OrderInfo) -> float:
-        placed = parse_broker_time(order.timestamp, zone)
-        return float("inf") if placed is None else abs(placed - intent.created_at)
 
-    return sorted(matching, key=distance)
+def _distance(order: OrderInfo, intent: OrderIntent, zone: tzinfo) -> float:
+    """Seconds between the intent and the row's time, read as the whole second it names
+    (brokers write whole seconds: 10:00:06 is any time from 10:00:06.000 to 10:00:06.999)."""
+    placed = parse_broker_time(order.timestamp, zone)
+    if placed is None:
+        return float("inf")
+    return max(0.0, placed - intent.created_at, intent.created_at - (placed + 1.0))
+
+
+def nearer_to_others(
+    orders: Sequence[OrderInfo],
+    intent: OrderIntent,
+    rivals: Sequence[OrderIntent],
+    claimed_order_ids: set[str] | frozenset[str],
+    zone: tzinfo = IST,
+) -> set[str]:
+    """Ids of the rows that match ``intent`` but are strictly nearer in time to one of ``rivals``
+    (other intents whose outcome is unknown too): those rows are left to them.  Times only
+    *assign* rows among our own intents; a row matching one intent alone is never excluded."""
+    reserved: set[str] = set()
+    for order in candidates(orders, intent, claimed_order_ids, zone):
+        mine = _distance(order, intent, zone)
+        for rival in rivals:
+            if order in candidates([order], rival, claimed_order_ids, zone) and _distance(order, rival, zone) < mine:
+                reserved.add(order.order_id)
+                break
+    return reserved
 
 
 def resolve_unknown_order(
@@ -144,13 +178,16 @@ def resolve_unknown_order(
     absent_since: float | None,
     grace: float,
     zone: tzinfo = IST,
+    moved_since: float | None = None,
 ) -> Resolution:
     """One look at the evidence for an order whose reply was lost.
 
     ``orders`` is the order book just read, ``net_now`` the position read with it,
     ``others_working`` whether any other order of ours on the same position was
-    working (then a moved position proves nothing), ``absent_since`` what the
-    previous look returned.
+    working (then a moved position proves nothing), ``absent_since`` and
+    ``moved_since`` what the previous look returned.  Like absence, a move must
+    hold over ``grace``: a positionbook that lags may show a position from before
+    the intent's own baseline for a while.
     """
     found = candidates(orders, intent, claimed_order_ids, zone)
     if found:
@@ -170,8 +207,12 @@ def resolve_unknown_order(
         return Resolution(Outcome.UNKNOWN, "not in the order book yet; the position has not moved", absent_since=since)
     if others_working:
         return Resolution(Outcome.UNKNOWN, f"the position moved by {moved} while other orders of ours were working")
-    if moved >= intent.quantity:
-        return Resolution(Outcome.MOVED, f"the position moved by {moved} in the order's direction (net {intent.net_before} -> {net_now})")
+    if moved == intent.quantity:
+        since = now if moved_since is None else moved_since
+        why = f"the position moved by {moved} in the order's direction (net {intent.net_before} -> {net_now})"
+        if now - since >= grace:
+            return Resolution(Outcome.MOVED, f"{why} for {now - since:.1f} s", moved_since=since)
+        return Resolution(Outcome.UNKNOWN, f"{why}; not in the order book yet", moved_since=since)
     return Resolution(Outcome.UNKNOWN, f"the position moved by {moved}, not by the order's {intent.quantity}")
 
 
@@ -193,7 +234,7 @@ def working_closing_quantity(orders: Sequence[OrderInfo], *, symbol: str, exchan
             continue
         if order.product and order.product.upper() != product.upper():
             continue
-        if order.action.upper() != closing_action or (order.status or "").strip().lower() not in _WORKING:
+        if order.action.upper() != closing_action or not is_working(order.status):
             continue
         filled = order.filled_quantity or 0
         total += max(0, int(order.quantity) - int(filled))

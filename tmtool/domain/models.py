@@ -448,6 +448,10 @@ class OrderRecord:
     message: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The broker's signed net position on the order's (symbol, exchange, product) that the
+    # order's own fills move from: seen when the intent was made, then moved by the fills of
+    # our other orders there.  An unknown outcome is judged against it (None: not known).
+    net_before: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,17 +11,13 @@ works per key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Iterable, Mapping, Sequence
 
-from tmtool.domain.calendar import IST
 from tmtool.domain.models import (
     OrderState,
-    Side,
     Trade,
     TradeStatus,
 )
-from tmtool.domain.broker import OrderInfo
 
 PositionKey = tuple[str, str, str]  # (symbol, exchange, product)
 
@@ -123,21 +119,6 @@ def _shrink_newest_first(group: Sequence[Trade], excess: int) -> list[QuantityCh
     return changes
 
 
-def exit_capacity(side: Side, broker_net: int, opposite_open: int, exiting_in_flight: int) -> int:
-    """How much an exit for a ``side`` trade may send without reversing anything.
-
-    ``broker_net`` is the signed net position on the key, ``opposite_open`` the
-    open quantity of trades of the other side on the same key (their positions
-    are netted into ``broker_net``), ``exiting_in_flight`` the unfilled quantity
-    of exit orders in the same direction already sent on the key.
-
-    Limit: with LONG and SHORT trades open on one key, a net position cannot
-    tell a hedge leg closed outside tmtool from one still open, so the opposite
-    trades are taken as still held.
-    """
-    return max(0, broker_net * side.sign + opposite_open - exiting_in_flight)
-
-
 def split_quantity(quantity: int, freeze_quantity: int | None, lot_size: int = 1) -> list[int]:
     """Split an order into pieces of at most the freeze quantity (whole lots each)."""
     if quantity <= 0:
@@ -151,77 +132,6 @@ def split_quantity(quantity: int, freeze_quantity: int | None, lot_size: int = 1
     if quantity % piece:
         pieces.append(quantity % piece)
     return pieces
-
-
-_TIME_FORMATS = (
-    "%d-%b-%Y %H:%M:%S",
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d %H:%M:%S.%f",
-    "%Y-%m-%dT%H:%M:%S.%f",
-    "%d-%m-%Y %H:%M:%S",
-    "%H:%M:%S %d-%m-%Y",
-    "%d/%m/%Y %H:%M:%S",
-)
-
-
-def parse_order_time(text: str) -> float | None:
-    """Epoch seconds of an order-book timestamp (broker formats vary; naive times are IST)."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return float(text) / (1000.0 if float(text) > 1e11 else 1.0)
-    except ValueError:
-        pass
-    for fmt in _TIME_FORMATS:
-        try:
-            parsed = datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=IST)
-        return parsed.timestamp()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=IST)
-    return parsed.timestamp()
-
-
-def match_order(
-    orders: Sequence[OrderInfo],
-    *,
-    symbol: str,
-    exchange: str,
-    action: str,
-    quantity: int,
-    not_before: float,
-    known_order_ids: set[str] | frozenset[str],
-    clock_slack: float = 120.0,
-) -> OrderInfo | None:
-    """Find the order a lost reply was about: same symbol, exchange, side and quantity,
-    placed no earlier than the intent (less ``clock_slack`` for clock differences), and
-    not already known as another of our orders.  The earliest such order wins.
-    """
-    best: OrderInfo | None = None
-    best_ts = float("inf")
-    for order in orders:
-        if order.order_id in known_order_ids:
-            continue
-        if order.symbol != symbol or order.exchange != exchange:
-            continue
-        if order.action.upper() != action or int(order.quantity) != quantity:
-            continue
-        placed = parse_order_time(order.timestamp)
-        if placed is not None and placed < not_before - clock_slack:
-            continue
-        rank = placed if placed is not None else float("inf") - 1
-        if best is None or rank < best_ts:
-            best, best_ts = order, rank
-    return best
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,7 +44,7 @@ from tmtool.domain.models import (
     round_stop,
     round_target,
 )
-from tmtool.domain.reconcile import order_progress, position_key, split_quantity
+from tmtool.domain.reconcile import PositionKey, order_progress, position_key, split_quantity
 from tmtool.domain.sizing import (
     entry_denial,
     estimated_margin_rate,
@@ -112,6 +112,7 @@ class EntryController:
         needs_funds = not adopting
         product = Product(command.product) if command.product is not None else runtime.strategy.product
         margin_percent = state.settings.fno_margin_percent
+        generation = self._positions.key((symbol, exchange, product.value)).generation
 
         def prepare() -> dict[str, Any]:
             out: dict[str, Any] = {}
@@ -123,13 +124,19 @@ class EntryController:
                 out["symbol_info"] = None
             if command.order_id is not None:
                 out["order"] = broker.order_status(command.order_id, command.strategy)
-            elif command.entry_price is None:
+            if adopting:
+                # adoption takes over what the account holds: the positionbook must show it
+                out["positions"] = broker.position_book()
+            else:
                 out["price"] = known_price or broker.quotes(symbol, exchange).ltp
                 if needs_funds:
                     out["funds"] = broker.funds().available_cash
                     known = out["symbol_info"] or cached
                     lot = known.lot_size if known is not None else 1
                     out["margin_rate"] = _margin_rate(broker, command, product, float(out["price"]), lot, margin_percent)
+                # the net position the entry's fills move from (judges an entry whose reply is lost)
+                out["net"] = (product.value, generation, broker.open_position(strategy=command.strategy, symbol=symbol,
+                                                                             exchange=exchange, product=product.value))
             return out
 
         state.job(JobKind.PREPARE_ENTRY, (command, future), prepare)
@@ -163,10 +170,14 @@ class EntryController:
             future.set_result(Denied("UNKNOWN_STRATEGY", f"no strategy named {command.strategy!r}"))
             return
         if command.order_id is not None:
-            self._adopt_order(command, future, instrument, data["order"])
+            self._adopt_order(command, future, instrument, data["order"], data["positions"])
         elif command.entry_price is not None:
-            self._adopt_position(command, future, instrument)
+            self._adopt_position(command, future, instrument, data["positions"])
         else:
+            product, generation, net = data["net"]
+            key_state = self._positions.key((command.symbol, command.exchange, product))
+            if key_state.generation == generation and not key_state.live_orders:
+                key_state.net = int(net)
             self._place_entry(
                 command, future, instrument, runtime, float(data["price"]), float(data.get("funds", 0.0)),
                 float(data.get("margin_rate", 1.0)),
@@ -244,6 +255,8 @@ class EntryController:
             quantity = sized
         trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         trade.requested_quantity = quantity
+        # the explicit levels ride on the pending trade too: an entry resolved after a restart keeps them
+        trade.stop_loss, trade.target = command.stop_loss, command.target
         if command.price_type == PriceType.LIMIT:
             trade.entry_price = command.limit_price or 0.0
         trade.last_price = price
@@ -275,7 +288,29 @@ class EntryController:
         split = f" in {len(pieces)} orders (freeze quantity {instrument.freeze_quantity})" if len(pieces) > 1 else ""
         future.set_result(Accepted(f"entry {side.entry_action} {quantity} {trade.symbol} sent{split}", trade_id=trade.id))
 
-    def _adopt_order(self, command: CreateTrade, future: Future, instrument: Instrument, info: OrderInfo) -> None:
+    def unheld_denial(self, pos_key: PositionKey, side: Side, quantity: int, positions: list[Position]) -> Denied | None:
+        """Adoption takes over a held position: refused unless the positionbook holds ``quantity`` in
+        ``side``'s direction beyond what the open trades on the key account for."""
+        net = sum(int(p.quantity) for p in positions if (p.symbol, p.exchange, p.product) == pos_key)
+        managed = self.managed_quantity(pos_key)
+        pending = sum(
+            t.requested_quantity * t.side.sign
+            for t in self.state.trades.values()
+            if position_key(t) == pos_key and t.status is TradeStatus.PENDING_ENTRY and t.side is side
+        )
+        free = (net - managed - pending) * side.sign
+        if quantity <= free:
+            return None
+        symbol, exchange, product = pos_key
+        return Denied(
+            "POSITION_NOT_HELD",
+            f"the broker holds {net:+d} {exchange}:{symbol} {product} and open trades account for {managed + pending:+d}: "
+            f"{max(0, free)} {side.value} free to adopt, not {quantity}",
+        )
+
+    def _adopt_order(
+        self, command: CreateTrade, future: Future, instrument: Instrument, info: OrderInfo, positions: list[Position]
+    ) -> None:
         progress = order_progress(info.status, int(info.quantity), info.filled_quantity, info.average_price)
         if progress.state in (OrderState.REJECTED, OrderState.CANCELLED) and progress.filled_quantity == 0:
             future.set_result(Denied("ORDER_NOT_FILLED", f"order {info.order_id} is {info.status}: nothing to manage"))
@@ -289,9 +324,15 @@ class EntryController:
             future.set_result(Denied("SIDE_MISMATCH", f"order {info.order_id} is a {info.action}, not a {expected}"))
             return
         runtime = self.state.strategies[command.strategy]
+        product = Product(info.product) if info.product else Product(command.product) if command.product else runtime.strategy.product
+        filled = min(progress.filled_quantity, int(info.quantity))
+        if filled:
+            denied = self.unheld_denial((command.symbol, command.exchange, product.value), Side(command.side), filled, positions)
+            if denied is not None:
+                future.set_result(denied)
+                return
         trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
-        if info.product:
-            trade.product = Product(info.product)
+        trade.product = product
         trade.requested_quantity = int(info.quantity)
         self._index.add_trade(trade)
         self._journal.event(trade, "CREATED", "entry_order_id", "", info.order_id, "adopted order")
@@ -321,10 +362,19 @@ class EntryController:
         self._journal.save_trade(trade)
         future.set_result(Accepted(f"order {info.order_id} adopted", trade_id=trade.id))
 
-    def _adopt_position(self, command: CreateTrade, future: Future, instrument: Instrument) -> None:
+    def _adopt_position(self, command: CreateTrade, future: Future, instrument: Instrument, positions: list[Position]) -> None:
         runtime = self.state.strategies[command.strategy]
-        trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         assert command.quantity is not None and command.entry_price is not None
+        product = Product(command.product) if command.product is not None else runtime.strategy.product
+        pos_key = (command.symbol, command.exchange, product.value)
+        denied = self.unheld_denial(pos_key, Side(command.side), command.quantity, positions)
+        if denied is not None:
+            future.set_result(denied)
+            return
+        key_state = self._positions.key(pos_key)
+        if not key_state.live_orders:
+            key_state.net = sum(int(p.quantity) for p in positions if (p.symbol, p.exchange, p.product) == pos_key)
+        trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         self._index.add_trade(trade)
         self._journal.event(trade, "CREATED", "quantity", "", command.quantity, "adopted position", command.entry_price)
         denial = self._activate(trade, command.quantity, float(command.entry_price))
@@ -370,6 +420,9 @@ class EntryController:
         plan, trade_runtime.entry_plan = trade_runtime.entry_plan, None
         runtime = state.runtime(trade.strategy)
         command = plan.command if plan is not None else None
+        # explicit levels: the command's, or (the plan lost in a restart) those the pending trade carries
+        explicit_stop = command.stop_loss if command is not None else trade.stop_loss
+        explicit_target = command.target if command is not None else trade.target
         risk = self._risk_for(runtime.strategy, command)
         levels = rules.initial_levels(trade.side, price, risk, trade.tick_size, quantity, trade.lot_size)
         now = state.clock.time()
@@ -386,13 +439,13 @@ class EntryController:
         trade.opened_at = now
         trade.last_price = trade.last_price or price
         note = None
-        if command is not None and (command.stop_loss is not None or command.target is not None):
-            denial = validate_levels(trade.side, price, None, command.stop_loss, command.target)
+        if explicit_stop is not None or explicit_target is not None:
+            denial = validate_levels(trade.side, price, None, explicit_stop, explicit_target)
             if denial is None:
-                if command.stop_loss is not None:
-                    trade.stop_loss = round_stop(command.stop_loss, trade.side, trade.tick_size)
-                if command.target is not None:
-                    trade.target = round_target(command.target, trade.side, trade.tick_size)
+                if explicit_stop is not None:
+                    trade.stop_loss = round_stop(explicit_stop, trade.side, trade.tick_size)
+                if explicit_target is not None:
+                    trade.target = round_target(explicit_target, trade.side, trade.tick_size)
             else:
                 note = f"explicit levels refused against the fill {price:.2f} ({denial.message}); strategy defaults used"
         journal.set_status(trade, TradeStatus.ACTIVE, "entry filled")

@@ -2,11 +2,13 @@
 
 The decision to exit (a stop or target crossed on a tick in ``watch``, a
 portfolio limit in ``risk``, a command) arrives at ``begin_exit``, which moves
-the trade to EXITING.  ``drive_exit`` then sends what the trade still needs,
-capped by what the broker's net position on (symbol, exchange, product) holds in
-the trade's direction after exits already in flight there (``positions``),
-reading ``openposition`` only when the cache says the position is too small.
-Orders are split at the freeze quantity and go out through ``orders``.  A
+the trade to EXITING.  ``drive_exit`` then sends what the trade still needs
+through the order manager's ``place_exit``, the one place that caps an exit
+reduce-only (``orders.OrderManager.exit_room``: the broker's net position in the
+trade's direction less every working order that closes it), reading
+``openposition`` only when the cache says the position is too small.  While an
+exit of ours on the position has an unknown outcome the exit waits, visibly
+(``ExitWait.UNKNOWN_ORDER``), and goes once the order is found or proven absent.  A
 rejected exit is retried with backoff (``exit_max_attempts``), then the trade is
 EXIT_FAILED; an expired session parks exits until it is back; manual, panic and
 strategy-delete exits escalate past a waiting or failed exit.  Partial targets
@@ -16,7 +18,7 @@ cancelled) is recorded here too.
 
 from __future__ import annotations
 
-import uuid
+import logging
 
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.fills import realised_pnl, running_average
@@ -24,14 +26,12 @@ from tmtool.domain.models import (
     AlertCategory,
     AlertPriority,
     ExitReason,
-    OrderPurpose,
-    OrderRecord,
     OrderState,
-    PriceType,
     Trade,
     TradeStatus,
 )
-from tmtool.domain.reconcile import PositionKey, position_key, split_quantity
+from tmtool.domain.evidence import ExitRoom
+from tmtool.domain.reconcile import PositionKey, position_key
 from tmtool.engine.books import TradeIndex
 from tmtool.engine.executor import JobKind, JobResult
 from tmtool.engine.journal import Journal
@@ -42,6 +42,8 @@ from tmtool.engine.state import EngineState, ExitWait, StrategyRuntime
 
 ESCALATING = frozenset({ExitReason.MANUAL, ExitReason.PANIC, ExitReason.STRATEGY_DELETED})
 _EXITABLE = frozenset({TradeStatus.PENDING_ENTRY, TradeStatus.ACTIVE, TradeStatus.EXITING, TradeStatus.EXIT_FAILED})
+
+log = logging.getLogger(__name__)
 
 
 class ExitController:
@@ -124,8 +126,11 @@ class ExitController:
             return
         pos_key = position_key(trade)
         key_state = self._positions.key(pos_key)
-        capacity = self._positions.capacity(trade, key_state)
-        if capacity is not None and capacity >= needed:
+        room = self._orders.exit_room(trade)
+        if room is not None and room.blocked_by_unknown:
+            self._wait_for_unknown(trade, key_state)
+            return
+        if room is not None and room.quantity >= needed:
             self._send_exit(trade, needed)
             return
         if key_state.exits_in_flight:
@@ -134,6 +139,17 @@ class ExitController:
             self._wait_for_settle(trade.id, key_state)
             return
         self._confirm_position(trade, pos_key, forced=False)
+
+    def _wait_for_unknown(self, trade: Trade, key_state: KeyState) -> None:
+        """An exit of ours on the position has an unknown outcome: this exit waits until it is found
+        or proven absent (``unblock_key``), never sent beside it."""
+        runtime = self.state.trade_runtime(trade.id)
+        if runtime.exit_wait is not ExitWait.UNKNOWN_ORDER:
+            log.info("exit #%s waits: an exit on %s has an unknown outcome", trade.id, trade.symbol)
+            self._journal.event(trade, "ORDER", "exit_wait", "", ExitWait.UNKNOWN_ORDER.value,
+                                "an exit on this position has an unknown outcome")
+        runtime.exit_wait = ExitWait.UNKNOWN_ORDER
+        key_state.waiting.add(trade.id)
 
     def _wait_for_settle(self, trade_id: int, key_state: KeyState) -> None:
         self.state.trade_runtime(trade_id).exit_wait = ExitWait.SETTLING
@@ -152,7 +168,7 @@ class ExitController:
         if trade is None:
             return
         runtime = self.state.trade_runtime(trade_id)
-        if runtime.exit_wait is not ExitWait.SETTLING:
+        if runtime.exit_wait not in (ExitWait.SETTLING, ExitWait.FOREIGN_ORDERS):
             return
         pos_key = position_key(trade)
         self._positions.key(pos_key).waiting.discard(trade_id)
@@ -183,20 +199,59 @@ class ExitController:
             self.drive_exit(trade)
             return
         # A forced read may predate fills of exits still in flight; counting those exits as
-        # well can only make the capacity smaller (never an overshoot).
+        # well can only make the room smaller (never an overshoot).
         key_state.net = int(result.value)
         if trade.status is not TradeStatus.EXITING:
             return
         needed = trade.quantity - self._orders.live_exit_quantity(trade)
-        capacity = self._positions.capacity(trade, key_state) or 0
-        if capacity >= needed:
+        room = self._orders.exit_room(trade)
+        assert room is not None  # the net position was just read
+        if room.blocked_by_unknown:
+            self._wait_for_unknown(trade, key_state)
+            return
+        if room.quantity >= needed:
+            runtime.shortfall_since = None
             self._send_exit(trade, needed)
             return
-        if capacity <= 0:
+        now, grace = self.state.clock.time(), self.state.settings.absence_grace
+        if runtime.shortfall_since is None:
+            runtime.shortfall_since = now
+        unconfirmed = now - runtime.shortfall_since < grace
+        if key_state.exits_in_flight or key_state.foreign_closing(trade.side) or unconfirmed:
+            # Working orders on the position (ours or others') may explain the shortfall: send
+            # what the room allows, never shrink or close the trade on their account.
+            # (and a position read shows less than the trade for the first time: a lagging read may
+            # not show recent fills yet, so it is read again ``absence_grace`` later before the
+            # trade shrinks or closes)
+            if room.quantity > 0:
+                self._send_exit(trade, room.quantity)
+            else:
+                self._wait_for_working(trade, key_state, grace if unconfirmed else None)
+            return
+        runtime.shortfall_since = None
+        if room.quantity <= 0:
             self.close_externally(trade, f"exit found no position at the broker (net {key_state.net})")
             return
-        self.shrink(trade, trade.quantity - (needed - capacity), f"broker holds only {capacity} for this exit (net {key_state.net})")
-        self._send_exit(trade, capacity)
+        self.shrink(trade, trade.quantity - (needed - room.quantity), f"broker holds only {room.quantity} for this exit (net {key_state.net})")
+        self._send_exit(trade, room.quantity)
+
+    def _wait_for_working(self, trade: Trade, key_state: KeyState, delay: float | None = None) -> None:
+        """No room while working orders close the position (or a short read is not confirmed yet):
+        look again after ``settle_wait`` (or ``delay``)."""
+        foreign = key_state.foreign_closing(trade.side)
+        if foreign and self.state.trade_runtime(trade.id).exit_wait is not ExitWait.FOREIGN_ORDERS:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: the exit waits: orders placed outside tmtool for {foreign} are working "
+                "against this position; cancel them in the broker or let them fill",
+                key=f"foreign-orders-{trade.id}",
+                trade=trade,
+            )
+        self.state.trade_runtime(trade.id).exit_wait = ExitWait.FOREIGN_ORDERS if foreign else ExitWait.SETTLING
+        key_state.waiting.add(trade.id)
+        wait = self.state.settings.settle_wait if delay is None else max(delay, self.state.settings.settle_wait)
+        self.state.schedule(wait, self._stop_waiting, trade.id)
 
     def _retry_exit(self, trade_id: int) -> None:
         trade = self.state.trades.get(trade_id)
@@ -212,11 +267,28 @@ class ExitController:
         key_state = self._positions.keys.get(pos_key)
         if key_state is None or key_state.exits_in_flight or not key_state.waiting:
             return
-        waiting, key_state.waiting = key_state.waiting, set()
-        for trade_id in sorted(waiting):
+        for trade_id in sorted(key_state.waiting):
             runtime = self.state.trade_runtimes.get(trade_id)
-            if runtime is not None and runtime.exit_wait is ExitWait.SETTLING:
+            if runtime is not None and runtime.exit_wait is ExitWait.UNKNOWN_ORDER:
+                continue  # waits for the unknown order (``unblock_key``), not for fills
+            key_state.waiting.discard(trade_id)
+            if runtime is not None and runtime.exit_wait in (ExitWait.SETTLING, ExitWait.FOREIGN_ORDERS):
                 runtime.exit_wait = None
+            trade = self.state.trades.get(trade_id)
+            if trade is not None:
+                self.drive_exit(trade)
+
+    def unblock_key(self, pos_key: PositionKey) -> None:
+        """No exit of ours on the key has an unknown outcome any more: exits that waited for it go now."""
+        key_state = self._positions.keys.get(pos_key)
+        if key_state is None:
+            return
+        for trade_id in sorted(key_state.waiting):
+            runtime = self.state.trade_runtimes.get(trade_id)
+            if runtime is None or runtime.exit_wait is not ExitWait.UNKNOWN_ORDER:
+                continue
+            key_state.waiting.discard(trade_id)
+            runtime.exit_wait = None
             trade = self.state.trades.get(trade_id)
             if trade is not None:
                 self.drive_exit(trade)
@@ -232,51 +304,33 @@ class ExitController:
 
     # ---------------------------------------------------------------- sending
 
-    def _send_exit(self, trade: Trade, quantity: int, reason: ExitReason | None = None) -> None:
-        state = self.state
-        runtime = state.trade_runtime(trade.id)
+    def _send_exit(self, trade: Trade, quantity: int, reason: ExitReason | None = None) -> int:
+        """One exit attempt through the order manager (which caps it reduce-only); returns what went out."""
+        runtime = self.state.trade_runtime(trade.id)
         runtime.exit_attempts += 1
-        attempt = runtime.exit_attempts
-        instrument = state.instrument_for(trade)
-        freeze = instrument.freeze_quantity
-        settings = state.runtime(trade.strategy).strategy.exit_order
-        price_type, price = PriceType.MARKET, 0.0
-        if settings.price_type is PriceType.LIMIT:
-            price_type, price = PriceType.LIMIT, self._orders.marketable_exit_price(trade, settings.protection_percent)
-        for piece in split_quantity(quantity, freeze, trade.lot_size):
-            record = OrderRecord(
-                key=f"x-{trade.id}-{uuid.uuid4().hex[:10]}",
-                trade_id=trade.id,
-                purpose=OrderPurpose.EXIT,
-                action=trade.side.exit_action,
-                quantity=piece,
-                state=OrderState.INTENT,
-                reason=reason or trade.exit_reason,
-                price_type=price_type,
-                price=price,
-                attempt=attempt,
-                created_at=state.clock.time(),
-                updated_at=state.clock.time(),
-            )
-            self._orders.track(record, trade)
-            self._journal.event(trade, "ORDER", "exit", "", f"{record.action} {piece}", record.reason.value if record.reason else "", price or None)
-            self._orders.dispatch(record, trade)
+        sent = self._orders.place_exit(trade, quantity, reason, runtime.exit_attempts)
+        if not sent:
+            runtime.exit_attempts -= 1
+        return sent
 
     def send_partial_exit(self, trade: Trade, quantity: int, trigger: float) -> None:
-        key_state = self._positions.key(position_key(trade))
-        capacity = self._positions.capacity(trade, key_state)
         quantity = min(quantity, trade.quantity - self._orders.live_exit_quantity(trade))
-        if quantity <= 0:
+        if quantity <= 0 or self.state.broker_state == "SESSION_EXPIRED":
             return
-        if capacity is not None and capacity < quantity:
+        room: ExitRoom | None = self._orders.exit_room(trade)
+        if room is None or room.quantity < quantity:
+            if room is None:
+                why = "the broker position is not known yet"
+            elif room.blocked_by_unknown:
+                why = "an exit on the position has an unknown outcome"
+            else:
+                why = f"the broker position holds only {room.quantity}"
             self._journal.alert(
                 AlertCategory.TRADE,
                 AlertPriority.WARNING,
-                f"#{trade.id} {trade.symbol}: partial target {trigger:.2f} skipped: the broker position holds only {capacity}",
+                f"#{trade.id} {trade.symbol}: partial target {trigger:.2f} skipped: {why}",
                 trade=trade,
             )
-            return
-        if self.state.broker_state == "SESSION_EXPIRED":
             return
         self._send_exit(trade, quantity, reason=ExitReason.PARTIAL_TARGET)
 
@@ -360,17 +414,6 @@ class ExitController:
         if parked:
             runtime.exit_wait = ExitWait.PARKED
         runtime.exit_attempts = max(0, runtime.exit_attempts - 1)
-
-    def unresolved(self, trade: Trade, live: LiveOrder) -> None:
-        """An ambiguous order could not be proven absent: stop and ask a human (never resend blindly)."""
-        runtime = self.state.trade_runtime(trade.id)
-        runtime.exit_wait = ExitWait.UNRESOLVED
-        # The row stays UNKNOWN in the ledger (looked up again at the next start); in memory it
-        # is released so that a human's explicit retry can go ahead.
-        self._orders.finish(live, OrderState.UNKNOWN, "outcome never proven: check the broker's order book")
-        runtime.exit_wait = None
-        if trade.status is TradeStatus.EXITING and not self._orders.has_live(trade.id):
-            self.exit_failed(trade, "an exit order's outcome could not be proven; check the broker's order book")
 
     # ---------------------------------------------------------------- how a trade ends
 

@@ -23,9 +23,9 @@ from tmtool.engine.order_events import (
     OrderEvent,
     OrderFilled,
     OrderFinal,
-    OrderUnresolved,
     PositionSettled,
     SessionExpired,
+    UnknownResolved,
 )
 from tmtool.engine.orders import OrderManager
 from tmtool.engine.reconciler import BrokerSession, Reconciler
@@ -48,7 +48,7 @@ class OrderEventRouter:
             OrderFilled: self._filled,
             OrderFinal: self._final,
             PositionSettled: lambda event: exits.settle_key(event.pos_key),
-            OrderUnresolved: lambda event: exits.unresolved(event.trade, event.order),
+            UnknownResolved: lambda event: exits.unblock_key(event.pos_key),
             ExitNotSent: lambda event: exits.exit_not_sent(event.trade, event.parked),
             SessionExpired: lambda event: session.on_auth_error(event.message),
             BrokerAnswered: lambda event: session.broker_ok(),

@@ -18,8 +18,9 @@ class LiveOrder:
     """The engine's working copy of a ledger row that is not final."""
 
     __slots__ = (
-        "record", "strategy", "pos_key", "remaining", "lookups", "reprices", "reprice_failures", "modifying",
-        "polling", "poll_due", "cancel_wanted", "cancelling", "cancel_attempts",
+        "record", "strategy", "pos_key", "remaining", "net_shift", "unknown_since", "absent_since", "moved_since",
+        "unknown_alerted", "reprices", "reprice_failures", "modifying", "polling", "poll_due", "cancel_wanted",
+        "cancelling", "cancel_attempts",
     )
 
     def __init__(self, record: OrderRecord, strategy: str, pos_key: PositionKey) -> None:
@@ -27,7 +28,13 @@ class LiveOrder:
         self.strategy = strategy
         self.pos_key = pos_key
         self.remaining = record.quantity - record.filled_quantity
-        self.lookups = 0
+        # fills of our other orders on the key since the intent, not yet folded into ``record.net_before``
+        # (the executor writes the intent row itself; it is folded in when the outcome turns unknown)
+        self.net_shift = 0
+        self.unknown_since: float | None = None  # when the outcome became unknown (engine clock, wall time)
+        self.absent_since: float | None = None  # since when book and position agree it is absent (the evidence's carry)
+        self.moved_since: float | None = None  # since when the position shows the order's move (the evidence's carry)
+        self.unknown_alerted = False  # the CRITICAL "unknown for long" alert was raised
         self.reprices = 0  # modifications of a LIMIT exit that the broker took
         self.reprice_failures = 0  # modifications refused or lost in a row
         self.modifying = False  # a modifyorder is in flight
@@ -65,11 +72,10 @@ class PositionSettled:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderUnresolved:
-    """``order``'s outcome could not be proven after every lookup: a human must decide."""
+class UnknownResolved:
+    """No exit of ours with an unknown outcome is left on ``pos_key``: exits it held back may go."""
 
-    trade: Trade
-    order: LiveOrder
+    pos_key: PositionKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,6 @@ class BrokerAnswered:
     """The broker took an order: the session works."""
 
 
-OrderEvent = OrderFilled | OrderFinal | PositionSettled | OrderUnresolved | ExitNotSent | SessionExpired | BrokerAnswered
+OrderEvent = OrderFilled | OrderFinal | PositionSettled | UnknownResolved | ExitNotSent | SessionExpired | BrokerAnswered
 
 

@@ -1,12 +1,22 @@
 """The order manager: every order tmtool sends, from ledger row to final state.  Orders leave here.
 
 Each order gets a ledger row (``OrderRecord``, its state an ``OrderState``) that
-the executor makes durable before it sends the order; the manager keeps a
-working copy (``LiveOrder``) until the row is final and owns the maps from
-ledger key, broker order id and trade to it.  Its fate comes from order updates
-(the feed), ``orderstatus`` polls, order-book lookups when a reply was lost,
-and approval lookups (OpenAlgo's Action Center).  LIMIT exits are re-priced in
-place with ``modifyorder``; entries are cancelled with ``cancelorder``.
+the executor makes durable before it sends the order, carrying the net position
+its fills move from (``net_before``); the manager keeps a working copy
+(``LiveOrder``) until the row is final and owns the maps from ledger key, broker
+order id and trade to it.  Its fate comes from order updates (the feed),
+``orderstatus`` polls, approval lookups (OpenAlgo's Action Center) and, when a
+reply was lost, looks at the order book and the position read together, judged
+by ``domain.evidence.resolve_unknown_order``: found, filled (the position
+moved), proven absent over ``absence_grace``, or still unknown (looked at again,
+never sent again).  LIMIT exits are re-priced in place with ``modifyorder``;
+entries are cancelled with ``cancelorder``.
+
+Exits are reduce-only by construction: every exit order leaves through
+``place_exit``, which sends at most ``exit_room`` — the broker's net position in
+the trade's direction less every working order that closes it (ours in flight,
+others' from the latest order-book read and their order updates) — and nothing
+while an exit of ours on the position has an unknown outcome.
 
 The manager never decides what a trade does next.  What happened to an order is
 emitted as an event value (``OrderFilled``, ``OrderFinal``, ``PositionSettled``,
@@ -18,14 +28,25 @@ applies it with the controllers above, at the moment it happens.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import replace
 from typing import Any, Callable
 
 from tmtool.domain.broker import OrderInfo, OrderUpdate
+from tmtool.domain.evidence import (
+    ExitRoom,
+    OrderIntent,
+    Outcome,
+    candidates,
+    exit_room,
+    nearer_to_others,
+    resolve_unknown_order,
+)
 from tmtool.domain.fills import new_fill_price
 from tmtool.domain.models import (
     AlertCategory,
     AlertPriority,
+    ExitReason,
     OrderPurpose,
     OrderRecord,
     OrderState,
@@ -35,7 +56,7 @@ from tmtool.domain.models import (
     TradeStatus,
     round_to_tick,
 )
-from tmtool.domain.reconcile import match_order, order_progress, position_key
+from tmtool.domain.reconcile import PositionKey, order_progress, position_key, split_quantity
 from tmtool.engine.executor import JobKind, JobResult, OrderRequest, OrderSendResult
 from tmtool.engine.journal import Journal
 from tmtool.engine.order_events import (
@@ -45,9 +66,9 @@ from tmtool.engine.order_events import (
     OrderEvent,
     OrderFilled,
     OrderFinal,
-    OrderUnresolved,
     PositionSettled,
     SessionExpired,
+    UnknownResolved,
 )
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.state import EngineState
@@ -72,6 +93,9 @@ class OrderManager:
         self._trade_orders: dict[int, set[str]] = {}
         self.known_order_ids: set[str] = set()
         self._early_updates: dict[str, OrderUpdate] = {}
+        # orders taken as filled from the position before the order book showed them: their rows
+        # are claimed from later order-book reads, so that no other lookup takes them for its own
+        self._moved_unclaimed: list[tuple[OrderIntent, int, OrderPurpose]] = []
 
     # ---------------------------------------------------------------- queries
 
@@ -91,10 +115,83 @@ class OrderManager:
     def awaiting_approval(self, trade_id: int) -> bool:
         return any(o.record.state is OrderState.AWAITING_APPROVAL for o in self.orders_of(trade_id))
 
+    def on_key(self, pos_key: PositionKey) -> list[LiveOrder]:
+        """Our live orders on one position key."""
+        return [live for live in self.live.values() if live.pos_key == pos_key]
+
+    def unknown_exits(self, pos_key: PositionKey) -> int:
+        """Unfilled quantity of our exits on ``pos_key`` whose outcome is unknown."""
+        return sum(
+            live.remaining
+            for live in self.on_key(pos_key)
+            if live.record.purpose is OrderPurpose.EXIT and live.record.state is OrderState.UNKNOWN
+        )
+
+    def exit_room(self, trade: Trade) -> ExitRoom | None:
+        """How much an exit of ``trade`` may send now: reduce-only (None while the net position is not known).
+
+        The broker's net position in the trade's direction, less our exits in flight there,
+        less others' working orders that close it, and nothing at all while an exit of ours
+        there has an unknown outcome."""
+        pos_key = position_key(trade)
+        key_state = self._positions.key(pos_key)
+        if key_state.net is None:
+            return None
+        in_flight = key_state.exit_sell if trade.side is Side.LONG else key_state.exit_buy
+        return exit_room(
+            trade.side,
+            broker_net=key_state.net,
+            opposite_open=self._positions.opposite_open(trade),
+            own_exits_in_flight=in_flight,
+            own_exits_unknown=self.unknown_exits(pos_key),
+            others_working_closing=key_state.foreign_closing(trade.side),
+        )
+
+    def place_exit(self, trade: Trade, quantity: int, reason: ExitReason | None, attempt: int) -> int:
+        """Send an exit of up to ``quantity`` for ``trade`` — never more than ``exit_room`` —
+        split at the freeze quantity; returns how much went out (0: no room, nothing sent)."""
+        room = self.exit_room(trade)
+        if room is None or room.quantity <= 0 or quantity <= 0:
+            return 0
+        quantity = min(quantity, room.quantity)
+        state = self.state
+        instrument = state.instrument_for(trade)
+        settings = state.runtime(trade.strategy).strategy.exit_order
+        price_type, price = PriceType.MARKET, 0.0
+        if settings.price_type is PriceType.LIMIT:
+            price_type, price = PriceType.LIMIT, self.marketable_exit_price(trade, settings.protection_percent)
+        reason = reason or trade.exit_reason
+        for piece in split_quantity(quantity, instrument.freeze_quantity, trade.lot_size):
+            record = OrderRecord(
+                key=f"x-{trade.id}-{uuid.uuid4().hex[:10]}",
+                trade_id=trade.id,
+                purpose=OrderPurpose.EXIT,
+                action=trade.side.exit_action,
+                quantity=piece,
+                state=OrderState.INTENT,
+                reason=reason,
+                price_type=price_type,
+                price=price,
+                attempt=attempt,
+                created_at=state.clock.time(),
+                updated_at=state.clock.time(),
+            )
+            live = self.track(record, trade)
+            log.info(
+                "exit #%s %s: %s %d %s %s (%s, attempt %d, broker net %s)", trade.id, record.key, record.action, piece,
+                trade.symbol, price_type.value, reason.value if reason else "EXIT", attempt, live.record.net_before,
+            )
+            self._journal.event(trade, "ORDER", "exit", "", f"{record.action} {piece}", reason.value if reason else "", price or None)
+            self.dispatch(live.record, trade)
+        return quantity
+
     # ---------------------------------------------------------------- the ledger
 
     def track(self, record: OrderRecord, trade: Trade) -> LiveOrder:
+        """Take a ledger row into the live set; a new intent records the net position it moves from."""
         pos_key = position_key(trade)
+        if record.state is OrderState.INTENT and record.net_before is None:
+            record = replace(record, net_before=self._positions.key(pos_key).net)
         live = LiveOrder(record, trade.strategy, pos_key)
         self.live[record.key] = live
         self._trade_orders.setdefault(trade.id, set()).add(record.key)
@@ -112,6 +209,7 @@ class OrderManager:
 
     def dispatch(self, record: OrderRecord, trade: Trade) -> None:
         """Hand a tracked ledger row to the executor: made durable first, then sent."""
+        record = self.live[record.key].record  # as tracked (with its net_before)
         request = OrderRequest(
             strategy=trade.strategy,
             symbol=trade.symbol,
@@ -142,7 +240,13 @@ class OrderManager:
     def finish(self, live: LiveOrder, state: OrderState, message: str = "") -> None:
         """A ledger row became final: release what it held; the trade's controllers decide what next."""
         record = live.record
+        was_unknown = record.state is OrderState.UNKNOWN
         self.set_order(live, state=state, message=message or record.message)
+        if record.purpose is OrderPurpose.EXIT:
+            log.info(
+                "exit #%s %s (order %s): %s, filled %d of %d%s", record.trade_id, record.key, record.order_id or "-",
+                state.value, live.record.filled_quantity, record.quantity, f": {live.record.message}" if live.record.message else "",
+            )
         self._release_in_flight(live, live.remaining)
         live.remaining = 0
         self.live.pop(record.key, None)
@@ -160,6 +264,12 @@ class OrderManager:
             self.emit(OrderFinal(trade, live, state))
         if not key_state.exits_in_flight:
             self.emit(PositionSettled(live.pos_key))
+        if was_unknown:
+            self._unknown_resolved(live.pos_key)
+
+    def _unknown_resolved(self, pos_key: PositionKey) -> None:
+        if not self.unknown_exits(pos_key):
+            self.emit(UnknownResolved(pos_key))
 
     # ---------------------------------------------------------------- start-up
 
@@ -178,8 +288,7 @@ class OrderManager:
         elif record.state is OrderState.AWAITING_APPROVAL:
             self.state.schedule(self.state.settings.order_status_poll, self._look_for_approved, record.key)
         else:
-            self.set_order(live, state=OrderState.UNKNOWN, message="outcome unknown after restart: looking it up")
-            self.lookup(record.key)
+            self._outcome_unknown(live, "outcome unknown after restart: looking it up")
 
     # ---------------------------------------------------------------- replies, polls and updates
 
@@ -233,15 +342,15 @@ class OrderManager:
             self.finish(live, OrderState.NOT_SENT, error.message)
             return
         if error.ambiguous:
-            self.set_order(live, state=OrderState.UNKNOWN, message=f"reply lost ({error.kind}): {error.message}")
+            self._outcome_unknown(live, f"reply lost ({error.kind}): {error.message}")
             journal.alert(
                 AlertCategory.TRADE,
                 AlertPriority.WARNING,
-                f"#{live.record.trade_id}: no clear reply to {live.record.action} {live.record.quantity} ({error.kind}); looking the order up",
+                f"#{live.record.trade_id}: no clear reply to {live.record.action} {live.record.quantity} ({error.kind}); "
+                "looking for the order in the order book and the position (nothing more is sent on that position until it is found)",
                 key=f"unknown-{live.record.key}",
                 trade=trade,
             )
-            self.lookup(live.record.key)
             return
         if error.kind in ("rate_limited", "connection"):
             # Surely not placed: the exit goes again after the retry backoff.  A rate limit
@@ -260,6 +369,7 @@ class OrderManager:
         if trade is None:
             return
         if live.record.purpose is OrderPurpose.EXIT:
+            log.info("exit #%s %s: order id %s", trade.id, live.record.key, order_id)
             if order_id not in trade.exit_order_ids:
                 trade.exit_order_ids = (*trade.exit_order_ids, order_id)
         else:
@@ -318,7 +428,7 @@ class OrderManager:
             if len(self._early_updates) > 1000:
                 self._early_updates.pop(next(iter(self._early_updates)))
             self._early_updates[update.order_id] = update
-            self._positions.foreign_fill(update, self.known_order_ids)
+            self._positions.foreign_update(update, self.known_order_ids)
             return
         live = self.live.get(key)
         if live is not None:
@@ -360,14 +470,44 @@ class OrderManager:
         sign = 1 if record.action == "BUY" else -1
         if key_state.net is not None:
             key_state.net += sign * delta
+        self._shift_baselines(live, sign * delta)
+        if record.purpose is OrderPurpose.EXIT:
+            log.info("exit #%s %s (order %s): filled %d at %.2f (%d of %d)", record.trade_id, record.key,
+                     record.order_id or "-", delta, price, filled_total, record.quantity)
         if trade is not None:
             self.emit(OrderFilled(trade, live, delta, price))
 
+    def _shift_baselines(self, filled: LiveOrder, moved: int) -> None:
+        """Our ``filled`` order moved the position by ``moved``: the orders on the key whose outcome
+        is not known yet move from there now (their ``net_before`` follows)."""
+        for other in self.on_key(filled.pos_key):
+            if other is filled or other.record.order_id or other.record.net_before is None:
+                continue
+            if other.record.state is OrderState.UNKNOWN:
+                self.set_order(other, net_before=other.record.net_before + moved)
+            else:
+                other.net_shift += moved  # its intent row is still the executor's to write
+
     # ---------------------------------------------------------------- ambiguous outcomes
 
+    def _outcome_unknown(self, live: LiveOrder, message: str) -> None:
+        """The order may or may not be at the broker: it holds its position (no exit goes there)
+        and is looked for until the evidence decides."""
+        changes: dict[str, Any] = {"state": OrderState.UNKNOWN, "message": message}
+        if live.net_shift and live.record.net_before is not None:
+            changes["net_before"] = live.record.net_before + live.net_shift
+        live.net_shift = 0
+        self.set_order(live, **changes)
+        live.unknown_since = self.state.clock.time()
+        live.absent_since = live.moved_since = None
+        log.warning("order %s of #%s (%s %d): %s", live.record.key, live.record.trade_id, live.record.action,
+                    live.record.quantity, message)
+        self.lookup(live.record.key)
+
     def lookup(self, key: str) -> None:
+        """One look for an order whose outcome is unknown: the order book and the position, read together."""
         live = self.live.get(key)
-        if live is None:
+        if live is None or live.record.state is not OrderState.UNKNOWN:
             return
         trade = self.state.trades.get(live.record.trade_id)
         if trade is None:
@@ -383,66 +523,153 @@ class OrderManager:
 
         self.state.job(JobKind.ORDER_LOOKUP, (key, self._positions.key(live.pos_key).generation), look)
 
+    def _early_candidates(self, live: LiveOrder) -> list[OrderInfo]:
+        """Order updates of ids not known as ours, on ``live``'s key, as order-book rows (the stream
+        may tell of an order before the order book shows it)."""
+        symbol, exchange, product = live.pos_key
+        return [
+            OrderInfo(u.order_id, u.symbol, u.exchange, u.action, u.quantity, u.status, u.average_price,
+                      u.filled_quantity, product=u.product)
+            for u in self._early_updates.values()
+            if u.symbol == symbol and u.exchange == exchange and (not u.product or u.product == product)
+        ]
+
     def on_order_lookup(self, result: JobResult) -> None:
         key, generation = result.context
         live = self.live.get(key)
-        if live is None:
+        if live is None or live.record.state is not OrderState.UNKNOWN:
             return
-        settings = self.state.settings
-        trade = self.state.trades.get(live.record.trade_id)
+        state, settings = self.state, self.state.settings
+        trade = state.trades.get(live.record.trade_id)
         if result.error is not None or trade is None:
-            self.state.schedule(settings.order_status_poll, self.lookup, key)
+            self._look_again(live, trade)
             return
         orders, net = result.value
+        self.note_order_book(orders)
         record = live.record
-        if self._found_in_book(live, trade, orders, "found in the order book"):
-            return
-        live.lookups += 1
-        if live.lookups < settings.ambiguous_lookups:
-            self.state.schedule(settings.order_status_poll, self.lookup, record.key)
-            return
-        # Provably absent from the order book.  Send again only if the position still holds it.
-        key_state = self._positions.key(live.pos_key)
-        others_in_flight = key_state.exits_in_flight - (live.remaining if record.purpose is OrderPurpose.EXIT else 0)
-        if others_in_flight > 0 or key_state.generation != generation:
-            # Other fills may be in that position read: it proves nothing.  Look again; a human
-            # decides if it never settles (an order is never sent on a guess).
-            if live.lookups >= settings.ambiguous_lookups + 20:
-                self.emit(OrderUnresolved(trade, live))
-            else:
-                self.state.schedule(settings.order_status_poll, self.lookup, key)
-            return
-        key_state.net = int(net)
-        held = self._positions.capacity(trade, key_state)
-        if record.purpose is OrderPurpose.ENTRY:
-            self.finish(live, OrderState.NOT_SENT, "not in the order book: the entry never reached the broker")
-            return
-        if held is not None and held + live.remaining >= record.quantity:
-            self.finish(live, OrderState.NOT_SENT, "not in the order book and the position is still held")
-        else:
-            self.finish(live, OrderState.CANCELLED, f"not in the order book and the position is gone (net {net})")
-
-    def _found_in_book(self, live: LiveOrder, trade: Trade, orders: list[OrderInfo], message: str) -> bool:
-        """Find ``live`` in an order book read; if there, it is ours from now on (True)."""
-        record = live.record
-        found = match_order(
-            orders,
-            symbol=trade.symbol,
-            exchange=trade.exchange,
-            action=record.action,
-            quantity=record.quantity,
-            not_before=record.created_at,
-            known_order_ids=self.known_order_ids,
+        intent = self._intent(live, trade)
+        on_key = [o for o in self.on_key(live.pos_key) if o is not live]
+        others_working = any(o.remaining > 0 for o in on_key)
+        book = [*orders, *self._early_candidates(live)]
+        # rows nearer in time to another of our unknown orders are left to that one
+        rivals = [self._intent(o, trade) for o in on_key if not o.record.order_id and o.record.state is OrderState.UNKNOWN]
+        claimed = self.known_order_ids | nearer_to_others(book, intent, rivals, self.known_order_ids, settings.broker_zone)
+        # an order sent or a fill seen on the key since the read was asked for: the position
+        # read may predate it, so it proves nothing this time (the book still may)
+        stale = self._positions.key(live.pos_key).generation != generation
+        resolution = resolve_unknown_order(
+            intent,
+            orders=book,
+            claimed_order_ids=claimed,
+            net_now=None if stale else int(net),
+            others_working=others_working,
+            now=state.clock.time(),
+            absent_since=live.absent_since,
+            grace=settings.absence_grace,
+            zone=settings.broker_zone,
+            moved_since=live.moved_since,
         )
-        if found is None:
-            return False
+        # a stale read breaks the agreement absence and a move need
+        live.absent_since, live.moved_since = resolution.absent_since, resolution.moved_since
+        log.info("order %s of #%s: %s (%s)", record.key, record.trade_id, resolution.outcome.value, resolution.why)
+        if resolution.outcome is Outcome.FOUND:
+            assert resolution.order is not None
+            self._claim(live, resolution.order, f"found in the order book ({resolution.why})")
+            self._unknown_resolved(live.pos_key)
+        elif resolution.outcome is Outcome.MOVED:
+            self._filled_by_evidence(live, trade, resolution.why)
+        elif resolution.outcome is Outcome.ABSENT:
+            what = "the exit may be sent again" if record.purpose is OrderPurpose.EXIT else "the entry never reached the broker"
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{record.trade_id}: {record.action} {record.quantity} {trade.symbol} was never placed ({resolution.why}): {what}",
+                key=f"unknown-{record.key}",
+                trade=trade,
+            )
+            self.finish(live, OrderState.NOT_SENT, f"proven absent: {resolution.why}")
+        else:
+            self._look_again(live, trade)
+
+    @staticmethod
+    def _intent(live: LiveOrder, trade: Trade) -> OrderIntent:
+        record = live.record
+        return OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
+                           record.created_at, record.net_before, live.strategy)
+
+    def note_order_book(self, orders: list[OrderInfo]) -> None:
+        """Learn from an order-book read: claim the rows of orders taken as filled from the
+        position (oldest first), then note others' working orders."""
+        zone = self.state.settings.broker_zone
+        still: list[tuple[OrderIntent, int, OrderPurpose]] = []
+        for intent, trade_id, purpose in self._moved_unclaimed:
+            found = candidates(orders, intent, self.known_order_ids, zone)
+            if not found:
+                still.append((intent, trade_id, purpose))
+                continue
+            order_id = found[0].order_id
+            self.known_order_ids.add(order_id)
+            log.info("order %s of #%s, taken as filled from the position, is in the order book now", order_id, trade_id)
+            trade = self.state.trades.get(trade_id) or next((t for t in self.state.closed_today if t.id == trade_id), None)
+            if trade is not None:
+                if purpose is OrderPurpose.EXIT:
+                    trade.exit_order_ids = (*trade.exit_order_ids, order_id)
+                elif not trade.entry_order_id:
+                    trade.entry_order_id = order_id
+                self._journal.save_trade(trade)
+        self._moved_unclaimed = still[-100:]
+        self._positions.note_order_book(orders, self.known_order_ids)
+
+    def _look_again(self, live: LiveOrder, trade: Trade | None) -> None:
+        """Still unknown: look again at the status-poll pace; once it has been unknown for long, say so loudly."""
+        state = self.state
+        since = live.unknown_since if live.unknown_since is not None else state.clock.time()
+        if not live.unknown_alerted and state.clock.time() - since >= state.settings.unknown_alert_after:
+            live.unknown_alerted = True
+            record = live.record
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.CRITICAL,
+                f"#{record.trade_id}: the outcome of {record.purpose.value.lower()} {record.action} {record.quantity} "
+                f"{trade.symbol if trade else ''} is still unknown after {state.clock.time() - since:.0f} s: it is not sent again "
+                "and no exit goes on that position until it is found; check the broker's order book",
+                key=f"unknown-long-{record.key}",
+                trade=trade,
+            )
+        state.schedule(state.settings.order_status_poll, self.lookup, live.record.key)
+
+    def _filled_by_evidence(self, live: LiveOrder, trade: Trade, why: str) -> None:
+        """The position moved by the order while the book does not show it: it filled."""
+        record = live.record
+        entry = record.purpose is OrderPurpose.ENTRY
+        self._journal.alert(
+            AlertCategory.TRADE,
+            AlertPriority.CRITICAL if entry else AlertPriority.WARNING,
+            f"#{record.trade_id} {trade.symbol}: {record.action} {record.quantity} is not in the broker's order book yet, "
+            f"but {why}: taken as filled" + (" and managed with the trade's stop and target" if entry else "")
+            + "; the order book lags",
+            key=f"unknown-{record.key}",
+            trade=trade,
+        )
+        self._moved_unclaimed.append((
+            self._intent(live, trade),
+            record.trade_id,
+            record.purpose,
+        ))
+        self.apply_fill(live, record.quantity, 0.0)  # at the last price: the book gives none yet
+        if record.key in self.live:
+            self.finish(live, OrderState.COMPLETE, f"filled by the position's evidence: {why}")
+
+    def _claim(self, live: LiveOrder, found: OrderInfo, message: str) -> None:
+        """``found`` in an order book read is ``live``'s order: it is ours from now on."""
+        record = live.record
+        self._early_updates.pop(found.order_id, None)
         self.order_id_known(live, found.order_id)
         self.set_order(live, state=OrderState.SENT, order_id=found.order_id, message=message)
         self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
         if record.key in self.live:
             self.poll(record.key, self.poll_interval())
             self._working(live)
-        return True
 
     def _look_for_approved(self, key: str) -> None:
         live = self.live.get(key)
@@ -455,8 +682,12 @@ class OrderManager:
         if live is None:
             return
         trade = self.state.trades.get(live.record.trade_id)
-        if result.error is None and trade is not None and self._found_in_book(live, trade, result.value, "approved"):
-            return
+        if result.error is None and trade is not None:
+            self.note_order_book(result.value)
+            found = candidates(result.value, self._intent(live, trade), self.known_order_ids, self.state.settings.broker_zone)
+            if found:
+                self._claim(live, found[0], "approved")
+                return
         self.state.schedule(max(self.state.settings.order_status_poll, 1.0), self._look_for_approved, result.context)
 
     # ---------------------------------------------------------------- working orders: re-pricing and cancelling

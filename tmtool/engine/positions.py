@@ -4,24 +4,28 @@ One ``KeyState`` per (symbol, exchange, product): the broker's signed net
 quantity (from positionbook reads, ``openposition`` reads, order updates and our
 own fills), the unfilled quantity of our exits in flight per direction, how many
 of our orders are live there, the trades whose exit waits for the key to
-settle, and a generation that every order sent and fill seen bumps (a read older
-than a change is stale).  Exit capacity — how much an exit may send without
-crossing the net position through zero — is computed here from the cache with
-the pure ``domain.reconcile.exit_capacity``.
+settle, the working orders of others that close the position (from every
+order-book read and foreign order update: a closing order anyone placed counts
+against an exit's room), and a generation that every order sent and fill seen
+bumps (a read older than a change is stale).  How much an exit may send is
+decided by the order manager (``orders.OrderManager.exit_room``) from this cache.
 """
 
 from __future__ import annotations
 
-from tmtool.domain.broker import OrderUpdate
+from typing import Iterable
+
+from tmtool.domain.broker import OrderInfo, OrderUpdate
+from tmtool.domain.evidence import is_working
 from tmtool.domain.models import Side, Trade
-from tmtool.domain.reconcile import PositionKey, exit_capacity
+from tmtool.domain.reconcile import PositionKey
 from tmtool.engine.state import EXPOSED, EngineState
 
 
 class KeyState:
     """What the engine knows of the broker's net position on one (symbol, exchange, product)."""
 
-    __slots__ = ("net", "exit_buy", "exit_sell", "live_orders", "waiting", "generation")
+    __slots__ = ("net", "exit_buy", "exit_sell", "live_orders", "waiting", "generation", "foreign_working")
 
     def __init__(self) -> None:
         self.net: int | None = None  # signed; None = not known
@@ -30,10 +34,16 @@ class KeyState:
         self.exit_sell = 0
         self.live_orders = 0  # our orders (entries and exits) not final on this key
         self.waiting: set[int] = set()  # trades whose exit waits for this key to settle
+        self.foreign_working: dict[str, tuple[str, int]] = {}  # others' working orders: order id -> (action, unfilled)
 
     @property
     def exits_in_flight(self) -> int:
         return self.exit_buy + self.exit_sell
+
+    def foreign_closing(self, side: Side) -> int:
+        """Unfilled quantity of others' working orders that close a ``side`` position here."""
+        action = side.exit_action
+        return sum(quantity for order_action, quantity in self.foreign_working.values() if order_action == action)
 
 
 class PositionCache:
@@ -69,12 +79,33 @@ class PositionCache:
             if t.side is not trade.side and t.status in EXPOSED and t.product is trade.product
         )
 
-    def capacity(self, trade: Trade, key_state: KeyState) -> int | None:
-        """How much an exit of ``trade`` may send now (None while the net position is not known)."""
-        if key_state.net is None:
-            return None
-        in_flight = key_state.exit_sell if trade.side is Side.LONG else key_state.exit_buy
-        return exit_capacity(trade.side, key_state.net, self.opposite_open(trade), in_flight)
+    def note_order_book(self, orders: Iterable[OrderInfo], known_order_ids: set[str]) -> None:
+        """Take an order-book read's working orders that are not ours as the others' working
+        orders of every key the engine knows (the read replaces what an earlier one said)."""
+        working: dict[PositionKey, dict[str, tuple[str, int]]] = {}
+        for order in orders:
+            if order.order_id in known_order_ids or not is_working(order.status):
+                continue
+            unfilled = max(0, int(order.quantity) - int(order.filled_quantity or 0))
+            if unfilled:
+                key = (order.symbol, order.exchange, order.product.upper())
+                working.setdefault(key, {})[order.order_id] = (order.action.upper(), unfilled)
+        for pos_key, state in self.keys.items():
+            state.foreign_working = working.get(pos_key, {})
+
+    def foreign_update(self, update: OrderUpdate, known_order_ids: set[str]) -> None:
+        """An order update of an order not (yet known as) ours: its fills and whether it still works."""
+        if not update.product or update.order_id in known_order_ids:
+            return
+        state = self.keys.get((update.symbol, update.exchange, update.product))
+        if state is None:
+            return
+        unfilled = max(0, int(update.quantity) - int(update.filled_quantity))
+        if is_working(update.status) and unfilled:
+            state.foreign_working[update.order_id] = (update.action.upper(), unfilled)
+        else:
+            state.foreign_working.pop(update.order_id, None)
+        self.foreign_fill(update, known_order_ids)
 
     def foreign_fill(self, update: OrderUpdate, known_order_ids: set[str]) -> None:
         """Keep the cache current with fills of orders that are not (yet known as) ours.
@@ -101,8 +132,9 @@ class PositionCache:
     def take_back_foreign(self, order_id: str, pos_key: PositionKey, action: str) -> None:
         """``order_id`` turned out to be ours: its fills counted as someone else's come back out
         (our own fill accounting takes over)."""
+        state = self.key(pos_key)
+        state.foreign_working.pop(order_id, None)
         counted = self._foreign_filled.pop(order_id, 0)
         if counted:
-            state = self.key(pos_key)
             if state.net is not None:
                 state.net -= counted if action == "BUY" else -counted

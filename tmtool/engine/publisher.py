@@ -12,12 +12,12 @@ import logging
 from typing import Callable
 
 from tmtool.domain import portfolio as portfolio_rules
-from tmtool.domain.models import FeedState, Trade, TradeStatus
+from tmtool.domain.models import FeedState, OrderState, Trade, TradeStatus
 from tmtool.engine.journal import Journal
 from tmtool.engine.orders import OrderManager
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.snapshot import EngineSnapshot, OrderView, PositionView, StrategyView, SystemView, TradeView
-from tmtool.engine.state import EXPOSED, EngineState, StrategyRuntime
+from tmtool.engine.state import EXPOSED, EngineState, ExitWait, StrategyRuntime
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +184,14 @@ class SnapshotPublisher:
             exit_price=trade.exit_price, entry_order_id=trade.entry_order_id, exit_order_ids=trade.exit_order_ids,
             awaiting_approval=self._orders.awaiting_approval(trade.id), entry_price_type=trade.entry_price_type,
             opened_at=trade.opened_at, closed_at=trade.closed_at, tick_size=trade.tick_size, lot_size=trade.lot_size,
-            breakeven_after=trade.breakeven_after, breakeven_done=trade.breakeven_done,
+            breakeven_after=trade.breakeven_after, breakeven_done=trade.breakeven_done, exit_wait=self._exit_wait(trade),
         )
+
+    def _exit_wait(self, trade: Trade) -> str:
+        if any(live.record.state is OrderState.UNKNOWN for live in self._orders.orders_of(trade.id)):
+            return ExitWait.UNKNOWN_ORDER.value
+        runtime = self.state.trade_runtimes.get(trade.id)
+        return runtime.exit_wait.value if runtime is not None and runtime.exit_wait is not None else ""
 
     @staticmethod
     def _strategy_view(runtime: StrategyRuntime) -> StrategyView:

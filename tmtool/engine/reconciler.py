@@ -3,7 +3,9 @@
 * Reconciliation reads the positionbook at start, every ``reconcile_interval``
   and on command, takes it into the position cache (``positions``) and shrinks
   or closes trades the broker no longer holds (the arithmetic is the pure
-  ``domain.reconcile``).  Keys that changed while the book was read, or that
+  ``domain.reconcile``) — only once a second read at least ``absence_grace``
+  after the first still shows it (a lagging positionbook may not show recent
+  fills yet).  Keys that changed while the book was read, or that
   have exits in flight, are left alone.
 * Fill attribution polls the tradebook (and the order book, whose strategy tags
   say whose each fill is): a strategy halted by its daily loss limit has fills
@@ -102,6 +104,10 @@ class Reconciler:
         self._exits = exits
         self._entries = entries
         self._session = session
+        # keys whose positionbook showed less than their trades hold: when first seen (a lagging book
+        # may not show recent fills yet, so a trade shrinks or closes only when a read at least
+        # ``absence_grace`` later still shows it)
+        self._suspect: dict[PositionKey, tuple[float, int]] = {}  # key -> (first seen, the trades' quantity then)
         self.fills_seen: dict[str, int] | None = None  # tradebook order id -> quantity seen (None: no baseline)
         self._tradebook_busy = False
         self._order_tags: bool | None = None  # the server's order book reports strategy tags (None: not known yet)
@@ -183,8 +189,20 @@ class Reconciler:
                 key_state.net = book.get(pos_key, 0)
         trades = self.state.trades
         discrepancies = reconcile_positions(list(trades.values()), book, busy)
+        now = self.state.clock.time()
+        grace = self.state.settings.absence_grace
+        # a suspicion holds while each read shows the same trades short (trades changed: start again)
+        shrinking = {d.key: d.managed_quantity for d in discrepancies if d.changes}
+        self._suspect = {k: seen for k, seen in self._suspect.items() if shrinking.get(k) == seen[1]}
+        confirm = False
         for discrepancy in discrepancies:
             kind = discrepancy.kind
+            if discrepancy.changes:
+                since, _ = self._suspect.setdefault(discrepancy.key, (now, discrepancy.managed_quantity))
+                if now - since < grace:
+                    confirm = True  # a lagging positionbook may not show recent fills yet: read again first
+                    continue
+                del self._suspect[discrepancy.key]
             priority = AlertPriority.INFO if kind == "LARGER" else AlertPriority.WARNING
             self._journal.alert(AlertCategory.SYSTEM, priority, ("at start: " if startup else "") + discrepancy.text,
                                 key=f"reconcile-{kind}-{':'.join(discrepancy.key)}")
@@ -196,7 +214,14 @@ class Reconciler:
                     self._exits.close_externally(trade, f"broker net {discrepancy.broker_quantity} on reconciliation")
                 else:
                     self._exits.shrink(trade, change.new_quantity, f"broker net {discrepancy.broker_quantity} on reconciliation")
+        if confirm:
+            self.state.schedule(grace, self._confirm)
         return len(discrepancies), bool(changed)
+
+    def _confirm(self) -> None:
+        """Read the positionbook again for keys that showed less than their trades hold."""
+        if self._suspect and self.state.broker_state != "SESSION_EXPIRED":
+            self.state.job(JobKind.RECONCILE, (None, self._positions.generations(), 0), self.state.broker.position_book)
 
     # ---------------------------------------------------------------- the tradebook: lockout and adopted fills
 
@@ -249,6 +274,7 @@ class Reconciler:
         if result.error is not None:
             return
         fills, orders = result.value
+        self._orders.note_order_book(orders)
         self._note_order_tags(orders)
         tags = {order.order_id: order.strategy for order in orders if order.strategy}
         totals: dict[str, tuple[int, float, Fill]] = {}

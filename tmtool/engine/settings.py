@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ConfigDict, Field, InstanceOf, StrictBool, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, InstanceOf, StrictBool, model_validator
 from pydantic.dataclasses import dataclass
 
 from tmtool.domain.models import DEFAULT_TICK_SIZE, AccountLimits, Instrument
@@ -31,6 +32,18 @@ SnapshotRate = Annotated[float, Field(strict=True, gt=0, le=MAX_SNAPSHOT_HZ, all
 TickBandPercent = Annotated[float, Field(strict=True, gt=0, le=100, allow_inf_nan=False)]
 ConfirmTicks = Annotated[int, Field(strict=True, ge=0, le=100)]
 TrailAlertMode = Literal["every", "first", "none"]
+DEFAULT_BROKER_TIME_ZONE = "Asia/Kolkata"
+
+
+def _time_zone_name(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as 'Asia/Kolkata' or 'UTC')") from None
+    return name
+
+
+TimeZoneName = Annotated[str, Field(strict=True, min_length=1), AfterValidator(_time_zone_name)]
 MarginPercent = Annotated[float, Field(strict=True, gt=0, le=100, allow_inf_nan=False)]
 
 
@@ -54,7 +67,11 @@ class EngineSettings:
     exit_retry_backoff: PositiveSeconds = 1.0  # first retry delay; doubles per attempt
     order_status_poll: PositiveSeconds = 0.5  # while an order of ours is not final
     order_update_backstop: PositiveSeconds = 5.0  # status poll period when the order-update stream is live
-    ambiguous_lookups: PositiveCount = 2  # order-book lookups that must all miss before an order counts as absent
+    # An order whose reply was lost counts as never placed only after the order book and the
+    # position agreed it is absent for this long (it must cover the order book's lag).
+    absence_grace: PositiveSeconds = 10.0
+    unknown_alert_after: PositiveSeconds = 60.0  # an order unknown this long raises a CRITICAL alert
+    broker_time_zone: TimeZoneName = DEFAULT_BROKER_TIME_ZONE  # the zone of the broker's naive timestamps
     durable_timeout: PositiveSeconds = 0.5  # how long an exit waits for its intent to be durable before it goes anyway
     freeze_quantities: dict[str, PositiveCount] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_FREEZE_QUANTITIES)
@@ -84,6 +101,11 @@ class EngineSettings:
             if key != f"{instrument.exchange}:{instrument.symbol}":
                 raise ValueError(f"engine setting 'instruments.{key}' must be an Instrument keyed EXCHANGE:SYMBOL")
         return self
+
+    @property
+    def broker_zone(self) -> ZoneInfo:
+        """The zone the broker's naive order-book timestamps are read in."""
+        return ZoneInfo(self.broker_time_zone)
 
     def freeze_quantity_for(self, symbol: str) -> int | None:
         """The freeze quantity configured for an F&O symbol's underlying, or None."""

@@ -64,6 +64,7 @@ class TradeView:
     lot_size: int
     breakeven_after: Distance | None = None  # the trade's own setting (from its strategy unless set per trade)
     breakeven_done: bool = False
+    exit_wait: str = ""  # why the exit is not going right now ("unknown order": an order's outcome is being looked for)
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,8 @@ class ExitWait(Enum):
     SETTLING = "settling"  # exits in flight on the position key may explain a shortfall: wait for them
     RETRY = "retry"  # a retry is scheduled after the backoff
     PARKED = "parked"  # the broker session expired: resent when it is back
-    UNRESOLVED = "unresolved"  # an exit order's outcome could not be proven: a human decides
+    UNKNOWN_ORDER = "unknown order"  # an exit of ours on the position has an unknown outcome: nothing goes until it is found
+    FOREIGN_ORDERS = "others' orders"  # others' working orders close the position: waiting for them to fill or go
 
 
 @dataclass(slots=True)
@@ -124,7 +125,9 @@ class EntryPlan:
 class TradeRuntime:
     """The engine's working state of one open trade beside the ``Trade`` itself (never persisted)."""
 
-    __slots__ = ("exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "paused_stop_alerted")
+    __slots__ = (
+        "exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since", "paused_stop_alerted",
+    )
 
     def __init__(self) -> None:
         self.exit_attempts = 0  # exit orders sent for the current exit (retries count)
@@ -132,6 +135,9 @@ class TradeRuntime:
         self.exit_on_fill: ExitReason | None = None  # an exit asked for before the entry filled
         self.entry_plan: EntryPlan | None = None
         self.trail_alerted = False  # the first trailing-stop move was alerted (trail_alerts = "first")
+        # when the exit's position read first showed less than the trade holds (a lagging read may not
+        # show recent fills: the trade shrinks or closes only when a read ``absence_grace`` later agrees)
+        self.shortfall_since: float | None = None
         self.paused_stop_alerted = False  # the price is across a paused trade's stop and that was alerted
 
 

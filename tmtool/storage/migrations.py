@@ -84,6 +84,12 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
     conn.execute('INSERT INTO "meta" ("key", "value") VALUES (?, ?)', (DATABASE_ID_KEY, str(uuid.uuid4())))
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    """Record with each order the net position its fills move from (``net_before``); rows
+    written before it have none (their unknown outcome is never proven absent by the position)."""
+    conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "net_before" INTEGER')
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     from_version: int
@@ -95,6 +101,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, 2, "audit events keyed by (trade_id, seq); alerts indexed by time", _v1_to_v2),
     Migration(2, 3, "a meta table holding the database's identity", _v2_to_v3),
+    Migration(3, 4, "the order ledger records the net position each order moves from", _v3_to_v4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].to_version

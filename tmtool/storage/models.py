@@ -147,6 +147,7 @@ class OrderRow(BaseModel):
     message = TextField()
     created_at = FloatField()
     updated_at = FloatField()
+    net_before = IntegerField(null=True)
 
     class Meta:
         table_name = "order_ledger"
