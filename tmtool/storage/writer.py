@@ -543,8 +543,14 @@ class SqliteStore:
                 log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
                 return None
             self._last_seq += 1
-            self._queue.append(_Change(self._last_seq, table, key, record, saved_at))
-            self._cond.notify_all()
+            queue = self._queue
+            queue.append(_Change(self._last_seq, table, key, record, saved_at))
+            # Wake the writer only when that changes what it waits for: the first change after
+            # an empty queue, or a full batch that ends its commit-interval wait early.  Waking
+            # it for every change handed the interpreter lock to the writer thread on every
+            # trailing ratchet, for a thread that would only go back to waiting.
+            if len(queue) == 1 or len(queue) == self._max_batch:
+                self._cond.notify_all()
             return self._last_seq
 
     def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
