@@ -262,3 +262,19 @@ def test_strategies_show_portfolio_state_and_fund_use(client, stack):
     assert api["allocated_funds"] == 100_000.0
     assert api["fund_utilisation_percent"] == round(100 * api["funds_used"] / 100_000.0, 2) > 0
     assert strategies["hist"]["fund_utilisation_percent"] is None  # no allocated funds
+
+
+def test_an_order_id_the_broker_does_not_know_is_refused_as_an_unknown_order(client, stack):
+    reply = call(client, "createtrade", strategy="api", symbol="SBIN", exchange="NSE", action="BUY", orderid="NO-SUCH-ORDER")
+    assert reply.status_code == 404
+    assert reply.json()["code"] == "UNKNOWN_ORDER" and "NO-SUCH-ORDER" in reply.json()["message"]
+
+
+def test_money_in_replies_is_rounded_to_paise(client, stack):
+    trade_id = _create(client, stack, "SBIN", 800.0, stop_loss=790, target=820)
+    stack.tick("SBIN", 800.1)  # 5 x (800.1 - 800.0) is 0.50000000000023 in binary floating point
+    stack.wait_trade(trade_id, lambda t: t.ltp == 800.1)
+    listed = next(t for t in ok(call(client, "activetrades", strategy="api")) if t["id"] == trade_id)
+    for field in ("pnl", "unrealised_pnl", "realised_pnl"):
+        assert listed[field] == round(listed[field], 2), (field, listed[field])
+    assert listed["unrealised_pnl"] == 0.5

@@ -26,14 +26,37 @@ def to_json(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: _field_json(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {str(key): _field_json(str(key), item) for key, item in value.items()}
     if isinstance(value, (date, datetime, time)):
         return value.isoformat()
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+# Rupee amounts are kept to the paisa in replies: sums of prices times quantities carry binary
+# float noise (587.9999999999973).  Prices and levels are not rounded (a currency pair's tick is
+# 0.0025), only fields that hold money by their name.
+_MONEY_WORDS = ("pnl", "profit", "loss", "win", "drawdown", "funds", "cash", "margin", "expectancy", "rupees", "lock")
+_NOT_MONEY_WORDS = ("stop", "rate", "factor", "percent", "count")  # stop_loss is a price level; the rest are ratios
+
+
+@lru_cache(maxsize=256)
+def _is_money(name: str) -> bool:
+    lowered = name.lower()
+    return (
+        any(word in lowered for word in _MONEY_WORDS)
+        and not any(word in lowered for word in _NOT_MONEY_WORDS)
+        and not lowered.endswith(("_at", "_ts"))
+    )
+
+
+def _field_json(name: str, value: Any) -> Any:
+    if isinstance(value, float) and math.isfinite(value) and _is_money(name):
+        return round(value, 2)
+    return to_json(value)
 
 
 @lru_cache(maxsize=1)

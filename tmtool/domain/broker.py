@@ -18,6 +18,7 @@ class BrokerError(Exception):
     # "not_found" (404), "rate_limited" (429), "server" (5xx), "timeout",
     # "connection", "rejected" (broker rejected an order), "protocol" (bad reply),
     # "semi_auto" (403: the server's semi-auto mode refuses a modify or cancel),
+    # "unknown_order" (the order id named in a request is not at the broker),
     # "unsupported" (501: the server's broker lacks the feature, e.g. the margin calculator)
     def __init__(self, kind: str, message: str, status_code: int | None = None, retry_after: float | None = None):
         super().__init__(message)

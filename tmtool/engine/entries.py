@@ -123,7 +123,12 @@ class EntryController:
                     raise
                 out["symbol_info"] = None
             if command.order_id is not None:
-                out["order"] = broker.order_status(command.order_id, command.strategy)
+                try:
+                    out["order"] = broker.order_status(command.order_id, command.strategy)
+                except BrokerError as exc:
+                    if exc.kind in ("validation", "not_found"):  # the order, not the symbol, is what is unknown
+                        raise BrokerError("unknown_order", f"no order {command.order_id!r} at the broker: {exc.message}") from None
+                    raise
             if adopting:
                 # adoption takes over what the account holds: the positionbook must show it
                 out["positions"] = broker.position_book()
@@ -160,7 +165,9 @@ class EntryController:
         """The prepared entry is back (an expired session was already taken note of by the job router)."""
         command, future = result.context
         if result.error is not None:
-            code = "SESSION_EXPIRED" if result.error.kind == "auth" else "UNKNOWN_SYMBOL" if result.error.kind in ("validation", "not_found") else "BROKER_ERROR"
+            kind = result.error.kind
+            code = ("SESSION_EXPIRED" if kind == "auth" else "UNKNOWN_ORDER" if kind == "unknown_order"
+                    else "UNKNOWN_SYMBOL" if kind in ("validation", "not_found") else "BROKER_ERROR")
             future.set_result(Denied(code, result.error.message))
             return
         data = result.value
