@@ -159,7 +159,6 @@ def test_entry_sent_while_the_feed_drops_is_still_followed() -> None:
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="new: exits sized from a stale position cache after a close outside tmtool reverse the position")
 def test_exits_after_a_close_outside_tmtool_do_not_reverse_the_position() -> None:
     """Two trades of 10, the position cache known (a reconciliation ran).  The user sells 10 in the
     broker's own app; no order-update stream tells tmtool.  A panic exit then sizes both exits from
