@@ -332,9 +332,44 @@ class ExitController:
         return sent
 
     def send_partial_exit(self, trade: Trade, quantity: int, trigger: float) -> None:
+        """Send a partial target's exit; without a current position cache (``_cache_is_current``)
+        the position is read first (``on_partial_position``)."""
         quantity = min(quantity, trade.quantity - self._orders.live_exit_quantity(trade))
         if quantity <= 0 or self.state.broker_state == "SESSION_EXPIRED":
             return
+        pos_key = position_key(trade)
+        key_state = self._positions.key(pos_key)
+        if not self._cache_is_current(key_state):
+            self.state.job(JobKind.PARTIAL_POSITION, (trade.id, pos_key, key_state.generation, quantity, trigger),
+                           self.state.broker.open_position, strategy=trade.strategy, symbol=trade.symbol,
+                           exchange=trade.exchange, product=trade.product.value)
+            return
+        self._send_partial(trade, quantity, trigger)
+
+    def on_partial_position(self, result: JobResult) -> None:
+        """The position read for a partial target: the exit goes within what it holds."""
+        trade_id, pos_key, generation, quantity, trigger = result.context
+        trade = self.state.trades.get(trade_id)
+        if trade is None or trade.status is not TradeStatus.ACTIVE:
+            return  # closed or exiting whole meanwhile: nothing partial to send
+        if result.error is not None:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: partial target {trigger:.2f} skipped: the broker position could not be read",
+                trade=trade,
+            )
+            return
+        key_state = self._positions.key(pos_key)
+        if key_state.generation != generation:  # the position changed while we read it: read again
+            self.send_partial_exit(trade, quantity, trigger)
+            return
+        key_state.take_read(int(result.value))
+        quantity = min(quantity, trade.quantity - self._orders.live_exit_quantity(trade))
+        if quantity > 0 and self.state.broker_state != "SESSION_EXPIRED":
+            self._send_partial(trade, quantity, trigger)
+
+    def _send_partial(self, trade: Trade, quantity: int, trigger: float) -> None:
         room: ExitRoom | None = self._orders.exit_room(trade)
         if room is None or room.quantity < quantity:
             if room is None:
