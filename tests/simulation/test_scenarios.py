@@ -174,6 +174,21 @@ def test_exits_after_a_close_outside_tmtool_do_not_reverse_the_position() -> Non
         assert sim.violations == []
 
 
+def test_a_partial_target_after_a_close_outside_tmtool_does_not_reverse_the_position() -> None:
+    """A trade of 10 with a partial target, no order-update stream.  The user sells all 10 in the
+    broker's own app; the price then reaches the partial target: the position is read first and
+    nothing is sold (the cached 10 would have sold 5 and left the account short 5)."""
+    with _sim(order_updates=False) as sim:
+        trade_id = _open(sim, 10, strategy="stepper")
+        sim.external_close(SYMBOL, 10)
+        sim.tick(SYMBOL, 101.2)  # past the partial target at +1 %
+        sim.drain(5.0)
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        sim.settle(90.0)  # periodic reconciliations close the trade as closed outside tmtool
+        assert sim.trade(trade_id).status is TradeStatus.CLOSED_EXTERNALLY
+        assert sim.violations == []
+
+
 def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
     """Trades A and B of 5 on one symbol.  A's exit fills; the store commits the ledger row carrying
     the fill (still SENT) but not the trade row, and tmtool is killed.  The restart polls the order
