@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo demo-headless test bench soak install clean
+.PHONY: demo demo-headless test bench soak screenshots install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ bench: $(STAMP)
 SOAK_SEEDS ?= 0-1999
 soak: $(STAMP)
 	$(PY) -m tests.simulation --seeds $(SOAK_SEEDS) --steps 400 --profile ci
+
+# The README's pictures, exported by the app itself (seeded data, fixed clock).
+screenshots: $(STAMP)
+	$(PY) -m tests.ui.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -9,7 +9,7 @@ TUI's first frame), ui.  Each figure is printed with its target and whether it
 was met; nothing here asserts on time.  Results go to
 ``benchmarks/results/<timestamp>.json``; a full run (no ``--quick``, no
 ``--only``) also writes ``benchmarks/results/latest.json`` and rewrites the
-Performance section of README.md (between its markers).
+Performance section of docs/benchmarks.md (between its markers).
 """
 
 from __future__ import annotations
@@ -31,18 +31,18 @@ from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-README = HERE.parent / "README.md"
+BENCHMARKS_PAGE = HERE.parent / "docs" / "benchmarks.md"
 PERFORMANCE_START = "<!-- performance:start (written by make bench) -->"
 PERFORMANCE_END = "<!-- performance:end -->"
 
 
-def update_readme(section: str, readme: Path = README) -> None:
-    """Replace the Performance section between its markers in the README."""
-    text = readme.read_text(encoding="utf-8")
+def update_benchmarks_page(section: str, page: Path = BENCHMARKS_PAGE) -> None:
+    """Replace the Performance section between its markers in docs/benchmarks.md."""
+    text = page.read_text(encoding="utf-8")
     start, end = text.find(PERFORMANCE_START), text.find(PERFORMANCE_END)
     if start < 0 or end < start:
-        raise RuntimeError(f"{readme} has no performance markers to replace")
-    readme.write_text(text[: start + len(PERFORMANCE_START)] + "\n" + section + text[end:], encoding="utf-8")
+        raise RuntimeError(f"{page} has no performance markers to replace")
+    page.write_text(text[: start + len(PERFORMANCE_START)] + "\n" + section + text[end:], encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def bench_startup(quick: bool) -> tuple[dict, list[Figure]]:
             figures.append(Figure("startup", f"start-up: `tmtool run --no-ui` launch → monitoring, {trades:,} trades",
                                   result["cli_run_no_ui_to_monitoring_s"], "s", "< 1 s" if judged else "",
                                   _below(result["cli_run_no_ui_to_monitoring_s"], 1.0) if judged else None,
-                                  setup + "; subprocess to its 'monitoring against OpenAlgo' line", command))
+                                  setup + "; subprocess to its 'connected to OpenAlgo' line", command))
             figures.append(Figure("startup", f"TUI: first painted frame, {trades:,} trades",
                                   result["tui_launch_to_first_frame_s"], "s", "", None,
                                   setup + "; app starts the engine itself; headless 160x45", command))
@@ -446,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     written = [path]
     if not options.quick and not options.only:
         (RESULTS / "latest.json").write_text(text, encoding="utf-8")
-        update_readme(markdown(figures, info, stamp, total))
-        written += [RESULTS / "latest.json", README]
+        update_benchmarks_page(markdown(figures, info, stamp, total))
+        written += [RESULTS / "latest.json", BENCHMARKS_PAGE]
     print("wrote " + ", ".join(str(p.relative_to(HERE.parent)) for p in written))
     return 1 if errors else 0
 

@@ -16,7 +16,7 @@ process:
   (monitoring); then, after 2 s of monitoring, the resident size (VmRSS from
   /proc/self/status) and its peak;
 * ``cli`` (largest size only): ``tmtool run --no-ui`` as a subprocess, from
-  launch to its "monitoring against OpenAlgo" line on stderr (interpreter start,
+  launch to its "connected to OpenAlgo" line on stderr (interpreter start,
   imports and all);
 * ``tui`` (largest size only): the app as ``tmtool`` runs it (the app starts the
   engine itself), headless at 160x45 — from the process's first line to the
@@ -83,7 +83,7 @@ def _cli_to_monitoring(config: Path, db: Path, timeout: float = 60.0) -> float:
         assert process.stderr is not None
         deadline = started + timeout
         for line in process.stderr:
-            if "monitoring against OpenAlgo" in line:
+            if "connected to OpenAlgo" in line and "NOT connected" not in line:
                 return time.perf_counter() - started
             if time.perf_counter() > deadline:
                 break

@@ -17,6 +17,7 @@ Everything is real: loopback sockets (127.0.0.1, port 0), a SQLite file under
 from __future__ import annotations
 
 import contextlib
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,12 +112,28 @@ class Stack:
         if watched:
             wait_for(lambda: (exchange, symbol, 1) in self.sim.subscriptions(), timeout, what=f"subscription {exchange}:{symbol}")
         self.sim.set_price(exchange, symbol, price)
-        if watched:
-            wait_for(
-                lambda: self.engine.last_price(exchange, symbol) == price or not self.engine.watches(exchange, symbol),
-                timeout,
-                what=f"engine price {exchange}:{symbol}={price}",
-            )
+        if not watched:
+            return
+
+        def taken() -> bool:
+            return self.engine.last_price(exchange, symbol) == price or not self.engine.watches(exchange, symbol)
+
+        # On a loaded machine the feed may be reconnecting when the price is set (its silence
+        # watchdog runs on real time): the simulator then still lists the old connection's
+        # subscription and the tick goes nowhere.  Publishing the same price again once the
+        # new connection has subscribed is what a market does anyway; the condition waited on
+        # is the engine having the price.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                wait_for(taken, min(1.0, max(0.05, deadline - time.monotonic())), what=f"engine price {exchange}:{symbol}={price}")
+                return
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    raise
+            wait_for(lambda: (exchange, symbol, 1) in self.sim.subscriptions(), max(0.05, deadline - time.monotonic()),
+                     what=f"subscription {exchange}:{symbol}")
+            self.sim.set_price(exchange, symbol, price)
 
     # ------------------------------------------------------------------ waiting
 

@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance (see tmtool db --help)", add_help=False)
     _db_arguments(db)
 
+    doctor = sub.add_parser(
+        "doctor", help="check the config, OpenAlgo, the database and the alert channels; one pass/fail line each"
+    )
+    _common(doctor)
+    doctor.add_argument(
+        "--symbol", default="NSE:SBIN", metavar="EXCHANGE:SYMBOL", help="the symbol to quote and take one tick of (default NSE:SBIN)"
+    )
+
     replay = sub.add_parser("replay", help="run the day's trades again over its recorded ticks, as run or with other settings")
     _common(replay)
     from tmtool.replay_cli import add_arguments
@@ -138,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         args.db = db_args.db or args.db
     else:
         args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        from tmtool.doctor import run_doctor
+
+        return run_doctor(args.config, db_path=args.db, symbol=args.symbol, out=sys.stdout)
 
     from tmtool.config import ConfigError, load_config
 
@@ -291,6 +304,7 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         simulated=runtime.simulated,
         bell=bell,
         lifecycle=runtime,
+        market_holidays=runtime.config.market_holidays,
     )
     hung_up = threading.Event()
     log = logging.getLogger("tmtool")
@@ -318,7 +332,7 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         summary = app.stop_engine()
         runtime.stop()  # idempotent: stops what the engine's stop did not (API, store, simulator)
     if summary:
-        _say(summary)
+        _say(shutdown_line(summary))
     return _unwritten_exit_code(runtime)
 
 
@@ -368,6 +382,12 @@ def _say(line: str, stream=None) -> None:
         pass
 
 
+def shutdown_line(summary: str) -> str:
+    """What the terminal shows after tmtool stopped: plainly stopped, and what it leaves unwatched."""
+    left = summary.removeprefix("monitoring ")
+    return f"tmtool stopped — nothing is monitored now (at shutdown: {left})"
+
+
 def _unwritten_exit_code(runtime) -> int:
     """0 when every change reached the database; otherwise say how many did not, and 1."""
     unwritten = runtime.unwritten_changes
@@ -406,7 +426,7 @@ def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
 
     stop.wait(args.duration) if args.duration else _wait_forever(stop)
     summary = runtime.stop()
-    print(summary, flush=True)
+    print(shutdown_line(summary), flush=True)
     return _unwritten_exit_code(runtime)
 
 

@@ -26,7 +26,7 @@ import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import date, time
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType, NoneType, UnionType
@@ -352,6 +352,12 @@ class AccountConfig(ConfigSection):
         return AccountLimits(self.daily_loss_limit, self.daily_profit_target)
 
 
+class MarketConfig(ConfigSection):
+    """``[market]``: the exchange holidays the status bar shows as HOLIDAY (dates, Asia/Kolkata)."""
+
+    holidays: list[date] = []
+
+
 class LogConfig(ConfigSection):
     """``[log]``: the rotating log file."""
 
@@ -519,6 +525,7 @@ class ConfigFile(ConfigSection):
     engine: EngineConfig = Field(default_factory=dict, validate_default=True)
     account: AccountConfig = Field(default_factory=dict, validate_default=True)
     log: LogConfig = Field(default_factory=dict, validate_default=True)
+    market: MarketConfig = Field(default_factory=dict, validate_default=True)
     recording: RecordingConfig = Field(default_factory=dict, validate_default=True)
     alerts: dict[str, Any] = {}
     strategies: list[StrategyConfig] = []
@@ -537,6 +544,7 @@ class Config:
     log: LogConfig
     strategies: tuple[Strategy, ...]
     alerts_table: dict = field(default_factory=dict)  # raw [alerts]; parsed by tmtool.alerts.config
+    market_holidays: frozenset[date] = frozenset()  # [market] holidays
     source_path: Path | None = None  # the file read, None when running on defaults
     warnings: tuple[str, ...] = ()  # things worth telling the user that are not errors
     recording: RecordingConfig = field(default_factory=RecordingConfig)
@@ -756,6 +764,7 @@ def parse_config(
         log=file.log,
         strategies=_strategies(file.strategies),
         alerts_table=dict(file.alerts),
+        market_holidays=frozenset(file.market.holidays),
         source_path=source_path,
         warnings=_api_warnings(file.api) + _file_warnings(data, source_path),
         recording=file.recording,

@@ -13,14 +13,18 @@ import logging
 import logging.handlers
 import os
 import random
+import re
 import secrets
 import sys
 import threading
 from concurrent.futures import Future
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from tmtool.config import Config
+from tmtool.domain.calendar import IST
+from tmtool.domain.keyvalue import log_value
 from tmtool.clock import Clock, SystemClock
 from tmtool.domain.calendar import trading_day
 from tmtool.domain.commands import Command, CreateTrade, Result
@@ -67,11 +71,27 @@ class StartupError(Exception):
 # --------------------------------------------------------------------------- logging
 
 
-class _KeyValueFormatter(logging.Formatter):
-    """``2026-11-21T09:15:00 INFO tmtool.engine event=exit trade=12 ...``: one line per record."""
+_VALUE = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']*)"""
+_KEY_VALUE_LINE = re.compile(rf"^\w+={_VALUE}(?: \w+={_VALUE})*$")
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=2026-11-21T09:15:00+05:30 level=INFO logger=tmtool.engine event=exit trade=12 ...``.
+
+    One line per record, every field ``key=value``, times in IST with the zone
+    (the desk shows IST too).  A message that is not already ``key=value`` pairs
+    (prose from a library, say) becomes ``msg="..."``.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if not _KEY_VALUE_LINE.match(message):
+            message = f"msg={log_value(message)}"
+        when = datetime.fromtimestamp(record.created, IST).isoformat(timespec="seconds")
+        line = f"ts={when} level={record.levelname} logger={record.name} {message}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
@@ -96,7 +116,7 @@ def setup_logging(config: Config, *, headless: bool, level: str | None = None) -
     # Third-party socket libraries log raw frames at DEBUG, authentication frames included: keep them quiet.
     for noisy in ("websockets", "websocket", "httpx", "httpcore", "uvicorn", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    formatter = _KeyValueFormatter()
+    formatter = KeyValueFormatter()
     if headless:
         stream = logging.StreamHandler(sys.stderr)
         stream.setFormatter(formatter)
@@ -335,7 +355,15 @@ class Runtime:
         if self.sim is not None:
             lines.append(f"tmtool: demo on the embedded simulator at {self.sim.rest_url} — simulated, no real orders")
         else:
-            lines.append(f"tmtool: monitoring against OpenAlgo at {self.config.openalgo.host}")
+            system = self.engine.snapshot().system
+            host = self.config.openalgo.host
+            if system.broker_state == "OK":
+                lines.append(f"tmtool: connected to OpenAlgo at {host}; monitoring")
+            else:
+                lines.append(
+                    f"tmtool: NOT connected to OpenAlgo at {host} ({system.broker_state}: "
+                    f"{system.broker_message or 'no answer'}); retrying — until it answers, no trade is managed"
+                )
         lines.append(f"tmtool: database {self.store.path}")
         if self.recorder is not None:
             from tmtool.replay.recorder import folder_size

@@ -38,7 +38,7 @@ from tmtool.domain.models import (
     TrailingSettings,
 )
 from tmtool.engine.ports import EngineLifecycle
-from tmtool.engine.snapshot import EngineSnapshot, StrategyView, SystemView, TradeView
+from tmtool.engine.snapshot import EngineSnapshot, OrderView, PositionView, StrategyView, SystemView, TradeView
 
 # 2026-01-05 11:15:30 IST, a Monday.
 FIXED_NOW = datetime(2026, 1, 5, 11, 15, 30, tzinfo=IST).timestamp()
@@ -252,6 +252,28 @@ def seeded_snapshot(version: int = 1, *, trades: tuple[TradeView, ...] | None = 
         ),
         alerts=seeded_alerts(),
         account_pnl=sum(s.total_pnl for s in strategies),
+        orders=seeded_orders(),
+        positions=seeded_positions(),
+    )
+
+
+def seeded_positions() -> tuple[PositionView, ...]:
+    """SBIN and RELIANCE match; INFY differs (10 sold at the broker behind tmtool's back); TCS not read yet."""
+    return (
+        PositionView("INFY", "NSE", "MIS", broker_net=30, tmtool_net=40, exits_in_flight=0),
+        PositionView("RELIANCE", "NSE", "MIS", broker_net=-20, tmtool_net=-20, exits_in_flight=0),
+        PositionView("SBIN", "NSE", "MIS", broker_net=100, tmtool_net=100, exits_in_flight=0),
+        PositionView("TCS", "NSE", "MIS", broker_net=None, tmtool_net=10, exits_in_flight=10),
+    )
+
+
+def seeded_orders() -> tuple[OrderView, ...]:
+    return (
+        OrderView(
+            key="x-4-1", trade_id=4, strategy="scalper", symbol="TCS", exchange="NSE", purpose="EXIT", action="SELL",
+            quantity=10, filled_quantity=4, average_price=4089.5, state="OPEN", reason="STOP_LOSS", price_type="LIMIT",
+            price=4070.0, order_id="sim-77", message="partially filled",
+        ),
     )
 
 
@@ -298,6 +320,30 @@ def seeded_closed_trades() -> list[Trade]:
     ]
 
 
+def open_trade_events(view: TradeView | None) -> list[TradeEvent]:
+    """An open trade's audit trail as the engine writes it: created, entry filled, levels, a trail move."""
+    if view is None:
+        return []
+    opened = view.opened_at or FIXED_NOW
+    first_stop = view.stop_loss if view.stop_loss is not None else 0.0
+    events = [
+        TradeEvent(view.id, opened - 2, "CREATED", "", "", f"{view.side.value} {view.entry_quantity} {view.symbol}", "manual entry"),
+        TradeEvent(view.id, opened - 1, "ENTRY_ORDER", "order_id", "", view.entry_order_id, "MARKET", price=view.entry_price),
+        TradeEvent(view.id, opened, "ENTRY_FILL", "quantity", "0", str(view.entry_quantity), "", price=view.entry_price),
+        TradeEvent(
+            view.id, opened, "LEVEL", "levels", "", f"stop={first_stop} target={view.target}", "strategy defaults", price=view.entry_price
+        ),
+    ]
+    if view.trailing_stop is not None:
+        events.append(
+            TradeEvent(view.id, opened + 600, "TRAIL", "trailing_stop", f"{first_stop}", f"{view.trailing_stop}", "best price rose", price=view.high_watermark)
+        )
+        events.append(
+            TradeEvent(view.id, opened + 600, "ALERT", "", "", f"#{view.id} {view.symbol} trailing stop moved to {view.trailing_stop:.2f}", "INFO")
+        )
+    return events
+
+
 class EngineDouble:
     """Serves a fixed snapshot, records submitted commands, answers with ``answer``."""
 
@@ -337,10 +383,12 @@ class EngineDouble:
         ]
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
-        trade = next(t for t in self.closed if t.id == trade_id)
-        return [
-            TradeEvent(trade_id, trade.created_at, "CREATED", "stop_loss", "", f"{trade.stop_loss}", price=trade.entry_price)
-        ]
+        trade = next((t for t in self.closed if t.id == trade_id), None)
+        if trade is not None:
+            return [
+                TradeEvent(trade_id, trade.created_at, "CREATED", "stop_loss", "", f"{trade.stop_loss}", price=trade.entry_price)
+            ]
+        return open_trade_events(self.current.trade(trade_id))
 
     def alert_history(self, since=None, category=None, priority=None, limit=500) -> list[Alert]:
         alerts = [

@@ -9,7 +9,7 @@ from tests.ui.fixtures import EngineDouble, snapshot_app
 from tests.ui.helpers import select_trade, static_text, until
 from tmtool.domain.commands import UNSET, CreateTrade, ModifyTrade
 from tmtool.domain.models import Distance, DistanceMode
-from tmtool.screens.modals.modify_trade import ModifyTradeModal
+from tmtool.screens.modals.modify_trade import FIELD_HINTS, ModifyTradeModal
 from tmtool.screens.modals.new_trade import NewTradeModal
 
 SIZE = (120, 36)
@@ -25,8 +25,8 @@ async def _modify(pilot, app, trade_id: int) -> ModifyTradeModal:
 @pytest.mark.parametrize(
     ("typed", "expected", "message"),
     [
-        ("15", Distance(15), ""),
-        ("0.5%", Distance(0.5, PCT), ""),
+        ("15", Distance(15), FIELD_HINTS["breakeven"]),
+        ("0.5%", Distance(0.5, PCT), FIELD_HINTS["breakeven"]),
         ("", None, "breakeven switches off (the stop stays where it is)"),
     ],
 )

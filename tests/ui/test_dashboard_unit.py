@@ -185,7 +185,7 @@ async def test_new_trade_modal_builds_the_command_and_shows_the_answer():
             exchange="NSE",
             side=Side.LONG,
             product=engine.current.strategies[0].strategy.product,
-            quantity=None,
+            quantity=100,  # the size the preview showed
             price_type=PriceType.MARKET,
             limit_price=None,
             stop_loss=810.0,

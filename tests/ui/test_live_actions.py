@@ -24,7 +24,7 @@ from tmtool.domain.models import (
 )
 from tmtool.screens.app import TmtoolApp
 from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
-from tmtool.screens.modals.modify_trade import ModifyTradeModal
+from tmtool.screens.modals.modify_trade import FIELD_HINTS, ModifyTradeModal
 from tmtool.screens.modals.new_trade import NewTradeModal
 from tmtool.screens.strategies import StrategiesScreen, StrategyFormModal
 
@@ -159,7 +159,7 @@ async def test_modify_stop_and_inline_validation(stack):
         assert isinstance(app.screen, ModifyTradeModal), "a bad stop is not sent"
         stop.value = "785.5"
         await pilot.pause()
-        assert str(modal.query_one("#stop-message").render()) == ""
+        assert str(modal.query_one("#stop-message").render()) == FIELD_HINTS["stop"]
         await pilot.press("ctrl+s")
         await until(pilot, lambda: stack.engine.snapshot().trade(trade_id).stop_loss == 785.5, what="stop moved")
         await until(pilot, lambda: cell(pilot, trade_id, "stop").endswith("785.50"), what="stop cell")

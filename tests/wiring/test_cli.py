@@ -71,7 +71,7 @@ def test_headless_demo_runs_trades_and_stops_cleanly(tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "TEXTUAL_ABSENT" in out.stdout
-    assert "monitoring" in out.stdout  # the one-line summary
+    assert "tmtool stopped — nothing is monitored now (at shutdown: " in out.stdout  # the one-line summary
     assert "simulated, no real orders" in out.stderr
     with sqlite3.connect(db) as conn:
         trades = conn.execute("select count(*) from trade").fetchone()[0]
@@ -101,7 +101,7 @@ def test_sigterm_flushes_and_exits_zero(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr.join()[-3000:]
-    assert "monitoring" in stdout
+    assert "tmtool stopped — nothing is monitored now" in stdout
     assert "signal=SIGTERM" in stderr.join()
     with sqlite3.connect(db) as conn:
         active = conn.execute("select count(*) from trade where status in ('ACTIVE','EXITING','PENDING_ENTRY')").fetchone()[0]
@@ -210,3 +210,23 @@ def test_config_warnings_are_shown_at_start(tmp_path: Path, capsys):
     stderr = capsys.readouterr().err
     assert "tmtool: warning:" in stderr and "chmod 600" in stderr
     assert "k-visible-123" not in stderr
+
+
+def test_run_with_openalgo_unreachable_says_it_is_not_connected(tmp_path: Path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "tmtool.toml"
+    config.write_text(
+        f'[openalgo]\nhost = "http://127.0.0.1:{port}"\nws_url = "ws://127.0.0.1:{port}"\n'
+        f'api_key = "k"\ntimeout_seconds = 1.0\n[database]\npath = "{tmp_path / "t.db"}"\n'
+    )
+    out = subprocess.run(
+        _tmtool("--config", str(config), "run", "--no-ui", "--duration", "1"),
+        capture_output=True, text=True, timeout=90, env=_env(tmp_path), cwd=tmp_path,
+    )
+    assert f"NOT connected to OpenAlgo at http://127.0.0.1:{port}" in out.stderr, out.stderr[-3000:]
+    assert "monitoring against" not in out.stderr
+    assert "tmtool stopped — nothing is monitored now" in out.stdout

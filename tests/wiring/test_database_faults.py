@@ -73,7 +73,7 @@ def test_a_database_removed_while_running_is_written_back_and_nothing_is_lost(tm
         if proc.poll() is None:
             proc.kill()
     log = stderr.join()
-    assert re.search(r"CRITICAL tmtool\S* database not writing \(.*was removed", log), log[-3000:]
+    assert re.search(r"level=CRITICAL logger=tmtool\S* event=alert .*text=\"database not writing \(.*was removed", log), log[-3000:]
     assert "could not be written" not in log
     assert before <= _trade_ids(db)
     again = _run(tmp_path, "demo", "--no-ui", "--duration", "1", "--no-demo-trades", "--db", str(db))

@@ -128,7 +128,7 @@ class Engine:
         jobs = JobRouter(orders, exits, entries, reconciler, session)
         commands = CommandHandlers(state, journal, index, orders, exits, entries, risk, watch, reconciler)
         self._recovery = Recovery(state, journal, index, orders, exits, reconciler, strategies)
-        self._publisher = SnapshotPublisher(state, journal, orders)
+        self._publisher = SnapshotPublisher(state, journal, orders, positions)
         self._loop = EngineLoop(state, journal, self._publisher, watch, orders, risk, commands, jobs)
         self._inbox = self._loop.inbox
         self.process_tick = watch.process_tick  # the hot path without a forwarding call

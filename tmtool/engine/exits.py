@@ -56,6 +56,9 @@ class ExitController:
         self._positions = positions
         self._index = index
         self._orders = orders
+        # Trade id -> (quantity, value) of the fills of its whole-trade exit (not partial targets):
+        # the closing line reports the price the exit itself filled at, not the average of every exit.
+        self._closing_fills: dict[int, tuple[int, float]] = {}
 
     # ---------------------------------------------------------------- the decision
 
@@ -404,6 +407,9 @@ class ExitController:
         trade.last_price = price
         trade.updated_at = state.clock.time()
         journal.event(trade, "EXIT_FILL", "quantity", trade.quantity + quantity, trade.quantity, reason.value if reason else "", price)
+        if reason is not ExitReason.PARTIAL_TARGET:
+            filled, value = self._closing_fills.get(trade.id, (0, 0.0))
+            self._closing_fills[trade.id] = (filled + quantity, value + price * quantity)
         journal.save_trade(trade)
         runtime = state.runtime(trade.strategy)
         runtime.state = portfolio_rules.record_realised(runtime.state, pnl, state.clock.time())
@@ -481,7 +487,18 @@ class ExitController:
         )
         self._index.rebuild_trade_book(trade)
 
+    def _closing_price_text(self, trade: Trade) -> str:
+        """`` filled at 800.00`` (the exit's own fills), with the average of all exits when partials came first."""
+        filled, value = self._closing_fills.pop(trade.id, (0, 0.0))
+        if filled <= 0:
+            return f" at {trade.exit_price:.2f}" if trade.exit_price else ""
+        text = f" filled at {value / filled:.2f}"
+        if filled < trade.exited_quantity and trade.exit_price:
+            text += f" (all exits average {trade.exit_price:.2f})"
+        return text
+
     def close_externally(self, trade: Trade, why: str) -> None:
+        self._closing_fills.pop(trade.id, None)
         journal = self._journal
         old = trade.quantity
         trade.quantity = 0
@@ -507,7 +524,7 @@ class ExitController:
         journal.set_status(trade, TradeStatus.CLOSED, trade.exit_reason.value if trade.exit_reason else "")
         journal.save_trade(trade)
         reason = trade.exit_reason.value if trade.exit_reason else "EXIT"
-        exit_price = f" at {trade.exit_price:.2f}" if trade.exit_price else ""
+        exit_price = self._closing_price_text(trade)
         journal.alert(
             AlertCategory.TRADE,
             AlertPriority.INFO if trade.realised_pnl >= 0 else AlertPriority.WARNING,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Sequence
 
+from tmtool.domain.keyvalue import key_values
 from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeEvent, TradeStatus
 from tmtool.engine.alertbook import AlertBook
 from tmtool.engine.ports import AlertSink
@@ -103,7 +104,19 @@ class Journal:
         self._store.save_alert(alert)
         if trade is not None:
             self.event(trade, "ALERT", "", "", text, priority.value)
-        log.log(_LOG_LEVEL[priority], "%s", text)
+        log.log(
+            _LOG_LEVEL[priority],
+            "%s",
+            key_values(
+                event="alert",
+                category=category.value,
+                priority=priority.value,
+                strategy=alert.strategy,
+                trade=alert.trade_id,
+                symbol=trade.symbol if trade is not None else None,
+                text=text,
+            ),
+        )
         for sink in self._sinks:
             try:
                 sink.publish(alert)

@@ -15,17 +15,21 @@ from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.models import FeedState, OrderState, Trade, TradeStatus
 from tmtool.engine.journal import Journal
 from tmtool.engine.orders import OrderManager
-from tmtool.engine.snapshot import EngineSnapshot, StrategyView, SystemView, TradeView
+from tmtool.engine.positions import PositionCache
+from tmtool.engine.snapshot import EngineSnapshot, OrderView, PositionView, StrategyView, SystemView, TradeView
 from tmtool.engine.state import EXPOSED, EngineState, ExitWait, StrategyRuntime
 
 log = logging.getLogger(__name__)
 
 
 class SnapshotPublisher:
-    def __init__(self, state: EngineState, journal: Journal, orders: OrderManager) -> None:
+    def __init__(
+        self, state: EngineState, journal: Journal, orders: OrderManager, positions: PositionCache | None = None
+    ) -> None:
         self.state = state
         self._journal = journal
         self._orders = orders
+        self._positions = positions
         self.listeners: list[Callable[[EngineSnapshot], None]] = []
         self._version = 0
         self.last_publish = 0.0
@@ -92,7 +96,7 @@ class SnapshotPublisher:
         trades.sort(key=lambda v: v.id)
         trades.extend(self._trade_view(t) for t in state.closed_today)
         strategies = tuple(self._strategy_view(r) for r in sorted(state.strategies.values(), key=lambda r: r.strategy.name))
-        account_pnl = sum(v.total_pnl for v in strategies)
+        account_pnl = state.account_realised_pnl() + sum(v.unrealised_pnl for v in strategies)
         last_tick = max((b.ts for b in state.books.values() if b.ts), default=None)
         system = SystemView(
             engine_running=running and state.running,
@@ -119,7 +123,45 @@ class SnapshotPublisher:
             system=system,
             alerts=self._journal.alerts.recent(state.settings.recent_alerts),
             account_pnl=account_pnl,
+            orders=self._order_views(),
+            positions=self._position_views(),
         )
+
+    def _order_views(self) -> tuple[OrderView, ...]:
+        views = []
+        for live in self._orders.live.values():
+            record = live.record
+            symbol, exchange, _ = live.pos_key
+            views.append(
+                OrderView(
+                    key=record.key, trade_id=record.trade_id, strategy=live.strategy, symbol=symbol, exchange=exchange,
+                    purpose=record.purpose.value, action=record.action, quantity=record.quantity,
+                    filled_quantity=record.filled_quantity, average_price=record.average_price, state=record.state.value,
+                    reason=record.reason.value if record.reason else "", price_type=record.price_type.value,
+                    price=record.price, order_id=record.order_id or "", message=record.message,
+                )
+            )
+        views.sort(key=lambda v: (v.trade_id, v.key))
+        return tuple(views)
+
+    def _position_views(self) -> tuple[PositionView, ...]:
+        held: dict[tuple[str, str, str], int] = {}
+        for trade in self.state.trades.values():
+            if trade.status in EXPOSED and trade.quantity > 0:
+                key = (trade.symbol, trade.exchange, trade.product.value)
+                held[key] = held.get(key, 0) + trade.quantity * trade.side.sign
+        known = dict(self._positions.keys) if self._positions is not None else {}
+        views = []
+        for key in sorted(set(held) | {k for k, s in known.items() if s.net}):
+            cached = known.get(key)
+            views.append(
+                PositionView(
+                    symbol=key[0], exchange=key[1], product=str(key[2]),
+                    broker_net=cached.net if cached is not None else None, tmtool_net=held.get(key, 0),
+                    exits_in_flight=cached.exits_in_flight if cached is not None else 0,
+                )
+            )
+        return tuple(views)
 
     def _trade_view(self, trade: Trade) -> TradeView:
         final = trade.status.is_final

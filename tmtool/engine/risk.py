@@ -84,7 +84,7 @@ class RiskMonitor:
         state = self.state
         if state.account_halted_on == state.day:
             return
-        total = state.account_unrealised + sum(r.state.realised_pnl for r in state.strategies.values())
+        total = state.account_unrealised + state.account_realised_pnl()
         verdict = portfolio_rules.evaluate_account(state.account, total)
         if verdict is None:
             return
@@ -186,6 +186,7 @@ class RiskMonitor:
         state = self.state
         state.day = today
         state.closed_today.clear()
+        state.retired_realised_pnl = 0.0
         for runtime in state.strategies.values():
             runtime.state = portfolio_rules.roll_day(runtime.state, now)
             runtime.pnl_series.clear()

@@ -111,6 +111,44 @@ class SystemView:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderView:
+    """One of tmtool's orders that is not final yet (entries and exits), as the ledger has it."""
+
+    key: str  # tmtool's own id for the order
+    trade_id: int
+    strategy: str
+    symbol: str
+    exchange: str
+    purpose: str  # ENTRY or EXIT
+    action: str  # BUY or SELL
+    quantity: int
+    filled_quantity: int
+    average_price: float
+    state: str  # INTENT, SENT, OPEN, UNKNOWN, ...
+    reason: str  # why it was sent (the exit reason; "" for an entry)
+    price_type: str
+    price: float
+    order_id: str  # OpenAlgo's id, "" until known
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """One net position: what the broker's positionbook last said against what tmtool's open trades hold."""
+
+    symbol: str
+    exchange: str
+    product: str
+    broker_net: int | None  # signed; None until read
+    tmtool_net: int  # signed sum of tmtool's open trades there
+    exits_in_flight: int
+
+    @property
+    def differs(self) -> bool:
+        return self.broker_net is not None and self.broker_net != self.tmtool_net
+
+
+@dataclass(frozen=True, slots=True)
 class EngineSnapshot:
     version: int
     ts: float  # engine clock, epoch seconds
@@ -119,6 +157,8 @@ class EngineSnapshot:
     system: SystemView
     alerts: tuple[Alert, ...]  # recent alerts, newest first
     account_pnl: float = 0.0
+    orders: tuple[OrderView, ...] = ()  # tmtool's orders not final yet
+    positions: tuple[PositionView, ...] = ()  # per (symbol, exchange, product) tmtool trades or the broker holds
 
     def trade(self, trade_id: int) -> TradeView | None:
         for t in self.trades:

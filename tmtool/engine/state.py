@@ -169,6 +169,8 @@ class EngineState:
         self.next_trade_id = 1
         self.tick_filter = TickFilter(settings.tick_band_percent, settings.tick_confirm)
         self.account_unrealised = 0.0
+        # Today's realised P&L of strategies deleted today: still part of the account's day.
+        self.retired_realised_pnl = 0.0
         self.account_halted_on: date | None = None
         self.entries_halted_since: float | None = None  # panic (the kill switch): no new entries until re-armed
         self.day: date | None = None
@@ -183,6 +185,10 @@ class EngineState:
         self.db_state = "OK"
         self.db_pending = 0
         self.dirty = True  # something changed since the last snapshot
+
+    def account_realised_pnl(self) -> float:
+        """The account's realised P&L today: every strategy's, including those deleted today."""
+        return self.retired_realised_pnl + sum(r.state.realised_pnl for r in self.strategies.values())
 
     # ---------------------------------------------------------------- timers and jobs
 

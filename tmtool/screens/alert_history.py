@@ -20,13 +20,15 @@ from tmtool.screens.widgets.alerts_panel import priority_style
 ANY = "*any*"
 HISTORY_LIMIT = 500
 
+# The alert's text comes right after when, whether it was acknowledged and its level, so an
+# 80-column terminal shows most of it; the category and the repeat count follow.
 ALERT_HISTORY_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("when", "When (IST)", 19),
-    ("category", "Category", 9),
-    ("priority", "Level", 8),
-    ("count", "×", 4),
     ("ack", "Ack", 3),
+    ("priority", "Level", 8),
     ("text", "Alert", 120),
+    ("count", "Times", 5),
+    ("category", "Category", 9),
 )
 
 
@@ -107,12 +109,12 @@ class AlertHistoryScreen(Screen):
         table = self.query_one(DataTable)
         table.clear()
         for alert in alerts:
-            table.add_row(
-                format_timestamp(alert.last_ts or alert.ts),
-                alert.category.value,
-                Text(alert.priority.value, style=priority_style(alert.priority, palette)),
-                str(alert.count),
-                "✓" if alert.acknowledged else "",
-                alert.text,
-                key=str(alert.id),
-            )
+            cells = {
+                "when": format_timestamp(alert.last_ts or alert.ts),
+                "category": alert.category.value,
+                "priority": Text(alert.priority.value, style=priority_style(alert.priority, palette)),
+                "count": str(alert.count),
+                "ack": "✓" if alert.acknowledged else "",
+                "text": alert.text,
+            }
+            table.add_row(*(cells[key] for key, _, _ in ALERT_HISTORY_COLUMNS), key=str(alert.id))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import partial
+from datetime import date
 from pathlib import Path
 
 from textual import work
@@ -40,11 +41,15 @@ from tmtool.domain.models import AlertPriority, ExitReason, Instrument
 from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
+from tmtool.screens.at_risk import MoneyAtRiskScreen
+from tmtool.screens.orders_positions import OrdersPositionsScreen
 from tmtool.screens.dashboard import DashboardScreen
 from tmtool.screens.formatting import Palette
+from tmtool.screens.legend import LEGEND
 from tmtool.screens.history import HistoryScreen
 from tmtool.screens.modals.confirm import ConfirmModal, PanicModal
 from tmtool.screens.modals.help import HelpModal
+from tmtool.screens.trade_story import TradeStoryScreen
 from tmtool.screens.strategies import StrategiesScreen
 from tmtool.screens.widgets.alerts_panel import AlertsPanel
 from tmtool.screens.widgets.status_bar import (
@@ -141,9 +146,11 @@ class TmtoolApp(App[str | None]):
         bell: bool = True,
         refresh_hz: float = 8.0,
         lifecycle: EngineLifecycle | None = None,
+        market_holidays: frozenset[date] = frozenset(),
     ) -> None:
         """``lifecycle``: what the app starts on mount (off the loop) and ``stop_engine`` stops,
-        usually the object that is also ``engine``.
+        usually the object that is also ``engine``.  ``market_holidays``: the configured exchange
+        holidays the status bar shows as HOLIDAY.
 
         Leave it None when the caller runs the engine's life itself (tests, the headless wiring).
         """
@@ -157,6 +164,7 @@ class TmtoolApp(App[str | None]):
         self.bell_enabled = bell
         self.refresh_hz = refresh_hz
         self.lifecycle = lifecycle
+        self.market_holidays = market_holidays
         self.engine_phase = PHASE_STARTING if lifecycle is not None else PHASE_RUNNING
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})
@@ -271,8 +279,9 @@ class TmtoolApp(App[str | None]):
     def _update_status(self, snapshot: EngineSnapshot | None) -> None:
         shown = snapshot if self.engine_phase != PHASE_STARTING else None
         now = self.clock.time()
-        full = status_line(shown, now, self.engine_phase, self.palette)
-        compact = status_line(shown, now, self.engine_phase, self.palette, compact=True)
+        holidays = self.market_holidays
+        full = status_line(shown, now, self.engine_phase, self.palette, holidays=holidays)
+        compact = status_line(shown, now, self.engine_phase, self.palette, compact=True, holidays=holidays)
         simulated = self.simulated or (snapshot is not None and snapshot.system.simulated)
         for screen in self.screen_stack:
             if screen.is_attached:
@@ -418,7 +427,10 @@ class TmtoolApp(App[str | None]):
             ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
             ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
             ("History screen", rows(HistoryScreen.BINDINGS)),
-        ]
+            ("Money at risk", rows(MoneyAtRiskScreen.BINDINGS)),
+            ("Trade story", rows(TradeStoryScreen.BINDINGS)),
+            ("Orders and positions", rows(OrdersPositionsScreen.BINDINGS)),
+        ] + [(f"What it shows: {where}", list(entries)) for where, entries in LEGEND]
 
     def action_quit_app(self) -> None:
         open_count = len(self.latest.open_trades) if self.latest is not None else 0
@@ -450,6 +462,15 @@ class TmtoolApp(App[str | None]):
 
     def open_alert_history(self) -> None:
         self.push_screen(AlertHistoryScreen())
+
+    def open_money_at_risk(self) -> None:
+        self.push_screen(MoneyAtRiskScreen())
+
+    def open_trade_story(self, trade_id: int) -> None:
+        self.push_screen(TradeStoryScreen(trade_id))
+
+    def open_orders_positions(self) -> None:
+        self.push_screen(OrdersPositionsScreen())
 
 
 def run_tui(

@@ -11,16 +11,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 from tmtool.domain.commands import (
     AcknowledgeAlerts,
     Accepted,
+    CreateTrade,
     ExitAll,
     ExitTrade,
     ExitTrades,
     PauseTrade,
     ResumeTrade,
+    Result,
 )
 from tmtool.domain.models import ExitReason, TradeStatus
 from tmtool.engine.snapshot import EngineSnapshot, TradeView
@@ -60,11 +62,11 @@ class DashboardScreen(Screen):
         Binding("n", "new_trade", "New", id="new_trade"),
         Binding("m", "modify_trade", "Modify", id="modify_trade"),
         Binding("x", "exit_trade", "Exit", id="exit_trade"),
-        Binding("X", "exit_marked", "Exit marked", id="exit_marked"),
-        Binding("e", "exit_strategy", "Exit strategy", id="exit_strategy"),
-        Binding("p", "pause_resume", "Pause/resume", id="pause_resume"),
-        Binding("slash", "focus_filter", "Filter", id="focus_filter"),
-        Binding("o", "cycle_status", "Open/all", id="cycle_status"),
+        Binding("X", "exit_marked", "Exit marked", show=False, id="exit_marked"),
+        Binding("e", "exit_strategy", "Exit strategy…", show=False, id="exit_strategy"),
+        Binding("p", "pause_resume", "Pause", id="pause_resume"),
+        Binding("slash", "focus_filter", "Filter", show=False, id="focus_filter"),
+        Binding("o", "cycle_status", "Open/all/closed", show=False, id="cycle_status"),
         Binding("g", "cycle_strategy", "By strategy", show=False, id="cycle_strategy"),
         Binding("s", "cycle_sort", "Sort", show=False, id="cycle_sort"),
         Binding("r", "reverse_sort", "Reverse sort", show=False, id="reverse_sort"),
@@ -72,6 +74,9 @@ class DashboardScreen(Screen):
         Binding("t", "strategies", "Strategies", id="strategies"),
         Binding("h", "history", "History", id="history"),
         Binding("l", "alert_log", "Alert log", show=False, id="alert_log"),
+        Binding("v", "money_at_risk", "At risk", show=False, id="money_at_risk"),
+        Binding("i", "trade_story", "Story", show=False, id="trade_story"),
+        Binding("b", "orders_positions", "Orders/positions", show=False, id="orders_positions"),
     ]
 
     def __init__(self) -> None:
@@ -92,7 +97,7 @@ class DashboardScreen(Screen):
             yield Static("", id="filter-state", markup=False)
         yield TradesTable(id="trades")
         yield AlertsPanel(id="alerts")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one(TradesTable).focus()
@@ -214,13 +219,13 @@ class DashboardScreen(Screen):
         default = None
         if selected is not None and snapshot is not None and snapshot.trade(selected) is not None:
             default = snapshot.trade(selected).strategy
-        self._new_trade_flow(NewTradeModal(strategies, last_prices, self.tmtool.instrument_lookup, default))
+        self.app.push_screen(
+            NewTradeModal(strategies, last_prices, self.tmtool.instrument_lookup, default, submit=self._send_new_trade)
+        )
 
-    @work(group="flows")
-    async def _new_trade_flow(self, modal: NewTradeModal) -> None:
-        command = await self.app.push_screen_wait(modal)
-        if command is not None:
-            await self.tmtool.send_command(command, success=f"Trade in {command.symbol} accepted")
+    async def _send_new_trade(self, command: CreateTrade) -> Result | None:
+        """The dialog's way out: it stays open with the reason when the engine refuses."""
+        return await self.tmtool.send_command(command, success=f"Trade in {command.symbol} accepted")
 
     def action_modify_trade(self) -> None:
         view = self._selected_view()
@@ -328,3 +333,21 @@ class DashboardScreen(Screen):
 
     def action_alert_log(self) -> None:
         self.tmtool.open_alert_history()
+
+    def action_money_at_risk(self) -> None:
+        self.tmtool.open_money_at_risk()
+
+    def action_orders_positions(self) -> None:
+        self.tmtool.open_orders_positions()
+
+    def action_trade_story(self) -> None:
+        trade_id = self.query_one(TradesTable).selected_trade_id()
+        if trade_id is None:
+            self.notify("No trade selected.", severity="warning")
+            return
+        self.tmtool.open_trade_story(trade_id)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if isinstance(event.data_table, TradesTable):
+            event.stop()
+            self.action_trade_story()

@@ -10,6 +10,8 @@ import csv
 import dataclasses
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+
+import platformdirs
 from typing import cast
 
 from rich.text import Text
@@ -39,16 +41,17 @@ ALL_STRATEGIES = "*all*"
 DEFAULT_DAYS = 30
 INITIAL_STOP_LOOKUPS = 500  # trades whose audit log is read for R-multiples
 
+# Column key, header, width: what a trader reads first (P&L, R multiple) fits on an 80-column terminal.
 HISTORY_COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
     ("closed", "Closed (IST)", 19),
     ("symbol", "Symbol", 11),
     ("side", "Side", 5),
+    ("pnl", "P&L", 11),
+    ("r", "R mult", 6),
     ("qty", "Qty", 6),
     ("entry", "Entry", 10),
     ("exit", "Exit", 10),
-    ("pnl", "P&L", 11),
-    ("r", "R", 6),
     ("reason", "Reason", 14),
     ("strategy", "Strategy", 12),
 )
@@ -113,6 +116,20 @@ def summary_text(report: AnalyticsReport, palette: Palette) -> Text:
         text.append("By strategy ", style="bold")
         text.append("  ".join(f"{group.name} {format_money(group.stats.net_pnl, signed=True)}" for group in report.by_strategy))
     return text
+
+
+def default_export_dir() -> Path:
+    """Where CSV exports go unless the user names another place: the user's data folder, not the working directory."""
+    return platformdirs.user_data_path("tmtool") / "exports"
+
+
+def unused_path(path: Path) -> Path:
+    """``path``, or ``name-2.csv``, ``name-3.csv``... when it is taken: an export never replaces an earlier one unasked."""
+    candidate, number = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 def write_csv(path: Path, results: tuple[TradeResult, ...]) -> int:
@@ -237,32 +254,32 @@ class HistoryScreen(Screen):
         for result in reversed(report.trades):  # newest first
             pnl = pnl_text(result.pnl, palette)
             pnl.justify = "right"
-            table.add_row(
-                str(result.trade_id),
-                format_timestamp(result.closed_at),
-                result.symbol,
-                result.side,
-                str(result.quantity),
-                format_price(result.entry_price),
-                format_price(result.exit_price),
-                pnl,
-                "–" if result.r_multiple is None else f"{result.r_multiple:+.2f}",
-                result.exit_reason,
-                result.strategy,
-                key=str(result.trade_id),
-            )
+            cells = {
+                "id": str(result.trade_id),
+                "closed": format_timestamp(result.closed_at),
+                "symbol": result.symbol,
+                "side": result.side,
+                "qty": str(result.quantity),
+                "entry": format_price(result.entry_price),
+                "exit": format_price(result.exit_price),
+                "pnl": pnl,
+                "r": "–" if result.r_multiple is None else f"{result.r_multiple:+.2f}",
+                "reason": result.exit_reason,
+                "strategy": result.strategy,
+            }
+            table.add_row(*(cells[key] for key, _, _ in HISTORY_COLUMNS), key=str(result.trade_id))
 
     def action_export(self) -> None:
         if self.report is None or self.range is None:
             self.notify("Nothing loaded yet.", severity="warning")
             return
         start, end = self.range
-        default = Path.cwd() / f"tmtool-trades-{start.isoformat()}-{end.isoformat()}.csv"
+        default = unused_path(default_export_dir() / f"tmtool-trades-{start.isoformat()}-{end.isoformat()}.csv")
         self._export_flow(default, self.report.trades)
 
     @work(group="flows")
     async def _export_flow(self, default: Path, results: tuple[TradeResult, ...]) -> None:
-        path = await self.app.push_screen_wait(PathModal("Export closed trades to CSV", default))
+        path = await self.app.push_screen_wait(PathModal("Export closed trades to CSV", default, create_parent=default.parent))
         if path is not None:
             self._write(path, results)
 

@@ -168,7 +168,8 @@ class StrategyFormModal(FormModal[Strategy | None]):
                     yield from self._field("daily_loss", "Daily loss", initial, "₹ or %, halts the day")
                     yield from self._field("square_off", "Square-off", initial, "HH:MM IST")
                     yield from self._field("example", "Example price", initial, "for the preview")
-            yield Static("", id="preview", classes="preview", markup=False)
+            with VerticalScroll(classes="preview-scroll"):
+                yield Static("", id="preview", classes="preview", markup=False)
             yield Static("", id="form-error", classes="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
@@ -270,6 +271,8 @@ class StrategyFormModal(FormModal[Strategy | None]):
             price = optional_price(self._text("example"), "example price")
         except FieldError as problem:
             error.update(str(problem))
+            preview.set_class(False, "-warning")
+            preview.update("Preview: none until every field is valid.")
             return
         error.update("")
         if price is None:

@@ -39,7 +39,7 @@ class HelpModal(ModalScreen[None]):
             for keys, what in rows:
                 table.add_row(keys, what)
         with Vertical(classes="dialog"):
-            yield Static("Keys", classes="dialog-title")
+            yield Static("Keys and what the screen shows", classes="dialog-title")
             with VerticalScroll(classes="dialog-body"):
                 yield Static(table, id="help-table")
                 yield Static("\n".join(f"• {note}" for note in NOTES), id="help-notes", markup=False)

@@ -1,14 +1,18 @@
 """Modify the levels of one trade (the id captured when the key was pressed).
 
-Fields start with the trade's current settings.  A field left as it was is not
-sent (UNSET); a field emptied clears that level (None), with a warning; every
-field is checked against the last price as it is typed.
+Fields start with the trade's current settings; the trade's partial targets
+(done and pending) and its breakeven state are shown above them.  A field left
+as it was is not sent (UNSET); a field emptied clears that level (None), with a
+warning; every field is checked against the last price as it is typed.  Each
+field's hint sits beside it (never as a grey placeholder that could pass for a
+value).  Removing a live stop asks for confirmation first.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
@@ -19,6 +23,7 @@ from tmtool.domain.commands import UNSET, ModifyTrade
 from tmtool.domain.models import Side, TrailingSettings
 from tmtool.engine.snapshot import TradeView
 from tmtool.screens.formatting import format_price
+from tmtool.screens.modals.confirm import ConfirmModal
 from tmtool.screens.modals.form import FormModal
 from tmtool.screens.forms import (
     FieldError,
@@ -29,6 +34,14 @@ from tmtool.screens.forms import (
 )
 
 CLEAR_WORD = "none"
+FIELD_HINTS = {
+    "stop": "price; empty removes it",
+    "target": "price; empty removes it",
+    "trail": "20 or 1.5%; empty: off",
+    "activation": "trail after a move of, e.g. 10",
+    "breakeven": "profit, e.g. 10 or 1%; empty: off",
+    "partials": "new levels 20:0.5, 40:0.25; none: remove",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +88,41 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                 id="modify-trade",
                 markup=False,
             )
+            yield Static(self.levels_now(), id="modify-levels", markup=False)
             with Grid(classes="modify-grid"):
-                for field_id, label, placeholder in (
-                    ("stop", "Stop", "price; empty removes"),
-                    ("target", "Target", "price; empty removes"),
-                    ("trail", "Trailing", "20 or 1.5%; empty: off"),
-                    ("activation", "Trail after", "move in favour, e.g. 10"),
-                    ("breakeven", "Breakeven", "profit, e.g. 10 or 1%; empty: off"),
-                    ("partials", "Partials", "20:0.5, 40:0.25 · none"),
+                for field_id, label in (
+                    ("stop", "Stop"),
+                    ("target", "Target"),
+                    ("trail", "Trailing"),
+                    ("activation", "Trail after"),
+                    ("breakeven", "Breakeven"),
+                    ("partials", "Partials"),
                 ):
                     yield Label(label)
-                    yield Input(self.initial[field_id], placeholder=placeholder, id=field_id, compact=True)
-                    yield Static("", id=f"{field_id}-message", classes="field-message", markup=False)
+                    yield Input(self.initial[field_id], id=field_id, compact=True)
+                    yield Static(FIELD_HINTS[field_id], id=f"{field_id}-message", classes="field-message", markup=False)
             yield Static("", id="form-error", classes="form-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (esc)", id="cancel", compact=True)
                 yield Button("Save (ctrl+s)", id="save", variant="success", compact=True)
+
+    def levels_now(self) -> str:
+        """The trade's partial targets and breakeven as they stand."""
+        view = self.view
+        if view.partial_levels:
+            partials = ", ".join(
+                f"{format_price(level.price, view.tick_size)}×{level.quantity} {'done' if level.done else 'pending'}"
+                for level in view.partial_levels
+            )
+        else:
+            partials = "none"
+        if view.breakeven_after is None:
+            breakeven = "off"
+        elif view.breakeven_done:
+            breakeven = f"{distance_text(view.breakeven_after)}, done (stop at entry)"
+        else:
+            breakeven = f"{distance_text(view.breakeven_after)}, armed"
+        return f"partials now: {partials} · breakeven: {breakeven}"
 
     def on_mount(self) -> None:
         self.query_one("#stop", Input).focus()
@@ -107,7 +139,29 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
         if parsed.command == ModifyTrade(self.view.id):
             self.query_one("#form-error", Static).update("Nothing changed.")
             return
+        if parsed.command.stop_loss is None and self.view.stop_loss is not None:
+            self._confirm_stop_removal(parsed.command)
+            return
         self.dismiss(parsed.command)
+
+    @work(exclusive=True, group="modify_confirm")
+    async def _confirm_stop_removal(self, command: ModifyTrade) -> None:
+        view = self.view
+        remaining = format_price(view.trailing_stop, view.tick_size) if view.trailing_stop is not None else "none"
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"Remove the stop of trade #{view.id}?",
+                [
+                    f"{view.side.value} {view.quantity} {view.symbol}: stop {format_price(view.stop_loss, view.tick_size)} goes.",
+                    f"Trailing stop left: {remaining}. Without a stop the loss is bounded only by the portfolio limits.",
+                ],
+                confirm_label="Remove stop",
+            )
+        )
+        if confirmed:
+            self.dismiss(command)
+        else:
+            self.query_one("#form-error", Static).update("The stop stays; nothing was sent.")
 
     # ------------------------------------------------------------------ parsing
 
@@ -217,7 +271,7 @@ class ModifyTradeModal(FormModal[ModifyTrade | None]):
                 message.set_class(True, "-error")
                 message.set_class(False, "-warning")
             else:
-                message.update(parsed.warnings.get(field_id, ""))
+                message.update(parsed.warnings.get(field_id, FIELD_HINTS[field_id]))
                 message.set_class(False, "-error")
                 message.set_class(field_id in parsed.warnings, "-warning")
         self.query_one("#form-error", Static).update("")

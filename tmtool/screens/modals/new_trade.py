@@ -2,12 +2,18 @@
 
 The preview line is recomputed on every keystroke from the engine's own sizing
 and level rules; the instrument's lot and tick size are looked up off the UI
-loop (the engine may have to ask the broker).
+loop (the engine may have to ask the broker).  A price the form filled in from
+the last known price follows the symbol; what is sent is what the preview showed
+(the previewed quantity, never a re-sizing at another price), and input that
+fails validation shows no preview.  The dialog submits through ``submit`` and
+stays open with the engine's reason when the trade is refused, so nothing typed
+is lost.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Awaitable, Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -16,7 +22,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import Button, Input, Label, Select, Static
 
 from tmtool.domain import validation
-from tmtool.domain.commands import UNSET, CreateTrade
+from tmtool.domain.commands import UNSET, Accepted, CreateTrade, Denied, Result
 from tmtool.domain.models import (
     DEFAULT_TICK_SIZE,
     EXCHANGES,
@@ -33,6 +39,7 @@ from tmtool.screens.forms import FieldError, distance_text, optional_distance, o
 from tmtool.screens.risk_preview import trade_preview
 
 InstrumentLookup = Callable[[str, str], Instrument]
+SubmitTrade = Callable[[CreateTrade], Awaitable[Result | None]]
 CLEAR_WORD = "none"
 
 
@@ -77,6 +84,7 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         last_prices: dict[tuple[str, str], float],
         instrument_lookup: InstrumentLookup | None,
         default_strategy: str | None = None,
+        submit: SubmitTrade | None = None,
     ) -> None:
         super().__init__(classes="form-modal")
         views = {view.name: view for view in strategies}
@@ -86,6 +94,10 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         self.instrument_lookup = instrument_lookup
         self.default_strategy = default_strategy if default_strategy in views else MANUAL_STRATEGY
         self.instrument: Instrument | None = None
+        self.submit = submit
+        self._filled_price: str | None = None  # the price text the form filled in itself (not typed)
+        self._previewed_quantity: int | None = None  # the quantity the preview shows now, None when none
+        self._sending = False
 
     def compose(self) -> ComposeResult:
         strategy = self.strategies[self.default_strategy].strategy
@@ -171,12 +183,33 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         self._refresh_preview()
 
     def action_submit(self) -> None:
+        if self._sending:
+            return
         try:
             command = self._command()
         except FieldError as error:
             self._show_error(str(error))
             return
-        self.dismiss(command)
+        if self.submit is None:
+            self.dismiss(command)
+            return
+        self._sending = True
+        self._show_error(f"sending {command.side.value} {command.symbol}…")
+        self._send(command)
+
+    @work(exclusive=True, group="new_trade_send")
+    async def _send(self, command: CreateTrade) -> None:
+        assert self.submit is not None
+        try:
+            result = await self.submit(command)
+        finally:
+            self._sending = False
+        if isinstance(result, Denied):
+            self._show_error(f"Refused by the engine: {result.code}: {result.message}")
+            return
+        if isinstance(result, Accepted) or result is None:
+            # None: no answer (already reported); closing avoids a second, duplicate entry on retry.
+            self.dismiss(command)
 
     # ------------------------------------------------------------------ form state
 
@@ -190,10 +223,16 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         return str(self.query_one("#exchange", Select).value)
 
     def _prefill_price(self) -> None:
+        """Fill the price from the symbol's last price; a filled-in price follows the symbol, a typed one stays."""
         price_input = self.query_one("#price", Input)
+        current = price_input.value.strip()
+        if current and current != self._filled_price:
+            return  # the user typed it
         known = self.last_prices.get((self._exchange(), self._symbol()))
-        if known and not price_input.value.strip():
-            price_input.value = f"{known:.2f}"
+        text = f"{known:.2f}" if known else ""
+        self._filled_price = text or None
+        if current != text:
+            price_input.value = text
 
     @work(exclusive=True, group="instrument", thread=True)
     def _look_up_instrument(self) -> None:
@@ -252,13 +291,16 @@ class NewTradeModal(FormModal[CreateTrade | None]):
             raise FieldError("limit price: required for a LIMIT entry")
         stop_loss = optional_price(self._value("stop"), "stop")
         target = optional_price(self._value("target"), "target")
+        quantity = optional_quantity(self._value("quantity"))
+        if self.instrument_lookup is not None and (self.instrument is None or self.instrument.key != (self._exchange(), symbol)):
+            raise FieldError(f"{self._exchange()}:{symbol}: looking up the instrument; wait for the preview")
         command = CreateTrade(
             strategy=str(self.query_one("#strategy", Select).value),
             symbol=symbol,
             exchange=self._exchange(),
             side=side,
             product=self.query_one("#product", Select).value,
-            quantity=optional_quantity(self._value("quantity")),
+            quantity=quantity,
             price_type=price_type,
             limit_price=price if price_type is PriceType.LIMIT else None,
             stop_loss=stop_loss,
@@ -270,10 +312,17 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         denial = validation.validate_create_trade(command, current_price=expected, lot_size=lot_size)
         if denial is not None:
             raise FieldError(f"{denial.code}: {denial.message}")
+        if quantity is None and price is not None:
+            # What is sent is what the preview showed: the size it computed at this price.
+            if self._previewed_quantity is None:
+                raise FieldError("nothing to send: the preview shows no size")
+            command = dataclasses.replace(command, quantity=self._previewed_quantity)
         return command
 
     def _refresh_preview(self) -> None:
         preview = self.query_one("#preview", Static)
+        self._previewed_quantity = None
+        preview.set_class(False, "-denied")
         try:
             price = optional_price(self._value("price"), "price")
             quantity = optional_quantity(self._value("quantity"))
@@ -282,6 +331,7 @@ class NewTradeModal(FormModal[CreateTrade | None]):
             self._breakeven()
         except FieldError as error:
             self._show_error(str(error))
+            preview.update("Preview: none until every field is valid.")
             return
         self._show_error("")
         if price is None:
@@ -294,6 +344,8 @@ class NewTradeModal(FormModal[CreateTrade | None]):
         )
         preview.set_class(result.denial is not None, "-denied")
         preview.update(f"Preview: {result.describe(tick_size)}")
+        if result.denial is None and result.quantity > 0:
+            self._previewed_quantity = result.quantity
 
     def _show_error(self, message: str) -> None:
         self.query_one("#form-error", Static).update(message)

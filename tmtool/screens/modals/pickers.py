@@ -119,14 +119,20 @@ class DeleteStrategyModal(ModalScreen[DeleteChoice | None]):
 
 
 class PathModal(ModalScreen[Path | None]):
-    """Ask for a file path (prefilled); enter accepts, escape cancels."""
+    """Ask for a file path (prefilled); enter accepts, escape cancels.
+
+    An existing file is replaced only after a second Enter on the same path;
+    ``create_parent`` (the default's own folder) is created when missing.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="path_cancel")]
 
-    def __init__(self, title: str, default: Path) -> None:
+    def __init__(self, title: str, default: Path, *, create_parent: Path | None = None) -> None:
         super().__init__(classes="picker-modal")
         self.title_text = title
         self.default = default
+        self.create_parent = create_parent
+        self._overwrite_confirmed: Path | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -140,16 +146,28 @@ class PathModal(ModalScreen[Path | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        error = self.query_one("#form-error", Static)
         text = event.value.strip()
         if not text:
-            self.query_one("#form-error", Static).update("A file path is needed.")
+            error.update("A file path is needed.")
             return
         path = Path(text).expanduser()
         if path.is_dir():
-            self.query_one("#form-error", Static).update(f"{path} is a directory; name a file.")
+            error.update(f"{path} is a directory; name a file.")
             return
         if not path.parent.exists():
-            self.query_one("#form-error", Static).update(f"The directory {path.parent} does not exist.")
+            if self.create_parent is not None and path.parent == self.create_parent:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as problem:
+                    error.update(f"Could not create {path.parent}: {problem}")
+                    return
+            else:
+                error.update(f"The directory {path.parent} does not exist.")
+                return
+        if path.exists() and self._overwrite_confirmed != path:
+            self._overwrite_confirmed = path
+            error.update(f"{path.name} exists: Enter again replaces it, or change the name.")
             return
         self.dismiss(path)
 

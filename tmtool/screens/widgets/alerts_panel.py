@@ -1,4 +1,9 @@
-"""Recent alerts (newest first), keyed by alert id; unacknowledged ones stand out."""
+"""Recent alerts (newest first), keyed by alert id; unacknowledged ones stand out.
+
+Unattended (not focused, or the cursor on the newest row) the panel stays at the
+top, so new alerts come into view; with focus on an older alert the cursor stays
+on that alert while newer ones arrive above it.
+"""
 
 from __future__ import annotations
 
@@ -122,7 +127,13 @@ class AlertsPanel(DataTable):
             rank = {alert_id: index for index, alert_id in enumerate(order)}
             self.sort("time", key=lambda cell: rank[cell.alert_id])
             self._order = order
-        if cursor_alert is not None and cursor_alert in self._alerts:
+        following_newest = not self.has_focus or self.cursor_row == 0 or cursor_alert is None
+        if following_newest:
+            # Unattended, the panel shows the newest alerts: the top row, scrolled home.
+            if self.row_count and self.cursor_row != 0:
+                self.move_cursor(row=0, scroll=False)
+            self.scroll_home(animate=False, immediate=True)
+        elif cursor_alert in self._alerts:
             index = self.get_row_index(str(cursor_alert))
             if index != self.cursor_row:
                 self.move_cursor(row=index, scroll=False)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Collection
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
+from tmtool.domain.calendar import MarketSession, market_session
 from tmtool.domain.models import FeedState
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.formatting import Palette, format_age, format_clock, format_money, same_text
 
+MARKET_EXCHANGE = "NSE"  # the session the status bar shows
 SIMULATOR_BADGE = " SIMULATOR: no real orders "
 SIMULATOR_BADGE_NARROW = " SIMULATOR "
 NARROW_WIDTH = 100
@@ -22,16 +27,37 @@ PHASE_RUNNING = "running"
 PHASE_STOPPED = "stopped"
 
 
-def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette: Palette, *, compact: bool = False) -> Text:
+def market_clock(now: float, palette: Palette, holidays: Collection[date] = (), *, compact: bool = False) -> Text:
+    """The IST clock and the NSE session: ``11:15:30 IST NSE OPEN`` (compact: ``11:15 OPEN``)."""
+    session = market_session(MARKET_EXCHANGE, now, holidays)
+    style = {
+        MarketSession.OPEN: palette.gain,
+        MarketSession.CLOSING: palette.warning,
+        MarketSession.PRE_OPEN: palette.warning,
+    }.get(session, palette.muted)
+    clock = format_clock(now)[:5] if compact else format_clock(now)
+    return Text.assemble(clock, " ", ("" if compact else f"{MARKET_EXCHANGE} ", ""), (session.value, style))
+
+
+def status_line(
+    snapshot: EngineSnapshot | None,
+    now: float,
+    phase: str,
+    palette: Palette,
+    *,
+    compact: bool = False,
+    holidays: Collection[date] = (),
+) -> Text:
     """The status text for ``snapshot`` seen at ``now`` (injected clock, epoch seconds).
 
     ``compact`` (narrow terminals) drops the spaces around the separators and
     the time zone, so everything down to the account P&L fits in 80 columns.
+    The clock is always IST, with the exchange session beside it.
     After a panic, HALTED (new entries are halted until re-armed) leads the
     line; in the compact form the tick age gives way to it.
     """
     separator = ("│" if compact else " │ ", palette.muted)
-    clock = format_clock(now).removesuffix(" IST") if compact else format_clock(now)
+    clock = market_clock(now, palette, holidays, compact=compact)
     if snapshot is None or phase == PHASE_STARTING:
         return Text.assemble(("ENGINE ", "bold"), (PHASE_STARTING.upper(), palette.warning), separator, clock)
     system = snapshot.system
@@ -65,6 +91,7 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
         separator,
         ("BROKER ", "bold"),
         (system.broker_state.replace("_", "-"), broker_style),
+        (f" ({system.server_mode.upper()})" if system.server_mode and system.server_mode != "live" else "", palette.warning),
         separator,
         ("DB ", "bold"),
         database,
@@ -77,8 +104,6 @@ def status_line(snapshot: EngineSnapshot | None, now: float, phase: str, palette
         ("P&L ", "bold"),
         (format_money(snapshot.account_pnl, signed=True), _sign_style(snapshot.account_pnl, palette)),
     )
-    if system.server_mode and system.server_mode != "live":
-        line.append_text(Text.assemble(separator, (system.server_mode.upper(), palette.warning)))
     return line
 
 

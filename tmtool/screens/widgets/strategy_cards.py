@@ -30,21 +30,25 @@ def card_id(strategy_name: str) -> str:
     return f"card-{safe}-{zlib.crc32(strategy_name.encode()) % 100_000}"
 
 
-def card_lines(view: StrategyView, palette: Palette) -> tuple[Text, Text, Text]:
-    """The three text lines of a card (P&L; the stop/target bar; positions and loss limit)."""
+def card_lines(view: StrategyView, palette: Palette, width: int | None = None) -> tuple[Text, Text, Text]:
+    """The three text lines of a card (P&L; the stop/target bar; positions and loss limit).
+
+    ``width`` is the card's inner width: the bar shrinks to fit it between its labels.
+    """
     totals = Text.assemble(
         ("P&L ", "bold"),
         pnl_text(view.total_pnl, palette),
-        ("  R ", palette.muted),
+        (" booked ", palette.muted),
         pnl_text(view.realised_pnl, palette),
-        ("  U ", palette.muted),
+        (" open ", palette.muted),
         pnl_text(view.unrealised_pnl, palette),
     )
     stop_label = format_money(view.portfolio_stop, decimals=0) if view.portfolio_stop is not None else "–"
     target_label = format_money(view.portfolio_target, decimals=0) if view.portfolio_target is not None else "–"
+    bar_width = BAR_WIDTH if width is None else max(4, min(BAR_WIDTH, width - len(stop_label) - len(target_label) - 2))
     bar = Text.assemble(
         (f"{stop_label} ", palette.loss),
-        range_bar(view.total_pnl, view.portfolio_stop, view.portfolio_target, view.trailing_lock, BAR_WIDTH, palette),
+        range_bar(view.total_pnl, view.portfolio_stop, view.portfolio_target, view.trailing_lock, bar_width, palette),
         (f" {target_label}", palette.gain),
     )
     if view.trailing_lock is not None:
@@ -74,7 +78,7 @@ class StrategyCard(Vertical):
         self.border_title = view.name
 
     def compose(self) -> ComposeResult:
-        totals, bar, limits = card_lines(self.view, self.palette)
+        totals, bar, limits = card_lines(self.view, self.palette, self._inner_width())
         yield Static(totals, classes="card-totals", markup=False)
         yield Sparkline(list(self.view.pnl_series) or [0.0], classes="card-spark")
         yield Static(bar, classes="card-bar", markup=False)
@@ -83,18 +87,29 @@ class StrategyCard(Vertical):
     def on_mount(self) -> None:
         self._apply_badge()
 
+    def _inner_width(self) -> int | None:
+        width = self.content_region.width
+        return width if width > 0 else None
+
+    def on_resize(self) -> None:
+        self._show_lines()
+
     def update_view(self, view: StrategyView, palette: Palette) -> None:
         if view == self.view and palette == self.palette:
             return
         series_changed = view.pnl_series != self.view.pnl_series
         self.view, self.palette = view, palette
-        for selector, line in zip((".card-totals", ".card-bar", ".card-limits"), card_lines(view, palette)):
-            shown = self.query_one(selector, Static)
-            if not same_text(shown.content, line):
-                shown.update(line, layout=False)  # one line in a fixed-size card
+        self._show_lines()
         if series_changed:
             self.query_one(Sparkline).data = list(view.pnl_series) or [0.0]
         self._apply_badge()
+
+    def _show_lines(self) -> None:
+        lines = card_lines(self.view, self.palette, self._inner_width())
+        for selector, line in zip((".card-totals", ".card-bar", ".card-limits"), lines):
+            shown = self.query_one(selector, Static)
+            if not same_text(shown.content, line):
+                shown.update(line, layout=False)  # one line in a fixed-size card
 
     def _apply_badge(self) -> None:
         self.set_class(self.view.halted, "-halted")

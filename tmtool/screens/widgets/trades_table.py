@@ -39,15 +39,16 @@ from tmtool.screens.formatting import (
 
 # Column key, header, width.  The most important columns come first so they
 # stay visible on an 80-column terminal (the status too: PAUSED, EXITING, EXIT
-# FAIL must be seen); the rest scroll horizontally.
+# FAIL must be seen): with their padding, the columns through Status take 79
+# columns, so none is cut at 80; the rest scroll horizontally.
 COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("id", "#", 5),
     ("symbol", "Symbol", 10),
     ("side", "Side", 5),
-    ("qty", "Qty", 6),
-    ("ltp", "LTP", 11),
-    ("pnl", "P&L", 11),
-    ("stop", "Stop", 10),
+    ("qty", "Qty", 5),
+    ("ltp", "LTP", 10),
+    ("pnl", "P&L", 10),
+    ("stop", "Stop", 9),
     ("status", "Status", 9),
     ("dist", "To stop", 8),
     ("target", "Target", 10),
@@ -188,7 +189,7 @@ class TradesTable(DataTable):
     """Open (and today's closed) trades, one row per trade id."""
 
     BINDINGS = [
-        Binding("space", "toggle_mark", "Mark", id="toggle_mark"),
+        Binding("space", "toggle_mark", "Mark", show=False, id="toggle_mark"),
     ]
 
     class MarksChanged(Message):
