@@ -12,6 +12,7 @@ from tmtool.domain.commands import (
     ExitTrade,
     Reconcile,
 )
+from tmtool.domain.broker import FeedState
 from tmtool.domain.models import (
     AlertPriority,
     Distance,
@@ -131,6 +132,31 @@ def test_stop_after_an_external_close_sends_nothing_even_before_reconciliation(t
         gone = stack.wait_status(trade_id, TradeStatus.CLOSED_EXTERNALLY)
         assert gone.quantity == 0
         assert [o for o in stack.orders_for("RELIANCE", "SELL") if o["strategy"] == "tight"] == []
+        assert stack.position("RELIANCE") == 0  # never reversed
+
+
+def test_exits_after_a_close_outside_tmtool_without_order_updates_never_reverse(tmp_path):
+    """Two trades of 10 on one symbol and no order-update stream.  The user sells 10 in the broker's
+    own app; nothing tells tmtool.  A panic exit reads the position before sizing the exits: the 10
+    still held are sold once, the other trade closes as closed outside tmtool, and the account ends
+    flat, never short."""
+    with running_stack(tmp_path, strategies=(TIGHT, WIDE)) as stack:
+        first, second = _open(stack, "tight", 10), _open(stack, "wide", 10)
+        assert isinstance(stack.submit(Reconcile()), Accepted)  # the position cache holds the net of 20
+        stack.sim.order_updates_enabled = False
+        stack.sim.faults.drop_ws()  # the feed comes back without the order-update stream
+        wait_for(lambda: stack.feed.status().state is FeedState.LIVE and not stack.feed.status().order_updates,
+                 what="the feed live without order updates")
+        stack.broker.place_order(strategy="outside", symbol="RELIANCE", exchange="NSE", action="SELL", quantity=10,
+                                 product="MIS")
+        assert stack.position("RELIANCE") == 10
+
+        assert isinstance(stack.submit(ExitAll()), Accepted)
+        ends = [stack.wait_trade(t, lambda v: v.status in (TradeStatus.CLOSED, TradeStatus.CLOSED_EXTERNALLY)).status
+                for t in (first, second)]
+        assert sorted(s.value for s in ends) == sorted([TradeStatus.CLOSED.value, TradeStatus.CLOSED_EXTERNALLY.value])
+        tmtool_sells = [o for o in stack.orders_for("RELIANCE", "SELL") if o["strategy"] != "outside"]
+        assert sum(int(o["quantity"]) for o in tmtool_sells) == 10
         assert stack.position("RELIANCE") == 0  # never reversed
 
 

@@ -12,7 +12,9 @@ or someone outside tmtool), and per key the quantity tmtool's trades really
 hold (``tmtool_held``) apart from positions held outside tmtool.  An exit fill
 that would take more than tmtool holds on the key is recorded in
 ``reduce_only_breaches`` when it happens — unless the user closed quantity on
-that key outside tmtool after the exit was placed (a race no one can prevent).
+that key outside tmtool after tmtool decided to send the exit (the send was queued,
+``decided_seq``): a race no one can prevent, since every exit is sized from what
+was known of the position when it was decided.
 
 Faults at placement are handed in by the executor (``place_fault``): "reject",
 "server_before", "rate_limited", "lost_reply", "delay_fill", "partial".
@@ -54,6 +56,7 @@ class SimOrder:
     fill_cap: int | None = None  # a partly filled order fills no further than this until released
     rejection_reason: str = ""
     external_close: bool = False  # an outside order closing quantity tmtool's trades hold
+    decided_seq: int | None = None  # tmtool's orders: the first event counter after tmtool decided to send it
 
     @property
     def key(self) -> Key:
@@ -102,6 +105,7 @@ class SimBroker:
         self.last_external_close: dict[Key, int] = {}  # key -> event counter of the last close made outside tmtool
         self.update_listener: Callable[[OrderUpdate], None] | None = None
         self.tag: tuple[int, str] | None = None  # (trade id, purpose) of the next place_order, set by the executor
+        self.decided_seq: int | None = None  # the next place_order's decision counter (``next_seq`` when queued)
         self.place_fault: str | None = None
         self.delay_seconds = 2.0
         self._seq = 0
@@ -148,7 +152,8 @@ class SimBroker:
             if order.purpose == "EXIT":
                 truth.exited += quantity
                 direction = -sign  # the side of the position the exit closes
-                if held_before * direction < quantity and self.last_external_close.get(key, -1) < order.placed_seq:
+                if held_before * direction < quantity and self.last_external_close.get(key, -1) < (
+                        order.placed_seq if order.decided_seq is None else order.decided_seq):
                     self.reduce_only_breaches.append(
                         Breach(now, order.order_id, order.trade_id, key, quantity, held_before * direction, net_before)
                     )
@@ -178,6 +183,11 @@ class SimBroker:
 
     def _stamp(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, IST).strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def next_seq(self) -> int:
+        """The event counter the next order or close will carry."""
+        return self._seq + 1
 
     def _new_order(self, **fields) -> SimOrder:
         self._seq += 1
@@ -229,6 +239,7 @@ class SimBroker:
                     price_type: str = "MARKET", price: float = 0.0, trigger_price: float = 0.0) -> OrderAck:
         fault, self.place_fault = self.place_fault, None
         tag, self.tag = self.tag, None
+        decided_seq, self.decided_seq = self.decided_seq, None
         if fault == "server_before":
             raise BrokerError("server", "502 Bad Gateway (not placed)", 502)
         if fault == "rate_limited":
@@ -236,7 +247,7 @@ class SimBroker:
         order = self._new_order(symbol=symbol, exchange=exchange, action=action.upper(), quantity=int(quantity),
                                 product=product, price_type=price_type, price=float(price), strategy=strategy,
                                 owner="tmtool" if tag else "outside", trade_id=tag[0] if tag else None,
-                                purpose=tag[1] if tag else None)
+                                purpose=tag[1] if tag else None, decided_seq=decided_seq)
         if fault == "reject":
             order.status = "rejected"
             order.rejection_reason = "RMS: margin exceeds"

@@ -43,6 +43,7 @@ class Job:
     kwargs: dict = field(default_factory=dict)
     record: OrderRecord | None = None
     request: OrderRequest | None = None
+    decided_seq: int | None = None  # order sends: the broker's ``next_seq`` when the engine queued the send
 
     @property
     def is_order(self) -> bool:
@@ -78,7 +79,7 @@ class StepExecutor:
         self._add(Job(0, kind, context, fn, args, kwargs))
 
     def send_order(self, record: OrderRecord, request: OrderRequest, durable_timeout: float) -> None:
-        self._add(Job(0, "order_sent", record.key, record=record, request=request))
+        self._add(Job(0, "order_sent", record.key, record=record, request=request, decided_seq=self._broker.next_seq))
 
     def shutdown(self, wait: bool = True) -> None:
         self.closed = True
@@ -115,12 +116,14 @@ class StepExecutor:
         if durable:
             self._store.save_order(job.record, durable=True)
         self._broker.tag = (job.record.trade_id, job.record.purpose.value)
+        self._broker.decided_seq = job.decided_seq
         self._broker.place_order(**asdict(job.request))
 
     def _order(self, job: Job, fault: str | None) -> JobResult:
         assert job.record is not None and job.request is not None
         durable = self._store.save_order(job.record, durable=True)
         self._broker.tag = (job.record.trade_id, job.record.purpose.value)
+        self._broker.decided_seq = job.decided_seq
         self._broker.place_fault = None if fault == "hang" else fault
         try:
             ack = self._broker.place_order(**asdict(job.request))

@@ -97,7 +97,7 @@ POLLING = Profile(  # no order-update stream (fills seen by polling), feed drops
     reorder=0.3,
     order_updates=False,
 )
-EXTERNAL = Profile(  # exits sized from a stale position cache after a close outside tmtool
+EXTERNAL = Profile(  # closes in the broker's own app: an exit racing one leaves a reversed quantity no trade covers
     "external",
     order_faults={"delay_fill": 0.05},
     external_close=0.005,

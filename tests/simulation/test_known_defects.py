@@ -15,7 +15,8 @@ SEEDS = 120
 STEPS = 400
 
 REASONS = {
-    "external": "new: exits sized from a stale position cache after a close outside tmtool reverse the position",
+    "external": "an exit racing a close made in the broker's own app (the close lands after tmtool decided the exit) "
+                "reverses the position, and the reversed quantity is left unmanaged: no trade covers it",
     "crash_tail": "new: a crash that loses the store's uncommitted tail is recovered into a second exit or a lost trade",
 }
 

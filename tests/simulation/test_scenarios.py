@@ -159,7 +159,6 @@ def test_entry_sent_while_the_feed_drops_is_still_followed() -> None:
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="new: exits sized from a stale position cache after a close outside tmtool reverse the position")
 def test_exits_after_a_close_outside_tmtool_do_not_reverse_the_position() -> None:
     """Two trades of 10, the position cache known (a reconciliation ran).  The user sells 10 in the
     broker's own app; no order-update stream tells tmtool.  A panic exit then sizes both exits from
@@ -172,6 +171,21 @@ def test_exits_after_a_close_outside_tmtool_do_not_reverse_the_position() -> Non
         sim.drain(5.0)
         assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] >= 0
         sim.settle(30.0)
+        assert sim.violations == []
+
+
+def test_a_partial_target_after_a_close_outside_tmtool_does_not_reverse_the_position() -> None:
+    """A trade of 10 with a partial target, no order-update stream.  The user sells all 10 in the
+    broker's own app; the price then reaches the partial target: the position is read first and
+    nothing is sold (the cached 10 would have sold 5 and left the account short 5)."""
+    with _sim(order_updates=False) as sim:
+        trade_id = _open(sim, 10, strategy="stepper")
+        sim.external_close(SYMBOL, 10)
+        sim.tick(SYMBOL, 101.2)  # past the partial target at +1 %
+        sim.drain(5.0)
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        sim.settle(90.0)  # periodic reconciliations close the trade as closed outside tmtool
+        assert sim.trade(trade_id).status is TradeStatus.CLOSED_EXTERNALLY
         assert sim.violations == []
 
 

@@ -184,7 +184,7 @@ class EntryController:
             product, generation, net = data["net"]
             key_state = self._positions.key((command.symbol, command.exchange, product))
             if key_state.generation == generation and not key_state.live_orders:
-                key_state.net = int(net)
+                key_state.take_read(int(net))
             self._place_entry(
                 command, future, instrument, runtime, float(data["price"]), float(data.get("funds", 0.0)),
                 float(data.get("margin_rate", 1.0)),
@@ -380,7 +380,7 @@ class EntryController:
             return
         key_state = self._positions.key(pos_key)
         if not key_state.live_orders:
-            key_state.net = sum(int(p.quantity) for p in positions if (p.symbol, p.exchange, p.product) == pos_key)
+            key_state.take_read(sum(int(p.quantity) for p in positions if (p.symbol, p.exchange, p.product) == pos_key))
         trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         self._index.add_trade(trade)
         self._journal.event(trade, "CREATED", "quantity", "", command.quantity, "adopted position", command.entry_price)
@@ -549,7 +549,7 @@ class EntryController:
         trade = self._new_trade(command, instrument, TradeStatus.PENDING_ENTRY, runtime)
         self._index.add_trade(trade)
         self._journal.event(trade, "CREATED", "quantity", "", quantity, "adopted from the positionbook", price)
-        self._positions.key(position_key(trade)).net = position.quantity
+        self._positions.key(position_key(trade)).take_read(position.quantity)
         self._activate(trade, quantity, price)
         return trade
 

@@ -67,6 +67,7 @@ class JobKind(StrEnum):
     ORDER_LOOKUP = "order_lookup"
     APPROVAL_LOOKUP = "approval_lookup"
     EXIT_POSITION = "exit_position"
+    PARTIAL_POSITION = "partial_position"
     RECONCILE = "reconcile"
     PING = "ping"
     PREPARE_ENTRY = "prepare_entry"

@@ -6,7 +6,8 @@ the trade to EXITING.  ``drive_exit`` then sends what the trade still needs
 through the order manager's ``place_exit``, the one place that caps an exit
 reduce-only (``orders.OrderManager.exit_room``: the broker's net position in the
 trade's direction less every working order that closes it), reading
-``openposition`` only when the cache says the position is too small.  While an
+``openposition`` when the cache says the position is too small or may be stale
+(no order-update stream: ``_cache_is_current``).  While an
 exit of ours on the position has an unknown outcome the exit waits, visibly
 (``ExitWait.UNKNOWN_ORDER``), and goes once the order is found or proven absent.  A
 rejected exit is retried with backoff (``exit_max_attempts``), then the trade is
@@ -130,7 +131,7 @@ class ExitController:
         if room is not None and room.blocked_by_unknown:
             self._wait_for_unknown(trade, key_state)
             return
-        if room is not None and room.quantity >= needed:
+        if room is not None and room.quantity >= needed and self._cache_is_current(key_state):
             self._send_exit(trade, needed)
             return
         if key_state.exits_in_flight:
@@ -139,6 +140,26 @@ class ExitController:
             self._wait_for_settle(trade.id, key_state)
             return
         self._confirm_position(trade, pos_key, forced=False)
+
+    def _cache_is_current(self, key_state: KeyState) -> bool:
+        """Whether an exit may be sized from the cached net position without reading it first.
+
+        Only while the order-update stream flows and the net was read since it last started or
+        stopped: the stream then carries every order on the account, ours and those placed in the
+        broker's own app, so the cache is current and a stop costs no REST round trip (the normal
+        case).  Without the stream a close outside tmtool reaches the cache only with the next
+        positionbook read; an exit sized from it could sell what is no longer held and reverse the
+        position, so every exit then reads ``openposition`` first (``_confirm_position``) and a
+        second exit on the key waits for the first to settle and reads again.  Polling the
+        positionbook instead would still leave a window between polls and cost a read per
+        interval for every key, where this costs one read per exit and only without the stream.
+        """
+        return key_state.confirmed and self.state.feed_status.order_updates_flowing
+
+    def order_updates_changed(self) -> None:
+        """The order-update stream started or stopped flowing: closes outside tmtool may have been
+        missed meanwhile, so no cached net is trusted for an exit until it is read again."""
+        self._positions.unconfirm_all()
 
     def _wait_for_unknown(self, trade: Trade, key_state: KeyState) -> None:
         """An exit of ours on the position has an unknown outcome: this exit waits until it is found
@@ -200,7 +221,7 @@ class ExitController:
             return
         # A forced read may predate fills of exits still in flight; counting those exits as
         # well can only make the room smaller (never an overshoot).
-        key_state.net = int(result.value)
+        key_state.take_read(int(result.value))
         if trade.status is not TradeStatus.EXITING:
             return
         needed = trade.quantity - self._orders.live_exit_quantity(trade)
@@ -314,9 +335,44 @@ class ExitController:
         return sent
 
     def send_partial_exit(self, trade: Trade, quantity: int, trigger: float) -> None:
+        """Send a partial target's exit; without a current position cache (``_cache_is_current``)
+        the position is read first (``on_partial_position``)."""
         quantity = min(quantity, trade.quantity - self._orders.live_exit_quantity(trade))
         if quantity <= 0 or self.state.broker_state == "SESSION_EXPIRED":
             return
+        pos_key = position_key(trade)
+        key_state = self._positions.key(pos_key)
+        if not self._cache_is_current(key_state):
+            self.state.job(JobKind.PARTIAL_POSITION, (trade.id, pos_key, key_state.generation, quantity, trigger),
+                           self.state.broker.open_position, strategy=trade.strategy, symbol=trade.symbol,
+                           exchange=trade.exchange, product=trade.product.value)
+            return
+        self._send_partial(trade, quantity, trigger)
+
+    def on_partial_position(self, result: JobResult) -> None:
+        """The position read for a partial target: the exit goes within what it holds."""
+        trade_id, pos_key, generation, quantity, trigger = result.context
+        trade = self.state.trades.get(trade_id)
+        if trade is None or trade.status is not TradeStatus.ACTIVE:
+            return  # closed or exiting whole meanwhile: nothing partial to send
+        if result.error is not None:
+            self._journal.alert(
+                AlertCategory.TRADE,
+                AlertPriority.WARNING,
+                f"#{trade.id} {trade.symbol}: partial target {trigger:.2f} skipped: the broker position could not be read",
+                trade=trade,
+            )
+            return
+        key_state = self._positions.key(pos_key)
+        if key_state.generation != generation:  # the position changed while we read it: read again
+            self.send_partial_exit(trade, quantity, trigger)
+            return
+        key_state.take_read(int(result.value))
+        quantity = min(quantity, trade.quantity - self._orders.live_exit_quantity(trade))
+        if quantity > 0 and self.state.broker_state != "SESSION_EXPIRED":
+            self._send_partial(trade, quantity, trigger)
+
+    def _send_partial(self, trade: Trade, quantity: int, trigger: float) -> None:
         room: ExitRoom | None = self._orders.exit_room(trade)
         if room is None or room.quantity < quantity:
             if room is None:

@@ -93,6 +93,7 @@ class JobRouter:
             JobKind.MODIFY_ORDER: orders.on_modify_order,
             JobKind.CANCEL_ORDER: orders.on_cancel_order,
             JobKind.EXIT_POSITION: exits.on_exit_position,
+            JobKind.PARTIAL_POSITION: exits.on_partial_position,
             JobKind.PREPARE_ENTRY: entries.on_prepare_entry,
             JobKind.ADOPT_POSITIONS: entries.on_adopt_positions,
             JobKind.RECONCILE: reconciler.on_reconcile,

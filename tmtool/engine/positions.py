@@ -7,7 +7,11 @@ of our orders are live there, the trades whose exit waits for the key to
 settle, the working orders of others that close the position (from every
 order-book read and foreign order update: a closing order anyone placed counts
 against an exit's room), and a generation that every order sent and fill seen
-bumps (a read older than a change is stale).  How much an exit may send is
+bumps (a read older than a change is stale), and whether the net is confirmed: read
+from the broker since the order-update stream last started or stopped flowing
+(without the stream a sale in the broker's own app reaches the cache only with
+the next read, so exits trust the cache only while it is confirmed and the
+stream flows; ``exits.ExitController.drive_exit``).  How much an exit may send is
 decided by the order manager (``orders.OrderManager.exit_room``) from this cache.
 """
 
@@ -25,16 +29,22 @@ from tmtool.engine.state import EXPOSED, EngineState
 class KeyState:
     """What the engine knows of the broker's net position on one (symbol, exchange, product)."""
 
-    __slots__ = ("net", "exit_buy", "exit_sell", "live_orders", "waiting", "generation", "foreign_working")
+    __slots__ = ("net", "confirmed", "exit_buy", "exit_sell", "live_orders", "waiting", "generation", "foreign_working")
 
     def __init__(self) -> None:
         self.net: int | None = None  # signed; None = not known
+        self.confirmed = False  # net read from the broker since order updates last started or stopped flowing
         self.generation = 0  # bumped by every order sent and fill seen: a read older than a change is stale
         self.exit_buy = 0  # unfilled quantity of exit orders in flight, per direction
         self.exit_sell = 0
         self.live_orders = 0  # our orders (entries and exits) not final on this key
         self.waiting: set[int] = set()  # trades whose exit waits for this key to settle
         self.foreign_working: dict[str, tuple[str, int]] = {}  # others' working orders: order id -> (action, unfilled)
+
+    def take_read(self, net: int) -> None:
+        """The broker's net position as a positionbook or ``openposition`` read just gave it."""
+        self.net = net
+        self.confirmed = True
 
     @property
     def exits_in_flight(self) -> int:
@@ -63,6 +73,12 @@ class PositionCache:
 
     def generations(self) -> dict[PositionKey, int]:
         return {k: state.generation for k, state in self.keys.items()}
+
+    def unconfirm_all(self) -> None:
+        """Order updates started or stopped flowing: what changed meanwhile may not be in any net
+        (a close in the broker's own app while no update came), so every net waits for a read."""
+        for state in self.keys.values():
+            state.confirmed = False
 
     def forget_waiting(self, trade_id: int) -> None:
         for state in self.keys.values():

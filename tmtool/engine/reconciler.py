@@ -186,7 +186,7 @@ class Reconciler:
         busy = changed | {k for k, key_state in keys.items() if key_state.exits_in_flight}
         for pos_key, key_state in keys.items():
             if pos_key not in changed and not key_state.live_orders:
-                key_state.net = book.get(pos_key, 0)
+                key_state.take_read(book.get(pos_key, 0))
         trades = self.state.trades
         discrepancies = reconcile_positions(list(trades.values()), book, busy)
         now = self.state.clock.time()
@@ -319,7 +319,7 @@ class Reconciler:
         key_state = self._positions.key(pos_key)
         if key_state.live_orders:
             return
-        key_state.net = net
+        key_state.take_read(net)
         unmanaged = net - self._entries.managed_quantity(pos_key)
         direction = 1 if fill.action.upper() == "BUY" else -1
         if unmanaged * direction <= 0:

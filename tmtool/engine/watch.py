@@ -206,6 +206,7 @@ class Watch:
                 self._journal.alert(AlertCategory.SYSTEM, priority, text, key="feed-state")
         if status.order_updates_flowing != previous.order_updates_flowing:
             self._orders.repoll_all()
+            self._exits.order_updates_changed()
         self._alert_newly_polled(status.polled, previous.polled)
         state.stale = set(status.stale)
         self.update_degraded(state.clock.time())
