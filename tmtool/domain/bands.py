@@ -38,56 +38,16 @@ def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
     Exiting and empty trades do not narrow the band; with none left it is
     ``(-inf, inf)``.  A paused trade narrows it only at its stop, on the side its
     last price is not on, so the tick that crosses the stop (either way) leaves
-    the band and its crossing can be reported.  The intersection of every
-    trade's ``trade_quiet_band``.
+    the band and its crossing can be reported.  The intersection of the trades'
+    own quiet bands (``trade_bands``).
     """
     lo, hi = -_INF, _INF
     for trade in trades:
-        trade_lo, trade_hi = trade_quiet_band(trade)
+        trade_lo, trade_hi, _, _ = trade_bands(trade)
         if trade_lo > lo:
             lo = trade_lo
         if trade_hi < hi:
             hi = trade_hi
-    return lo, hi
-
-
-def trade_quiet_band(trade: Trade) -> tuple[float, float]:
-    """``(lo, hi)`` for one trade: a price strictly inside changes nothing of it (see ``quiet_band``).
-
-    For an ACTIVE, unpaused trade with an open quantity this is exactly where
-    ``rules.evaluate_tick`` answers None: between its watermarks, short of its
-    effective stop, its target and its open partial targets (touching counts).
-    """
-    if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
-        return -_INF, _INF
-    if trade.paused:
-        stop = trade.effective_stop
-        if stop is None:
-            return -_INF, _INF
-        if (trade.side is Side.LONG) != stop_crossed(trade, trade.last_price):
-            return stop, _INF
-        return -_INF, stop
-    entry = trade.entry_price
-    lo = trade.low_watermark or entry
-    hi = trade.high_watermark or entry
-    stop = trade.effective_stop
-    target = trade.target
-    if trade.side is Side.LONG:
-        if stop is not None and stop > lo:
-            lo = stop
-        if target is not None and target < hi:
-            hi = target
-        for partial in trade.partial_levels:
-            if not partial.done and partial.price < hi:
-                hi = partial.price
-    else:
-        if stop is not None and stop < hi:
-            hi = stop
-        if target is not None and target > lo:
-            lo = target
-        for partial in trade.partial_levels:
-            if not partial.done and partial.price > lo:
-                lo = partial.price
     return lo, hi
 
 
@@ -98,12 +58,12 @@ def near_band(trades: Iterable[Trade], fraction: float = NEAR_LEVEL_FRACTION) ->
     Stops bound it from the side they guard (below for a long, above for a short),
     targets and partial targets from the other; a price at or beyond either end is
     near a level.  With no level it is ``(-inf, inf)``; when the levels are so close
-    that the ends cross (``lo >= hi``) every price is near.  The intersection of every
-    trade's ``trade_near_band``.
+    that the ends cross (``lo >= hi``) every price is near.  The intersection of the
+    trades' own near bands (``trade_bands``).
     """
     lo, hi = -_INF, _INF
     for trade in trades:
-        trade_lo, trade_hi = trade_near_band(trade, fraction)
+        _, _, trade_lo, trade_hi = trade_bands(trade, fraction)
         if trade_lo > lo:
             lo = trade_lo
         if trade_hi < hi:
@@ -111,26 +71,55 @@ def near_band(trades: Iterable[Trade], fraction: float = NEAR_LEVEL_FRACTION) ->
     return lo, hi
 
 
-def trade_near_band(trade: Trade, fraction: float = NEAR_LEVEL_FRACTION) -> tuple[float, float]:
-    """``(lo, hi)`` for one trade: a price strictly inside is near none of its levels (see ``near_band``)."""
-    if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
-        return -_INF, _INF
-    lo, hi = -_INF, _INF
+def trade_bands(trade: Trade, fraction: float = NEAR_LEVEL_FRACTION) -> tuple[float, float, float, float]:
+    """``(lo, hi, near_lo, near_hi)``: one trade's quiet band and near band (see ``quiet_band``
+    and ``near_band``); ``(-inf, inf)`` for what the trade does not bound.
+
+    For an ACTIVE, unpaused trade with an open quantity the quiet band is exactly
+    where ``rules.evaluate_tick`` answers None: between its watermarks, short of
+    its effective stop, its target and its open partial targets (touching counts).
+    """
+    if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
+        return -_INF, _INF, -_INF, _INF
     stop = trade.effective_stop
-    profit_levels = [p.price for p in trade.partial_levels if not p.done]
-    if trade.target is not None:
-        profit_levels.append(trade.target)
+    if trade.paused:
+        if stop is None:
+            return -_INF, _INF, -_INF, _INF
+        if (trade.side is Side.LONG) != stop_crossed(trade, trade.last_price):
+            return stop, _INF, -_INF, _INF
+        return -_INF, stop, -_INF, _INF
+    entry = trade.entry_price
+    lo = trade.low_watermark or entry
+    hi = trade.high_watermark or entry
+    target = trade.target
+    near_lo, near_hi = -_INF, _INF
     if trade.side is Side.LONG:
+        nearest = target  # the lowest profit level
+        for partial in trade.partial_levels:
+            if not partial.done and (nearest is None or partial.price < nearest):
+                nearest = partial.price
         if stop is not None:
-            lo = stop * (1.0 + fraction)
-        if profit_levels:
-            hi = min(profit_levels) * (1.0 - fraction)
+            if stop > lo:
+                lo = stop
+            near_lo = stop * (1.0 + fraction)
+        if nearest is not None:
+            if nearest < hi:
+                hi = nearest
+            near_hi = nearest * (1.0 - fraction)
     else:
+        nearest = target  # the highest profit level
+        for partial in trade.partial_levels:
+            if not partial.done and (nearest is None or partial.price > nearest):
+                nearest = partial.price
         if stop is not None:
-            hi = stop * (1.0 - fraction)
-        if profit_levels:
-            lo = max(profit_levels) * (1.0 + fraction)
-    return lo, hi
+            if stop < hi:
+                hi = stop
+            near_hi = stop * (1.0 - fraction)
+        if nearest is not None:
+            if nearest > lo:
+                lo = nearest
+            near_lo = nearest * (1.0 + fraction)
+    return lo, hi, near_lo, near_hi
 
 
 def portfolio_gates(strategy: Strategy, state: PortfolioState) -> tuple[float, float]:

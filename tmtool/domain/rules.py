@@ -283,6 +283,16 @@ def evaluate_tick(trade: Trade, price: float, ts: float) -> TickEvaluation | Non
     return TickEvaluation(new_high, new_low, changes, exit_signal)
 
 
+def evaluation_key(trade: Trade) -> tuple:
+    """Every field of ``trade`` that ``evaluate_tick`` reads: two trades with equal keys get equal
+    evaluations of any tick, so a book of trades opened alike can evaluate one of them per tick."""
+    return (
+        trade.status, trade.paused, trade.quantity, trade.side, trade.entry_price, trade.high_watermark,
+        trade.low_watermark, trade.stop_loss, trade.trailing_stop, trade.target, trade.partial_levels,
+        trade.trailing, trade.tick_size, trade.breakeven_after, trade.breakeven_done,
+    )
+
+
 def stop_crossed(trade: Trade, price: float) -> bool:
     """Whether ``price`` is at or beyond the trade's effective stop (False without a stop or a price)."""
     stop = trade.effective_stop

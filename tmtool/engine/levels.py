@@ -1,19 +1,21 @@
 """A book's trades indexed by the prices that change them, so a tick touches only those.
 
-Each trade of a book has a quiet band of its own (``domain.bands.trade_quiet_band``):
+Each trade of a book has a quiet band of its own (``domain.bands.trade_bands``):
 the open interval of prices that change nothing of it (its watermarks, short of its
-stop, target and open partial targets) and a near band (``trade_near_band``).  The
-book's bands are their intersections.  ``LevelIndex`` keeps the lower ends in a
-max-heap and the upper ends in a min-heap, so
+stop, target and open partial targets), and a near band.  The
+book's bands are their intersections.  ``LevelIndex`` puts the trades that share
+both bands in one bucket (trades opened alike move alike: they share watermarks
+and trailing stops) and keeps the buckets' lower ends in max-heaps and their
+upper ends in min-heaps, so
 
 * the book's bands are the heaps' tops, and
 * ``crossed(price)`` pops exactly the trades whose quiet band the price is not
-  strictly inside of: O(log n) per trade found, nothing for the others.
+  strictly inside of: O(log b) per bucket found (b buckets), nothing for the others.
 
-A trade whose levels change is re-entered with ``update``; its older entries are
-left in the heaps and skipped when they come to the top (each entry carries the
-number of the trade's entry it belongs to), and the heaps are rebuilt when the
-stale entries outnumber the live ones.  Paused trades are indexed at their stop
+A trade whose levels change is re-entered with ``update`` (into the bucket of its
+new bands); an emptied or taken bucket's entries are left in the heaps and
+skipped when they come to the top, and the heaps are rebuilt when such stale
+entries outnumber the live ones.  Paused trades are indexed at their stop
 (so crossing it leaves the book's band) and, besides, handed out on every
 evaluation of the book (their stop warnings and last price), as they always were.
 Only the engine thread uses an index.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 from heapq import heapify, heappop, heappush
 
-from tmtool.domain.bands import trade_near_band, trade_quiet_band
+from tmtool.domain.bands import trade_bands
 from tmtool.domain.models import Trade, TradeStatus
 
 _INF = math.inf
@@ -32,18 +34,31 @@ _ACTIVE = TradeStatus.ACTIVE
 _COMPACT_SLACK = 32  # stale entries tolerated beyond the live ones before the heaps are rebuilt
 
 
+class _Bucket:
+    """The trades of a book that share one quiet band and one near band: one entry in each heap."""
+
+    __slots__ = ("band", "members")
+
+    def __init__(self, band: tuple[float, float, float, float]) -> None:
+        self.band = band  # (lo, hi, near_lo, near_hi)
+        self.members: dict[int, Trade] = {}
+
+
+_Entry = tuple[float, int, _Bucket]  # (key, tie-breaker, bucket): buckets are never compared
+
+
 class LevelIndex:
     """The heaps of one book (see the module docstring)."""
 
-    __slots__ = ("_lo", "_hi", "_near_lo", "_near_hi", "_entry", "_order", "_next", "paused")
+    __slots__ = ("_lo", "_hi", "_near_lo", "_near_hi", "_buckets", "_bucket_of", "_order", "_next", "paused")
 
     def __init__(self) -> None:
-        # heap items: (key, entry number, trade); the entry number is unique, so trades are never compared
-        self._lo: list[tuple[float, int, Trade]] = []  # max-heap of the lower ends (keys negated)
-        self._hi: list[tuple[float, int, Trade]] = []  # min-heap of the upper ends
-        self._near_lo: list[tuple[float, int, Trade]] = []  # max-heap (negated)
-        self._near_hi: list[tuple[float, int, Trade]] = []
-        self._entry: dict[int, int] = {}  # trade id -> its live entry number
+        self._lo: list[_Entry] = []  # max-heap of the lower ends (keys negated)
+        self._hi: list[_Entry] = []  # min-heap of the upper ends
+        self._near_lo: list[_Entry] = []  # max-heap (negated)
+        self._near_hi: list[_Entry] = []
+        self._buckets: dict[tuple[float, float, float, float], _Bucket] = {}  # the live bucket of each band
+        self._bucket_of: dict[int, _Bucket] = {}  # trade id -> its live bucket
         self._order: dict[int, int] = {}  # trade id -> its position in the book (evaluation order)
         self._next = 0
         self.paused: list[Trade] = []  # ACTIVE paused trades, in book order
@@ -51,11 +66,13 @@ class LevelIndex:
     def rebuild(self, trades: list[Trade]) -> None:
         """Index ``trades`` (the book's, in its order) afresh."""
         self._lo, self._hi, self._near_lo, self._near_hi = [], [], [], []
-        self._entry = {}
+        self._buckets = {}
+        self._bucket_of = {}
         self._order = {trade.id: position for position, trade in enumerate(trades)}
         self.paused = [t for t in trades if t.status is _ACTIVE and t.paused]
         for trade in trades:
-            self._push(trade)
+            if trade.status is _ACTIVE:
+                self._place(trade, False)
         for heap in (self._lo, self._hi, self._near_lo, self._near_hi):
             heapify(heap)
 
@@ -64,41 +81,40 @@ class LevelIndex:
         book is ignored).  A trade that became or stopped being paused needs ``rebuild``."""
         if trade.id not in self._order:
             return
-        self._entry.pop(trade.id, None)
-        if trade.status is not _ACTIVE:
-            return
-        number = self._next
-        self._next = number + 1
-        lo, hi = trade_quiet_band(trade)
-        if lo == -_INF and hi == _INF:
-            return
-        near_lo, near_hi = trade_near_band(trade)
-        self._entry[trade.id] = number
-        heappush(self._lo, (-lo, number, trade))
-        heappush(self._hi, (hi, number, trade))
-        heappush(self._near_lo, (-near_lo, number, trade))
-        heappush(self._near_hi, (near_hi, number, trade))
-        if len(self._lo) > 2 * len(self._entry) + _COMPACT_SLACK:
-            self._compact()
+        old = self._bucket_of.pop(trade.id, None)
+        if old is not None:
+            del old.members[trade.id]
+            if not old.members and self._buckets.get(old.band) is old:
+                del self._buckets[old.band]
+        if trade.status is _ACTIVE:
+            self._place(trade, True)
+            if len(self._lo) > 2 * len(self._buckets) + _COMPACT_SLACK:
+                self._compact()
 
-    def _push(self, trade: Trade) -> None:
-        """Append ``trade``'s entries without keeping the heap order (``rebuild`` heapifies)."""
-        lo, hi = trade_quiet_band(trade)
+    def _place(self, trade: Trade, keep_order: bool) -> None:
+        """Put ``trade`` in the bucket of its bands (a new bucket gets its heap entries: pushed, or
+        appended for ``rebuild`` to heapify)."""
+        band = trade_bands(trade)
+        lo, hi, near_lo, near_hi = band
         if lo == -_INF and hi == _INF:
             return
-        near_lo, near_hi = trade_near_band(trade)
-        number = self._next
-        self._next = number + 1
-        self._entry[trade.id] = number
-        self._lo.append((-lo, number, trade))
-        self._hi.append((hi, number, trade))
-        self._near_lo.append((-near_lo, number, trade))
-        self._near_hi.append((near_hi, number, trade))
+        bucket = self._buckets.get(band)
+        if bucket is None:
+            bucket = self._buckets[band] = _Bucket(band)
+            number = self._next
+            self._next = number + 1
+            add = heappush if keep_order else list.append
+            add(self._lo, (-lo, number, bucket))
+            add(self._hi, (hi, number, bucket))
+            add(self._near_lo, (-near_lo, number, bucket))
+            add(self._near_hi, (near_hi, number, bucket))
+        bucket.members[trade.id] = trade
+        self._bucket_of[trade.id] = bucket
 
     def _compact(self) -> None:
-        entry = self._entry
+        buckets = self._buckets
         for name in ("_lo", "_hi", "_near_lo", "_near_hi"):
-            heap = [item for item in getattr(self, name) if entry.get(item[2].id) == item[1]]
+            heap = [item for item in getattr(self, name) if buckets.get(item[2].band) is item[2]]
             heapify(heap)
             setattr(self, name, heap)
 
@@ -106,34 +122,45 @@ class LevelIndex:
         """Take out the indexed trades whose quiet band ``price`` is not strictly inside, and the
         paused trades, in book order.  The caller evaluates them and must ``update`` each one
         afterwards (or ``rebuild``)."""
-        entry = self._entry
+        buckets, bucket_of = self._buckets, self._bucket_of
         found: dict[int, Trade] = {trade.id: trade for trade in self.paused}
+        taken: list[_Bucket] = []
         lo, hi = self._lo, self._hi
         while lo and -lo[0][0] >= price:
-            _, number, trade = heappop(lo)
-            if entry.get(trade.id) == number:
-                found[trade.id] = trade
+            bucket = heappop(lo)[2]
+            if buckets.get(bucket.band) is bucket:
+                del buckets[bucket.band]
+                taken.append(bucket)
         while hi and hi[0][0] <= price:
-            _, number, trade = heappop(hi)
-            if entry.get(trade.id) == number:
-                found[trade.id] = trade
-        for trade_id in found:
-            entry.pop(trade_id, None)  # its remaining entries are stale until ``update``
+            bucket = heappop(hi)[2]
+            if buckets.get(bucket.band) is bucket:
+                del buckets[bucket.band]
+                taken.append(bucket)
+        for bucket in taken:
+            found.update(bucket.members)
+            for trade_id in bucket.members:
+                del bucket_of[trade_id]
+        for trade in self.paused:  # out of its bucket until ``update``, like the others
+            bucket = bucket_of.pop(trade.id, None)
+            if bucket is not None:
+                del bucket.members[trade.id]
+                if not bucket.members and buckets.get(bucket.band) is bucket:
+                    del buckets[bucket.band]
         if len(found) < 2:
             return list(found.values())
         order = self._order
         return sorted(found.values(), key=lambda t: order[t.id])
 
     def bands(self) -> tuple[float, float, float, float]:
-        """``(lo, hi, near_lo, near_hi)``: the book's quiet band and near band from the live entries."""
+        """``(lo, hi, near_lo, near_hi)``: the book's quiet band and near band from the live buckets."""
         return -self._top(self._lo), self._top(self._hi), -self._top(self._near_lo), self._top(self._near_hi)
 
-    def _top(self, heap: list[tuple[float, int, Trade]]) -> float:
+    def _top(self, heap: list[_Entry]) -> float:
         """The key of the heap's first live entry (stale ones above it are dropped); inf when none."""
-        entry = self._entry
+        buckets = self._buckets
         while heap:
-            key, number, trade = heap[0]
-            if entry.get(trade.id) == number:
+            key, _, bucket = heap[0]
+            if buckets.get(bucket.band) is bucket:
                 return key
             heappop(heap)
         return _INF

@@ -36,6 +36,7 @@ _FEED_ALERTS = {
     FeedState.POLLING: (AlertPriority.WARNING, "price feed down: polling quotes over REST"),
     FeedState.DOWN: (AlertPriority.CRITICAL, "price feed down"),
 }
+_EVALUATIONS_KEPT = 8  # distinct trade states remembered per evaluated tick (a linear look-up)
 
 
 class Watch:
@@ -109,6 +110,9 @@ class Watch:
         through the book's level index, not by looking at every trade) and the paused ones."""
         trades = book.levels.crossed(price)
         changed = False
+        # Trades opened alike (one strategy's, at one price) are evaluated alike: one evaluation
+        # per distinct ``rules.evaluation_key`` on this tick, looked up among the few seen.
+        seen: list[tuple[tuple, rules.TickEvaluation | None]] = []
         try:
             for trade in trades:
                 if trade.status is not TradeStatus.ACTIVE:
@@ -116,7 +120,14 @@ class Watch:
                 if trade.paused:
                     changed = self._watch_paused_stop(trade, price) or changed
                     continue
-                evaluation = rules.evaluate_tick(trade, price, ts)
+                key = rules.evaluation_key(trade)
+                for seen_key, evaluation in seen:
+                    if seen_key == key:
+                        break
+                else:
+                    evaluation = rules.evaluate_tick(trade, price, ts)
+                    if len(seen) < _EVALUATIONS_KEPT:
+                        seen.append((key, evaluation))
                 if evaluation is None:
                     continue
                 changed = True
