@@ -75,9 +75,10 @@ def trade_bands(trade: Trade, fraction: float = NEAR_LEVEL_FRACTION) -> tuple[fl
     """``(lo, hi, near_lo, near_hi)``: one trade's quiet band and near band (see ``quiet_band``
     and ``near_band``); ``(-inf, inf)`` for what the trade does not bound.
 
-    For an ACTIVE, unpaused trade with an open quantity the quiet band is exactly
-    where ``rules.evaluate_tick`` answers None: between its watermarks, short of
-    its effective stop, its target and its open partial targets (touching counts).
+    For an ACTIVE, unpaused trade with an open quantity ``rules.evaluate_tick``
+    answers None strictly inside its quiet band (between its watermarks, short of
+    its effective stop, its target and its open partial targets; touching a level
+    counts as crossing it) and never beyond it.
     """
     if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
         return -_INF, _INF, -_INF, _INF
