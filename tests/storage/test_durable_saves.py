@@ -175,3 +175,46 @@ def test_two_durable_savers_each_find_everything_they_queued_before_their_order_
     assert {order.key for order in loaded.open_orders} == {
         f"x-{trade_id}-{step}" for trade_id in (1, 2) for step in range(rounds)
     }
+
+
+def test_a_batch_hands_its_changes_over_when_it_ends_in_order(make_store):
+    """One tick's ratchets over many trades: held on the engine thread, then handed over together."""
+    store = make_store(commit_interval=60.0)
+    with store.batch():
+        for trade_id in (1, 2, 3):
+            store.save_trade(full_trade(trade_id, trailing_stop=900.0 + trade_id))
+            store.record_event(full_event(trade_id, ts=T0 + trade_id))
+        with store.batch():  # a nested block joins the outer one
+            store.save_trade(full_trade(1, trailing_stop=950.0))
+        assert store.status().pending == 0  # nothing reached the writer yet
+    assert store.status().pending == 7
+    assert store.flush(timeout=10.0)
+    loaded = store.load()
+    assert [(t.id, t.trailing_stop) for t in loaded.open_trades] == [(1, 950.0), (2, 902.0), (3, 903.0)]
+    assert [e.ts for e in store.trade_events(2)] == [T0 + 2]
+
+
+def test_an_order_row_in_a_batch_takes_the_held_changes_along_and_can_be_durable(make_store):
+    store = make_store(commit_interval=60.0)
+    with store.batch():
+        store.save_trade(full_trade(1, trailing_stop=901.0))
+        assert store.save_order(full_order("x-1-1", OrderState.INTENT), durable=True, timeout=10.0) is True
+        store.save_trade(full_trade(2))
+        assert store.status().pending == 0  # the held ratchet went with the order row and is committed
+    loaded = store.load()
+    assert [(t.id, t.trailing_stop) for t in loaded.open_trades][:1] == [(1, 901.0)]
+    assert [o.key for o in loaded.open_orders] == ["x-1-1"]
+    assert store.status().pending == 1
+
+
+def test_another_threads_changes_are_not_held_by_a_batch(make_store):
+    store = make_store(commit_interval=60.0)
+    with store.batch():
+        thread, outcome = in_thread(lambda: store.save_order(full_order("x-2-1", OrderState.INTENT), durable=True,
+                                                             timeout=10.0))
+        thread.join()
+        assert outcome["value"] is True
+        store.save_trade(full_trade(1))
+        assert [o.key for o in store.load().open_orders] == ["x-2-1"]
+    assert store.flush(timeout=10.0)
+    assert [t.id for t in store.load().open_trades] == [1]

@@ -242,6 +242,9 @@ class SqliteStore:
         self._recreations = 0
         self._event_seq_lock = threading.Lock()
         self._next_event_seq: dict[int, int] = {}
+        # changes held by ``batch()`` on the thread that opened it: (table, key, record, saved_at)
+        self._held: list[tuple[str, Any, Any, float]] | None = None
+        self._held_by: int | None = None
 
         self._opened = False
         self._thread: threading.Thread | None = None
@@ -539,8 +542,35 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ queue
 
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Changes made on this thread inside the block reach the writer together, in the order
+        they were made, under one lock when the block ends (a trailing ratchet over fifty trades
+        on one tick is one hand-over instead of a hundred, each of which could hand the
+        interpreter to the writer thread).  The block is one tick's evaluation: nothing in it
+        waits, and an order ledger row (which a durable wait may follow) takes everything held
+        before it along at once.  A nested block joins the outer one."""
+        ident = threading.get_ident()
+        if self._held is not None and self._held_by == ident:
+            yield
+            return
+        self._held, self._held_by = [], ident
+        try:
+            yield
+        finally:
+            held, self._held, self._held_by = self._held, None, None
+            if held:
+                self._enqueue_held(held)
+
     def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
         saved_at = self._clock.time()
+        held = self._held
+        if held is not None and self._held_by == threading.get_ident():
+            if table != "order_ledger":
+                held.append((table, key, record, saved_at))
+                return None
+            self._held = []
+            self._enqueue_held(held)
         with self._cond_lock:
             if self._closed or self._closing:
                 log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
@@ -555,6 +585,21 @@ class SqliteStore:
             if len(queue) == 1 or len(queue) == self._max_batch:
                 self._cond.notify_all()
             return self._last_seq
+
+    def _enqueue_held(self, held: list[tuple[str, Any, Any, float]]) -> None:
+        with self._cond_lock:
+            if self._closed or self._closing:
+                log.error("store %s is closed: %d held change(s) were not saved", self.path, len(held))
+                return
+            queue = self._queue
+            was_empty = not queue
+            seq = self._last_seq
+            for table, key, record, saved_at in held:
+                seq += 1
+                queue.append(_Change(seq, table, key, record, saved_at))
+            self._last_seq = seq
+            if was_empty or len(queue) >= self._max_batch:
+                self._cond.notify_all()
 
     def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
