@@ -77,6 +77,8 @@ from tmtool.storage import codec
 from tmtool.storage.backup import DEFAULT_BACKUPS_TO_KEEP, create_backup
 from tmtool.storage.database import SYNCHRONOUS_MODES, connect, open_database, restore_hint, unwritable_files
 from tmtool.storage.errors import DatabaseCorrupt, DatabaseFilesNotWritable, StorageError
+from tmtool.storage.intents import IntentJournal, IntentJournalMismatch, encode_intent, intents_path_for, read_journal
+from tmtool.storage.intents import set_aside as set_journal_aside
 from tmtool.storage.identity import (
     database_id_of,
     remove_identity_file,
@@ -250,6 +252,13 @@ class SqliteStore:
         # -wal and -shm) alive when the file is removed, so the database can be copied back to the path.
         self._anchor: sqlite3.Connection | None = None
         self._read_gate = _ReadGate()
+        # The intent journal (tmtool.storage.intents): durable saves are appended there under
+        # _journal_lock (taken before _cond, never after) and pruned once the writer committed them.
+        self._journal: IntentJournal | None = None
+        self._journal_lock = threading.Lock()
+        self._journal_lines: list[tuple[int, bytes]] = []  # (queue seq, line) journaled, not yet committed
+        self._journal_failing = False
+        self._queued_trades: dict[int, Trade] = {}  # newest version of each trade handed in
 
     # ------------------------------------------------------------------ life cycle
 
@@ -267,7 +276,7 @@ class SqliteStore:
             self._lock.acquire()  # before any file is created, moved or removed
         try:
             if self._start_fresh:
-                for stale in (self.path, *side_files(self.path)):
+                for stale in (self.path, *side_files(self.path), intents_path_for(self.path)):
                     stale.unlink(missing_ok=True)
                 remove_identity_file(self.path)
             self._database_id = open_database(
@@ -279,6 +288,9 @@ class SqliteStore:
                 new_database=self._new_database,
             )
             try:
+                self._fold_journal()  # before the backup, so it holds the intents too
+                self._journal = IntentJournal(self.path, self._database_id)
+                self._journal.open_empty()
                 if self._backup_on_open:
                     create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
                 self._read_db = connect(self.path, busy_timeout=max(self._write_timeout, 5.0), read_only=True)
@@ -291,6 +303,7 @@ class SqliteStore:
                 raise DatabaseCorrupt(self.path, str(exc), restore_hint(self.path, self._backup_dir)) from None
         except BaseException:
             self._close_anchor()
+            self._close_journal()
             if self._read_db is not None:
                 self._read_db.close()
             if self._lock is not None:
@@ -341,6 +354,14 @@ class SqliteStore:
         if self._read_db is not None:
             self._read_db.close()
         self._close_anchor()
+        with self._journal_lock:
+            if not unwritten and self._journal is not None:
+                self._journal_lines.clear()
+                try:
+                    self._journal.prune()  # everything is in the database
+                except OSError as exc:
+                    log.warning("intent journal %s: could not prune it at close: %s", self._journal.path, exc)
+            self._close_journal()
         if self._lock is not None:
             self._lock.release()
         if self._opened:
@@ -358,7 +379,9 @@ class SqliteStore:
 
     def save_trade(self, trade: Trade) -> None:
         _require(trade, Trade, "save_trade")
-        self._enqueue("trade", trade.id, copy_trade(trade))
+        version = copy_trade(trade)
+        self._queued_trades[trade.id] = version  # journaled with an intent of this trade
+        self._enqueue("trade", trade.id, version)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -399,15 +422,47 @@ class SqliteStore:
         self._enqueue("meta", key, value)
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
-        """Enqueue an order ledger row; with ``durable`` wait until it is committed (True) or ``timeout`` (False).
+        """Enqueue an order ledger row; with ``durable`` make it durable first: True once it is.
 
+        A durable save is an order's intent (the first row of a new order key):
+        it is appended to the intent journal with the newest version of its
+        trade handed in so far, and is durable when that returns, without
+        waiting for the writer's backlog (see ``tmtool.storage.intents``).
+        When the journal cannot be written, it waits until the main database
+        committed the row, for at most ``timeout`` (False after that).
         Never raises for a failing database: the row stays queued for replay.
         """
         _require(order, OrderRecord, "save_order")
-        seq = self._enqueue("order_ledger", order.key, order)
-        if not durable or seq is None:
+        if not durable:
+            self._enqueue("order_ledger", order.key, order)
             return False
+        try:
+            line = encode_intent(order, self._queued_trades.get(order.trade_id))
+        except codec.CodecError:
+            line = None  # the writer rejects the row as well, loudly; the wait below says False
+        with self._journal_lock:
+            seq = self._enqueue("order_ledger", order.key, order)
+            if seq is None:
+                return False
+            if line is not None and self._journal is not None and self._journal_append(line):
+                self._journal_lines.append((seq, line))
+                return True
         return self._wait_until_done(seq, timeout)
+
+    def _journal_append(self, line: bytes) -> bool:
+        """Append under ``_journal_lock``; False (logged once per failing spell) when the journal fails."""
+        assert self._journal is not None
+        try:
+            self._journal.append(line)
+        except OSError as exc:
+            if not self._journal_failing:
+                log.error("intent journal %s cannot be written (%s); durable saves wait for the database", self._journal.path, exc)
+            self._journal_failing = True
+            return False
+        if self._journal_failing:
+            log.warning("intent journal %s writable again", self._journal.path)
+            self._journal_failing = False
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything enqueued so far is committed; False after ``timeout``."""
@@ -587,6 +642,8 @@ class SqliteStore:
                 self._on_failure(exc, final_attempt=closing)
                 if isinstance(exc, _DatabaseFileGone) and not self.path.exists():
                     self._recreate_from_memory()
+                if self._journal_lines:  # the journal holds what the database cannot take: keep it in place
+                    self._rewrite_journal_if_removed()
                 if closing and time.monotonic() >= self._close_deadline:
                     break
                 continue
@@ -675,6 +732,8 @@ class SqliteStore:
     def _on_success(self, batch: list[_Change], prepared: _PreparedBatch, recovered: bool) -> None:
         for change, reason in prepared.rejected:
             log.error("store %s: dropped a %s change that cannot be stored: %s", self.path, change.table, reason)
+        if self._journal_lines:
+            self._prune_journal(committed_through=batch[-1].seq)  # before waiters of this commit wake
         with self._cond:
             for _ in batch:
                 self._queue.popleft()
@@ -796,10 +855,82 @@ class SqliteStore:
                 log.debug("closing the anchor connection of %s failed", self.path, exc_info=True)
 
     def _watch_file(self) -> None:
-        """While idle: a database file removed from under the store is written back without waiting for a change."""
+        """While idle: a database file removed from under the store is written back without waiting for a change;
+        so is a removed intent journal, with the intents the database does not hold yet."""
         if self._opened and not self._closing_requested() and not self.path.exists():
             self._on_failure(_DatabaseFileGone(f"database file {self.path} was removed"), final_attempt=False)
             self._recreate_from_memory()
+        if self._opened and not self._closing_requested():
+            self._rewrite_journal_if_removed()
+
+    # ------------------------------------------------------------------ the intent journal
+
+    def _fold_journal(self) -> None:
+        """Write the intents a journal left by the last run holds and the database does not into the
+        database (see ``tmtool.storage.intents`` for why the journal's copy is then the newer one)."""
+        path = intents_path_for(self.path)
+        if not path.exists():
+            return
+        contents = read_journal(path)
+        if contents.database_id is None:
+            return
+        if contents.database_id != self._database_id:
+            if not self._new_database:
+                raise IntentJournalMismatch(path, contents.database_id, self._database_id or "?")
+            set_journal_aside(self.path, self._clock, f"it belongs to database {contents.database_id}, not the new one")
+            return
+        if not contents.intents:
+            return
+        db = connect(self.path, synchronous=self._synchronous, busy_timeout=max(self._write_timeout, 5.0))
+        with db.connection_context(), db.atomic("IMMEDIATE"):
+            keys = [intent.order.key for intent in contents.intents]
+            present: set[str] = set()
+            for chunk in chunked(keys, _ROWS_PER_INSERT):
+                present.update(row[0] for row in OrderRow.select(OrderRow.key).where(OrderRow.key.in_(chunk)).tuples().execute(db))
+            missing = [intent for intent in contents.intents if intent.order.key not in present]
+            trades = {intent.trade.id: intent.trade for intent in missing if intent.trade is not None}
+            _execute_many(db, TradeRow, [record_to_row(trade) for trade in trades.values()], replace=True)
+            _execute_many(db, OrderRow, [record_to_row(intent.order) for intent in missing], replace=True)
+        if missing:
+            log.warning(
+                "database %s: recovered %d order intent(s) from the intent journal that the database did not hold "
+                "(%s); their orders may have reached the broker and are looked up",
+                self.path,
+                len(missing),
+                ", ".join(intent.order.key for intent in missing[:10]),
+            )
+
+    def _prune_journal(self, committed_through: int) -> None:
+        """On the writer thread after a commit: drop journaled intents the database now holds."""
+        with self._journal_lock:
+            self._journal_lines = [(seq, line) for seq, line in self._journal_lines if seq > committed_through]
+            if self._journal_lines or self._journal is None:
+                return
+            try:
+                self._journal.prune()
+            except OSError as exc:
+                log.warning("intent journal %s: could not prune it: %s", self._journal.path, exc)
+
+    def _rewrite_journal_if_removed(self) -> None:
+        with self._journal_lock:
+            journal = self._journal
+            if journal is None or not journal.replaced_or_removed():
+                return
+            try:
+                journal.rewrite([line for _, line in self._journal_lines])
+            except OSError as exc:
+                log.critical("intent journal %s was removed and could not be written back yet: %s", journal.path, exc)
+                return
+        log.critical(
+            "intent journal %s was removed while tmtool ran; wrote it back with %d intent(s) not yet in the database",
+            journal.path,
+            len(self._journal_lines),
+        )
+
+    def _close_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
 
     def _recreate_from_memory(self) -> None:
         """Write the database back to its path after the file was removed while open.
