@@ -39,11 +39,12 @@ def _used_database(db_path: Path, clock) -> str:
 
 
 def _journal_left_by_a_crash(db_path: Path, database_id: str, *intents) -> None:
-    """The journal as a killed tmtool leaves it: these intents appended, never pruned."""
+    """The journal as a killed tmtool leaves it: these intents (order, trade[, sibling orders]) appended,
+    never pruned."""
     journal = IntentJournal(db_path, database_id)
     journal.open_empty()
-    for order, trade in intents:
-        journal.append(encode_intent(order, trade))
+    for order, trade, *siblings in intents:
+        journal.append(encode_intent(order, trade, *siblings))
     journal.close()
 
 
@@ -76,6 +77,41 @@ def test_an_intent_the_database_lacks_is_written_into_it_at_the_next_start_with_
         (7, TradeStatus.EXITING, "journaled version")
     ]
     assert read_journal(intents_path_for(db_path)).intents == ()  # applied, then started afresh
+
+
+def test_an_intent_carries_its_trade_and_the_trades_other_orders_as_queued_before_it(make_store, db_path):
+    store = make_store(commit_interval=3600.0)
+    store.save_trade(full_trade(7))
+    assert store.flush()  # the writer now waits an hour unless asked
+    store.save_order(full_order("x-7-1", OrderState.SENT))
+    store.save_order(full_order("x-7-1", OrderState.PARTIAL))  # the newest version is the one journaled
+    store.save_order(replace(full_order("x-9-1", OrderState.SENT), trade_id=9))  # another trade's: not carried
+    store.save_trade(full_trade(7, status=TradeStatus.EXITING))
+    assert store.save_order(full_order("x-7-2", OrderState.INTENT), durable=True) is True
+
+    [intent] = read_journal(intents_path_for(db_path)).intents
+    assert intent.order == full_order("x-7-2", OrderState.INTENT)
+    assert intent.trade == full_trade(7, status=TradeStatus.EXITING)
+    assert intent.sibling_orders == (full_order("x-7-1", OrderState.PARTIAL),)
+
+
+def test_the_next_start_writes_an_intents_sibling_orders_and_a_later_intents_copy_wins(db_path, clock):
+    database_id = _used_database(db_path, clock)
+    first = full_order("x-7-1", OrderState.INTENT)
+    second = full_order("x-7-2", OrderState.INTENT)
+    _journal_left_by_a_crash(
+        db_path,
+        database_id,
+        (first, full_trade(7, status=TradeStatus.EXITING)),
+        (second, full_trade(7, status=TradeStatus.EXITING, note="later"), [full_order("x-7-1", OrderState.PARTIAL)]),
+    )
+    store = _open(db_path, clock)
+    try:
+        loaded = store.load()
+    finally:
+        store.close()
+    assert {order.key: order.state for order in loaded.open_orders} == {"x-7-1": OrderState.PARTIAL, "x-7-2": OrderState.INTENT}
+    assert [trade.note for trade in loaded.open_trades] == ["later"]
 
 
 def test_an_intent_the_database_committed_is_dropped_and_the_database_wins(db_path, clock):

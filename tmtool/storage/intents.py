@@ -11,13 +11,15 @@ file of its own, ``<db>.intents`` beside the database (mode 0600), written on
 the caller's thread with one ``write`` per intent to a descriptor opened with
 ``O_APPEND | O_DSYNC``: when ``append`` returns, the intent is on disk (the
 same guarantee as SQLite's ``synchronous=FULL``), and the call releases the
-interpreter lock once instead of once per SQLite step.
+interpreter lock once instead of once per SQLite step.  A store run with
+``synchronous=NORMAL`` (survives a crash of the process, not of the machine)
+writes the journal without ``O_DSYNC``, to the same guarantee.
 
 File format: a header line ``tmtool-intents 1 <database_id>`` naming the
 database the intents belong to, then one line per intent,
-``<crc32 as 8 hex digits> <json>``, where the JSON holds the ``OrderRecord``
-and the newest version of its trade the store had been handed but not yet
-committed (or null).  A last line without its newline or failing its checksum
+``<crc32 as 8 hex digits> <json>``, where the JSON holds the ``OrderRecord``,
+the newest version of its trade the store had been handed (or null) and the
+newest versions of the trade's other order rows.  A last line without its newline or failing its checksum
 is a write that never completed (its ``append`` never returned, so its order
 never left) and is ignored with a warning; any other damage refuses the
 journal with ``IntentJournalDamaged``, because a lost intent could be an order
@@ -31,20 +33,26 @@ that the main database holds in an older version or not at all, and a crash
 could always lose the writer's tail after the last commit.  So:
 
 - ``SqliteStore.save_order(durable=True)`` enqueues the row for the main
-  database as before, and appends it (with its trade's newest queued version)
-  to the journal; only then does the executor send the order.  The main
+  database as before, and appends it to the journal together with the newest
+  versions of its trade and of the trade's other order rows handed in before
+  it: the trade whose order leaves is durable exactly as the engine saw it,
+  fills of its earlier orders included.  Only then does the executor send
+  the order.  The main
   database still receives every change in order, as one prefix-preserving
   stream, at the writer's own pace.
 - A durable save is an order's intent: the first row of a new order key (the
   order manager makes a fresh key for every order).  So when, at the next
   start, the main database holds no row for a journaled key, its committed
-  prefix ends before that intent, and the journaled order and trade are at
-  least as new as anything it holds for them; they are written into the main
-  database (``SqliteStore.open``, before the start-up backup and ``load``),
+  prefix ends before that intent, and the journaled order, trade and sibling
+  orders are at least as new as anything it holds for them; they are written
+  into the main database (in journal order, so a later intent's copy of an
+  earlier one wins) (``SqliteStore.open``, before the start-up backup and ``load``),
   so recovery restores the order and the existing unknown-order resolution
   looks it up at the broker before anything else is sent for that position.
   A trade that the main database shows ACTIVE with a journaled EXIT intent is
-  taken back to EXITING by recovery, as with any exit intent.
+  taken back to EXITING by recovery, as with any exit intent.  Changes to
+  other trades queued before the intent may be lost with the writer's tail, as
+  they could be before (a crash just before the intent loses them too).
 - When the main database holds the key, it committed the intent itself or a
   later version of that row (its queue is applied in order), so the journal's
   copy is stale and is dropped: the main database wins.
@@ -76,7 +84,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from tmtool.clock import Clock
 from tmtool.domain.models import OrderRecord, Trade
@@ -117,10 +125,12 @@ class IntentJournalMismatch(StorageError):
 
 @dataclass(frozen=True, slots=True)
 class JournaledIntent:
-    """One journaled intent: the order row and the newest uncommitted version of its trade (if any)."""
+    """One journaled intent: the order row, the newest version of its trade handed in before it (if any)
+    and the newest versions of that trade's other order rows."""
 
     order: OrderRecord
     trade: Trade | None
+    sibling_orders: tuple[OrderRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +149,14 @@ def journal_exists(db_path: Path) -> bool:
     return intents_path_for(db_path).exists()
 
 
-def encode_intent(order: OrderRecord, trade: Trade | None) -> bytes:
+def encode_intent(order: OrderRecord, trade: Trade | None, sibling_orders: Iterable[OrderRecord] = ()) -> bytes:
     """One journal line; raises ``codec.CodecError`` for a record that cannot be stored."""
     payload = json.dumps(
-        {"order": codec.encode(order, f"order {order.key}"), "trade": None if trade is None else codec.encode(trade, f"trade {trade.id}")},
+        {
+            "order": codec.encode(order, f"order {order.key}"),
+            "trade": None if trade is None else codec.encode(trade, f"trade {trade.id}"),
+            "siblings": [codec.encode(sibling, f"order {sibling.key}") for sibling in sibling_orders],
+        },
         separators=(",", ":"),
     ).encode("utf-8")
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
@@ -187,9 +201,10 @@ def _parse_line(line: bytes) -> JournaledIntent | None:
         data: Any = json.loads(payload)
         order = codec.decode(OrderRecord, data["order"], "journaled order")
         trade = None if data["trade"] is None else codec.decode(Trade, data["trade"], "journaled trade")
+        siblings = tuple(codec.decode(OrderRecord, sibling, "journaled order") for sibling in data["siblings"])
     except (ValueError, KeyError, TypeError):
         return None
-    return JournaledIntent(order, trade)
+    return JournaledIntent(order, trade, siblings)
 
 
 def set_aside(db_path: Path, clock: Clock, why: str) -> Path | None:
@@ -213,8 +228,9 @@ class IntentJournal:
     """The open journal of one database (see the module docstring).  Not thread-safe: the store
     serialises ``append`` and ``prune`` under its own lock."""
 
-    def __init__(self, db_path: Path, database_id: str) -> None:
+    def __init__(self, db_path: Path, database_id: str, *, sync: bool = True) -> None:
         self.path = intents_path_for(db_path)
+        self._sync_flag = os.O_DSYNC if sync else 0
         self._header = f"{MAGIC} {FORMAT_VERSION} {database_id}\n".encode("ascii")
         self._descriptor: int | None = None
         self._identity: tuple[int, int] | None = None
@@ -236,7 +252,7 @@ class IntentJournal:
 
     def _reopen(self) -> None:
         self.close()
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_DSYNC)
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | self._sync_flag)
         info = os.fstat(descriptor)
         self._descriptor = descriptor
         self._identity = (info.st_dev, info.st_ino)
@@ -244,7 +260,8 @@ class IntentJournal:
         make_private(self.path)
 
     def append(self, line: bytes) -> None:
-        """Write one encoded intent; durable when this returns (``O_DSYNC``).  Raises ``OSError``."""
+        """Write one encoded intent; durable when this returns (``O_DSYNC``; without ``sync``, safe from a
+        crash of the process but not of the machine).  Raises ``OSError``."""
         if self._descriptor is None:
             raise OSError(f"intent journal {self.path} is not open")
         written = os.write(self._descriptor, line)

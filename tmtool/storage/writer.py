@@ -259,6 +259,7 @@ class SqliteStore:
         self._journal_lines: list[tuple[int, bytes]] = []  # (queue seq, line) journaled, not yet committed
         self._journal_failing = False
         self._queued_trades: dict[int, Trade] = {}  # newest version of each trade handed in
+        self._queued_orders: dict[int, dict[str, OrderRecord]] = {}  # newest order rows handed in, by trade
 
     # ------------------------------------------------------------------ life cycle
 
@@ -289,7 +290,7 @@ class SqliteStore:
             )
             try:
                 self._fold_journal()  # before the backup, so it holds the intents too
-                self._journal = IntentJournal(self.path, self._database_id)
+                self._journal = IntentJournal(self.path, self._database_id, sync=self._synchronous != "NORMAL")
                 self._journal.open_empty()
                 if self._backup_on_open:
                     create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
@@ -380,8 +381,9 @@ class SqliteStore:
     def save_trade(self, trade: Trade) -> None:
         _require(trade, Trade, "save_trade")
         version = copy_trade(trade)
-        self._queued_trades[trade.id] = version  # journaled with an intent of this trade
-        self._enqueue("trade", trade.id, version)
+        with self._cond:  # the newest version and its place in the queue go together (see save_order)
+            self._queued_trades[trade.id] = version
+            self._enqueue("trade", trade.id, version)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -425,8 +427,9 @@ class SqliteStore:
         """Enqueue an order ledger row; with ``durable`` make it durable first: True once it is.
 
         A durable save is an order's intent (the first row of a new order key):
-        it is appended to the intent journal with the newest version of its
-        trade handed in so far, and is durable when that returns, without
+        it is appended to the intent journal with the newest versions of its
+        trade and of the trade's other order rows handed in so far, and is
+        durable when that returns, without
         waiting for the writer's backlog (see ``tmtool.storage.intents``).
         When the journal cannot be written, it waits until the main database
         committed the row, for at most ``timeout`` (False after that).
@@ -434,16 +437,23 @@ class SqliteStore:
         """
         _require(order, OrderRecord, "save_order")
         if not durable:
-            self._enqueue("order_ledger", order.key, order)
+            with self._cond:
+                self._queued_orders.setdefault(order.trade_id, {})[order.key] = order
+                self._enqueue("order_ledger", order.key, order)
             return False
-        try:
-            line = encode_intent(order, self._queued_trades.get(order.trade_id))
-        except codec.CodecError:
-            line = None  # the writer rejects the row as well, loudly; the wait below says False
         with self._journal_lock:
-            seq = self._enqueue("order_ledger", order.key, order)
+            with self._cond:  # what is journaled with the intent is exactly what was queued before it
+                orders_of_trade = self._queued_orders.setdefault(order.trade_id, {})
+                siblings = [sibling for key, sibling in orders_of_trade.items() if key != order.key]
+                trade = self._queued_trades.get(order.trade_id)
+                orders_of_trade[order.key] = order
+                seq = self._enqueue("order_ledger", order.key, order)
             if seq is None:
                 return False
+            try:
+                line: bytes | None = encode_intent(order, trade, siblings)
+            except codec.CodecError:
+                line = None  # the writer rejects the row as well, loudly; the wait below says False
             if line is not None and self._journal is not None and self._journal_append(line):
                 self._journal_lines.append((seq, line))
                 return True
@@ -888,9 +898,16 @@ class SqliteStore:
             for chunk in chunked(keys, _ROWS_PER_INSERT):
                 present.update(row[0] for row in OrderRow.select(OrderRow.key).where(OrderRow.key.in_(chunk)).tuples().execute(db))
             missing = [intent for intent in contents.intents if intent.order.key not in present]
-            trades = {intent.trade.id: intent.trade for intent in missing if intent.trade is not None}
+            trades: dict[int, Trade] = {}
+            orders: dict[str, OrderRecord] = {}
+            for intent in missing:  # in journal order: a later intent's copy of a row is the newer one
+                if intent.trade is not None:
+                    trades[intent.trade.id] = intent.trade
+                for sibling in intent.sibling_orders:
+                    orders[sibling.key] = sibling
+                orders[intent.order.key] = intent.order
             _execute_many(db, TradeRow, [record_to_row(trade) for trade in trades.values()], replace=True)
-            _execute_many(db, OrderRow, [record_to_row(intent.order) for intent in missing], replace=True)
+            _execute_many(db, OrderRow, [record_to_row(order) for order in orders.values()], replace=True)
         if missing:
             log.warning(
                 "database %s: recovered %d order intent(s) from the intent journal that the database did not hold "
