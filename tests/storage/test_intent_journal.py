@@ -260,3 +260,21 @@ def test_a_durable_save_with_an_unstorable_record_is_not_reported_durable(make_s
         assert conn.execute('SELECT COUNT(*) FROM "order_ledger"').fetchone()[0] == 0
     finally:
         conn.close()
+
+
+def test_a_failed_append_is_cut_off_so_the_next_intent_does_not_follow_half_a_line(db_path, clock, monkeypatch):
+    database_id = _used_database(db_path, clock)
+    journal = IntentJournal(db_path, database_id)
+    journal.open_empty()
+    real_write = os.write
+
+    def half_write(descriptor: int, data: bytes) -> int:  # the disk filled up mid-line
+        return real_write(descriptor, data[: len(data) // 2])
+
+    monkeypatch.setattr(os, "write", half_write)
+    with pytest.raises(OSError):
+        journal.append(encode_intent(full_order("x-7-1", OrderState.INTENT), None))
+    monkeypatch.setattr(os, "write", real_write)
+    journal.append(encode_intent(full_order("x-7-2", OrderState.INTENT), None))
+    journal.close()
+    assert [intent.order.key for intent in read_journal(intents_path_for(db_path)).intents] == ["x-7-2"]

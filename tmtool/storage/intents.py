@@ -234,6 +234,8 @@ class IntentJournal:
         self._header = f"{MAGIC} {FORMAT_VERSION} {database_id}\n".encode("ascii")
         self._descriptor: int | None = None
         self._identity: tuple[int, int] | None = None
+        self._size = 0  # bytes of whole lines in the file
+        self._broken = False  # a failed append could not be cut off again: no more appends until rewritten
         self.entries = 0  # intents written since the last prune
 
     def open_empty(self) -> None:
@@ -256,24 +258,38 @@ class IntentJournal:
         info = os.fstat(descriptor)
         self._descriptor = descriptor
         self._identity = (info.st_dev, info.st_ino)
+        self._size = info.st_size
+        self._broken = False
         self.entries = 0
         make_private(self.path)
 
     def append(self, line: bytes) -> None:
         """Write one encoded intent; durable when this returns (``O_DSYNC``; without ``sync``, safe from a
         crash of the process but not of the machine).  Raises ``OSError``."""
-        if self._descriptor is None:
-            raise OSError(f"intent journal {self.path} is not open")
-        written = os.write(self._descriptor, line)
-        if written != len(line):  # a short write to a regular file: the disk is full
-            raise OSError(f"intent journal {self.path}: short write ({written} of {len(line)} bytes)")
+        if self._descriptor is None or self._broken:
+            raise OSError(f"intent journal {self.path} is not open for writing")
+        try:
+            written = os.write(self._descriptor, line)
+            if written != len(line):  # a short write to a regular file: the disk is full
+                raise OSError(f"intent journal {self.path}: short write ({written} of {len(line)} bytes)")
+        except OSError:
+            self._cut_back()  # never leave part of a line for the next one to follow
+            raise
+        self._size += written
         self.entries += 1
+
+    def _cut_back(self) -> None:
+        try:
+            os.ftruncate(self._descriptor, self._size)
+        except OSError:
+            self._broken = True
 
     def prune(self) -> None:
         """Drop every entry (all are committed to the main database): truncate back to the header."""
         if self._descriptor is None or not self.entries:
             return
         os.ftruncate(self._descriptor, len(self._header))
+        self._size = len(self._header)
         self.entries = 0
 
     def replaced_or_removed(self) -> bool:

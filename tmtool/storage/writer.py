@@ -381,9 +381,10 @@ class SqliteStore:
     def save_trade(self, trade: Trade) -> None:
         _require(trade, Trade, "save_trade")
         version = copy_trade(trade)
+        saved_at = self._clock.time()
         with self._cond:  # the newest version and its place in the queue go together (see save_order)
             self._queued_trades[trade.id] = version
-            self._enqueue("trade", trade.id, version)
+            self._enqueue_locked("trade", trade.id, version, saved_at)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -436,10 +437,11 @@ class SqliteStore:
         Never raises for a failing database: the row stays queued for replay.
         """
         _require(order, OrderRecord, "save_order")
+        saved_at = self._clock.time()
         if not durable:
             with self._cond:
                 self._queued_orders.setdefault(order.trade_id, {})[order.key] = order
-                self._enqueue("order_ledger", order.key, order)
+                self._enqueue_locked("order_ledger", order.key, order, saved_at)
             return False
         with self._journal_lock:
             with self._cond:  # what is journaled with the intent is exactly what was queued before it
@@ -447,7 +449,7 @@ class SqliteStore:
                 siblings = [sibling for key, sibling in orders_of_trade.items() if key != order.key]
                 trade = self._queued_trades.get(order.trade_id)
                 orders_of_trade[order.key] = order
-                seq = self._enqueue("order_ledger", order.key, order)
+                seq = self._enqueue_locked("order_ledger", order.key, order, saved_at)
             if seq is None:
                 return False
             try:
@@ -604,19 +606,23 @@ class SqliteStore:
     def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
         saved_at = self._clock.time()
         with self._cond:
-            if self._closed or self._closing:
-                log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
-                return None
-            self._last_seq += 1
-            queue = self._queue
-            queue.append(_Change(self._last_seq, table, key, record, saved_at))
-            # Wake the writer only when that changes what it waits for: the first change after
-            # an empty queue, or a full batch that ends its commit-interval wait early.  Waking
-            # it for every change handed the interpreter lock to the writer thread on every
-            # trailing ratchet, for a thread that would only go back to waiting.
-            if len(queue) == 1 or len(queue) == self._max_batch:
-                self._cond.notify_all()
-            return self._last_seq
+            return self._enqueue_locked(table, key, record, saved_at)
+
+    def _enqueue_locked(self, table: str, key: Any, record: Any, saved_at: float) -> int | None:
+        """``_enqueue`` for a caller holding ``_cond``."""
+        if self._closed or self._closing:
+            log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
+            return None
+        self._last_seq += 1
+        queue = self._queue
+        queue.append(_Change(self._last_seq, table, key, record, saved_at))
+        # Wake the writer only when that changes what it waits for: the first change after
+        # an empty queue, or a full batch that ends its commit-interval wait early.  Waking
+        # it for every change handed the interpreter lock to the writer thread on every
+        # trailing ratchet, for a thread that would only go back to waiting.
+        if len(queue) == 1 or len(queue) == self._max_batch:
+            self._cond.notify_all()
+        return self._last_seq
 
     def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
