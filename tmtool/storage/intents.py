@@ -19,8 +19,8 @@ File format: a header line ``tmtool-intents 1 <database_id>`` naming the
 database the intents belong to, then one line per intent,
 ``<crc32 as 8 hex digits> <json>``, where the JSON holds the ``OrderRecord``,
 the newest version of its trade the store had been handed (or null) and the
-newest versions of the trade's other order rows.  A last line without its newline or failing its checksum
-is a write that never completed (its ``append`` never returned, so its order
+newest versions of the trade's other order rows.  A last line without its
+newline or failing its checksum is a write that never completed (its ``append`` never returned, so its order
 never left) and is ignored with a warning; any other damage refuses the
 journal with ``IntentJournalDamaged``, because a lost intent could be an order
 at the broker that tmtool would no longer know about.
@@ -37,18 +37,17 @@ could always lose the writer's tail after the last commit.  So:
   versions of its trade and of the trade's other order rows handed in before
   it: the trade whose order leaves is durable exactly as the engine saw it,
   fills of its earlier orders included.  Only then does the executor send
-  the order.  The main
-  database still receives every change in order, as one prefix-preserving
-  stream, at the writer's own pace.
+  the order.  The main database still receives every change in order, as one
+  prefix-preserving stream, at the writer's own pace.
 - A durable save is an order's intent: the first row of a new order key (the
   order manager makes a fresh key for every order).  So when, at the next
   start, the main database holds no row for a journaled key, its committed
   prefix ends before that intent, and the journaled order, trade and sibling
-  orders are at least as new as anything it holds for them; they are written
-  into the main database (in journal order, so a later intent's copy of an
-  earlier one wins) (``SqliteStore.open``, before the start-up backup and ``load``),
-  so recovery restores the order and the existing unknown-order resolution
-  looks it up at the broker before anything else is sent for that position.
+  orders are at least as new as anything it holds for them.  ``SqliteStore.open``
+  writes them into the main database (in journal order, so a later intent's
+  copy of an earlier one wins) before the start-up backup and ``load``, so
+  recovery restores the order and the existing unknown-order resolution looks
+  it up at the broker before anything else is sent for that position.
   A trade that the main database shows ACTIVE with a journaled EXIT intent is
   taken back to EXITING by recovery, as with any exit intent.  Changes to
   other trades queued before the intent may be lost with the writer's tail, as
@@ -70,9 +69,17 @@ the database is missing or empty is evidence that tmtool used a database there
 before, so the start is refused with the restore hint like a missing identity
 file.  ``tmtool db check`` reports intents not yet in the database; ``tmtool
 db restore`` keeps a journal of the restored database (so its intents are
-folded in at the next start) and moves any other aside.  If the journal cannot
-be written (disk full, removed folder), the durable save falls back to waiting
-for the main database's commit, as before the journal existed.
+folded in at the next start) and moves any other aside.  A journal removed
+while tmtool runs is written back with the intents the database does not hold
+yet.  If the journal cannot be written (disk full, removed folder), the
+durable save falls back to waiting for the main database's commit, as before
+the journal existed; a failed append is cut off so that no later intent
+follows half a line.  While the main database fails (memory-only mode) the
+journal still makes intents durable.
+
+The deterministic simulation (``tests/simulation``) models the journal in its
+in-memory store; its ``crash_journal`` profile kills the engine with sends
+under way whose intents reached only the journal.
 """
 
 from __future__ import annotations
