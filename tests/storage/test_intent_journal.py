@@ -278,3 +278,11 @@ def test_a_failed_append_is_cut_off_so_the_next_intent_does_not_follow_half_a_li
     journal.append(encode_intent(full_order("x-7-2", OrderState.INTENT), None))
     journal.close()
     assert [intent.order.key for intent in read_journal(intents_path_for(db_path)).intents] == ["x-7-2"]
+
+
+def test_backup_names_journaled_intents_it_does_not_hold(db_path, clock, capsys):
+    database_id = _used_database(db_path, clock)
+    _journal_left_by_a_crash(db_path, database_id, (full_order("x-7-1", OrderState.INTENT), None))
+    assert db_command("backup", db_path, None, clock=clock) == 0
+    out = capsys.readouterr().out
+    assert "Note: not in this backup: intent journal" in out and "(x-7-1)" in out

@@ -6,7 +6,8 @@ the process exit code: 0 done / healthy, 1 refused or problems found, 2 bad usag
 - ``backup [target]``: an online backup (safe while tmtool runs).  Without a
   target it goes to ``<db dir>/backups`` and old backups are rotated; a target
   directory receives a time-stamped file; a target file name is used as given
-  (never overwritten).
+  (never overwritten).  Intents in the intent journal that the database does
+  not hold yet are named: the backup does not have them.
 - ``restore [backup]``: replace the database with a backup (the newest valid one
   when none is named).  Refused while tmtool runs on the database; the backup is
   verified first; the replaced database is kept aside.
@@ -158,6 +159,14 @@ def _backup(db_path: Path, target: Path | None, clock: Clock) -> int:
     else:
         written = backup_database(db_path, Path(target))
     print(f"Backed up {db_path} to {written} ({written.stat().st_size} bytes, integrity ok).")
+    report = CheckReport(db_path)
+    conn = sqlite3.connect(read_only_uri(db_path), uri=True)
+    try:
+        _check_journal(db_path, conn, report)
+    finally:
+        conn.close()
+    for message in (*report.notes, *report.problems):
+        print(f"Note: not in this backup: {message}.")
     return EXIT_OK
 
 
