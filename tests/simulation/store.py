@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from tmtool.domain.models import (
     OPEN_STATUSES,
+    copy_trade,
     Alert,
     OrderRecord,
     PortfolioState,
@@ -93,11 +94,14 @@ class MemoryStore:
         return change
 
     def save_trade(self, trade: Trade) -> None:
+        # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version
+        # held by reference would hand later fields to the committed state (and to the journal).
+        version = copy_trade(trade)
         previous = self.latest_trades.get(trade.id)
-        self.latest_trades[trade.id] = trade
-        self._enqueue("trade", trade)
+        self.latest_trades[trade.id] = version
+        self._enqueue("trade", version)
         for observer in self.trade_observers:
-            observer(previous, trade)
+            observer(previous, version)
 
     def save_strategy(self, strategy: Strategy) -> None:
         self._enqueue("strategy", strategy)
