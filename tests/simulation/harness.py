@@ -410,6 +410,8 @@ class Simulation:
 
         def kill() -> str:
             assert self.executor is not None
+            if not self.profile.crash_loses_tail and self.profile.intents_only_in_journal:
+                self.store.commit()  # the writer got everything so far; the intents below only reach the journal
             fates = []
             for job in self.executor.pending:
                 if not job.is_order:
@@ -424,7 +426,7 @@ class Simulation:
                 elif fate == "placed":
                     self.executor.place_without_reply(job, durable=True)
             self.executor.shutdown()
-            if not self.profile.crash_loses_tail:
+            if not self.profile.crash_loses_tail and not self.profile.intents_only_in_journal:
                 self.store.commit()
             lost = self.store.crash()
             self.feed.stop()
@@ -433,7 +435,9 @@ class Simulation:
             self.checker.before_restart()
             self.engine = self._start_engine()
             self.checker.after_restart()
-            return f"(lost {lost} queued change(s); sends in flight: {','.join(fates) or 'none'})"
+            recovered, self.store.recovered_from_journal = self.store.recovered_from_journal, 0
+            journal = f"; {recovered} intent(s) from the journal" if recovered else ""
+            return f"(lost {lost} queued change(s){journal}; sends in flight: {','.join(fates) or 'none'})"
 
         self._step("crash and restart", kill)
 

@@ -29,6 +29,9 @@ class Profile:
     order_updates: bool | None = None  # the feed carries the order-update stream (None: drawn from the seed)
     settle_wait: float | None = None  # EngineSettings.settle_wait (None: the default)
     crash_loses_tail: bool = True  # a crash loses what the store had not committed (False: it had committed all)
+    # With crash_loses_tail False: the writer committed everything before the sends under way made their
+    # intents durable, so those intents are only in the intent journal when the process dies.
+    intents_only_in_journal: bool = False
 
     def __post_init__(self) -> None:
         unknown = (set(self.order_faults) - set(ORDER_FAULTS)) | (set(self.call_faults) - set(CALL_FAULTS))
@@ -72,6 +75,19 @@ CRASH = Profile(
     crash_loses_tail=False,
 )
 
+# A crash with sends under way whose intents reached only the intent journal (the store writer had
+# committed everything else): the restart must take each intent from the journal and resolve its order.
+CRASH_JOURNAL = Profile(
+    "crash_journal",
+    order_faults={"reject": 0.03, "server_before": 0.03, "delay_fill": 0.05, "partial": 0.05},
+    call_faults={"server": 0.03, "hang": 0.02},
+    crash=0.01,
+    reorder=0.3,
+    order_updates=True,
+    crash_loses_tail=False,
+    intents_only_in_journal=True,
+)
+
 # ----------------------------------------------------------------------------- issue 13 (fixed), then known defects (xfail)
 
 # Issue 13: an ambiguous reply (lost, 5xx or hung after the order was placed) or a crash while the
@@ -113,6 +129,6 @@ CRASH_TAIL = Profile(  # a crash loses the store's uncommitted tail (a fill spli
     order_updates=True,
 )
 
-PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, AMBIGUOUS, POLLING, EXTERNAL, CRASH_TAIL)}
-CI_PROFILES = ("calm", "faults", "storage", "crash", "polling", "ambiguous")
+PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, CRASH_JOURNAL, AMBIGUOUS, POLLING, EXTERNAL, CRASH_TAIL)}
+CI_PROFILES = ("calm", "faults", "storage", "crash", "crash_journal", "polling", "ambiguous")
 KNOWN_DEFECT_PROFILES = ("external", "crash_tail")

@@ -1,11 +1,17 @@
 """``MemoryStore``: the engine's ``Store`` port in memory, with an explicit durability line.
 
 Every change the engine hands in is queued; the harness's writer (``commit``)
-and the engine's own durable waits (``save_order(durable=True)``, ``flush``)
-commit a prefix of the queue, like the SQLite writer does.  ``crash()`` throws
-away the uncommitted tail — exactly what a killed process loses — and ``load()``
-returns only what was committed.  ``refusing`` makes every commit fail (the
-database not writing): the queue grows and the status says MEMORY_ONLY.
+and the engine's ``flush`` commit a prefix of the queue, like the SQLite writer
+does.  A durable order save (an order's intent) goes to the intent journal, as
+in the SQLite store (``tmtool.storage.intents``): the intent and the newest
+version of its trade handed in so far are durable at once, without committing
+the queue; a commit prunes the journal entries it covers.  ``crash()`` throws
+away the uncommitted tail — exactly what a killed process loses — and then, as
+the next start does, writes each journaled intent whose order the committed
+state lacks into it, with its trade; ``load()`` returns only what was
+committed.  ``refusing`` makes every commit fail (the database not writing):
+the queue grows and the status says MEMORY_ONLY; the journal, a file of its
+own, still takes intents.
 
 ``latest_trades`` is the newest version of each trade the engine handed in (its
 in-memory view, as far as it told the store); observers see every trade save.
@@ -20,6 +26,7 @@ from typing import Any, Callable
 
 from tmtool.domain.models import (
     OPEN_STATUSES,
+    copy_trade,
     Alert,
     OrderRecord,
     PortfolioState,
@@ -76,11 +83,16 @@ class MemoryStore:
         self.refusing = False
         self.commits = 0
         self.trade_observers: list[Callable[[Trade | None, Trade], None]] = []
+        # The intent journal: (the queued change, the order, its trade's newest version) not yet committed.
+        self.journal: list[tuple[tuple[str, Any], OrderRecord, Trade | None, tuple[OrderRecord, ...]]] = []
+        self.recovered_from_journal = 0
 
     # ---------------------------------------------------------------- writes (enqueue)
 
-    def _enqueue(self, kind: str, value: Any) -> None:
-        self.queue.append((kind, value))
+    def _enqueue(self, kind: str, value: Any) -> tuple[str, Any]:
+        change = (kind, value)
+        self.queue.append(change)
+        return change
 
     def batch(self) -> contextlib.nullcontext[None]:
         """The real store hands a block's changes to its writer when the block ends; nothing
@@ -88,11 +100,14 @@ class MemoryStore:
         return contextlib.nullcontext()
 
     def save_trade(self, trade: Trade) -> None:
+        # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version
+        # held by reference would hand later fields to the committed state (and to the journal).
+        version = copy_trade(trade)
         previous = self.latest_trades.get(trade.id)
-        self.latest_trades[trade.id] = trade
-        self._enqueue("trade", trade)
+        self.latest_trades[trade.id] = version
+        self._enqueue("trade", version)
         for observer in self.trade_observers:
-            observer(previous, trade)
+            observer(previous, version)
 
     def save_strategy(self, strategy: Strategy) -> None:
         self._enqueue("strategy", strategy)
@@ -114,10 +129,12 @@ class MemoryStore:
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
         self.latest_orders[order.key] = order
-        self._enqueue("order", order)
+        change = self._enqueue("order", order)
         if not durable:
             return False
-        return self.commit()
+        siblings = tuple(o for o in self.latest_orders.values() if o.trade_id == order.trade_id and o.key != order.key)
+        self.journal.append((change, order, self.latest_trades.get(order.trade_id), siblings))
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         return self.commit()
@@ -129,6 +146,9 @@ class MemoryStore:
         count = len(self.queue) if count is None else min(count, len(self.queue))
         for kind, value in self.queue[:count]:
             self.committed.apply(kind, value)
+        if self.journal:
+            done = {id(change) for change in self.queue[:count]}
+            self.journal = [entry for entry in self.journal if id(entry[0]) not in done]
         del self.queue[:count]
         if count:
             self.commits += 1
@@ -148,6 +168,16 @@ class MemoryStore:
         """Lose the uncommitted tail; the engine's view restarts from what is durable.  Returns how much was lost."""
         lost = len(self.queue)
         self.queue.clear()
+        for _, order, trade, siblings in self.journal:  # what SqliteStore.open does with the journal left behind
+            if order.key in self.committed.orders:
+                continue  # the database holds it or a later version of it
+            self.committed.orders[order.key] = order
+            for sibling in siblings:
+                self.committed.orders[sibling.key] = sibling
+            if trade is not None:
+                self.committed.trades[trade.id] = trade
+            self.recovered_from_journal += 1
+        self.journal.clear()
         self.latest_trades = dict(self.committed.trades)
         self.latest_orders = dict(self.committed.orders)
         return lost

@@ -76,12 +76,15 @@ def test_sigkill_in_a_burst_leaves_a_clean_prefix_holding_every_acknowledged_cha
     assert notes == expected_notes
 
 
-def test_sigkill_among_durable_exit_intents_leaves_a_clean_prefix_holding_every_acknowledged_one(db_path):
+def test_sigkill_among_durable_exit_intents_leaves_a_clean_prefix_and_every_acknowledged_intent(db_path):
+    """The main database keeps a clean prefix of the changes; every intent acknowledged as durable is known
+    after the restart (from the database or, when its commit was lost, from the intent journal, together
+    with the newest version of its trade queued before it)."""
     acknowledged = _kill_after_acknowledgements("crash-durable", db_path, 400)
 
     assert integrity_problems(db_path) == []
     store = SqliteStore(db_path, clock=ManualClock(), backup_on_open=False)
-    store.open()
+    store.open()  # folds the journal's intents the database lacks into it
     try:
         events = [int(event.ts) for event in store.trade_events(1000)]
         loaded = store.load()
@@ -89,16 +92,30 @@ def test_sigkill_among_durable_exit_intents_leaves_a_clean_prefix_holding_every_
         store.close()
     notes = {trade.id: int(trade.note) for trade in loaded.open_trades}
     orders = sorted(int(order.key.split("-")[1]) for order in loaded.open_orders)
-    prefix = max([*events, *notes.values(), *orders])
-    assert prefix >= acknowledged
+    journaled_trade = 7  # the trade id of every intent (full_order): its version may come from the journal
+    prefix = max([*events, *(note for trade_id, note in notes.items() if trade_id != journaled_trade)])
     changes = range(1, prefix + 1)
-    assert orders == [index for index in changes if index % ORDER_EVERY == 0]
     assert events == [index for index in changes if index % ORDER_EVERY and index % EVENT_EVERY == 0]
     expected_notes: dict[int, int] = {}
     for index in changes:
         if index % ORDER_EVERY and index % EVENT_EVERY:
             expected_notes[index % TRADES_IN_BURST + 1] = index
-    assert notes == expected_notes
+    assert {k: v for k, v in notes.items() if k != journaled_trade} == {
+        k: v for k, v in expected_notes.items() if k != journaled_trade
+    }
+    # every intent up to the last one known, acknowledged ones included, none missing in between
+    assert orders[-1] >= acknowledged
+    assert orders == list(range(ORDER_EVERY, orders[-1] + 1, ORDER_EVERY))
+    # trade 7 is at least the version queued before the last intent, and no newer than the database's prefix allows
+    def version_of_7(index: int) -> bool:
+        return bool(index % ORDER_EVERY and index % EVENT_EVERY and index % TRADES_IN_BURST + 1 == journaled_trade)
+
+    next_other = next(i for i in range(prefix + 1, prefix + 100) if i % ORDER_EVERY and not version_of_7(i))
+    newest_allowed = max(next_other, orders[-1])
+    assert notes[journaled_trade] >= max(i for i in range(1, orders[-1]) if version_of_7(i))
+    assert notes[journaled_trade] == max(i for i in range(1, newest_allowed) if version_of_7(i)) or (
+        notes[journaled_trade] < newest_allowed and version_of_7(notes[journaled_trade])
+    )
 
 
 def test_a_second_process_is_refused_naming_the_first_and_admitted_after_it_dies(db_path):

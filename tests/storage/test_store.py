@@ -19,6 +19,7 @@ from tmtool.domain.models import (
     TradeStatus,
 )
 from tmtool.engine.ports import LoadedState, StoreStatus, StoreUnavailable
+from tmtool.storage.intents import intents_path_for, read_journal
 from tmtool.storage import SqliteStore
 from tmtool.storage.files import side_files
 
@@ -172,9 +173,12 @@ def test_deleting_a_strategy_and_the_last_operation_in_a_batch_wins(make_store):
     assert store.load().strategies == (Strategy("b"),)
 
 
-def test_a_durable_order_is_committed_when_save_order_returns(make_store, db_path):
+def test_a_durable_order_is_in_the_intent_journal_when_save_order_returns(make_store, db_path):
     store = make_store(commit_interval=5.0)  # no waiting for the interval when someone needs durability
     assert store.save_order(full_order("x-9-1", OrderState.INTENT), durable=True, timeout=5.0) is True
+    journal = read_journal(intents_path_for(db_path))
+    assert [intent.order for intent in journal.intents] == [full_order("x-9-1", OrderState.INTENT)]
+    assert store.flush()
     assert store.load().open_orders == (full_order("x-9-1", OrderState.INTENT),)
     assert store.save_order(full_order("x-9-1", OrderState.SENT)) is False  # not durable: only enqueued
 
@@ -183,12 +187,13 @@ def test_changes_saved_before_start_are_written_once_started(db_path, clock):
     store = SqliteStore(db_path, clock=clock)
     store.open()
     store.save_trade(full_trade(1))
-    assert store.save_order(full_order(), durable=True, timeout=0.05) is False
+    assert store.save_order(full_order(), durable=True, timeout=0.05) is True  # journaled: the store is open
     assert store.status().pending == 2
     store.start()
     try:
         assert store.flush()
         assert store.load().open_trades == (full_trade(1),)
+        assert store.load().open_orders == (full_order(),)
     finally:
         store.close()
 

@@ -6,8 +6,9 @@ gets each outcome back as a ``JobResult`` on its inbox, where it applies it in
 order with everything else.
 
 Orders go out through ``send_order`` only: the ledger row (state INTENT) is
-made durable first — on the worker, not the engine thread — and only then is
-the request sent.  If the store cannot make it durable in time (memory-only
+made durable first — on the worker, not the engine thread; the SQLite store
+appends it to its intent journal rather than committing its whole backlog
+(``tmtool.storage.intents``) — and only then is the request sent.  If the store cannot make it durable in time (memory-only
 mode) the order goes anyway, because a missed stop is worse than a ledger row
 that is replayed later; the result says so and the engine raises an alert.
 

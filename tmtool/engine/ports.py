@@ -102,11 +102,14 @@ class Store(Protocol):
         ...
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
-        """Enqueue an order ledger row; with ``durable`` wait until committed.
+        """Enqueue an order ledger row; with ``durable`` wait until it is durable.
 
-        Returns True when the row is known durable (always False when not
-        ``durable``).  Never raises: when the database is failing it returns
-        False after ``timeout`` and the row stays queued for replay.
+        A durable save is an order's intent, the first row of a new order key;
+        it must survive a crash together with the newest version of its trade
+        handed in before it (changes to other rows need not: a crash may lose
+        them).  Returns True when the row is known durable (always False when
+        not ``durable``).  Never raises: when it cannot be made durable it
+        returns False after ``timeout`` and the row stays queued for replay.
         """
         ...
 

@@ -26,6 +26,8 @@ from tmtool.storage.identity import (
     verify_schema_version,
     write_identity_file,
 )
+from tmtool.storage.intents import intents_path_for, read_journal
+from tmtool.storage.intents import set_aside as set_journal_aside
 from tmtool.storage.lock import InstanceLock
 from tmtool.storage.errors import BackupInvalid, DatabaseCorrupt, StorageError
 from tmtool.storage.files import (
@@ -224,7 +226,9 @@ def restore_database(db_path: Path, backup: Path, clock: Clock) -> RestoreResult
     Refused while another process holds the database's instance lock.  The
     backup is verified first (integrity and schema version); the database it
     replaces is kept aside as ``<db>.replaced-<UTC time>.db`` (a consistent copy
-    when it still opens, else the raw files, -wal and -shm included).
+    when it still opens, else the raw files, -wal and -shm included).  The intent
+    journal stays when it belongs to the restored database (its intents are
+    applied at the next start) and is moved aside otherwise.
     """
     db_path, backup = Path(db_path), Path(backup)
     if not backup.is_file():
@@ -253,11 +257,29 @@ def restore_database(db_path: Path, backup: Path, clock: Clock) -> RestoreResult
             write_identity_file(db_path, database_id)
         else:  # a backup from before identities: the next start gives the database one
             remove_identity_file(db_path)
+        _keep_journal_of(db_path, database_id, clock)
     if kept is not None:
         log.info("restored database %s from %s; the replaced file is kept at %s", db_path, backup, kept)
     else:
         log.info("restored database %s from %s (there was no database to replace)", db_path, backup)
     return RestoreResult(restored_from=backup, replaced_kept_at=kept)
+
+
+def _keep_journal_of(db_path: Path, database_id: str | None, clock: Clock) -> None:
+    """After a restore: a journal of the restored database stays (the next start writes its intents, which may
+    name orders that reached the broker, into the restored database); any other journal is moved aside."""
+    path = intents_path_for(db_path)
+    if not path.exists():
+        return
+    try:
+        journal_id = read_journal(path).database_id
+    except StorageError as exc:
+        set_journal_aside(db_path, clock, f"it could not be read ({exc})")
+        return
+    if journal_id is not None and journal_id == database_id:
+        log.warning("restored database %s: its intent journal %s is kept; the next start applies it", db_path, path)
+        return
+    set_journal_aside(db_path, clock, f"it belongs to database {journal_id}, not the restored {database_id}")
 
 
 def _database_id_in(path: Path) -> str | None:

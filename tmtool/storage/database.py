@@ -2,8 +2,9 @@
 
 Identity: each database holds a random ``database_id`` (table ``meta``), mirrored
 in ``<db>.identity`` beside it; its backups carry it too.  At start, a missing,
-empty or different database where the identity file (or a backup) shows one was
-used is refused with the newest valid backup and the restore command.
+empty or different database where the identity file, the intent journal
+``<db>.intents`` or a backup shows one was used is refused with the newest valid
+backup and the restore command.
 
 Durability settings (see ``connect``):
 
@@ -62,6 +63,7 @@ from tmtool.storage.identity import (
     verify_schema_version,
     write_identity_file,
 )
+from tmtool.storage.intents import intents_path_for
 from tmtool.storage.lock import InstanceLock, lock_path_for
 from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION, steps_from
 from tmtool.storage.models import ALL_MODELS
@@ -127,8 +129,12 @@ def open_database(
     expected_id = read_identity_file(path)
     if not path.exists() or _is_empty(path):
         problem = "is missing" if not path.exists() else "is empty (0 bytes)"
-        if not new_database and (expected_id is not None or _has_backups(path, backup_dir)):
-            raise DatabaseMissing(path, f"{problem} but tmtool used a database there before", restore_hint(path, backup_dir))
+        journal = intents_path_for(path)
+        if not new_database and (expected_id is not None or journal.exists() or _has_backups(path, backup_dir)):
+            evidence = f" (its intent journal {journal} is still there)" if journal.exists() else ""
+            raise DatabaseMissing(
+                path, f"{problem} but tmtool used a database there before{evidence}", restore_hint(path, backup_dir)
+            )
         if not path.exists():
             if not create:
                 raise StorageError(path, f"no database at {path}")

@@ -6,13 +6,15 @@ the process exit code: 0 done / healthy, 1 refused or problems found, 2 bad usag
 - ``backup [target]``: an online backup (safe while tmtool runs).  Without a
   target it goes to ``<db dir>/backups`` and old backups are rotated; a target
   directory receives a time-stamped file; a target file name is used as given
-  (never overwritten).
+  (never overwritten).  Intents in the intent journal that the database does
+  not hold yet are named: the backup does not have them.
 - ``restore [backup]``: replace the database with a backup (the newest valid one
   when none is named).  Refused while tmtool runs on the database; the backup is
   verified first; the replaced database is kept aside.
 - ``check``: full integrity check, schema version, row counts, and rows of the
-  order ledger or audit log that name a trade the database does not hold.
-  Safe while tmtool runs.
+  order ledger or audit log that name a trade the database does not hold; the
+  intent journal (damaged, of another database, or holding intents the
+  database does not have yet).  Safe while tmtool runs.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from tmtool.storage.backup import (
     restore_database,
 )
 from tmtool.storage.errors import StorageError
-from tmtool.storage.identity import APPLICATION_ID
+from tmtool.storage.identity import APPLICATION_ID, database_id_of
+from tmtool.storage.intents import intents_path_for, read_journal
 from tmtool.storage.migrations import LATEST_VERSION
 
 ACTIONS = ("backup", "restore", "check")
@@ -52,6 +55,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     schema_version: int | None = None
     row_counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not a problem
 
     @property
     def healthy(self) -> bool:
@@ -92,11 +96,38 @@ def check_database(db_path: Path) -> CheckReport:
         violations = conn.execute("PRAGMA foreign_key_check").fetchall()
         if violations:
             report.problems.append(f"{len(violations)} foreign key violation(s)")
+        _check_journal(db_path, conn, report)
     except sqlite3.Error as exc:
         report.problems.append(f"cannot read: {exc}")
     finally:
         conn.close()
     return report
+
+
+def _check_journal(db_path: Path, conn: sqlite3.Connection, report: CheckReport) -> None:
+    """The intent journal: readable, of this database; intents it holds that the database does not yet."""
+    path = intents_path_for(db_path)
+    if not path.exists():
+        return
+    try:
+        contents = read_journal(path)
+    except StorageError as exc:
+        report.problems.append(str(exc))
+        return
+    database_id = database_id_of(conn)
+    if contents.database_id is not None and contents.database_id != database_id:
+        report.problems.append(f"intent journal {path} belongs to database {contents.database_id}, not {database_id}")
+        return
+    pending = [
+        intent.order.key
+        for intent in contents.intents
+        if conn.execute('SELECT 1 FROM "order_ledger" WHERE "key" = ?', (intent.order.key,)).fetchone() is None
+    ]
+    if pending:
+        report.notes.append(
+            f"intent journal {path} holds {len(pending)} order intent(s) the database does not yet "
+            f"({', '.join(pending[:5])}); tmtool writes them into it at the next start"
+        )
 
 
 def db_command(action: str, db_path: Path, target: Path | None, clock: Clock | None = None) -> int:
@@ -128,6 +159,14 @@ def _backup(db_path: Path, target: Path | None, clock: Clock) -> int:
     else:
         written = backup_database(db_path, Path(target))
     print(f"Backed up {db_path} to {written} ({written.stat().st_size} bytes, integrity ok).")
+    report = CheckReport(db_path)
+    conn = sqlite3.connect(read_only_uri(db_path), uri=True)
+    try:
+        _check_journal(db_path, conn, report)
+    finally:
+        conn.close()
+    for message in (*report.notes, *report.problems):
+        print(f"Note: not in this backup: {message}.")
     return EXIT_OK
 
 
@@ -155,6 +194,8 @@ def _restore(db_path: Path, target: Path | None, clock: Clock) -> int:
 
 def _check(db_path: Path) -> int:
     report = check_database(db_path)
+    for note in report.notes:
+        print(f"{db_path}: note: {note}")
     if report.healthy:
         counts = ", ".join(f"{table} {count}" for table, count in report.row_counts.items())
         print(f"{db_path}: ok (schema version {report.schema_version}; {counts}).")

@@ -77,6 +77,8 @@ from tmtool.storage import codec
 from tmtool.storage.backup import DEFAULT_BACKUPS_TO_KEEP, create_backup
 from tmtool.storage.database import SYNCHRONOUS_MODES, connect, open_database, restore_hint, unwritable_files
 from tmtool.storage.errors import DatabaseCorrupt, DatabaseFilesNotWritable, StorageError
+from tmtool.storage.intents import IntentJournal, IntentJournalMismatch, encode_intent, intents_path_for, read_journal
+from tmtool.storage.intents import set_aside as set_journal_aside
 from tmtool.storage.identity import (
     database_id_of,
     remove_identity_file,
@@ -256,6 +258,14 @@ class SqliteStore:
         # -wal and -shm) alive when the file is removed, so the database can be copied back to the path.
         self._anchor: sqlite3.Connection | None = None
         self._read_gate = _ReadGate()
+        # The intent journal (tmtool.storage.intents): durable saves are appended there under
+        # _journal_lock (taken before _cond, never after) and pruned once the writer committed them.
+        self._journal: IntentJournal | None = None
+        self._journal_lock = threading.Lock()
+        self._journal_lines: list[tuple[int, bytes]] = []  # (queue seq, line) journaled, not yet committed
+        self._journal_failing = False
+        self._queued_trades: dict[int, Trade] = {}  # newest version of each trade handed in
+        self._queued_orders: dict[int, dict[str, OrderRecord]] = {}  # newest order rows handed in, by trade
 
     # ------------------------------------------------------------------ life cycle
 
@@ -273,7 +283,7 @@ class SqliteStore:
             self._lock.acquire()  # before any file is created, moved or removed
         try:
             if self._start_fresh:
-                for stale in (self.path, *side_files(self.path)):
+                for stale in (self.path, *side_files(self.path), intents_path_for(self.path)):
                     stale.unlink(missing_ok=True)
                 remove_identity_file(self.path)
             self._database_id = open_database(
@@ -285,6 +295,9 @@ class SqliteStore:
                 new_database=self._new_database,
             )
             try:
+                self._fold_journal()  # before the backup, so it holds the intents too
+                self._journal = IntentJournal(self.path, self._database_id, sync=self._synchronous != "NORMAL")
+                self._journal.open_empty()
                 if self._backup_on_open:
                     create_backup(self.path, self._clock, backup_dir=self._backup_dir, keep=self._backups_to_keep)
                 self._read_db = connect(self.path, busy_timeout=max(self._write_timeout, 5.0), read_only=True)
@@ -297,6 +310,7 @@ class SqliteStore:
                 raise DatabaseCorrupt(self.path, str(exc), restore_hint(self.path, self._backup_dir)) from None
         except BaseException:
             self._close_anchor()
+            self._close_journal()
             if self._read_db is not None:
                 self._read_db.close()
             if self._lock is not None:
@@ -347,6 +361,14 @@ class SqliteStore:
         if self._read_db is not None:
             self._read_db.close()
         self._close_anchor()
+        with self._journal_lock:
+            if not unwritten and self._journal is not None:
+                self._journal_lines.clear()
+                try:
+                    self._journal.prune()  # everything is in the database
+                except OSError as exc:
+                    log.warning("intent journal %s: could not prune it at close: %s", self._journal.path, exc)
+            self._close_journal()
         if self._lock is not None:
             self._lock.release()
         if self._opened:
@@ -364,7 +386,14 @@ class SqliteStore:
 
     def save_trade(self, trade: Trade) -> None:
         _require(trade, Trade, "save_trade")
-        self._enqueue("trade", trade.id, copy_trade(trade))
+        version = copy_trade(trade)
+        saved_at = self._clock.time()
+        if self._holding():
+            self._held.append(("trade", trade.id, version, saved_at))  # type: ignore[union-attr]
+            return
+        with self._cond_lock:  # the newest version and its place in the queue go together (see save_order)
+            self._queued_trades[trade.id] = version
+            self._enqueue_locked("trade", trade.id, version, saved_at)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -405,15 +434,57 @@ class SqliteStore:
         self._enqueue("meta", key, value)
 
     def save_order(self, order: OrderRecord, durable: bool = False, timeout: float = 0.5) -> bool:
-        """Enqueue an order ledger row; with ``durable`` wait until it is committed (True) or ``timeout`` (False).
+        """Enqueue an order ledger row; with ``durable`` make it durable first: True once it is.
 
+        A durable save is an order's intent (the first row of a new order key):
+        it is appended to the intent journal with the newest versions of its
+        trade and of the trade's other order rows handed in so far, and is
+        durable when that returns, without
+        waiting for the writer's backlog (see ``tmtool.storage.intents``).
+        When the journal cannot be written, it waits until the main database
+        committed the row, for at most ``timeout`` (False after that).
         Never raises for a failing database: the row stays queued for replay.
         """
         _require(order, OrderRecord, "save_order")
-        seq = self._enqueue("order_ledger", order.key, order)
-        if not durable or seq is None:
+        self._release_held()
+        saved_at = self._clock.time()
+        if not durable:
+            with self._cond:
+                self._queued_orders.setdefault(order.trade_id, {})[order.key] = order
+                self._enqueue_locked("order_ledger", order.key, order, saved_at)
             return False
+        with self._journal_lock:
+            with self._cond:  # what is journaled with the intent is exactly what was queued before it
+                orders_of_trade = self._queued_orders.setdefault(order.trade_id, {})
+                siblings = [sibling for key, sibling in orders_of_trade.items() if key != order.key]
+                trade = self._queued_trades.get(order.trade_id)
+                orders_of_trade[order.key] = order
+                seq = self._enqueue_locked("order_ledger", order.key, order, saved_at)
+            if seq is None:
+                return False
+            try:
+                line: bytes | None = encode_intent(order, trade, siblings)
+            except codec.CodecError:
+                line = None  # the writer rejects the row as well, loudly; the wait below says False
+            if line is not None and self._journal is not None and self._journal_append(line):
+                self._journal_lines.append((seq, line))
+                return True
         return self._wait_until_done(seq, timeout)
+
+    def _journal_append(self, line: bytes) -> bool:
+        """Append under ``_journal_lock``; False (logged once per failing spell) when the journal fails."""
+        assert self._journal is not None
+        try:
+            self._journal.append(line)
+        except OSError as exc:
+            if not self._journal_failing:
+                log.error("intent journal %s cannot be written (%s); durable saves wait for the database", self._journal.path, exc)
+            self._journal_failing = True
+            return False
+        if self._journal_failing:
+            log.warning("intent journal %s writable again", self._journal.path)
+            self._journal_failing = False
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything enqueued so far is committed; False after ``timeout``."""
@@ -564,42 +635,44 @@ class SqliteStore:
 
     def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
         saved_at = self._clock.time()
-        held = self._held
-        if held is not None and self._held_by == threading.get_ident():
-            if table != "order_ledger":
-                held.append((table, key, record, saved_at))
-                return None
-            self._held = []
-            self._enqueue_held(held)
+        if self._holding():
+            self._held.append((table, key, record, saved_at))  # type: ignore[union-attr]
+            return None
         with self._cond_lock:
-            if self._closed or self._closing:
-                log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
-                return None
-            self._last_seq += 1
-            queue = self._queue
-            queue.append(_Change(self._last_seq, table, key, record, saved_at))
-            # Wake the writer only when that changes what it waits for: the first change after
-            # an empty queue, or a full batch that ends its commit-interval wait early.  Waking
-            # it for every change handed the interpreter lock to the writer thread on every
-            # trailing ratchet, for a thread that would only go back to waiting.
-            if len(queue) == 1 or len(queue) == self._max_batch:
-                self._cond.notify_all()
-            return self._last_seq
+            return self._enqueue_locked(table, key, record, saved_at)
+
+    def _enqueue_locked(self, table: str, key: Any, record: Any, saved_at: float) -> int | None:
+        """``_enqueue`` for a caller holding ``_cond``."""
+        if self._closed or self._closing:
+            log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
+            return None
+        self._last_seq += 1
+        queue = self._queue
+        queue.append(_Change(self._last_seq, table, key, record, saved_at))
+        # Wake the writer only when that changes what it waits for: the first change after
+        # an empty queue, or a full batch that ends its commit-interval wait early.  Waking
+        # it for every change handed the interpreter lock to the writer thread on every
+        # trailing ratchet, for a thread that would only go back to waiting.
+        if len(queue) == 1 or len(queue) == self._max_batch:
+            self._cond.notify_all()
+        return self._last_seq
+
+    def _holding(self) -> bool:
+        """This thread is inside ``batch()``: its changes are held until the block ends."""
+        return self._held is not None and self._held_by == threading.get_ident()
+
+    def _release_held(self) -> None:
+        """Hand this thread's held changes over now (an order row must not overtake them)."""
+        if self._holding() and self._held:
+            held, self._held = self._held, []
+            self._enqueue_held(held)
 
     def _enqueue_held(self, held: list[tuple[str, Any, Any, float]]) -> None:
         with self._cond_lock:
-            if self._closed or self._closing:
-                log.error("store %s is closed: %d held change(s) were not saved", self.path, len(held))
-                return
-            queue = self._queue
-            was_empty = not queue
-            seq = self._last_seq
             for table, key, record, saved_at in held:
-                seq += 1
-                queue.append(_Change(seq, table, key, record, saved_at))
-            self._last_seq = seq
-            if was_empty or len(queue) >= self._max_batch:
-                self._cond.notify_all()
+                if table == "trade":
+                    self._queued_trades[key] = record  # as ``save_trade`` does (see ``save_order``)
+                self._enqueue_locked(table, key, record, saved_at)
 
     def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
@@ -635,6 +708,8 @@ class SqliteStore:
                 self._on_failure(exc, final_attempt=closing)
                 if isinstance(exc, _DatabaseFileGone) and not self.path.exists():
                     self._recreate_from_memory()
+                if self._journal_lines:  # the journal holds what the database cannot take: keep it in place
+                    self._rewrite_journal_if_removed()
                 if closing and time.monotonic() >= self._close_deadline:
                     break
                 continue
@@ -723,6 +798,8 @@ class SqliteStore:
     def _on_success(self, batch: list[_Change], prepared: _PreparedBatch, recovered: bool) -> None:
         for change, reason in prepared.rejected:
             log.error("store %s: dropped a %s change that cannot be stored: %s", self.path, change.table, reason)
+        if self._journal_lines:
+            self._prune_journal(committed_through=batch[-1].seq)  # before waiters of this commit wake
         with self._cond:
             for _ in batch:
                 self._queue.popleft()
@@ -844,10 +921,89 @@ class SqliteStore:
                 log.debug("closing the anchor connection of %s failed", self.path, exc_info=True)
 
     def _watch_file(self) -> None:
-        """While idle: a database file removed from under the store is written back without waiting for a change."""
+        """While idle: a database file removed from under the store is written back without waiting for a change;
+        so is a removed intent journal, with the intents the database does not hold yet."""
         if self._opened and not self._closing_requested() and not self.path.exists():
             self._on_failure(_DatabaseFileGone(f"database file {self.path} was removed"), final_attempt=False)
             self._recreate_from_memory()
+        if self._opened and not self._closing_requested():
+            self._rewrite_journal_if_removed()
+
+    # ------------------------------------------------------------------ the intent journal
+
+    def _fold_journal(self) -> None:
+        """Write the intents a journal left by the last run holds and the database does not into the
+        database (see ``tmtool.storage.intents`` for why the journal's copy is then the newer one)."""
+        path = intents_path_for(self.path)
+        if not path.exists():
+            return
+        contents = read_journal(path)
+        if contents.database_id is None:
+            return
+        if contents.database_id != self._database_id:
+            if not self._new_database:
+                raise IntentJournalMismatch(path, contents.database_id, self._database_id or "?")
+            set_journal_aside(self.path, self._clock, f"it belongs to database {contents.database_id}, not the new one")
+            return
+        if not contents.intents:
+            return
+        db = connect(self.path, synchronous=self._synchronous, busy_timeout=max(self._write_timeout, 5.0))
+        with db.connection_context(), db.atomic("IMMEDIATE"):
+            keys = [intent.order.key for intent in contents.intents]
+            present: set[str] = set()
+            for chunk in chunked(keys, _ROWS_PER_INSERT):
+                present.update(row[0] for row in OrderRow.select(OrderRow.key).where(OrderRow.key.in_(chunk)).tuples().execute(db))
+            missing = [intent for intent in contents.intents if intent.order.key not in present]
+            trades: dict[int, Trade] = {}
+            orders: dict[str, OrderRecord] = {}
+            for intent in missing:  # in journal order: a later intent's copy of a row is the newer one
+                if intent.trade is not None:
+                    trades[intent.trade.id] = intent.trade
+                for sibling in intent.sibling_orders:
+                    orders[sibling.key] = sibling
+                orders[intent.order.key] = intent.order
+            _execute_many(db, TradeRow, [record_to_row(trade) for trade in trades.values()], replace=True)
+            _execute_many(db, OrderRow, [record_to_row(order) for order in orders.values()], replace=True)
+        if missing:
+            log.warning(
+                "database %s: recovered %d order intent(s) from the intent journal that the database did not hold "
+                "(%s); their orders may have reached the broker and are looked up",
+                self.path,
+                len(missing),
+                ", ".join(intent.order.key for intent in missing[:10]),
+            )
+
+    def _prune_journal(self, committed_through: int) -> None:
+        """On the writer thread after a commit: drop journaled intents the database now holds."""
+        with self._journal_lock:
+            self._journal_lines = [(seq, line) for seq, line in self._journal_lines if seq > committed_through]
+            if self._journal_lines or self._journal is None:
+                return
+            try:
+                self._journal.prune()
+            except OSError as exc:
+                log.warning("intent journal %s: could not prune it: %s", self._journal.path, exc)
+
+    def _rewrite_journal_if_removed(self) -> None:
+        with self._journal_lock:
+            journal = self._journal
+            if journal is None or not journal.replaced_or_removed():
+                return
+            try:
+                journal.rewrite([line for _, line in self._journal_lines])
+            except OSError as exc:
+                log.critical("intent journal %s was removed and could not be written back yet: %s", journal.path, exc)
+                return
+        log.critical(
+            "intent journal %s was removed while tmtool ran; wrote it back with %d intent(s) not yet in the database",
+            journal.path,
+            len(self._journal_lines),
+        )
+
+    def _close_journal(self) -> None:
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
 
     def _recreate_from_memory(self) -> None:
         """Write the database back to its path after the file was removed while open.
