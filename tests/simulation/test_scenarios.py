@@ -255,7 +255,7 @@ def test_an_exit_waiting_on_others_orders_alerts_once() -> None:
         assert sim.violations == []
 
 
-@pytest.mark.xfail(strict=True, reason="the trade row the crash loses held the fill the committed order row already shows, so the restart never applies it to the trade and exits again; this passed only while the in-memory store held the engine's trade objects by reference, so the committed trade carried the fill the real store would have lost")
+
 def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
     """Trades A and B of 5 on one symbol.  A's exit fills; the store commits the ledger row carrying
     the fill (still SENT) but not the trade row, and tmtool is killed.  The restart polls the order

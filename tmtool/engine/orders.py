@@ -462,7 +462,13 @@ class OrderManager:
         fallback = self.state.price_of(trade) if trade is not None else 0.0
         price, new_average = new_fill_price(record.filled_quantity, record.average_price, filled_total, average_total, fallback)
         order_state = OrderState.PARTIAL if filled_total < record.quantity else record.state
-        self.set_order(live, filled_quantity=filled_total, average_price=new_average, state=order_state)
+        # The ledger row carrying the fill is saved after the trade row that applies it (the
+        # OrderFilled handlers save the trade): the store commits a prefix of what it was handed,
+        # so a crash that keeps this row keeps the trade's share of the fill too, and the restart
+        # never sees a fill on the ledger that its trade does not show (and exits again).
+        live.record = replace(record, updated_at=self.state.clock.time(), filled_quantity=filled_total,
+                              average_price=new_average, state=order_state)
+        self.state.dirty = True
         self._release_in_flight(live, delta)
         live.remaining = max(0, live.remaining - delta)
         key_state = self._positions.key(live.pos_key)
@@ -476,6 +482,7 @@ class OrderManager:
                      record.order_id or "-", delta, price, filled_total, record.quantity)
         if trade is not None:
             self.emit(OrderFilled(trade, live, delta, price))
+        self.state.store.save_order(live.record)
 
     def _shift_baselines(self, filled: LiveOrder, moved: int) -> None:
         """Our ``filled`` order moved the position by ``moved``: the orders on the key whose outcome
