@@ -423,7 +423,7 @@ class TmtoolApp(App[str | None]):
         return [
             ("Everywhere", rows(self.BINDINGS)),
             ("Dashboard", rows(DashboardScreen.BINDINGS)),
-            ("Trades table", rows(TradesTable.BINDINGS) + [("↑ ↓ PgUp PgDn", "move between trades")]),
+            ("Trades table", rows([b for b in TradesTable.BINDINGS if b.description]) + [("↑ ↓ PgUp PgDn", "move between trades")]),
             ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
             ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
             ("History screen", rows(HistoryScreen.BINDINGS)),
