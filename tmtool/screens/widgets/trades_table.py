@@ -17,6 +17,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -62,6 +64,7 @@ COLUMN_KEYS = tuple(key for key, _, _ in COLUMNS)
 LEFT_ALIGNED = frozenset({"symbol", "side", "status", "strategy", "exchange", "id"})
 HEADER_CELLS = [Text(label, justify="left" if key in LEFT_ALIGNED else "right") for key, label, _ in COLUMNS]
 TABLE_WIDTH = sum(width + 2 for _, _, width in COLUMNS)  # a space either side of each cell
+PADDING = Segment(" ")
 
 # Rows just outside the view that are kept painted, so a small scroll shows fresh cells at once.
 OFFSCREEN_MARGIN = 3
@@ -146,6 +149,29 @@ def cell_signature(cell: object) -> object:
     return cell
 
 
+def cell_segments(cell: object, width: int, console: Console) -> list[Segment]:
+    """A cell painted into its column: aligned to ``width`` (cut if longer), a space either side."""
+    text = cell.__rich__() if isinstance(cell, TradeIdCell) else cell
+    assert isinstance(text, Text)
+    justify = text.justify if text.justify in ("right", "center") else "left"
+    if not text.spans and cell_len(text.plain) <= width:
+        # The common case, without copying the text: its base style covers the padding too (as align does).
+        plain = text.plain
+        pad = width - cell_len(plain)
+        if justify == "right":
+            plain = " " * pad + plain
+        elif justify == "center":
+            plain = " " * (pad // 2) + plain + " " * (pad - pad // 2)
+        else:
+            plain = plain + " " * pad
+        style = console.get_style(text.style) if isinstance(text.style, str) else text.style
+        return [PADDING, Segment(plain, style), PADDING]
+    text = text.copy()
+    text.align(justify, width)
+    text.end = ""
+    return [PADDING, *text.render(console), PADDING]
+
+
 @dataclass(slots=True)
 class _RowState:
     view: TradeView  # the latest view: sorting and filtering use it
@@ -154,6 +180,8 @@ class _RowState:
     signatures: dict[str, object] = field(default_factory=dict)
     ltp_direction: int = 0  # +1 up, -1 down, 0 unknown
     moved_at: dict[str, tuple[float, int]] = field(default_factory=dict)  # column -> (ts, direction)
+    inputs: tuple = ()  # per column, what its cell was rendered from (see TradesTable._cell_inputs)
+    segments: dict[str, list[Segment]] = field(default_factory=dict)  # painted cells, by column
     stamp: int = 0  # changes whenever a shown cell does
     strip: Strip | None = None  # the row's painted line, for strip_key
     strip_key: tuple = ()
@@ -414,7 +442,7 @@ class TradesTable(ScrollView, can_focus=True):
         """Re-colour every row (theme change)."""
         self.palette = palette
         for state in self._rows.values():
-            state.cells = {}
+            state.cells, state.signatures, state.segments, state.inputs = {}, {}, {}, ()
         self.reconcile(self._last_views, self._last_ts)
         self.refresh()
 
@@ -513,17 +541,21 @@ class TradesTable(ScrollView, can_focus=True):
         self._paint_visible_rows()
 
     def _update_row(self, state: _RowState, ts: float) -> None:
+        """Re-render the cells whose inputs changed; repaint those whose look changed."""
         state.expire_marks(ts)
-        cells = self._render_cells(state)
+        inputs = self._cell_inputs(state)
+        previous = state.inputs
+        cells, signatures = state.cells, state.signatures
         row_key = trade_key(state.view.id)
-        signatures = {}
-        previous = state.signatures
-        state.cells = cells
-        for key in COLUMN_KEYS:
-            signature = signatures[key] = cell_signature(cells[key])
-            if previous.get(key) != signature:
-                self.update_cell(row_key, key, cells[key])
-        state.signatures = signatures
+        for position, column in enumerate(COLUMN_KEYS):
+            if previous and previous[position] == inputs[position] and column in cells:
+                continue
+            cell = self._render_cell(column, state)
+            signature = cell_signature(cell)
+            if signatures.get(column) != signature:
+                signatures[column] = signature
+                self.update_cell(row_key, column, cell)
+        state.inputs = inputs
         state.shown = state.view
 
     def _refresh_id_cell(self, trade_id: int) -> None:
@@ -541,6 +573,7 @@ class TradesTable(ScrollView, can_focus=True):
             raise KeyError(f"the trades table has no column {column_key!r}")
         state = self._rows[trade_id]
         state.cells[column_key] = value
+        state.segments.pop(column_key, None)
         state.stamp = next(self._next_stamp)
         index = self._row_index.get(trade_id)
         if index is not None:
@@ -571,7 +604,7 @@ class TradesTable(ScrollView, can_focus=True):
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.size.width  # the widget's; the header's cells use their columns' widths
         if not self._paint_styles:
             self._paint_styles = (self.rich_style, self.rich_style, Style.null(), self.rich_style, self.has_focus)
         base, cursor_style, cursor_post, header_style, focused = self._paint_styles
@@ -579,7 +612,8 @@ class TradesTable(ScrollView, can_focus=True):
         if y == 0:
             key = (header_style, focused)
             if self._header_strip is None or self._header_strip[0] != key:
-                self._header_strip = (key, self._row_strip(HEADER_CELLS, header_style, Style.null()))
+                header = [cell_segments(text, width, self.app.console) for text, (_, _, width) in zip(HEADER_CELLS, COLUMNS)]
+                self._header_strip = (key, self._row_strip(header, header_style, Style.null()))
             strip = self._header_strip[1]
             return strip.crop(x, x + width).adjust_cell_length(width, header_style)
         index = round(self.scroll_y) + y - 1
@@ -591,34 +625,67 @@ class TradesTable(ScrollView, can_focus=True):
         on_cursor = index == self.cursor_row
         key = (state.stamp, on_cursor, base, cursor_style, cursor_post, focused)
         if state.strip is None or state.strip_key != key:
-            cells = [state.cells[column] for column in COLUMN_KEYS]
-            state.strip = self._row_strip(cells, cursor_style if on_cursor else base, cursor_post if on_cursor else Style.null())
+            state.strip = self._row_strip(
+                self._cell_segments(state), cursor_style if on_cursor else base, cursor_post if on_cursor else Style.null()
+            )
             state.strip_key = key
         return state.strip.crop(x, x + width).adjust_cell_length(width, cursor_style if on_cursor else base)
 
-    def _row_strip(self, cells: list, pre_style: Style, post_style: Style) -> Strip:
-        """One row's line across every column: each cell aligned to its width, a space either side."""
-        line = Text(end="", no_wrap=True)
-        for cell, (_, _, width) in zip(cells, COLUMNS):
-            text = cell.__rich__() if isinstance(cell, TradeIdCell) else cell
-            text = text.copy()
-            text.align(text.justify if text.justify in ("right", "center") else "left", width)
-            line.append(" ")
-            line.append_text(text)
-            line.append(" ")
-        segments = Segment.apply_style(line.render(self.app.console), pre_style, post_style)
-        return Strip(segments, TABLE_WIDTH).simplify()
+    def _row_strip(self, segments_by_column: list[list[Segment]], pre_style: Style, post_style: Style) -> Strip:
+        """One row's line across every column from its painted cells, under the row's style."""
+        segments: list[Segment] = []
+        for cell_segments in segments_by_column:
+            segments.extend(cell_segments)
+        return Strip(list(Segment.apply_style(segments, pre_style, post_style)), TABLE_WIDTH).simplify()
+
+    def _cell_segments(self, state: _RowState) -> list[list[Segment]]:
+        painted = state.segments
+        cells = state.cells
+        result = []
+        for column, _, width in COLUMNS:
+            segments = painted.get(column)
+            if segments is None:
+                segments = painted[column] = cell_segments(cells[column], width, self.app.console)
+            result.append(segments)
+        return result
 
     # ------------------------------------------------------------------ cells
 
+    def _cell_inputs(self, state: _RowState) -> tuple:
+        """Per column (in COLUMN_KEYS order), everything its cell is rendered from."""
+        view = state.view
+        final = view.status.is_final
+        tick = view.tick_size
+        moved = state.moved_at
+        return (
+            (view.id, view.id in self.marked),
+            (view.symbol, final),
+            (view.side, final),
+            (view.quantity, view.entry_quantity, view.status.is_open),
+            (view.ltp, tick, final, state.ltp_direction),
+            (view.pnl,),
+            (view.effective_stop, tick, final, moved.get("stop")),
+            (view.status, view.paused, view.degraded, view.awaiting_approval),
+            (view.distance_to_stop, view.ltp, tick, final),
+            (view.target, tick, final, moved.get("target")),
+            (view.trailing_stop, tick, final, moved.get("trail")),
+            (view.pnl_percent,),
+            (view.entry_price, tick, final),
+            (view.strategy, final),
+            (view.exchange, final),
+        )
+
     def _render_cells(self, state: _RowState) -> dict[str, object]:
+        return {column: self._render_cell(column, state) for column in COLUMN_KEYS}
+
+    def _render_cell(self, column: str, state: _RowState) -> object:
         view = state.view
         palette = self.palette
         closed = view.status.is_final
         muted = palette.muted if closed else ""
         tick = view.tick_size
 
-        def level(column: str, value: float | None) -> Text:
+        def level(value: float | None) -> Text:
             text = Text(format_price(value, tick), justify="right", style=muted)
             moved = state.moved_at.get(column)
             if moved is not None:
@@ -626,34 +693,46 @@ class TradesTable(ScrollView, can_focus=True):
                 text.justify = "right"
             return text
 
-        ltp = Text(format_price(view.ltp, tick), justify="right", style=muted)
-        if state.ltp_direction and not closed:
-            arrow = ("▲ ", palette.gain) if state.ltp_direction > 0 else ("▼ ", palette.loss)
-            ltp = Text.assemble(arrow, ltp)
-            ltp.justify = "right"
-
-        pnl = pnl_text(view.pnl, palette)
-        pnl.justify = "right"
-        pnl_percent = pnl_text(view.pnl_percent, palette, percent=True)
-        pnl_percent.justify = "right"
-
-        return {
-            "id": TradeIdCell(view.id, view.id in self.marked),
-            "symbol": Text(view.symbol, style=f"bold {muted}".strip()),
-            "side": Text(view.side.value, style=muted or (palette.gain if view.side is Side.LONG else palette.loss)),
-            "qty": Text(str(view.quantity if view.status.is_open else view.entry_quantity), justify="right"),
-            "ltp": ltp,
-            "pnl": pnl,
-            "stop": level("stop", view.effective_stop),
-            "dist": self._distance_cell(view),
-            "target": level("target", view.target),
-            "trail": level("trail", view.trailing_stop),
-            "pnl_pct": pnl_percent,
-            "entry": Text(format_price(view.entry_price, tick), justify="right", style=muted),
-            "status": self._status_cell(view),
-            "strategy": Text(view.strategy, style=muted),
-            "exchange": Text(view.exchange, style=muted),
-        }
+        if column == "id":
+            return TradeIdCell(view.id, view.id in self.marked)
+        if column == "symbol":
+            return Text(view.symbol, style=f"bold {muted}".strip())
+        if column == "side":
+            return Text(view.side.value, style=muted or (palette.gain if view.side is Side.LONG else palette.loss))
+        if column == "qty":
+            return Text(str(view.quantity if view.status.is_open else view.entry_quantity), justify="right")
+        if column == "ltp":
+            ltp = Text(format_price(view.ltp, tick), justify="right", style=muted)
+            if state.ltp_direction and not closed:
+                arrow = ("▲ ", palette.gain) if state.ltp_direction > 0 else ("▼ ", palette.loss)
+                ltp = Text.assemble(arrow, ltp)
+                ltp.justify = "right"
+            return ltp
+        if column == "pnl":
+            pnl = pnl_text(view.pnl, palette)
+            pnl.justify = "right"
+            return pnl
+        if column == "stop":
+            return level(view.effective_stop)
+        if column == "dist":
+            return self._distance_cell(view)
+        if column == "target":
+            return level(view.target)
+        if column == "trail":
+            return level(view.trailing_stop)
+        if column == "pnl_pct":
+            pnl_percent = pnl_text(view.pnl_percent, palette, percent=True)
+            pnl_percent.justify = "right"
+            return pnl_percent
+        if column == "entry":
+            return Text(format_price(view.entry_price, tick), justify="right", style=muted)
+        if column == "status":
+            return self._status_cell(view)
+        if column == "strategy":
+            return Text(view.strategy, style=muted)
+        if column == "exchange":
+            return Text(view.exchange, style=muted)
+        raise KeyError(f"the trades table has no column {column!r}")
 
     def _distance_cell(self, view: TradeView) -> Text:
         distance = view.distance_to_stop
