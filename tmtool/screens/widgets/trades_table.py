@@ -109,6 +109,14 @@ class TradeFilter:
         ).lower()
         return all(word in haystack for word in needle.split())
 
+    def matcher(self) -> Callable[[TradeView], bool]:
+        """``matches`` for one pass over a book: the plain status filters skip the text work."""
+        if self.text.strip() or self.strategy is not None or self.status == "CLOSED":
+            return self.matches
+        if self.status == "OPEN":
+            return lambda view: view.status.is_open
+        return lambda view: True
+
 
 @dataclass(frozen=True, slots=True)
 class TradeOrder:
@@ -455,8 +463,9 @@ class TradesTable(ScrollView, can_focus=True):
         """
         views = views if isinstance(views, tuple) else tuple(views)
         self._last_views, self._last_ts = views, ts
-        matches = self.trade_filter.matches
+        matches = self.trade_filter.matcher()
         sort_key = self.trade_order.sort_key
+        by_id = self.trade_order.column == "id"  # then only a status change can move a row
         rows = self._rows
         wanted: set[int] = set()
         added = False
@@ -472,9 +481,9 @@ class TradesTable(ScrollView, can_focus=True):
             elif state.view is not view:
                 previous = state.view
                 state.follow(view, ts)
-                if not reorder and sort_key(previous) != sort_key(view):
+                if not reorder and (previous.status is not view.status if by_id else sort_key(previous) != sort_key(view)):
                     reorder = True
-        gone = len(rows) + 0 != len(wanted)
+        gone = len(rows) != len(wanted)
         if gone:
             for trade_id in [trade_id for trade_id in rows if trade_id not in wanted]:
                 del rows[trade_id]
