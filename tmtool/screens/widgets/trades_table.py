@@ -26,6 +26,7 @@ from textual import events
 from textual.binding import Binding
 from textual.geometry import Region, Size
 from textual.message import Message
+from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -307,6 +308,8 @@ class TradesTable(ScrollView, can_focus=True):
         def control(self) -> "TradesTable":
             return self.table
 
+    cursor_row: var[int] = var(0)  # the display index under the cursor (watchable)
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.palette: Palette = PLAIN_PALETTE
@@ -317,7 +320,6 @@ class TradesTable(ScrollView, can_focus=True):
         self._row_order: list[int] = []
         self._row_index: dict[int, int] = {}
         self._cursor_trade: int | None = None
-        self.cursor_row = 0
         self._last_views: tuple[TradeView, ...] = ()
         self._last_ts: float = 0.0
         self._next_stamp = itertools.count(1)
