@@ -9,6 +9,7 @@ from tests.ui.fixtures import EngineDouble, seeded_snapshot, snapshot_app, trade
 from tests.ui.helpers import select_trade, trades_table, until
 from tmtool.domain.models import Side, TradeStatus
 from tmtool.screens.modals.modify_trade import ModifyTradeModal
+from tmtool.screens.trade_story import TradeStoryScreen
 from tmtool.screens.widgets.trades_table import TradeFilter, TradeOrder, TradesTable
 
 BOOK = 2_000
@@ -145,3 +146,34 @@ async def test_a_closing_trade_leaves_without_taking_the_cursor_elsewhere():
         assert cursor_line_trade(table) == 1501
         table.set_filter(TradeFilter("", "ALL", None))
         assert table.row_count == BOOK and table.selected_trade_id() == 1501
+
+
+async def test_home_and_end_scroll_the_columns_not_the_rows():
+    app = snapshot_app(big_engine())
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = await loaded(pilot)
+        await select_trade(pilot, 700)
+        scroll_y = table.scroll_offset.y
+        await pilot.press("end")
+        await until(pilot, lambda: table.scroll_offset.x > 0)
+        assert "Exch" in screen_lines(table)[0]
+        assert table.scroll_offset.y == scroll_y and table.selected_trade_id() == 700
+        await pilot.press("home")
+        await until(pilot, lambda: table.scroll_offset.x == 0)
+        assert table.selected_trade_id() == 700 and cursor_line_trade(table) == 700
+
+
+async def test_enter_and_a_click_open_the_story_of_the_trade_on_that_line():
+    app = snapshot_app(big_engine())
+    async with app.run_test(size=SIZE) as pilot:
+        table = await loaded(pilot)
+        await select_trade(pilot, 1800)
+        await pilot.press("enter")
+        story = await until(pilot, lambda: isinstance(app.screen, TradeStoryScreen) and app.screen)
+        assert story.trade_id == 1800
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.screen_stack[0])
+        clicked = painted_trade_ids(table)[2]  # the third trade line (the header is line 0)
+        await pilot.click(TradesTable, offset=(3, 3))
+        story = await until(pilot, lambda: isinstance(app.screen, TradeStoryScreen) and app.screen)
+        assert story.trade_id == clicked and table.selected_trade_id() == clicked

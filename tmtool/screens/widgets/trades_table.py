@@ -251,8 +251,8 @@ class TradesTable(ScrollView, can_focus=True):
         Binding("ctrl+end", "cursor_bottom", show=False),
         Binding("left", "scroll_left", show=False),
         Binding("right", "scroll_right", show=False),
-        Binding("home", "scroll_home", show=False),
-        Binding("end", "scroll_end", show=False),
+        Binding("home", "first_column", show=False),
+        Binding("end", "last_column", show=False),
     ]
 
     COMPONENT_CLASSES = {"trades-table--header", "trades-table--cursor"}
@@ -406,6 +406,12 @@ class TradesTable(ScrollView, can_focus=True):
 
     def action_cursor_bottom(self) -> None:
         self.move_cursor(row=len(self._row_order) - 1)
+
+    def action_first_column(self) -> None:
+        self.scroll_x = 0
+
+    def action_last_column(self) -> None:
+        self.scroll_x = self.max_scroll_x
 
     def action_select_cursor(self) -> None:
         trade_id = self.selected_trade_id()
