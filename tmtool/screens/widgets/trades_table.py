@@ -325,6 +325,8 @@ class TradesTable(ScrollView, can_focus=True):
         self._next_stamp = itertools.count(1)
         self._header_strip: tuple[tuple, Strip] | None = None
         self._paint_styles: tuple = ()
+        self._changed_rows: set[int] = set()  # display indices of lines to repaint
+        self._batching = False  # inside a pass that repaints its changed lines once at the end
         self.virtual_size = Size(TABLE_WIDTH, 1)
 
     # ------------------------------------------------------------------ queries
@@ -545,10 +547,15 @@ class TradesTable(ScrollView, can_focus=True):
         """
         ts = self._last_ts
         order, rows = self._row_order, self._rows
-        for index in self._visible_rows():
-            state = rows[order[index]]
-            if state.stale:
-                self._update_row(state, ts)
+        self._batching = True
+        try:
+            for index in self._visible_rows():
+                state = rows[order[index]]
+                if state.stale:
+                    self._update_row(state, ts)
+        finally:
+            self._batching = False
+        self._refresh_changed_rows()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
@@ -594,15 +601,24 @@ class TradesTable(ScrollView, can_focus=True):
         state.stamp = next(self._next_stamp)
         index = self._row_index.get(trade_id)
         if index is not None:
-            self._refresh_rows(index)
+            self._changed_rows.add(index)
+            if not self._batching:
+                self._refresh_changed_rows()
 
     def _refresh_rows(self, *indices: int) -> None:
+        self._changed_rows.update(indices)
+        self._refresh_changed_rows()
+
+    def _refresh_changed_rows(self) -> None:
+        """Repaint the changed lines that are in view, in one request (a frame changes many cells)."""
+        if not self._changed_rows:
+            return
+        changed, self._changed_rows = self._changed_rows, set()
         top = round(self.scroll_y)
-        height = self.size.height
-        for index in indices:
-            y = index - top + 1
-            if 1 <= y < height:
-                self.refresh(Region(0, y, self.size.width, 1))
+        width, height = self.size
+        regions = [Region(0, index - top + 1, width, 1) for index in changed if 1 <= index - top + 1 < height]
+        if regions:
+            self.refresh(*regions)
 
     # ------------------------------------------------------------------ painting
 
@@ -637,8 +653,13 @@ class TradesTable(ScrollView, can_focus=True):
         if not 0 <= index < len(self._row_order):
             return Strip.blank(width, base)
         state = self._rows[self._row_order[index]]
-        if state.stale:
-            self._update_row(state, self._last_ts)
+        if state.stale:  # painted now: its line needs no second repaint
+            self._batching = True
+            try:
+                self._update_row(state, self._last_ts)
+            finally:
+                self._batching = False
+            self._changed_rows.discard(index)
         on_cursor = index == self.cursor_row
         key = (state.stamp, on_cursor, base, cursor_style, cursor_post, focused)
         if state.strip is None or state.strip_key != key:
