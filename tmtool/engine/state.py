@@ -127,6 +127,7 @@ class TradeRuntime:
 
     __slots__ = (
         "exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since", "paused_stop_alerted",
+        "foreign_wait_alerted",
     )
 
     def __init__(self) -> None:
@@ -139,6 +140,7 @@ class TradeRuntime:
         # show recent fills: the trade shrinks or closes only when a read ``absence_grace`` later agrees)
         self.shortfall_since: float | None = None
         self.paused_stop_alerted = False  # the price is across a paused trade's stop and that was alerted
+        self.foreign_wait_alerted = False  # the exit's wait on others' working orders was alerted (until it sends again)
 
 
 class EngineState:
