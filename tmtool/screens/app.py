@@ -76,7 +76,8 @@ TOAST_SEVERITY = {
 
 # What of a trade a trader must see at once (not its moving price and P&L); attrgetter builds the tuple in C.
 TRADE_SHAPE = attrgetter(
-    "id", "status", "paused", "degraded", "awaiting_approval", "quantity", "effective_stop", "target", "trailing_stop"
+    "id", "status", "paused", "degraded", "awaiting_approval", "exit_wait", "quantity", "effective_stop", "target",
+    "trailing_stop",
 )
 
 
