@@ -128,7 +128,7 @@ async def _key_delays(app: TmtoolApp, samples: int, seed: int = 5) -> list[float
         if future is not None and not future.done():
             app.call_after_refresh(lambda: future.done() or future.set_result(time.perf_counter()))
 
-    app.watch(table, "cursor_coordinate", cursor_moved, init=False)
+    app.watch(table, "cursor_row", cursor_moved, init=False)
     for index in range(samples):
         painted = loop.create_future()
         start = time.perf_counter()
@@ -221,7 +221,7 @@ def run(
                         simulated=True,
                         bell=False,
                         refresh_hz=refresh_hz,
-                        manage_engine=False,
+                        lifecycle=None,  # the stack runs the engine
                     )
                     measured = asyncio.run(_measure(app, stack, pump, seconds, size))
                 finally:

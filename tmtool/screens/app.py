@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from functools import partial
+from operator import attrgetter
 from datetime import date
 from pathlib import Path
 
@@ -73,6 +74,13 @@ TOAST_SEVERITY = {
 }
 
 
+# What of a trade a trader must see at once (not its moving price and P&L); attrgetter builds the tuple in C.
+TRADE_SHAPE = attrgetter(
+    "id", "status", "paused", "degraded", "awaiting_approval", "exit_wait", "quantity", "effective_stop", "target",
+    "trailing_stop",
+)
+
+
 def snapshot_shape(snapshot: EngineSnapshot) -> tuple:
     """Everything a trader must see at once: all of a snapshot but the moving prices and P&L.
 
@@ -81,21 +89,7 @@ def snapshot_shape(snapshot: EngineSnapshot) -> tuple:
     """
     system = snapshot.system
     return (
-        tuple(
-            (
-                view.id,
-                view.status,
-                view.paused,
-                view.degraded,
-                view.awaiting_approval,
-                view.exit_wait,
-                view.quantity,
-                view.effective_stop,
-                view.target,
-                view.trailing_stop,
-            )
-            for view in snapshot.trades
-        ),
+        tuple(map(TRADE_SHAPE, snapshot.trades)),
         tuple((alert.id, alert.count, alert.acknowledged) for alert in snapshot.alerts),
         tuple((view.name, view.halted, view.open_positions, view.trailing_armed) for view in snapshot.strategies),
         (system.engine_running, system.feed_state, system.broker_state, system.db_state, system.server_mode),
@@ -424,7 +418,7 @@ class TmtoolApp(App[str | None]):
         return [
             ("Everywhere", rows(self.BINDINGS)),
             ("Dashboard", rows(DashboardScreen.BINDINGS)),
-            ("Trades table", rows(TradesTable.BINDINGS) + [("↑ ↓ PgUp PgDn", "move between trades")]),
+            ("Trades table", rows([b for b in TradesTable.BINDINGS if b.description]) + [("↑ ↓ PgUp PgDn", "move between trades")]),
             ("Alerts panel (tab to focus)", rows(AlertsPanel.BINDINGS)),
             ("Strategies screen", rows(StrategiesScreen.BINDINGS)),
             ("History screen", rows(HistoryScreen.BINDINGS)),

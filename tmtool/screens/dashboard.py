@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from tmtool.domain.commands import (
     AcknowledgeAlerts,
@@ -347,7 +347,6 @@ class DashboardScreen(Screen):
             return
         self.tmtool.open_trade_story(trade_id)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if isinstance(event.data_table, TradesTable):
-            event.stop()
-            self.action_trade_story()
+    def on_trades_table_row_selected(self, event: TradesTable.RowSelected) -> None:
+        event.stop()
+        self.tmtool.open_trade_story(event.trade_id)

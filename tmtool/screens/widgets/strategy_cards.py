@@ -68,6 +68,9 @@ def card_lines(view: StrategyView, palette: Palette, width: int | None = None) -
     return totals, bar, limits
 
 
+LINE_SELECTORS = (".card-totals", ".card-bar", ".card-limits")  # a card's text lines, top to bottom
+
+
 class StrategyCard(Vertical):
     """The card of one strategy; ``update_view`` repaints only when the view changed."""
 
@@ -101,13 +104,19 @@ class StrategyCard(Vertical):
         self.view, self.palette = view, palette
         self._show_lines()
         if series_changed:
-            self.query_one(Sparkline).data = list(view.pnl_series) or [0.0]
+            for sparkline in self.query(Sparkline):
+                sparkline.data = list(view.pnl_series) or [0.0]
         self._apply_badge()
 
     def _show_lines(self) -> None:
+        shown_lines = [self.query(selector).first(Static) if self.query(selector) else None for selector in LINE_SELECTORS]
+        if None in shown_lines:
+            # Mounted, but its lines are not yet: a frame landed in between.  Show this view once they are.
+            if self.is_attached:
+                self.call_after_refresh(self._show_lines)
+            return
         lines = card_lines(self.view, self.palette, self._inner_width())
-        for selector, line in zip((".card-totals", ".card-bar", ".card-limits"), lines):
-            shown = self.query_one(selector, Static)
+        for shown, line in zip(shown_lines, lines):
             if not same_text(shown.content, line):
                 shown.update(line, layout=False)  # one line in a fixed-size card
 
