@@ -13,8 +13,6 @@ and paused-stop warnings in the same order, and leave every trade with the same 
 
 from __future__ import annotations
 
-import contextlib
-
 import random
 from dataclasses import replace
 
@@ -62,9 +60,6 @@ class Decisions:
         self.index: TradeIndex | None = None
 
     # the store (trade events and alerts; everything else is accepted and dropped)
-    def batch(self):
-        return contextlib.nullcontext()
-
     def record_event(self, event) -> None:
         self.log.append(("event", event.trade_id, event.kind, event.field, event.old, event.new, event.price))
 

@@ -19,7 +19,6 @@ in-memory view, as far as it told the store); observers see every trade save.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -93,11 +92,6 @@ class MemoryStore:
         change = (kind, value)
         self.queue.append(change)
         return change
-
-    def batch(self) -> contextlib.nullcontext[None]:
-        """The real store hands a block's changes to its writer when the block ends; nothing
-        can crash inside one tick's evaluation here, so the queue takes them as they come."""
-        return contextlib.nullcontext()
 
     def save_trade(self, trade: Trade) -> None:
         # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Callable, ContextManager, Mapping, Protocol
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol
 
 from tmtool.domain.broker import (
     BrokerError,
@@ -81,11 +81,6 @@ class Store(Protocol):
     def load(self) -> LoadedState: ...
 
     def save_trade(self, trade: Trade) -> None: ...
-
-    def batch(self) -> ContextManager[None]:
-        """Changes made on the calling thread inside the block are handed to the writer together
-        when it ends, in order (one tick's evaluation; nothing inside waits on the store)."""
-        ...
 
     def save_strategy(self, strategy: Strategy) -> None: ...
 

@@ -107,12 +107,7 @@ class Watch:
 
     def evaluate_book(self, book: Book, price: float, ts: float) -> None:
         """Evaluate the trades ``price`` changes: those whose own quiet band it leaves (found
-        through the book's level index, not by looking at every trade) and the paused ones.
-        What they save reaches the store's writer in one hand-over when the tick is done."""
-        with self.state.store.batch():
-            self._evaluate_book(book, price, ts)
-
-    def _evaluate_book(self, book: Book, price: float, ts: float) -> None:
+        through the book's level index, not by looking at every trade) and the paused ones."""
         trades = book.levels.crossed(price)
         changed = False
         # Trades opened alike (one strategy's, at one price) are evaluated alike: one evaluation

@@ -244,9 +244,6 @@ class SqliteStore:
         self._recreations = 0
         self._event_seq_lock = threading.Lock()
         self._next_event_seq: dict[int, int] = {}
-        # changes held by ``batch()`` on the thread that opened it: (table, key, record, saved_at)
-        self._held: list[tuple[str, Any, Any, float]] | None = None
-        self._held_by: int | None = None
 
         self._opened = False
         self._thread: threading.Thread | None = None
@@ -388,9 +385,6 @@ class SqliteStore:
         _require(trade, Trade, "save_trade")
         version = copy_trade(trade)
         saved_at = self._clock.time()
-        if self._holding():
-            self._held.append(("trade", trade.id, version, saved_at))  # type: ignore[union-attr]
-            return
         with self._cond_lock:  # the newest version and its place in the queue go together (see save_order)
             self._queued_trades[trade.id] = version
             self._enqueue_locked("trade", trade.id, version, saved_at)
@@ -446,7 +440,6 @@ class SqliteStore:
         Never raises for a failing database: the row stays queued for replay.
         """
         _require(order, OrderRecord, "save_order")
-        self._release_held()
         saved_at = self._clock.time()
         if not durable:
             with self._cond:
@@ -613,31 +606,8 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ queue
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Changes made on this thread inside the block reach the writer together, in the order
-        they were made, under one lock when the block ends (a trailing ratchet over fifty trades
-        on one tick is one hand-over instead of a hundred, each of which could hand the
-        interpreter to the writer thread).  The block is one tick's evaluation: nothing in it
-        waits, and an order ledger row (which a durable wait may follow) takes everything held
-        before it along at once.  A nested block joins the outer one."""
-        ident = threading.get_ident()
-        if self._held is not None and self._held_by == ident:
-            yield
-            return
-        self._held, self._held_by = [], ident
-        try:
-            yield
-        finally:
-            held, self._held, self._held_by = self._held, None, None
-            if held:
-                self._enqueue_held(held)
-
     def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
         saved_at = self._clock.time()
-        if self._holding():
-            self._held.append((table, key, record, saved_at))  # type: ignore[union-attr]
-            return None
         with self._cond_lock:
             return self._enqueue_locked(table, key, record, saved_at)
 
@@ -656,23 +626,6 @@ class SqliteStore:
         if len(queue) == 1 or len(queue) == self._max_batch:
             self._cond.notify_all()
         return self._last_seq
-
-    def _holding(self) -> bool:
-        """This thread is inside ``batch()``: its changes are held until the block ends."""
-        return self._held is not None and self._held_by == threading.get_ident()
-
-    def _release_held(self) -> None:
-        """Hand this thread's held changes over now (an order row must not overtake them)."""
-        if self._holding() and self._held:
-            held, self._held = self._held, []
-            self._enqueue_held(held)
-
-    def _enqueue_held(self, held: list[tuple[str, Any, Any, float]]) -> None:
-        with self._cond_lock:
-            for table, key, record, saved_at in held:
-                if table == "trade":
-                    self._queued_trades[key] = record  # as ``save_trade`` does (see ``save_order``)
-                self._enqueue_locked(table, key, record, saved_at)
 
     def _wait_until_done(self, seq: int, timeout: float, count_rejected: bool = True) -> bool:
         deadline = time.monotonic() + max(0.0, timeout)
