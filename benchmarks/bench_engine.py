@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -120,7 +121,8 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
     GIL that CPU time is what the ticks cost; on an idle machine it is the wall time.  CPU time, not
     wall time, because this machine is shared and other processes' load swamps a wall-clock
     comparison.  A warm-up walk first (the trailing stops' first ratchets); then each mode runs
-    ``rounds`` times, interleaved; the best of each is kept."""
+    ``rounds`` times, interleaved; each figure is the median of its rounds, and the ratios are the
+    median of each round's own ratio (the rounds run back to back, so a round's modes share its load)."""
     from benchmarks.bench_replay import SqliteTickRecorder
     from tmtool.domain.calendar import trading_day
     from tmtool.replay.recorder import ParquetTickRecorder
@@ -132,7 +134,7 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
         Strategy(f"bench{i}", portfolio=PortfolioRisk(stop_loss=Amount(1_000_000), target=Amount(1_000_000)))
         for i in range(STRATEGIES)
     ]
-    best: dict[str, float] = {"off": 0.0, "append_only": 0.0, "parquet": 0.0, "sqlite": 0.0}
+    rates: dict[str, list[float]] = {"off": [], "append_only": [], "parquet": [], "sqlite": []}
     recorded: dict[str, int] = {}
     runs: list[tuple[str, int, int]] = []  # (mode, ticks per CPU second, open trades after)
     with tempfile.TemporaryDirectory(prefix="tmtool-bench-recording-") as tmp:
@@ -176,8 +178,8 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
                                      what="every recorded tick written")
                         cpu = time.process_time() - started
                         if recorder is append_only:
-                            append_only._queue.clear()
-                        best[mode] = max(best[mode], ticks * passes / cpu)
+                            del append_only._rows[:]
+                        rates[mode].append(ticks * passes / cpu)
                         runs.append((mode, round(ticks * passes / cpu), len(engine.snapshot().open_trades)))
             finally:
                 engine.stop()
@@ -188,18 +190,23 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
                 recorded = {"parquet_rows": parquet.rows_written, "parquet_failed": parquet.failed}
         finally:
             sim.stop()
+    median = {mode: statistics.median(values) for mode, values in rates.items()}
+
+    def ratio(mode: str) -> float:
+        return round(statistics.median(on / off for on, off in zip(rates[mode], rates["off"])), 3)
+
     return {
         "trades": trades,
         "ticks": ticks * passes,
         "rounds": rounds,
-        "ticks_per_second_off": round(best["off"]),
-        "ticks_per_second_append_only": round(best["append_only"]),
-        "append_ns_per_tick": round((1 / best["append_only"] - 1 / best["off"]) * 1e9, 1),
-        "ticks_per_second_parquet": round(best["parquet"]),
-        "ticks_per_second_sqlite": round(best["sqlite"]),
-        "append_only_vs_off": round(best["append_only"] / best["off"], 3),
-        "parquet_vs_off": round(best["parquet"] / best["off"], 3),
-        "sqlite_vs_off": round(best["sqlite"] / best["off"], 3),
+        "ticks_per_second_off": round(median["off"]),
+        "ticks_per_second_append_only": round(median["append_only"]),
+        "append_ns_per_tick": round((1 / median["append_only"] - 1 / median["off"]) * 1e9, 1),
+        "ticks_per_second_parquet": round(median["parquet"]),
+        "ticks_per_second_sqlite": round(median["sqlite"]),
+        "append_only_vs_off": ratio("append_only"),
+        "parquet_vs_off": ratio("parquet"),
+        "sqlite_vs_off": ratio("sqlite"),
         **recorded,
         "runs": runs,
     }
