@@ -197,3 +197,70 @@ def test_retention_removes_old_days_and_size_is_reported(tmp_path):
     removed = prune(tmp_path, date(2026, 12, 7), retention_days=7)
     assert removed == ["2026-11-01", "2026-11-30"]
     assert folder_size(tmp_path) == (4, 1)  # one day folder left; "notes" is not a day
+
+
+def test_the_engines_hand_over_is_one_c_level_call_of_flat_fields(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="flat", batch_rows=2)
+    assert type(recorder.append).__name__ == "builtin_function_or_method"  # no Python frame on the tick path
+    rows = [(("NSE", "TCS"), 3500.0, T0, True), (("BSE", "TCS"), 3501.5, T0 + 1, False),
+            (("NSE", "INFY"), 1500.0, T0 + 2, True), (("NSE", "TCS"), 3499.0, T0 + 3, True),
+            (("BSE", "TCS"), 3502.0, T0 + 4, True)]
+    for row in rows:
+        recorder.append(row)
+    assert recorder.backlog == 5
+    recorder.flush()
+    assert recorder.backlog == 0 and recorder.batches_written == 3  # batches of at most batch_rows
+    recorder.stop()
+    table = pq.read_table(tmp_path / DAY.isoformat() / "flat.parquet")
+    assert list(zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist())) == [key for key, *_ in rows]
+    assert table.column("price").to_pylist() == [price for _, price, _, _ in rows]
+    assert table.column("ts").to_pylist() == [ts for _, _, ts, _ in rows]
+    assert table.column("accepted").to_pylist() == [accepted for *_, accepted in rows]
+
+
+class _EngineKeepsAppending(SegmentWriter):
+    """A segment during whose writes the engine hands more ticks over (as it does from its own thread)."""
+
+    recorder: ParquetTickRecorder | None = None
+    price = 900.0
+
+    def write(self, batch) -> None:
+        super().write(batch)
+        if self.recorder is not None and self.price < 905.0:
+            self.recorder.append((("NSE", "SBIN"), self.price, T0 + self.price, True))
+            _EngineKeepsAppending.price += 1.0
+
+
+def test_ticks_handed_over_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="busy", batch_rows=1, segment_factory=_EngineKeepsAppending)
+    _EngineKeepsAppending.recorder, _EngineKeepsAppending.price = recorder, 900.0
+    for i in range(3):
+        recorder.append((("NSE", "SBIN"), 800.0 + i, T0 + i, True))
+    recorder.flush()
+    assert recorder.rows_written == 3 and recorder.backlog == 3  # the three added during the writes stay queued
+    recorder.flush()
+    recorder.flush()
+    recorder.stop()
+    tape = read_day(tmp_path, DAY)
+    assert tape.price.tolist() == [800.0, 801.0, 802.0, 900.0, 901.0, 902.0, 903.0, 904.0]
+
+
+def test_the_engine_hands_every_routed_tick_over_with_its_books_key(tmp_path):
+    clock = ManualClock(T0, real_timers=True)
+    recorder = ParquetTickRecorder(tmp_path / "ticks", session="live", batch_seconds=0.01)
+    strategies = (Strategy("s", trade_risk=TradeRisk(stop_loss=Distance(10.0))),)
+    with running_stack(tmp_path, strategies=strategies, clock=clock, tick_recorder=recorder) as stack:
+        recorder.start(DAY)
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        trade_id = stack.create(CreateTrade("s", "SBIN", "NSE", Side.LONG, quantity=5))
+        stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        for price in (801.0, 802.5):
+            clock.advance(1.0)
+            stack.tick("SBIN", price)
+        wait_for(lambda: {801.0, 802.5} <= set(read_day(tmp_path / "ticks", DAY).price.tolist()), 10,
+                 what="the ticks recorded")
+        recorder.stop()
+    tape = read_day(tmp_path / "ticks", DAY)
+    assert set(tape.keys) == {("NSE", "SBIN")} and tape.accepted.all()
+    recorded = tape.price.tolist()
+    assert recorded.index(801.0) < recorded.index(802.5)

@@ -75,7 +75,7 @@ class Watch:
         price = tick.price
         accepted = self._accept_tick(book.key, price)
         if self.recorder is not None:
-            self.recorder.record(tick, accepted)
+            self.recorder.append((book.key, price, tick.ts, accepted))
         if not accepted:
             return
         state.ticks_processed += 1

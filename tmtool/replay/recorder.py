@@ -1,10 +1,15 @@
 """The tick recorder: every tick the engine evaluates, kept per trading day for replay.
 
-The engine calls ``record(tick, accepted)`` on its own thread for every routed
-tick (refused ones too, marked ``accepted=False``).  That call is one
-``deque.append`` — O(1), never blocking, never raising.  A writer thread drains
-the deque every ``batch_seconds``, in batches of at most ``batch_rows``, and
-appends each batch to the day's open segment.
+The engine hands each routed tick over on its own thread (refused ones too,
+marked ``accepted=False``) as ``recorder.append((key, price, ts, accepted))``,
+``key`` being the book's ``(exchange, symbol)`` tuple.  ``append`` is the bound
+``extend`` of one flat list: a single C call that adds the four fields at once
+(atomic under the interpreter lock), with no Python frame, no object built per
+tick beyond the tuple, never blocking, never raising.  A writer thread takes
+everything queued every ``batch_seconds`` (a slice copy and a slice delete,
+both single C calls, so it never races the engine's appends), turns the four
+strided columns into Arrow with a handful of vectorised calls, and appends
+batches of at most ``batch_rows`` to the day's open segment.
 
 Files, in ``folder/YYYY-MM-DD/`` (the Asia/Kolkata trading day of each tick):
 
@@ -33,10 +38,10 @@ import shutil
 import threading
 from collections import deque
 from datetime import date, datetime, timedelta
-from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -70,39 +75,66 @@ def day_end(ts: float) -> float:
     return midnight.timestamp()
 
 
-class Refused:
-    """A refused tick in the recorder's queue (accepted ticks go in as themselves: no wrapper on the hot path)."""
-
-    __slots__ = ("tick",)
-
-    def __init__(self, tick: Tick) -> None:
-        self.tick = tick
+FIELDS = 4  # (key, price, ts, accepted) per tick, flat in the queue
 
 
-_TS = attrgetter("ts")
-_EXCHANGE = attrgetter("exchange")
-_SYMBOL = attrgetter("symbol")
-_PRICE = attrgetter("price")
+def record_row(tick: Tick, accepted: bool) -> tuple[tuple[str, str], float, float, bool]:
+    """The row the engine hands over for ``tick`` (for callers holding a ``Tick`` rather than its book)."""
+    return ((tick.exchange, tick.symbol), tick.price, tick.ts, accepted)
 
 
-def to_batch(rows: list) -> pa.RecordBatch:
-    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``."""
-    accepted = [row.__class__ is not Refused for row in rows]
-    ticks = rows if all(accepted) else [row if ok else row.tick for row, ok in zip(rows, accepted)]
+class KeyCodes:
+    """Dictionary codes for (exchange, symbol) keys, kept for the recorder's life: each key gets one code
+    the first time it is seen; the exchange and symbol dictionaries only grow."""
+
+    def __init__(self) -> None:
+        self._codes: dict[tuple[str, str], int] = {}
+        self._exchanges: dict[str, int] = {}
+        self._symbols: dict[str, int] = {}
+        self._exchange_of: list[int] = []  # per key code: its exchange's index
+        self._symbol_of: list[int] = []
+
+    def encode(self, keys: list) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
+        """The exchange and symbol columns for ``keys`` (each an (exchange, symbol) tuple)."""
+        codes = self._codes
+        try:
+            indices = np.fromiter(map(codes.__getitem__, keys), np.int32, len(keys))
+        except KeyError:
+            for key in keys:
+                if key not in codes:
+                    self._add(key)
+            indices = np.fromiter(map(codes.__getitem__, keys), np.int32, len(keys))
+        exchange_of = np.asarray(self._exchange_of, np.int32)
+        symbol_of = np.asarray(self._symbol_of, np.int32)
+        return (
+            pa.DictionaryArray.from_arrays(pa.array(exchange_of[indices]), pa.array(list(self._exchanges), pa.string())),
+            pa.DictionaryArray.from_arrays(pa.array(symbol_of[indices]), pa.array(list(self._symbols), pa.string())),
+        )
+
+    def _add(self, key: tuple[str, str]) -> None:
+        exchange, symbol = key
+        self._exchange_of.append(self._exchanges.setdefault(exchange, len(self._exchanges)))
+        self._symbol_of.append(self._symbols.setdefault(symbol, len(self._symbols)))
+        self._codes[key] = len(self._codes)
+
+
+def to_batch(rows: list, codes: KeyCodes | None = None, start: int = 0, stop: int | None = None) -> pa.RecordBatch:
+    """One Arrow batch from queued rows, flat ``key, price, ts, accepted`` groups of four: all of
+    them, or the list items ``start:stop`` (both multiples of four) without copying the rest."""
+    stop = len(rows) if stop is None else stop
+    count = (stop - start) // FIELDS
+    accepted = rows[start + 3:stop:FIELDS]
+    exchange, symbol = (codes or KeyCodes()).encode(rows[start:stop:FIELDS])
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(list(map(_TS, ticks)), pa.float64()),
-            pa.array(list(map(_EXCHANGE, ticks))).dictionary_encode(),
-            pa.array(list(map(_SYMBOL, ticks))).dictionary_encode(),
-            pa.array(list(map(_PRICE, ticks)), pa.float64()),
-            pa.array(accepted, pa.bool_()),
+            pa.array(rows[start + 2:stop:FIELDS], pa.float64()),
+            exchange,
+            symbol,
+            pa.array(rows[start + 1:stop:FIELDS], pa.float64()),
+            pa.array(np.ones(count, np.bool_)) if all(accepted) else pa.array(accepted, pa.bool_()),
         ],
         schema=SCHEMA,
     )
-
-
-def _ts(row) -> float:
-    return row.tick.ts if row.__class__ is Refused else row.ts
 
 
 def read_stream(path: Path) -> pa.Table:
@@ -207,6 +239,9 @@ class SegmentWriter:
                 pass
 
 
+_DISCARD = deque(maxlen=0).extend  # takes a row and keeps none of it
+
+
 class ParquetTickRecorder:
     """Implements ``engine.ports.TickRecorder``; ``start``/``stop`` run its writer thread."""
 
@@ -230,7 +265,10 @@ class ParquetTickRecorder:
         self.max_backlog = max_backlog
         self._on_failure = on_failure
         self._segment_factory = segment_factory
-        self._queue: deque[Tick | Refused] = deque()
+        self._rows: list = []  # flat: key, price, ts, accepted, key, ... (the engine only extends it)
+        # the engine thread's hand-over: one C call per tick, rebound to a sink when recording fails
+        self.append: Callable[[tuple], object] = self._rows.extend
+        self._codes = KeyCodes()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -243,10 +281,8 @@ class ParquetTickRecorder:
     # ---------------------------------------------------------------- engine thread
 
     def record(self, tick: Tick, accepted: bool) -> None:
-        if accepted:
-            self._queue.append(tick)
-        else:
-            self._queue.append(Refused(tick))
+        """Queue one ``Tick`` (the engine itself calls ``append`` with its book's key: see the module)."""
+        self.append(record_row(tick, accepted))
 
     # ---------------------------------------------------------------- life
 
@@ -279,7 +315,7 @@ class ParquetTickRecorder:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._rows) // FIELDS
 
     # ---------------------------------------------------------------- writer thread
 
@@ -292,37 +328,44 @@ class ParquetTickRecorder:
         self._close_segment()
 
     def _drain(self) -> None:
-        queue = self._queue
-        while queue and not self.failed:
-            if len(queue) > self.max_backlog:
-                self._fail(f"tick recording stopped: {len(queue)} ticks waiting, the disk is not keeping up")
-                return
-            count = min(len(queue), self.batch_rows)
-            popleft = queue.popleft
-            rows = [popleft() for _ in range(count)]  # deque pops are atomic: safe beside the engine's appends
-            try:
-                self._write(rows)
-            except Exception as exc:  # any failure stops recording, never trading
-                self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
-                return
+        rows = self._rows
+        if not rows or self.failed:
+            return
+        if len(rows) > self.max_backlog * FIELDS:
+            self._fail(f"tick recording stopped: {len(rows) // FIELDS} ticks waiting, the disk is not keeping up")
+            return
+        # Everything queued now: a multiple of FIELDS, as each extend adds a whole row at once.  The
+        # engine only ever adds past ``taken``, so the batches below read a stable prefix, and the
+        # slice delete (one C call) removes exactly that prefix, leaving what came meanwhile.
+        taken = len(rows)
+        step = self.batch_rows * FIELDS
+        try:
+            for start in range(0, taken, step):
+                self._write(to_batch(rows, self._codes, start, min(taken, start + step)))
+        except Exception as exc:  # any failure stops recording, never trading
+            self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            del rows[:taken]
 
-    def _write(self, rows: list) -> None:
+    def _write(self, batch: pa.RecordBatch) -> None:
+        ts = batch.column(0).to_numpy()
+        count = len(ts)
         start = 0
-        while start < len(rows):
-            first_ts = _ts(rows[start])
+        while start < count:
+            first_ts = float(ts[start])
             if self._segment is None or first_ts >= self._segment_day_end or first_ts < self._segment_day_end - 86400:
                 self._close_segment()
                 self._segment_day_end = day_end(first_ts)
                 path = day_folder(self.folder, trading_day(first_ts)) / f"{self.session}{STREAM_SUFFIX}"
                 self._segment = self._segment_factory(path)
             limit = self._segment_day_end
-            if _ts(rows[-1]) < limit:  # the common case: the whole batch belongs to this day
-                end = len(rows)
-            else:
-                end = start + 1  # the first tick stays here even when the clock stepped back a day
-                while end < len(rows) and _ts(rows[end]) < limit:
-                    end += 1
-            self._segment.write(to_batch(rows[start:end] if start or end < len(rows) else rows))
+            if ts[-1] < limit:  # the common case: the rest of the batch belongs to this day
+                end = count
+            else:  # the first tick stays here even when the clock stepped back a day
+                later = np.flatnonzero(ts[start + 1:] >= limit)
+                end = start + 1 + int(later[0]) if len(later) else count
+            self._segment.write(batch if start == 0 and end == count else batch.slice(start, end - start))
             self.rows_written += end - start
             self.batches_written += 1
             start = end
@@ -341,7 +384,8 @@ class ParquetTickRecorder:
         if self.failed:
             return
         self.failed = message
-        self._queue = deque(maxlen=0)  # record() keeps appending, to nothing
+        self.append = _DISCARD  # the engine keeps handing ticks over, to nothing
+        del self._rows[:]
         segment, self._segment = self._segment, None
         if segment is not None:
             segment.abandon()
