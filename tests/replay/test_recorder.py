@@ -21,7 +21,7 @@ from tmtool.domain.calendar import IST, trading_day
 from tmtool.domain.commands import CreateTrade
 from tmtool.domain.models import AlertCategory, AlertPriority, Distance, Side, Strategy, Tick, TradeRisk, TradeStatus
 from tmtool.replay.reader import read_day, segments
-from tmtool.replay.recorder import ParquetTickRecorder, SegmentWriter, folder_size, prune
+from tmtool.replay.recorder import ParquetTickRecorder, Refused, SegmentWriter, folder_size, prune
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=IST).timestamp()
 DAY = trading_day(T0)
@@ -199,27 +199,42 @@ def test_retention_removes_old_days_and_size_is_reported(tmp_path):
     assert folder_size(tmp_path) == (4, 1)  # one day folder left; "notes" is not a day
 
 
-def test_the_engines_hand_over_is_one_c_level_call_of_flat_fields(tmp_path):
-    recorder = ParquetTickRecorder(tmp_path, session="flat", batch_rows=2)
-    assert type(recorder.append).__name__ == "builtin_function_or_method"  # no Python frame on the tick path
-    rows = [(("NSE", "TCS"), 3500.0, T0, True), (("BSE", "TCS"), 3501.5, T0 + 1, False),
-            (("NSE", "INFY"), 1500.0, T0 + 2, True), (("NSE", "TCS"), 3499.0, T0 + 3, True),
-            (("BSE", "TCS"), 3502.0, T0 + 4, True)]
-    for row in rows:
-        recorder.append(row)
-    assert recorder.backlog == 5
+def test_refusals_are_marked_in_whichever_batch_they_land(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="marks", batch_rows=2)
+    first = [Tick("NSE", "TCS", 3500.0, T0), Tick("BSE", "TCS", 3501.5, T0 + 1), Tick("NSE", "INFY", 1500.0, T0 + 2)]
+    for tick in first:
+        recorder.record(tick, True)
+    recorder.flush()  # no refusal yet: written without looking for one
+    later = [(Tick("BSE", "TCS", 3502.0, T0 + 3), False), (Tick("NSE", "TCS", 3499.0, T0 + 4), True),
+             (Tick("NSE", "INFY", 1501.0, T0 + 5), True)]
+    for tick, accepted in later:
+        recorder.record(tick, accepted)
     recorder.flush()
-    assert recorder.backlog == 0 and recorder.batches_written == 3  # batches of at most batch_rows
+    recorder.record(Tick("NSE", "INFY", 1502.0, T0 + 6), False)  # a refusal as the only row of a drain
+    recorder.flush()
+    recorder.record(Tick("NSE", "INFY", 1503.0, T0 + 7), True)
     recorder.stop()
-    table = pq.read_table(tmp_path / DAY.isoformat() / "flat.parquet")
-    assert list(zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist())) == [key for key, *_ in rows]
-    assert table.column("price").to_pylist() == [price for _, price, _, _ in rows]
-    assert table.column("ts").to_pylist() == [ts for _, _, ts, _ in rows]
-    assert table.column("accepted").to_pylist() == [accepted for *_, accepted in rows]
+    table = pq.read_table(tmp_path / DAY.isoformat() / "marks.parquet")
+    assert table.column("accepted").to_pylist() == [True, True, True, False, True, True, False, True]
+    assert list(zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist()))[:4] == [
+        ("NSE", "TCS"), ("BSE", "TCS"), ("NSE", "INFY"), ("BSE", "TCS")]
+    assert table.column("price").to_pylist() == [3500.0, 3501.5, 1500.0, 3502.0, 3499.0, 1501.0, 1502.0, 1503.0]
+    assert table.column("ts").to_pylist() == [T0 + i for i in range(8)]
+
+
+def test_a_refusal_counted_before_the_drain_but_queued_after_it_is_still_marked(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="race")
+    recorder.record(Tick("NSE", "SBIN", 800.0, T0), True)
+    recorder._refusals += 1  # the engine counted a refusal, then lost the processor before queuing it
+    recorder.flush()
+    recorder._rows.append(Refused(Tick("NSE", "SBIN", 801.0, T0 + 1)))  # ...and queued it after the drain read
+    recorder.flush()
+    recorder.stop()
+    assert read_day(tmp_path, DAY).accepted.tolist() == [True, False]
 
 
 class _EngineKeepsAppending(SegmentWriter):
-    """A segment during whose writes the engine hands more ticks over (as it does from its own thread)."""
+    """A segment during whose writes the engine queues more ticks (as it does from its own thread)."""
 
     recorder: ParquetTickRecorder | None = None
     price = 900.0
@@ -227,17 +242,17 @@ class _EngineKeepsAppending(SegmentWriter):
     def write(self, batch) -> None:
         super().write(batch)
         if self.recorder is not None and self.price < 905.0:
-            self.recorder.append((("NSE", "SBIN"), self.price, T0 + self.price, True))
+            self.recorder.record(Tick("NSE", "SBIN", self.price, T0 + self.price), True)
             _EngineKeepsAppending.price += 1.0
 
 
-def test_ticks_handed_over_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
+def test_ticks_queued_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
     recorder = ParquetTickRecorder(tmp_path, session="busy", batch_rows=1, segment_factory=_EngineKeepsAppending)
     _EngineKeepsAppending.recorder, _EngineKeepsAppending.price = recorder, 900.0
     for i in range(3):
-        recorder.append((("NSE", "SBIN"), 800.0 + i, T0 + i, True))
+        recorder.record(Tick("NSE", "SBIN", 800.0 + i, T0 + i), True)
     recorder.flush()
-    assert recorder.rows_written == 3 and recorder.backlog == 3  # the three added during the writes stay queued
+    assert recorder.rows_written == 3 and recorder.backlog == 3  # the three queued during the writes stay
     recorder.flush()
     recorder.flush()
     recorder.stop()

@@ -247,14 +247,12 @@ class Feed(Protocol):
 class TickRecorder(Protocol):
     """Keeps every tick the engine evaluates (``tmtool.replay.recorder`` implements it).
 
-    The engine calls ``append((key, price, ts, accepted))`` on its own thread for
-    every routed tick, refused ones too (``accepted`` False); ``key`` is the
-    book's ``(exchange, symbol)``.  ``append`` must be an O(1) C-level append (a
-    bound ``list.extend``: no Python frame on the tick path) that never blocks and
-    never raises; the writing happens on the recorder's own thread.
+    ``record`` is called on the engine thread for every routed tick, refused
+    ones too (``accepted`` False); it must be an O(1) append that never blocks
+    and never raises: the writing happens on the recorder's own thread.
     """
 
-    append: Callable[[tuple[tuple[str, str], float, float, bool]], object]
+    def record(self, tick: Tick, accepted: bool) -> None: ...
 
 
 # --------------------------------------------------------------------------- alerts out

@@ -75,7 +75,7 @@ class Watch:
         price = tick.price
         accepted = self._accept_tick(book.key, price)
         if self.recorder is not None:
-            self.recorder.append((book.key, price, tick.ts, accepted))
+            self.recorder.record(tick, accepted)
         if not accepted:
             return
         state.ticks_processed += 1

@@ -1,15 +1,13 @@
 """The tick recorder: every tick the engine evaluates, kept per trading day for replay.
 
-The engine hands each routed tick over on its own thread (refused ones too,
-marked ``accepted=False``) as ``recorder.append((key, price, ts, accepted))``,
-``key`` being the book's ``(exchange, symbol)`` tuple.  ``append`` is the bound
-``extend`` of one flat list: a single C call that adds the four fields at once
-(atomic under the interpreter lock), with no Python frame, no object built per
-tick beyond the tuple, never blocking, never raising.  A writer thread takes
-everything queued every ``batch_seconds`` (a slice copy and a slice delete,
-both single C calls, so it never races the engine's appends), turns the four
-strided columns into Arrow with a handful of vectorised calls, and appends
-batches of at most ``batch_rows`` to the day's open segment.
+The engine calls ``record(tick, accepted)`` on its own thread for every routed
+tick (refused ones too, marked ``accepted=False``).  That call is one
+``list.append`` of the tick itself — O(1), never blocking, never raising, and
+nothing built per accepted tick.  A writer thread takes everything queued every
+``batch_seconds`` (a slice read and a slice delete of the prefix it read, each
+a single C call, so it never races the engine's appends), pulls the columns out
+with C-level iteration, and appends batches of at most ``batch_rows`` to the
+day's open segment.
 
 Files, in ``folder/YYYY-MM-DD/`` (the Asia/Kolkata trading day of each tick):
 
@@ -38,6 +36,7 @@ import shutil
 import threading
 from collections import deque
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
@@ -75,63 +74,63 @@ def day_end(ts: float) -> float:
     return midnight.timestamp()
 
 
-FIELDS = 4  # (key, price, ts, accepted) per tick, flat in the queue
+class Refused:
+    """A refused tick in the recorder's queue (accepted ticks go in as themselves: no wrapper on the hot path)."""
+
+    __slots__ = ("tick",)
+
+    def __init__(self, tick: Tick) -> None:
+        self.tick = tick
 
 
-def record_row(tick: Tick, accepted: bool) -> tuple[tuple[str, str], float, float, bool]:
-    """The row the engine hands over for ``tick`` (for callers holding a ``Tick`` rather than its book)."""
-    return ((tick.exchange, tick.symbol), tick.price, tick.ts, accepted)
+_TS = attrgetter("ts")
+_EXCHANGE = attrgetter("exchange")
+_SYMBOL = attrgetter("symbol")
+_PRICE = attrgetter("price")
 
 
 class KeyCodes:
-    """Dictionary codes for (exchange, symbol) keys, kept for the recorder's life: each key gets one code
-    the first time it is seen; the exchange and symbol dictionaries only grow."""
+    """Dictionary codes for exchanges and symbols, kept for the recorder's life: a value gets its code
+    the first time it is seen and the dictionaries only grow, so each batch's lookup is one dict hit
+    per value (the engine hashed each string already, routing the tick to its book)."""
 
     def __init__(self) -> None:
-        self._codes: dict[tuple[str, str], int] = {}
-        self._exchanges: dict[str, int] = {}
-        self._symbols: dict[str, int] = {}
-        self._exchange_of: list[int] = []  # per key code: its exchange's index
-        self._symbol_of: list[int] = []
+        self.exchanges: dict[str, int] = {}
+        self.symbols: dict[str, int] = {}
 
-    def encode(self, keys: list) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
-        """The exchange and symbol columns for ``keys`` (each an (exchange, symbol) tuple)."""
-        codes = self._codes
+    def encode(self, ticks: list) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
+        """The exchange and symbol columns of ``ticks``."""
+        return self._column(self.exchanges, _EXCHANGE, ticks), self._column(self.symbols, _SYMBOL, ticks)
+
+    @staticmethod
+    def _column(codes: dict[str, int], field: attrgetter, ticks: list) -> pa.DictionaryArray:
         try:
-            indices = np.fromiter(map(codes.__getitem__, keys), np.int32, len(keys))
+            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
         except KeyError:
-            for key in keys:
-                if key not in codes:
-                    self._add(key)
-            indices = np.fromiter(map(codes.__getitem__, keys), np.int32, len(keys))
-        exchange_of = np.asarray(self._exchange_of, np.int32)
-        symbol_of = np.asarray(self._symbol_of, np.int32)
-        return (
-            pa.DictionaryArray.from_arrays(pa.array(exchange_of[indices]), pa.array(list(self._exchanges), pa.string())),
-            pa.DictionaryArray.from_arrays(pa.array(symbol_of[indices]), pa.array(list(self._symbols), pa.string())),
-        )
-
-    def _add(self, key: tuple[str, str]) -> None:
-        exchange, symbol = key
-        self._exchange_of.append(self._exchanges.setdefault(exchange, len(self._exchanges)))
-        self._symbol_of.append(self._symbols.setdefault(symbol, len(self._symbols)))
-        self._codes[key] = len(self._codes)
+            for value in map(field, ticks):
+                codes.setdefault(value, len(codes))
+            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
+        return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(list(codes), pa.string()))
 
 
-def to_batch(rows: list, codes: KeyCodes | None = None, start: int = 0, stop: int | None = None) -> pa.RecordBatch:
-    """One Arrow batch from queued rows, flat ``key, price, ts, accepted`` groups of four: all of
-    them, or the list items ``start:stop`` (both multiples of four) without copying the rest."""
-    stop = len(rows) if stop is None else stop
-    count = (stop - start) // FIELDS
-    accepted = rows[start + 3:stop:FIELDS]
-    exchange, symbol = (codes or KeyCodes()).encode(rows[start:stop:FIELDS])
+def to_batch(rows: list, codes: KeyCodes | None = None, refusals: bool = True) -> pa.RecordBatch:
+    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``.  ``refusals=False``
+    when the caller knows there is no ``Refused`` among them (skips a pass over the rows)."""
+    count = len(rows)
+    ticks, accepted = rows, None
+    if refusals:
+        flags = [row.__class__ is not Refused for row in rows]
+        if not all(flags):
+            ticks = [row if ok else row.tick for row, ok in zip(rows, flags)]
+            accepted = pa.array(flags, pa.bool_())
+    exchange, symbol = (codes or KeyCodes()).encode(ticks)
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(rows[start + 2:stop:FIELDS], pa.float64()),
+            pa.array(np.fromiter(map(_TS, ticks), np.float64, count)),
             exchange,
             symbol,
-            pa.array(rows[start + 1:stop:FIELDS], pa.float64()),
-            pa.array(np.ones(count, np.bool_)) if all(accepted) else pa.array(accepted, pa.bool_()),
+            pa.array(np.fromiter(map(_PRICE, ticks), np.float64, count)),
+            accepted if accepted is not None else pa.array(np.ones(count, np.bool_)),
         ],
         schema=SCHEMA,
     )
@@ -239,9 +238,6 @@ class SegmentWriter:
                 pass
 
 
-_DISCARD = deque(maxlen=0).extend  # takes a row and keeps none of it
-
-
 class ParquetTickRecorder:
     """Implements ``engine.ports.TickRecorder``; ``start``/``stop`` run its writer thread."""
 
@@ -265,9 +261,10 @@ class ParquetTickRecorder:
         self.max_backlog = max_backlog
         self._on_failure = on_failure
         self._segment_factory = segment_factory
-        self._rows: list = []  # flat: key, price, ts, accepted, key, ... (the engine only extends it)
-        # the engine thread's hand-over: one C call per tick, rebound to a sink when recording fails
-        self.append: Callable[[tuple], object] = self._rows.extend
+        self._rows: list[Tick | Refused] = []  # the engine only appends; the writer removes what it wrote
+        self._refusals = 0  # refused ticks recorded, counted by the engine before it appends each
+        self._refusals_seen = 0
+        self._check_next_batch = False
         self._codes = KeyCodes()
         self._wake = threading.Event()
         self._stopping = False
@@ -281,8 +278,11 @@ class ParquetTickRecorder:
     # ---------------------------------------------------------------- engine thread
 
     def record(self, tick: Tick, accepted: bool) -> None:
-        """Queue one ``Tick`` (the engine itself calls ``append`` with its book's key: see the module)."""
-        self.append(record_row(tick, accepted))
+        if accepted:
+            self._rows.append(tick)
+        else:
+            self._refusals += 1  # first: a Refused in the rows is always counted by then (see _drain)
+            self._rows.append(Refused(tick))
 
     # ---------------------------------------------------------------- life
 
@@ -315,7 +315,7 @@ class ParquetTickRecorder:
 
     @property
     def backlog(self) -> int:
-        return len(self._rows) // FIELDS
+        return len(self._rows)
 
     # ---------------------------------------------------------------- writer thread
 
@@ -331,17 +331,23 @@ class ParquetTickRecorder:
         rows = self._rows
         if not rows or self.failed:
             return
-        if len(rows) > self.max_backlog * FIELDS:
-            self._fail(f"tick recording stopped: {len(rows) // FIELDS} ticks waiting, the disk is not keeping up")
+        if len(rows) > self.max_backlog:
+            self._fail(f"tick recording stopped: {len(rows)} ticks waiting, the disk is not keeping up")
             return
-        # Everything queued now: a multiple of FIELDS, as each extend adds a whole row at once.  The
-        # engine only ever adds past ``taken``, so the batches below read a stable prefix, and the
-        # slice delete (one C call) removes exactly that prefix, leaving what came meanwhile.
+        # Everything queued now.  The engine only appends past ``taken``, so the batches below read a
+        # stable prefix, and the slice delete (one C call) removes exactly it, leaving what came meanwhile.
         taken = len(rows)
-        step = self.batch_rows * FIELDS
+        # A refusal counted since the last drain may sit in this prefix, or (counted just before its
+        # append, which came after ``taken`` was read) in the next: both are then checked row by row.
+        refusals = self._refusals
+        check = refusals != self._refusals_seen or self._check_next_batch
+        self._check_next_batch = refusals != self._refusals_seen
+        self._refusals_seen = refusals
+        step = self.batch_rows
         try:
             for start in range(0, taken, step):
-                self._write(to_batch(rows, self._codes, start, min(taken, start + step)))
+                stop = min(taken, start + step)
+                self._write(to_batch(rows[start:stop], self._codes, refusals=check))
         except Exception as exc:  # any failure stops recording, never trading
             self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
             return
@@ -384,8 +390,7 @@ class ParquetTickRecorder:
         if self.failed:
             return
         self.failed = message
-        self.append = _DISCARD  # the engine keeps handing ticks over, to nothing
-        del self._rows[:]
+        self._rows = deque(maxlen=0)  # type: ignore[assignment]  # record() keeps appending, to nothing
         segment, self._segment = self._segment, None
         if segment is not None:
             segment.abandon()
