@@ -145,11 +145,11 @@ def bench_engine(quick: bool) -> tuple[dict, list[Figure]]:
     figures = []
     for size in sizes:
         ticks = (100_000 if quick else 500_000) if size < 10_000 else 200_000  # 10,000 trades: ~10 µs a tick
-        results = repeat(lambda: throughput(size, ticks), runs)
-        raw[str(size)] = result = results[0] | aggregate(results, ("ticks_per_second", "microseconds_per_tick"))
+        raw[str(size)] = result = throughput(size, ticks, runs=runs)
         setup = (f"{result['trades']:,} ACTIVE trades over {result['symbols']} symbols, stop+target+trailing each, "
                  f"10 strategies with portfolio limits, store writer on; {ticks:,} seeded random-walk ticks through "
-                 f"process_tick on the engine thread; median of {runs} runs, each on a fresh stack")
+                 f"process_tick on the engine thread, after a 10% warm-up; median of {runs} timed walks on one stack "
+                 "(forwards, back, forwards)")
         figures.append(figure("engine", f"engine throughput, {size:,} trades", result["ticks_per_second"], "ticks/s",
                               ENGINE_GOALS.get(size), setup, command))
     return raw, figures
@@ -201,10 +201,10 @@ def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
         cases["tui_in_process"] = lambda: with_tui(side_samples, "in_process")
     raw = {}
     for case, measure in cases.items():
-        results = repeat(measure, runs)
+        # the in-process rows have no target (context for `tmtool demo`): one run each keeps make bench short
+        results = repeat(measure, runs if case.endswith("separate") else 1)
         raw[case] = results[0] | aggregate(results, ("median_ms", "p99_ms", "max_ms"))
     command = "python -m benchmarks.bench_latency"
-    how = (f"median of {runs} runs (of each run's median, p99 and max)" if runs > 1 else "one run")
     figures = []
     for case, result in raw.items():
         kind = case.split("_")[0]
@@ -220,7 +220,8 @@ def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
             label = "TUI attached (serve + attach)"
         else:
             label = "headless"
-        setup += f"; {how}"
+        repeated = len(result["runs"])
+        setup += f"; median of {repeated} runs (of each run's median, p99 and max)" if repeated > 1 else "; one run"
         label = f"tick→exit order, {label}, {'sim separate' if separate else 'sim in-process'}"
         goal = LATENCY_GOALS[kind] if separate else None
         figures.append(figure("latency", f"{label}: median", result["median_ms"], "ms", None, setup, command))
@@ -452,12 +453,15 @@ def markdown(figures: list[Figure], info: dict, stamp: str, seconds: float) -> s
         "in-process rows show `tmtool demo`'s arrangement, where the simulator's own work shares the interpreter lock. "
         "The UI rows run the simulator in the app's process, so the whole-process CPU includes it.",
         "",
-        f"Every throughput and tick→exit latency figure is the median of {RUNS} runs: for latency each run takes its own "
-        f"median, p99 and max over its stop crossings, and the table shows the median of the {RUNS} p99s (likewise the "
-        f"medians and maxima), so one noisy run can neither meet nor miss a target on its own. The engine's 10,000-trade "
-        "runs drive 200,000 ticks (500,000 at the smaller sizes) and the recording comparison 300,000 ticks a pass, to "
-        "keep the whole run within a few minutes; start-up, memory, the TUI's first frame and the UI figures are one run "
-        "each. The attached-TUI latency has no figure of its own in the README or the design; it is held to the "
+        f"Every judged throughput and tick→exit latency figure is the median of {RUNS} runs: for latency each run takes "
+        f"its own median, p99 and max over its stop crossings, and the table shows the median of the {RUNS} p99s "
+        "(likewise the medians and maxima), so one noisy run can neither meet nor miss a target on its own; engine "
+        f"throughput is the median of {RUNS} timed walks on one stack, the recording cost the median of {RUNS} "
+        f"interleaved rounds, replay and sweep the median of {RUNS} runs. To keep the whole run within minutes the "
+        "10,000-trade engine walk is 200,000 ticks (500,000 at the smaller sizes), the recording comparison 300,000 "
+        "ticks a pass, and the in-process latency rows (no target) are one run each, as are start-up, memory, the "
+        "TUI's first frame and the UI figures. The attached-TUI latency has no figure of its own in the README or the "
+        "design; it is held to the "
         "in-process TUI's < 20 ms p99, since the engine's process then streams snapshots instead of drawing them.",
         "",
         f"Missed in this run: {'; '.join(missed)}." if missed else "Every target was met in this run.",

@@ -165,7 +165,7 @@ def _tui(config_path: Path, db: Path, trades: int) -> dict:
     from tmtool.screens.widgets.trades_table import TradesTable
 
     runtime = build_runtime(load_config(config_path), db_path=db)
-    app = TmtoolApp(runtime, config_path=config_path, clock=runtime.clock, simulated=False, bell=False)
+    app = TmtoolApp(runtime, config_path=config_path, clock=runtime.clock, simulated=False, bell=False, lifecycle=runtime)
     frames: dict[str, float] = {}
     display = app._display
 

@@ -221,7 +221,7 @@ def run(
                         simulated=True,
                         bell=False,
                         refresh_hz=refresh_hz,
-                        manage_engine=False,
+                        lifecycle=None,  # the stack runs the engine
                     )
                     measured = asyncio.run(_measure(app, stack, pump, seconds, size))
                 finally:
