@@ -148,8 +148,8 @@ def bench_engine(quick: bool) -> tuple[dict, list[Figure]]:
         raw[str(size)] = result = throughput(size, ticks, runs=runs)
         setup = (f"{result['trades']:,} ACTIVE trades over {result['symbols']} symbols, stop+target+trailing each, "
                  f"10 strategies with portfolio limits, store writer on; {ticks:,} seeded random-walk ticks through "
-                 f"process_tick on the engine thread, after a 10% warm-up; median of {runs} timed walks on one stack "
-                 "(forwards, back, forwards)")
+                 f"process_tick on the engine thread, after a 10% warm-up; median of {runs} runs, each a fresh engine "
+                 "on a fresh copy of the seeded database")
         figures.append(figure("engine", f"engine throughput, {size:,} trades", result["ticks_per_second"], "ticks/s",
                               ENGINE_GOALS.get(size), setup, command))
     return raw, figures
@@ -456,7 +456,7 @@ def markdown(figures: list[Figure], info: dict, stamp: str, seconds: float) -> s
         f"Every judged throughput and tick→exit latency figure is the median of {RUNS} runs: for latency each run takes "
         f"its own median, p99 and max over its stop crossings, and the table shows the median of the {RUNS} p99s "
         "(likewise the medians and maxima), so one noisy run can neither meet nor miss a target on its own; engine "
-        f"throughput is the median of {RUNS} timed walks on one stack, the recording cost the median of {RUNS} "
+        f"throughput is the median of {RUNS} runs on fresh copies of one seeded database, the recording cost the median of {RUNS} "
         f"interleaved rounds, replay and sweep the median of {RUNS} runs. To keep the whole run within minutes the "
         "10,000-trade engine walk is 200,000 ticks (500,000 at the smaller sizes), the recording comparison 300,000 "
         "ticks a pass, and the in-process latency rows (no target) are one run each, as are start-up, memory, the "
