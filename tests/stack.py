@@ -140,11 +140,16 @@ class Stack:
     def wait_trade(self, trade_id: int, predicate: Callable[[TradeView], bool], timeout: float = 10.0) -> TradeView:
         """Wait until the published snapshot shows ``trade_id`` satisfying ``predicate``; returns that view."""
 
+        last: list[TradeView | None] = [None]
+
         def check() -> TradeView | None:
-            view = self.engine.snapshot().trade(trade_id)
+            view = last[0] = self.engine.snapshot().trade(trade_id)
             return view if view is not None and predicate(view) else None
 
-        return wait_for(check, timeout, what=f"trade #{trade_id} condition")
+        try:
+            return wait_for(check, timeout, what=f"trade #{trade_id} condition")
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}; last seen: {last[0]!r}") from None
 
     def wait_status(self, trade_id: int, status: TradeStatus, timeout: float = 10.0) -> TradeView:
         return self.wait_trade(trade_id, lambda t: t.status is status, timeout)

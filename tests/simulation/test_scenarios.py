@@ -189,6 +189,72 @@ def test_a_partial_target_after_a_close_outside_tmtool_does_not_reverse_the_posi
         assert sim.violations == []
 
 
+def _their_limit_sell(sim: Simulation, quantity: int, price: float) -> str:
+    """The user places a LIMIT SELL in the broker's own app that works (does not fill) against the
+    position; should it fill, it closes part of tmtool's position (as the checker counts it)."""
+    order_id = sim.broker.place_order(strategy="outside", symbol=SYMBOL, exchange=EXCHANGE, action="SELL",
+                                      quantity=quantity, product="MIS", price_type="LIMIT", price=price).order_id
+    sim.broker.orders[order_id].external_close = True
+    return order_id
+
+
+def test_an_exit_waiting_on_others_orders_goes_once_they_are_cancelled_even_if_the_update_is_lost() -> None:
+    """A long 10; the user's LIMIT SELL 4 works against it.  The exit sends 6 and waits for the
+    other 4.  The user cancels their order, but the order-update stream loses that update (a
+    reconnect, a dropped frame): the waiting exit reads the order book again and sends the last 4."""
+    with _sim(order_updates=True) as sim:
+        trade_id = _open(sim, 10)
+        theirs = _their_limit_sell(sim, 4, 150.0)
+        sim.drain(1.0)
+        sim.submit(ExitTrade(trade_id))
+        sim.drain(10.0)
+        assert sim.trade(trade_id).quantity == 4 and sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 4
+        sim.feed.order_updates = False  # the cancel's update never arrives
+        sim.broker.cancel_order(theirs, "outside")
+        sim.feed.order_updates = True
+        sim.settle(30.0)
+        assert sim.trade(trade_id).status is TradeStatus.CLOSED
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        assert sim.violations == []
+
+
+def test_a_lagging_order_book_does_not_hide_others_working_order_from_a_waiting_exit() -> None:
+    """As above, but the user's order keeps working and the order book does not list it yet (it
+    lags).  The waiting exit reads the book every ``settle_wait``; the stream said the order
+    works, and its absence from a lagging book is no proof it went: the exit keeps waiting
+    (selling the 4 would leave the account short 4 once the user's order fills)."""
+    with _sim(order_updates=True) as sim:
+        trade_id = _open(sim, 10)
+        theirs = _their_limit_sell(sim, 4, 150.0)
+        full_book = sim.broker.order_book
+        sim.broker.order_book = lambda: [o for o in full_book() if o.order_id != theirs]  # type: ignore[method-assign]
+        sim.drain(1.0)
+        sim.submit(ExitTrade(trade_id))
+        sim.drain(30.0)
+        assert sim.trade(trade_id).quantity == 4 and sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 4
+        sim.broker.order_book = full_book  # type: ignore[method-assign]
+        sim.tick(SYMBOL, 150.0)  # the user's order fills
+        sim.settle(60.0)
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        assert sim.trade(trade_id).status in (TradeStatus.CLOSED, TradeStatus.CLOSED_EXTERNALLY)
+        assert sim.violations == []
+
+
+def test_an_exit_waiting_on_others_orders_alerts_once() -> None:
+    """While the exit waits on the user's working order it looks again every ``settle_wait``; the
+    WARNING that says so is raised once, not on every look."""
+    with _sim(order_updates=True) as sim:
+        trade_id = _open(sim, 10)
+        _their_limit_sell(sim, 4, 150.0)
+        sim.drain(1.0)
+        sim.submit(ExitTrade(trade_id))
+        sim.drain(60.0)
+        assert sim.trade(trade_id).quantity == 4
+        alerts = [a for a in sim.engine.snapshot().alerts if "orders placed outside tmtool" in a.text]
+        assert [a.count for a in alerts] == [1], [(a.text, a.count) for a in alerts]
+        assert sim.violations == []
+
+
 def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
     """Trades A and B of 5 on one symbol.  A's exit fills; the store commits the ledger row carrying
     the fill (still SENT) but not the trade row, and tmtool is killed.  The restart polls the order

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from textual.widgets import DataTable
 
-from tests.ui.fixtures import FIXED_NOW, EngineDouble, seeded_snapshot, snapshot_app
+from tests.ui.fixtures import FIXED_NOW, EngineDouble, seeded_snapshot, snapshot_app, trade_view
 from tests.ui.helpers import select_trade, static_text, until
 from tests.ui.test_snapshots import settle
 from tmtool.screens.at_risk import MoneyAtRiskScreen
 from tmtool.screens.exposure import by_strategy, held_text, open_exposures, trade_exposure
 from tmtool.screens.orders_positions import OrdersPositionsScreen
-from tmtool.screens.trade_story import TradeStoryScreen, story_rows
+from tmtool.domain.models import Side, TradeStatus
+from tmtool.screens.trade_story import TradeStoryScreen, risk_summary, story_rows
 
 SIZES = [(80, 24), (160, 45)]
 
@@ -122,3 +125,14 @@ async def open_orders(pilot) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
 def test_orders_and_positions_snapshot(snap_compare, size):
     assert snap_compare(snapshot_app(), terminal_size=size, run_before=open_orders)
+
+
+def test_a_trade_whose_exit_waits_says_why_in_its_story():
+    view = dataclasses.replace(
+        trade_view(7, "SBIN", Side.LONG, 10, 800.0, 795.0, stop=790.0, status=TradeStatus.EXITING),
+        exit_wait="others' orders",
+    )
+    summary = risk_summary(view, view.opened_at or 0.0)
+    assert "EXITING (the exit waits: others' orders)" in summary
+    plain = risk_summary(dataclasses.replace(view, exit_wait=""), view.opened_at or 0.0)
+    assert "waits" not in plain

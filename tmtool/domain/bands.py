@@ -38,42 +38,16 @@ def quiet_band(trades: Iterable[Trade]) -> tuple[float, float]:
     Exiting and empty trades do not narrow the band; with none left it is
     ``(-inf, inf)``.  A paused trade narrows it only at its stop, on the side its
     last price is not on, so the tick that crosses the stop (either way) leaves
-    the band and its crossing can be reported.
+    the band and its crossing can be reported.  The intersection of the trades'
+    own quiet bands (``trade_bands``).
     """
     lo, hi = -_INF, _INF
     for trade in trades:
-        if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
-            continue
-        if trade.paused:
-            stop = trade.effective_stop
-            if stop is not None:
-                beyond = stop_crossed(trade, trade.last_price)
-                if (trade.side is Side.LONG) != beyond:
-                    lo = max(lo, stop)
-                else:
-                    hi = min(hi, stop)
-            continue
-        entry = trade.entry_price
-        high = trade.high_watermark or entry
-        low = trade.low_watermark or entry
-        lo = max(lo, low)
-        hi = min(hi, high)
-        stop = trade.effective_stop
-        partials = [p.price for p in trade.partial_levels if not p.done]
-        if trade.side is Side.LONG:
-            if stop is not None:
-                lo = max(lo, stop)
-            if trade.target is not None:
-                hi = min(hi, trade.target)
-            if partials:
-                hi = min(hi, min(partials))
-        else:
-            if stop is not None:
-                hi = min(hi, stop)
-            if trade.target is not None:
-                lo = max(lo, trade.target)
-            if partials:
-                lo = max(lo, max(partials))
+        trade_lo, trade_hi, _, _ = trade_bands(trade)
+        if trade_lo > lo:
+            lo = trade_lo
+        if trade_hi < hi:
+            hi = trade_hi
     return lo, hi
 
 
@@ -84,28 +58,69 @@ def near_band(trades: Iterable[Trade], fraction: float = NEAR_LEVEL_FRACTION) ->
     Stops bound it from the side they guard (below for a long, above for a short),
     targets and partial targets from the other; a price at or beyond either end is
     near a level.  With no level it is ``(-inf, inf)``; when the levels are so close
-    that the ends cross (``lo >= hi``) every price is near.
+    that the ends cross (``lo >= hi``) every price is near.  The intersection of the
+    trades' own near bands (``trade_bands``).
     """
     lo, hi = -_INF, _INF
-    below, above = 1.0 + fraction, 1.0 - fraction
     for trade in trades:
-        if trade.status is not TradeStatus.ACTIVE or trade.paused or trade.quantity <= 0:
-            continue
-        stop = trade.effective_stop
-        profit_levels = [p.price for p in trade.partial_levels if not p.done]
-        if trade.target is not None:
-            profit_levels.append(trade.target)
-        if trade.side is Side.LONG:
-            if stop is not None:
-                lo = max(lo, stop * below)
-            if profit_levels:
-                hi = min(hi, min(profit_levels) * above)
-        else:
-            if stop is not None:
-                hi = min(hi, stop * above)
-            if profit_levels:
-                lo = max(lo, max(profit_levels) * below)
+        _, _, trade_lo, trade_hi = trade_bands(trade, fraction)
+        if trade_lo > lo:
+            lo = trade_lo
+        if trade_hi < hi:
+            hi = trade_hi
     return lo, hi
+
+
+def trade_bands(trade: Trade, fraction: float = NEAR_LEVEL_FRACTION) -> tuple[float, float, float, float]:
+    """``(lo, hi, near_lo, near_hi)``: one trade's quiet band and near band (see ``quiet_band``
+    and ``near_band``); ``(-inf, inf)`` for what the trade does not bound.
+
+    For an ACTIVE, unpaused trade with an open quantity ``rules.evaluate_tick``
+    answers None strictly inside its quiet band (between its watermarks, short of
+    its effective stop, its target and its open partial targets; touching a level
+    counts as crossing it) and never beyond it.
+    """
+    if trade.status is not TradeStatus.ACTIVE or trade.quantity <= 0:
+        return -_INF, _INF, -_INF, _INF
+    stop = trade.effective_stop
+    if trade.paused:
+        if stop is None:
+            return -_INF, _INF, -_INF, _INF
+        if (trade.side is Side.LONG) != stop_crossed(trade, trade.last_price):
+            return stop, _INF, -_INF, _INF
+        return -_INF, stop, -_INF, _INF
+    entry = trade.entry_price
+    lo = trade.low_watermark or entry
+    hi = trade.high_watermark or entry
+    target = trade.target
+    near_lo, near_hi = -_INF, _INF
+    if trade.side is Side.LONG:
+        nearest = target  # the lowest profit level
+        for partial in trade.partial_levels:
+            if not partial.done and (nearest is None or partial.price < nearest):
+                nearest = partial.price
+        if stop is not None:
+            if stop > lo:
+                lo = stop
+            near_lo = stop * (1.0 + fraction)
+        if nearest is not None:
+            if nearest < hi:
+                hi = nearest
+            near_hi = nearest * (1.0 - fraction)
+    else:
+        nearest = target  # the highest profit level
+        for partial in trade.partial_levels:
+            if not partial.done and (nearest is None or partial.price > nearest):
+                nearest = partial.price
+        if stop is not None:
+            if stop < hi:
+                hi = stop
+            near_hi = stop * (1.0 - fraction)
+        if nearest is not None:
+            if nearest > lo:
+                lo = nearest
+            near_lo = nearest * (1.0 + fraction)
+    return lo, hi, near_lo, near_hi
 
 
 def portfolio_gates(strategy: Strategy, state: PortfolioState) -> tuple[float, float]:

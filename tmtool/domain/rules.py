@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from operator import attrgetter
 
 from tmtool.domain.models import (
     Distance,
@@ -281,6 +282,20 @@ def evaluate_tick(trade: Trade, price: float, ts: float) -> TickEvaluation | Non
         best = new_high if trade.side is _LONG else new_low
         changes = _level_changes(trade, best, price)
     return TickEvaluation(new_high, new_low, changes, exit_signal)
+
+
+# Every field of a trade that ``evaluate_tick`` reads (tests/engine/test_level_index.py checks it).
+EVALUATION_FIELDS = (
+    "status", "paused", "quantity", "side", "entry_price", "high_watermark", "low_watermark", "stop_loss",
+    "trailing_stop", "target", "partial_levels", "trailing", "tick_size", "breakeven_after", "breakeven_done",
+)
+_evaluation_key = attrgetter(*EVALUATION_FIELDS)
+
+
+def evaluation_key(trade: Trade) -> tuple:
+    """The values of ``EVALUATION_FIELDS``: two trades with equal keys get equal evaluations of any
+    tick, so a book of trades opened alike can evaluate one of them per tick."""
+    return _evaluation_key(trade)
 
 
 def stop_crossed(trade: Trade, price: float) -> bool:

@@ -4,7 +4,9 @@ A trade enters the index when it is created or loaded (its instrument is
 subscribed on the feed) and leaves it when it ends (unsubscribed once no trade
 is left on the instrument).  After every change of a trade's status, quantity or
 levels its book is rebuilt: the per-strategy exposure the tick path uses for the
-running P&L, the quiet band (``domain.bands.quiet_band``) inside which a tick
+running P&L, the level index (``engine.levels``) that hands a tick only the
+trades whose levels or watermarks it reaches, the quiet band
+(``domain.bands.quiet_band``, the index's intersection) inside which a tick
 changes nothing, and the near-level band (``domain.bands.near_band``): a symbol
 whose price is near a stop, target or partial target is marked on the feed
 (``Feed.set_near_level``), which then polls it sooner when its ticks stop.  The
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import logging
 
-from tmtool.domain.bands import near_band, quiet_band
 from tmtool.domain.models import Trade
 from tmtool.domain.reconcile import position_key
 from tmtool.engine.positions import PositionCache
@@ -118,10 +119,24 @@ class TradeIndex:
             self.recompute_unrealised(runtime)
 
     def refresh_band(self, book: Book) -> None:
-        """After a change of the book's trades or their levels: its quiet and near-level bands."""
-        book.lo, book.hi = quiet_band(book.trades)
-        book.near_lo, book.near_hi = near_band(book.trades)
+        """After a change of the book's trades or their levels: its level index, quiet and near-level bands."""
+        book.levels.rebuild(book.trades)
+        book.lo, book.hi, book.near_lo, book.near_hi = book.levels.bands()
         self.place_price(book)
+
+    def reindex_trades(self, book: Book, trades: list[Trade], changed: bool) -> None:
+        """After ``trades`` (taken out by ``book.levels.crossed``) were evaluated: back into the index,
+        and the book's bands placed again when anything ``changed``.  When they are most of the
+        book, rebuilding the index costs less than re-entering them one by one."""
+        levels = book.levels
+        if 2 * len(trades) >= len(book.trades):
+            levels.rebuild(book.trades)
+        else:
+            for trade in trades:
+                levels.update(trade)
+        if changed:
+            book.lo, book.hi, book.near_lo, book.near_hi = levels.bands()
+            self.place_price(book)
 
     def place_price(self, book: Book) -> None:
         """Whether the book's price is near a level (the feed is told when that changes), and the

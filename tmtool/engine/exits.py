@@ -31,6 +31,7 @@ from tmtool.domain.models import (
     Trade,
     TradeStatus,
 )
+from tmtool.domain.broker import OrderInfo
 from tmtool.domain.evidence import ExitRoom
 from tmtool.domain.reconcile import PositionKey, position_key
 from tmtool.engine.books import TradeIndex
@@ -177,12 +178,29 @@ class ExitController:
         key_state.waiting.add(trade_id)
         self.state.schedule(self.state.settings.settle_wait, self._stop_waiting, trade_id)
 
-    def _confirm_position(self, trade: Trade, pos_key: PositionKey, forced: bool) -> None:
-        """Read the broker's position for this exit (the slow path) before sending less than the trade."""
+    def _confirm_position(self, trade: Trade, pos_key: PositionKey, forced: bool, with_orders: bool = False) -> None:
+        """Read the broker's position for this exit (the slow path) before sending less than the trade.
+
+        ``with_orders``: the exit waits on others' working orders, so the order book is read
+        too — first, so that an order of theirs that fills between the two reads still counts
+        against the room (the stream's word that it went may never come: a reconnect or a
+        dropped frame must not leave the exit waiting for ever).
+        """
         key_state = self._positions.key(pos_key)
         self.state.trade_runtime(trade.id).exit_wait = ExitWait.CONFIRMING
-        self.state.job(JobKind.EXIT_POSITION, (trade.id, pos_key, key_state.generation, forced), self.state.broker.open_position,
-                       strategy=trade.strategy, symbol=trade.symbol, exchange=trade.exchange, product=trade.product.value)
+        broker = self.state.broker
+        context = (trade.id, pos_key, key_state.generation, key_state.foreign_generation, forced,
+                   self._orders.order_book_mark() if with_orders else None)
+        kwargs = dict(strategy=trade.strategy, symbol=trade.symbol, exchange=trade.exchange, product=trade.product.value)
+        if not with_orders:
+            self.state.job(JobKind.EXIT_POSITION, context, broker.open_position, **kwargs)
+            return
+
+        def read() -> tuple[list[OrderInfo], int]:
+            orders = broker.order_book()
+            return orders, broker.open_position(**kwargs)
+
+        self.state.job(JobKind.EXIT_POSITION, context, read)
 
     def _stop_waiting(self, trade_id: int) -> None:
         trade = self.state.trades.get(trade_id)
@@ -191,13 +209,14 @@ class ExitController:
         runtime = self.state.trade_runtime(trade_id)
         if runtime.exit_wait not in (ExitWait.SETTLING, ExitWait.FOREIGN_ORDERS):
             return
+        on_foreign = runtime.exit_wait is ExitWait.FOREIGN_ORDERS
         pos_key = position_key(trade)
         self._positions.key(pos_key).waiting.discard(trade_id)
         runtime.exit_wait = None
-        self._confirm_position(trade, pos_key, forced=True)
+        self._confirm_position(trade, pos_key, forced=True, with_orders=on_foreign)
 
     def on_exit_position(self, result: JobResult) -> None:
-        trade_id, pos_key, generation, forced = result.context
+        trade_id, pos_key, generation, foreign_generation, forced, asked_mark = result.context
         trade = self.state.trades.get(trade_id)
         if trade is None:
             return
@@ -213,15 +232,23 @@ class ExitController:
             self.state.schedule(self.state.settings.exit_retry_backoff, self._retry_exit, trade_id)
             return
         key_state = self._positions.key(pos_key)
+        if asked_mark is not None:
+            orders, net = result.value
+            self._orders.note_order_book(orders, asked_mark)
+        else:
+            net = result.value
         if not forced and key_state.exits_in_flight:
             self._wait_for_settle(trade_id, key_state)
             return
         if key_state.generation != generation and not forced:  # the position changed while we read it: read again
             self.drive_exit(trade)
             return
+        if key_state.foreign_generation != foreign_generation:  # others' orders filled meanwhile: the read is stale
+            self._confirm_position(trade, pos_key, forced, with_orders=asked_mark is not None)
+            return
         # A forced read may predate fills of exits still in flight; counting those exits as
         # well can only make the room smaller (never an overshoot).
-        key_state.take_read(int(result.value))
+        key_state.take_read(int(net))
         if trade.status is not TradeStatus.EXITING:
             return
         needed = trade.quantity - self._orders.live_exit_quantity(trade)
@@ -260,7 +287,9 @@ class ExitController:
         """No room while working orders close the position (or a short read is not confirmed yet):
         look again after ``settle_wait`` (or ``delay``)."""
         foreign = key_state.foreign_closing(trade.side)
-        if foreign and self.state.trade_runtime(trade.id).exit_wait is not ExitWait.FOREIGN_ORDERS:
+        runtime = self.state.trade_runtime(trade.id)
+        if foreign and not runtime.foreign_wait_alerted:
+            runtime.foreign_wait_alerted = True  # once while the exit waits on them (it looks again every settle_wait)
             self._journal.alert(
                 AlertCategory.TRADE,
                 AlertPriority.WARNING,
@@ -269,7 +298,7 @@ class ExitController:
                 key=f"foreign-orders-{trade.id}",
                 trade=trade,
             )
-        self.state.trade_runtime(trade.id).exit_wait = ExitWait.FOREIGN_ORDERS if foreign else ExitWait.SETTLING
+        runtime.exit_wait = ExitWait.FOREIGN_ORDERS if foreign else ExitWait.SETTLING
         key_state.waiting.add(trade.id)
         wait = self.state.settings.settle_wait if delay is None else max(delay, self.state.settings.settle_wait)
         self.state.schedule(wait, self._stop_waiting, trade.id)
@@ -329,6 +358,7 @@ class ExitController:
         """One exit attempt through the order manager (which caps it reduce-only); returns what went out."""
         runtime = self.state.trade_runtime(trade.id)
         runtime.exit_attempts += 1
+        runtime.foreign_wait_alerted = False  # a later wait on others' orders is news again
         sent = self._orders.place_exit(trade, quantity, reason, runtime.exit_attempts)
         if not sent:
             runtime.exit_attempts -= 1

@@ -521,7 +521,7 @@ class OrderManager:
             )
             return orders, net
 
-        self.state.job(JobKind.ORDER_LOOKUP, (key, self._positions.key(live.pos_key).generation), look)
+        self.state.job(JobKind.ORDER_LOOKUP, (key, self._positions.key(live.pos_key).generation, self.order_book_mark()), look)
 
     def _early_candidates(self, live: LiveOrder) -> list[OrderInfo]:
         """Order updates of ids not known as ours, on ``live``'s key, as order-book rows (the stream
@@ -535,7 +535,7 @@ class OrderManager:
         ]
 
     def on_order_lookup(self, result: JobResult) -> None:
-        key, generation = result.context
+        key, generation, asked_mark = result.context
         live = self.live.get(key)
         if live is None or live.record.state is not OrderState.UNKNOWN:
             return
@@ -545,7 +545,7 @@ class OrderManager:
             self._look_again(live, trade)
             return
         orders, net = result.value
-        self.note_order_book(orders)
+        self.note_order_book(orders, asked_mark)
         record = live.record
         intent = self._intent(live, trade)
         on_key = [o for o in self.on_key(live.pos_key) if o is not live]
@@ -597,9 +597,14 @@ class OrderManager:
         return OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
                            record.created_at, record.net_before, live.strategy)
 
-    def note_order_book(self, orders: list[OrderInfo]) -> None:
-        """Learn from an order-book read: claim the rows of orders taken as filled from the
-        position (oldest first), then note others' working orders."""
+    def order_book_mark(self) -> int:
+        """What an order-book read notes when it is asked for (``note_order_book``'s ``asked_mark``)."""
+        return self._positions.update_mark
+
+    def note_order_book(self, orders: list[OrderInfo], asked_mark: int) -> None:
+        """Learn from an order-book read asked for at ``asked_mark`` (``order_book_mark``): claim
+        the rows of orders taken as filled from the position (oldest first), then note others'
+        working orders."""
         zone = self.state.settings.broker_zone
         still: list[tuple[OrderIntent, int, OrderPurpose]] = []
         for intent, trade_id, purpose in self._moved_unclaimed:
@@ -618,7 +623,7 @@ class OrderManager:
                     trade.entry_order_id = order_id
                 self._journal.save_trade(trade)
         self._moved_unclaimed = still[-100:]
-        self._positions.note_order_book(orders, self.known_order_ids)
+        self._positions.note_order_book(orders, self.known_order_ids, asked_mark)
 
     def _look_again(self, live: LiveOrder, trade: Trade | None) -> None:
         """Still unknown: look again at the status-poll pace; once it has been unknown for long, say so loudly."""
@@ -675,20 +680,21 @@ class OrderManager:
         live = self.live.get(key)
         if live is None or live.record.state is not OrderState.AWAITING_APPROVAL:
             return
-        self.state.job(JobKind.APPROVAL_LOOKUP, key, self.state.broker.order_book)
+        self.state.job(JobKind.APPROVAL_LOOKUP, (key, self.order_book_mark()), self.state.broker.order_book)
 
     def on_approval_lookup(self, result: JobResult) -> None:
-        live = self.live.get(result.context)
+        key, asked_mark = result.context
+        live = self.live.get(key)
         if live is None:
             return
         trade = self.state.trades.get(live.record.trade_id)
         if result.error is None and trade is not None:
-            self.note_order_book(result.value)
+            self.note_order_book(result.value, asked_mark)
             found = candidates(result.value, self._intent(live, trade), self.known_order_ids, self.state.settings.broker_zone)
             if found:
                 self._claim(live, found[0], "approved")
                 return
-        self.state.schedule(max(self.state.settings.order_status_poll, 1.0), self._look_for_approved, result.context)
+        self.state.schedule(max(self.state.settings.order_status_poll, 1.0), self._look_for_approved, key)
 
     # ---------------------------------------------------------------- working orders: re-pricing and cancelling
 

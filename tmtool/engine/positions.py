@@ -7,12 +7,21 @@ of our orders are live there, the trades whose exit waits for the key to
 settle, the working orders of others that close the position (from every
 order-book read and foreign order update: a closing order anyone placed counts
 against an exit's room), and a generation that every order sent and fill seen
-bumps (a read older than a change is stale), and whether the net is confirmed: read
+bumps (a read older than a change is stale; fills of others' orders also bump a
+``foreign_generation``, which even a read that ignores our own exits' fills must
+respect), and whether the net is confirmed: read
 from the broker since the order-update stream last started or stopped flowing
 (without the stream a sale in the broker's own app reaches the cache only with
 the next read, so exits trust the cache only while it is confirmed and the
 stream flows; ``exits.ExitController.drive_exit``).  How much an exit may send is
 decided by the order manager (``orders.OrderManager.exit_room``) from this cache.
+
+An order-book read is the newest word on the orders it lists, except those whose
+order update arrived after the read was asked for (the update is newer), and it
+says nothing of orders it does not list (a lagging book may not show a new
+order yet).  So a read neither revives an order the stream saw cancelled nor
+drops one the stream saw placed — the latter would widen an exit's room past a
+closing order and reverse the position (``note_order_book``).
 """
 
 from __future__ import annotations
@@ -29,12 +38,14 @@ from tmtool.engine.state import EXPOSED, EngineState
 class KeyState:
     """What the engine knows of the broker's net position on one (symbol, exchange, product)."""
 
-    __slots__ = ("net", "confirmed", "exit_buy", "exit_sell", "live_orders", "waiting", "generation", "foreign_working")
+    __slots__ = ("net", "confirmed", "exit_buy", "exit_sell", "live_orders", "waiting", "generation",
+                 "foreign_generation", "foreign_working")
 
     def __init__(self) -> None:
         self.net: int | None = None  # signed; None = not known
         self.confirmed = False  # net read from the broker since order updates last started or stopped flowing
         self.generation = 0  # bumped by every order sent and fill seen: a read older than a change is stale
+        self.foreign_generation = 0  # bumped by every fill of others' orders seen
         self.exit_buy = 0  # unfilled quantity of exit orders in flight, per direction
         self.exit_sell = 0
         self.live_orders = 0  # our orders (entries and exits) not final on this key
@@ -63,6 +74,9 @@ class PositionCache:
         self.state = state
         self.keys: dict[PositionKey, KeyState] = {}
         self._foreign_filled: dict[str, int] = {}  # order id -> filled quantity counted into the cache
+        self.update_mark = 0  # counts others' order updates: an order-book read notes the mark when asked for
+        # order id -> (mark, key, action, unfilled while working else 0): the last update of each order not ours
+        self._foreign_latest: dict[str, tuple[int, PositionKey, str, int]] = {}
 
     def key(self, pos_key: PositionKey) -> KeyState:
         """The state of ``pos_key`` (made on first use)."""
@@ -95,19 +109,32 @@ class PositionCache:
             if t.side is not trade.side and t.status in EXPOSED and t.product is trade.product
         )
 
-    def note_order_book(self, orders: Iterable[OrderInfo], known_order_ids: set[str]) -> None:
-        """Take an order-book read's working orders that are not ours as the others' working
-        orders of every key the engine knows (the read replaces what an earlier one said)."""
-        working: dict[PositionKey, dict[str, tuple[str, int]]] = {}
+    def note_order_book(self, orders: Iterable[OrderInfo], known_order_ids: set[str], asked_mark: int) -> None:
+        """Learn others' working orders from an order-book read asked for at ``asked_mark`` (an
+        ``update_mark``).
+
+        A row is the read's word on its order (working with its unfilled quantity, or not
+        working); an order the read does not list keeps what was known of it (a lagging book
+        may not show a new order yet: its absence is no proof it went); and an order whose
+        update came after the read was asked for keeps the update's word (it is newer).
+        """
+        listed: dict[str, tuple[PositionKey, str, int]] = {}
         for order in orders:
-            if order.order_id in known_order_ids or not is_working(order.status):
+            if order.order_id in known_order_ids:
                 continue
-            unfilled = max(0, int(order.quantity) - int(order.filled_quantity or 0))
-            if unfilled:
-                key = (order.symbol, order.exchange, order.product.upper())
-                working.setdefault(key, {})[order.order_id] = (order.action.upper(), unfilled)
+            unfilled = max(0, int(order.quantity) - int(order.filled_quantity or 0)) if is_working(order.status) else 0
+            listed[order.order_id] = ((order.symbol, order.exchange, order.product.upper()), order.action.upper(), unfilled)
+        if asked_mark < self.update_mark:
+            for order_id, (mark, key, action, unfilled) in self._foreign_latest.items():
+                if mark > asked_mark and order_id not in known_order_ids:
+                    listed[order_id] = (key, action, unfilled)
         for pos_key, state in self.keys.items():
-            state.foreign_working = working.get(pos_key, {})
+            working = {oid: entry for oid, entry in state.foreign_working.items() if oid not in listed}
+            state.foreign_working = working
+        for order_id, (key, action, unfilled) in listed.items():
+            state = self.keys.get(key)
+            if state is not None and unfilled:
+                state.foreign_working[order_id] = (action, unfilled)
 
     def foreign_update(self, update: OrderUpdate, known_order_ids: set[str]) -> None:
         """An order update of an order not (yet known as) ours: its fills and whether it still works."""
@@ -117,10 +144,17 @@ class PositionCache:
         if state is None:
             return
         unfilled = max(0, int(update.quantity) - int(update.filled_quantity))
-        if is_working(update.status) and unfilled:
-            state.foreign_working[update.order_id] = (update.action.upper(), unfilled)
+        working = unfilled if is_working(update.status) else 0
+        if working:
+            state.foreign_working[update.order_id] = (update.action.upper(), working)
         else:
             state.foreign_working.pop(update.order_id, None)
+        self.update_mark += 1
+        self._foreign_latest.pop(update.order_id, None)  # kept in update order: the oldest go first
+        self._foreign_latest[update.order_id] = (self.update_mark, (update.symbol, update.exchange, update.product),
+                                                 update.action.upper(), working)
+        if len(self._foreign_latest) > 10_000:
+            self._foreign_latest.pop(next(iter(self._foreign_latest)))
         self.foreign_fill(update, known_order_ids)
 
     def foreign_fill(self, update: OrderUpdate, known_order_ids: set[str]) -> None:
@@ -142,6 +176,7 @@ class PositionCache:
         if len(self._foreign_filled) > 10_000:  # a day's worth; the oldest are long settled
             self._foreign_filled.pop(next(iter(self._foreign_filled)))
         state.generation += 1
+        state.foreign_generation += 1
         if state.net is not None:
             state.net += delta if update.action.upper() == "BUY" else -delta
 
@@ -150,6 +185,7 @@ class PositionCache:
         (our own fill accounting takes over)."""
         state = self.key(pos_key)
         state.foreign_working.pop(order_id, None)
+        self._foreign_latest.pop(order_id, None)
         counted = self._foreign_filled.pop(order_id, 0)
         if counted:
             if state.net is not None:

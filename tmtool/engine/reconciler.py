@@ -247,7 +247,7 @@ class Reconciler:
         def read() -> tuple[list[Fill], list[OrderInfo]]:
             return broker.trade_book(), broker.order_book()
 
-        state.job(JobKind.TRADEBOOK, None, read)
+        state.job(JobKind.TRADEBOOK, self._orders.order_book_mark(), read)
 
     def _note_order_tags(self, orders: list[OrderInfo]) -> None:
         """Learn from an order book read whether the server reports strategy tags; warn once if not."""
@@ -274,7 +274,7 @@ class Reconciler:
         if result.error is not None:
             return
         fills, orders = result.value
-        self._orders.note_order_book(orders)
+        self._orders.note_order_book(orders, result.context)
         self._note_order_tags(orders)
         tags = {order.order_id: order.strategy for order in orders if order.strategy}
         totals: dict[str, tuple[int, float, Fill]] = {}

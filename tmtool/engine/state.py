@@ -33,6 +33,7 @@ from tmtool.domain.models import (
 )
 from tmtool.domain.ticks import TickFilter
 from tmtool.engine.executor import JobKind, JobRunner
+from tmtool.engine.levels import LevelIndex
 from tmtool.engine.ports import Broker, Feed, Store
 from tmtool.engine.settings import EngineSettings
 from tmtool.engine.timers import Timers
@@ -47,7 +48,7 @@ class Book:
 
     __slots__ = (
         "key", "trades", "price", "ts", "lo", "hi", "near_lo", "near_hi", "near", "calm_lo", "calm_hi",
-        "exposure", "net_qty", "degraded",
+        "exposure", "net_qty", "degraded", "levels",
     )
 
     def __init__(self, key: tuple[str, str]) -> None:
@@ -65,6 +66,7 @@ class Book:
         self.exposure: tuple[tuple[StrategyRuntime, int], ...] = ()  # signed open quantity per strategy
         self.net_qty = 0
         self.degraded = False
+        self.levels = LevelIndex()  # the trades by the prices that change them (kept by ``books``)
 
 
 class StrategyRuntime:
@@ -127,6 +129,7 @@ class TradeRuntime:
 
     __slots__ = (
         "exit_attempts", "exit_wait", "exit_on_fill", "entry_plan", "trail_alerted", "shortfall_since", "paused_stop_alerted",
+        "foreign_wait_alerted",
     )
 
     def __init__(self) -> None:
@@ -139,6 +142,7 @@ class TradeRuntime:
         # show recent fills: the trade shrinks or closes only when a read ``absence_grace`` later agrees)
         self.shortfall_since: float | None = None
         self.paused_stop_alerted = False  # the price is across a paused trade's stop and that was alerted
+        self.foreign_wait_alerted = False  # the exit's wait on others' working orders was alerted (until it sends again)
 
 
 class EngineState:

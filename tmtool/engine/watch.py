@@ -2,8 +2,9 @@
 
 ``process_tick`` takes one price for one (exchange, symbol): the tick filter
 (``domain.ticks``) refuses outliers, a price strictly inside the book's quiet
-band changes no trade, and otherwise every active trade on the symbol is
-evaluated with the pure ``domain.rules`` — level changes (trailing, breakeven)
+band changes no trade, and otherwise the trades whose levels or watermarks the
+price reaches (the book's level index, ``engine.levels``) are evaluated with the
+pure ``domain.rules`` — level changes (trailing, breakeven)
 are recorded and exit signals (stop, target, partial target) go to ``exits``.
 A price leaving the calm band also re-places it against the near-level band
 (``books``), which tells the feed to poll a near symbol sooner.
@@ -35,6 +36,7 @@ _FEED_ALERTS = {
     FeedState.POLLING: (AlertPriority.WARNING, "price feed down: polling quotes over REST"),
     FeedState.DOWN: (AlertPriority.CRITICAL, "price feed down"),
 }
+_EVALUATIONS_KEPT = 8  # distinct trade states remembered per evaluated tick (a linear look-up)
 
 
 class Watch:
@@ -104,27 +106,41 @@ class Watch:
             self._risk.check_account(tick.ts)
 
     def evaluate_book(self, book: Book, price: float, ts: float) -> None:
+        """Evaluate the trades ``price`` changes: those whose own quiet band it leaves (found
+        through the book's level index, not by looking at every trade) and the paused ones."""
+        trades = book.levels.crossed(price)
         changed = False
-        for trade in tuple(book.trades):
-            if trade.status is not TradeStatus.ACTIVE:
-                continue
-            if trade.paused:
-                changed = self._watch_paused_stop(trade, price) or changed
-                continue
-            evaluation = rules.evaluate_tick(trade, price, ts)
-            if evaluation is None:
-                continue
-            changed = True
-            trade.last_price = price
-            if not book.degraded:
-                trade.high_watermark = evaluation.high_watermark
-                trade.low_watermark = evaluation.low_watermark
-                for change in evaluation.changes:
-                    self.apply_level_change(trade, change, price)
-            if evaluation.exit is not None:
-                self._on_exit_signal(trade, evaluation.exit)
-        if changed:
-            self._index.refresh_band(book)
+        # Trades opened alike (one strategy's, at one price) are evaluated alike: one evaluation
+        # per distinct ``rules.evaluation_key`` on this tick, looked up among the few seen.
+        seen: list[tuple[tuple, rules.TickEvaluation | None]] = []
+        try:
+            for trade in trades:
+                if trade.status is not TradeStatus.ACTIVE:
+                    continue
+                if trade.paused:
+                    changed = self._watch_paused_stop(trade, price) or changed
+                    continue
+                key = rules.evaluation_key(trade)
+                for seen_key, evaluation in seen:
+                    if seen_key == key:
+                        break
+                else:
+                    evaluation = rules.evaluate_tick(trade, price, ts)
+                    if len(seen) < _EVALUATIONS_KEPT:
+                        seen.append((key, evaluation))
+                if evaluation is None:
+                    continue
+                changed = True
+                trade.last_price = price
+                if not book.degraded:
+                    trade.high_watermark = evaluation.high_watermark
+                    trade.low_watermark = evaluation.low_watermark
+                    for change in evaluation.changes:
+                        self.apply_level_change(trade, change, price)
+                if evaluation.exit is not None:
+                    self._on_exit_signal(trade, evaluation.exit)
+        finally:
+            self._index.reindex_trades(book, trades, changed)
 
     def _watch_paused_stop(self, trade: Trade, price: float) -> bool:
         """A paused trade's stop is not acted on, but crossing it is worth a WARNING: once per

@@ -88,6 +88,7 @@ def snapshot_shape(snapshot: EngineSnapshot) -> tuple:
                 view.paused,
                 view.degraded,
                 view.awaiting_approval,
+                view.exit_wait,
                 view.quantity,
                 view.effective_stop,
                 view.target,

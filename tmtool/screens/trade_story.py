@@ -54,7 +54,8 @@ def story_rows(events: list[TradeEvent]) -> list[tuple[str, str, str, str, str]]
 def risk_summary(view: TradeView, now: float) -> str:
     exposure = trade_exposure(view, now)
     parts = [
-        f"#{view.id} {view.side.value} {view.quantity} {view.exchange}:{view.symbol} [{view.strategy}] {view.status.value}",
+        f"#{view.id} {view.side.value} {view.quantity} {view.exchange}:{view.symbol} [{view.strategy}] {view.status.value}"
+        + (f" (the exit waits: {view.exit_wait})" if view.exit_wait else ""),
         f"entry {format_price(view.entry_price, view.tick_size)} at {format_timestamp(view.opened_at)[11:16] if view.opened_at else '–'}"
         f" · held {held_text(exposure.held_seconds)} · P&L {format_money(view.pnl, signed=True)}",
         f"₹ to stop {format_money(exposure.to_stop, signed=True) if exposure.to_stop is not None else 'no stop'}"

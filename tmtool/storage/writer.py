@@ -221,7 +221,10 @@ class SqliteStore:
         self._start_fresh = start_fresh
         self._watch_interval = watch_interval
 
-        self._cond = threading.Condition()
+        # The condition's own lock, held directly on the enqueue path: entering it costs one C call
+        # where entering the Condition costs a Python-level call as well, on every ratchet.
+        self._cond_lock = threading.RLock()
+        self._cond = threading.Condition(self._cond_lock)
         self._queue: deque[_Change] = deque()  # removed from only after the commit succeeded
         self._last_seq = 0
         self._done_seq = 0  # every change with seq <= this is committed (or rejected as invalid)
@@ -538,7 +541,7 @@ class SqliteStore:
 
     def _enqueue(self, table: str, key: Any, record: Any) -> int | None:
         saved_at = self._clock.time()
-        with self._cond:
+        with self._cond_lock:
             if self._closed or self._closing:
                 log.error("store %s is closed: %s change %r was not saved", self.path, table, key)
                 return None
