@@ -5,8 +5,9 @@
     python -m benchmarks --only engine   # one benchmark (repeatable: --only feed --only store)
 
 Benchmarks: engine, feed, latency, store, startup (start-up time, memory and the
-TUI's first frame), ui.  Each figure is printed with its target and whether it
-was met; nothing here asserts on time.  Results go to
+TUI's first frame), ui, recording, replay.  Each figure is printed with its target
+and whether it was met; nothing here asserts on time.  Throughput and latency
+figures are the median of ``RUNS`` (3) runs, so one noisy run decides nothing.  Results go to
 ``benchmarks/results/<timestamp>.json``; a full run (no ``--quick``, no
 ``--only``) also writes ``benchmarks/results/latest.json`` and rewrites the
 Performance section of docs/benchmarks.md (between its markers).
@@ -21,6 +22,7 @@ import logging
 import os
 import platform
 import sqlite3
+import statistics
 import sys
 import time
 import traceback
@@ -70,34 +72,86 @@ class Figure:
         return f"{self.value:g} {self.unit}".strip()
 
 
-def _at_least(value: float, limit: float) -> bool:
-    return value >= limit
+@dataclass(frozen=True)
+class Goal:
+    """A target from the brief: its text in the table and the test a value must pass."""
+
+    text: str
+    limit: float
+    at_least: bool  # True: value >= limit meets it; False: value < limit meets it
+
+    @classmethod
+    def minimum(cls, limit: float, unit: str = "") -> "Goal":
+        return cls(f"≥ {_number(limit)} {unit}".strip(), limit, True)
+
+    @classmethod
+    def below(cls, limit: float, unit: str = "") -> "Goal":
+        return cls(f"< {_number(limit)} {unit}".strip(), limit, False)
+
+    def met(self, value: float | None) -> bool:
+        """Whether ``value`` meets the goal (a missing value never does)."""
+        if value is None:
+            return False
+        return value >= self.limit if self.at_least else value < self.limit
 
 
-def _below(value: float, limit: float) -> bool:
-    return value < limit
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
+
+
+def figure(benchmark: str, name: str, value: float | None, unit: str, goal: Goal | None, setup: str,
+           command: str) -> Figure:
+    """One line of the table, judged against ``goal`` (``None``: no target, shown for context)."""
+    if goal is None:
+        return Figure(benchmark, name, value, unit, "", None, setup, command)
+    return Figure(benchmark, name, value, unit, goal.text, goal.met(value), setup, command)
+
+
+RUNS = 3  # every judged throughput and latency is measured this many times; the table shows the median
+
+
+def repeat(measure: Callable[[], dict], runs: int = RUNS) -> list[dict]:
+    """``runs`` independent results of ``measure`` (each builds its own stack)."""
+    return [measure() for _ in range(runs)]
+
+
+def median_of_runs(runs: list[dict], key: str) -> float:
+    """The median over runs of one figure (for latency: each run's own p99, then the median of those),
+    so one noisy run can neither pass nor fail a target on its own."""
+    if not runs:
+        raise ValueError("no runs to take the median of")
+    return statistics.median(run[key] for run in runs)
+
+
+def aggregate(runs: list[dict], keys: tuple[str, ...]) -> dict:
+    """The median of each of ``keys`` over ``runs``, plus every run's own values under ``runs``."""
+    return {**{key: median_of_runs(runs, key) for key in keys},
+            "runs": [{key: run[key] for key in keys} for run in runs]}
 
 
 # ---------------------------------------------------------------------- the benchmarks
 
 
-def bench_engine(quick: bool) -> tuple[dict, list[Figure]]:
-    from benchmarks.bench_engine import run
+ENGINE_GOALS = {1_000: Goal.minimum(400_000, "ticks/s"), 10_000: Goal.minimum(100_000, "ticks/s")}
 
-    ticks = 100_000 if quick else 500_000
+
+def bench_engine(quick: bool) -> tuple[dict, list[Figure]]:
+    from benchmarks.bench_engine import throughput
+
     sizes = (10, 1_000) if quick else (10, 1_000, 10_000)
-    raw = run(ticks, sizes)
+    runs = 1 if quick else RUNS
+    raw = {}
     command = "python -m benchmarks.bench_engine"
     figures = []
-    for size, result in raw.items():
+    for size in sizes:
+        ticks = (100_000 if quick else 500_000) if size < 10_000 else 200_000  # 10,000 trades: ~10 µs a tick
+        raw[str(size)] = result = throughput(size, ticks, runs=runs)
         setup = (f"{result['trades']:,} ACTIVE trades over {result['symbols']} symbols, stop+target+trailing each, "
                  f"10 strategies with portfolio limits, store writer on; {ticks:,} seeded random-walk ticks through "
-                 "process_tick on the engine thread")
-        target, met = "", None
-        if size == "1000":
-            target, met = "≥ 200,000 ticks/s", _at_least(result["ticks_per_second"], 200_000)
-        figures.append(Figure("engine", f"engine throughput, {int(size):,} trades", result["ticks_per_second"],
-                              "ticks/s", target, met, setup, command))
+                 f"process_tick on the engine thread, after a 10% warm-up; median of {runs} runs, each a fresh engine "
+                 "on a fresh copy of the seeded database")
+        figures.append(figure("engine", f"engine throughput, {size:,} trades", result["ticks_per_second"], "ticks/s",
+                              ENGINE_GOALS.get(size), setup, command))
     return raw, figures
 
 
@@ -123,100 +177,120 @@ def bench_feed(quick: bool) -> tuple[dict, list[Figure]]:
     ]
 
 
+LATENCY_GOALS = {  # p99 from the crossing tick to the exit order reaching the broker
+    "headless": Goal.below(5.0, "ms"),
+    "tui": Goal.below(20.0, "ms"),
+    # README and design set no separate figure for a desk attached over the control API; the engine's
+    # process then serves the snapshot stream instead of drawing, so it is held to the in-process TUI's goal
+    "attached": Goal.below(20.0, "ms"),
+}
+
+
 def bench_latency(quick: bool) -> tuple[dict, list[Figure]]:
     from benchmarks.bench_latency import attached, headless, with_tui
 
     samples, side_samples = (20, 0) if quick else (100, 40)
-    raw = {
-        "headless_separate": headless(samples, "separate"),
-        "tui_separate": with_tui(samples, "separate"),
-        "attached_separate": attached(samples, "separate"),
+    runs = 1 if quick else RUNS
+    cases = {
+        "headless_separate": lambda: headless(samples, "separate"),
+        "tui_separate": lambda: with_tui(samples, "separate"),
+        "attached_separate": lambda: attached(samples, "separate"),
     }
     if side_samples:
-        raw["headless_in_process"] = headless(side_samples, "in_process")
-        raw["tui_in_process"] = with_tui(side_samples, "in_process")
+        cases["headless_in_process"] = lambda: headless(side_samples, "in_process")
+        cases["tui_in_process"] = lambda: with_tui(side_samples, "in_process")
+    raw = {}
+    for case, measure in cases.items():
+        # the in-process rows have no target (context for `tmtool demo`): one run each keeps make bench short
+        results = repeat(measure, runs if case.endswith("separate") else 1)
+        raw[case] = results[0] | aggregate(results, ("median_ms", "p99_ms", "max_ms"))
     command = "python -m benchmarks.bench_latency"
     figures = []
     for case, result in raw.items():
-        if case.startswith("attached"):
-            setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
-                     f"{result['background_ticks_offered_per_s']:,} ticks/s; simulator in its own process; "
-                     "engine with its API on a Unix socket, TUI 160x45 attached from its own process")
-            label = "tick→exit order, TUI attached (serve + attach), sim separate"
-            figures.append(Figure("latency", f"{label}: median", result["median_ms"], "ms", "", None, setup, command))
+        kind = case.split("_")[0]
+        separate = result["simulator"] == "separate"
+        placement = "simulator in its own process" if separate else "simulator in tmtool's process (demo)"
+        setup = (f"{result['samples']} stop crossings per run; 200 other trades on 40 symbols at "
+                 f"{result['background_ticks_offered_per_s']:,} ticks/s; {placement}")
+        if kind == "tui":
+            setup += "; TUI headless 160x45 showing 200 trades in the same process"
+            label = "with TUI (same process)"
+        elif kind == "attached":
+            setup += "; engine with its API on a Unix socket, TUI 160x45 attached from its own process"
+            label = "TUI attached (serve + attach)"
+        else:
+            label = "headless"
+        repeated = len(result["runs"])
+        setup += f"; median of {repeated} runs (of each run's median, p99 and max)" if repeated > 1 else "; one run"
+        label = f"tick→exit order, {label}, {'sim separate' if separate else 'sim in-process'}"
+        goal = LATENCY_GOALS[kind] if separate else None
+        figures.append(figure("latency", f"{label}: median", result["median_ms"], "ms", None, setup, command))
+        figures.append(figure("latency", f"{label}: p99", result["p99_ms"], "ms", goal, setup, command))
+        figures.append(figure("latency", f"{label}: max", result["max_ms"], "ms", None, setup, command))
+        if kind == "attached":
             ratio = round(result["p99_ms"] / raw["headless_separate"]["p99_ms"], 2)
-            figures.append(Figure("latency", f"{label}: p99", result["p99_ms"], "ms", "", None, setup, command))
-            figures.append(Figure("latency", f"{label}: p99 ÷ headless p99", ratio, "×", "≤ 1.5",
-                                  ratio <= 1.5, setup, command))
-            figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
-            continue
-        tui = case.startswith("tui")
-        placement = "simulator in its own process" if result["simulator"] == "separate" else "simulator in tmtool's process (demo)"
-        setup = (f"{result['samples']} stop crossings; 200 other trades on 40 symbols at "
-                 f"{result['background_ticks_offered_per_s']:,} ticks/s; {placement}"
-                 + ("; TUI headless 160x45 showing 200 trades in the same process" if tui else ""))
-        limit = 20.0 if tui else 5.0
-        judged = result["simulator"] == "separate"
-        label = f"tick→exit order, {'with TUI' if tui else 'headless'}, {'sim separate' if judged else 'sim in-process'}"
-        figures.append(Figure("latency", f"{label}: median", result["median_ms"], "ms", "", None, setup, command))
-        figures.append(Figure("latency", f"{label}: p99", result["p99_ms"], "ms",
-                              f"< {limit:g} ms" if judged else "", _below(result["p99_ms"], limit) if judged else None,
-                              setup, command))
-        figures.append(Figure("latency", f"{label}: max", result["max_ms"], "ms", "", None, setup, command))
+            figures.append(figure("latency", f"{label}: p99 ÷ headless p99", ratio, "×", None, setup, command))
     return raw, figures
 
 
 def bench_recording(quick: bool) -> tuple[dict, list[Figure]]:
     from benchmarks.bench_engine import recording_cost
 
-    ticks = 200_000 if quick else 500_000
-    raw = recording_cost(1_000, ticks, rounds=2 if quick else 3)
+    ticks = 200_000 if quick else 300_000
+    rounds = 2 if quick else RUNS
+    raw = recording_cost(1_000, ticks, rounds=rounds)
     command = "python -m benchmarks.bench_engine --recording"
     setup = (f"1,000 ACTIVE trades over 200 symbols, 10 strategies with portfolio limits; {raw['ticks']:,} random-walk ticks "
              "through process_tick on the engine thread, flat out; the whole process's CPU time until every tick is "
-             "written; best of interleaved rounds")
+             f"written; median of {rounds} interleaved rounds (the ratio: median of each round's on ÷ off)")
     ratio = raw["parquet_vs_off"]
     busy_feed = 5_000  # ticks/s: a busy OpenAlgo feed across every subscribed symbol
     busy_cost = busy_feed * (1 / raw["ticks_per_second_parquet"] - 1 / raw["ticks_per_second_off"]) * 100
     return raw, [
-        Figure("recording", "engine, recording off", raw["ticks_per_second_off"], "ticks/CPU-s", "", None, setup, command),
-        Figure("recording", "tick path cost of record() (the append)", raw["append_ns_per_tick"], "ns/tick", "", None,
+        figure("recording", "engine, recording off", raw["ticks_per_second_off"], "ticks/CPU-s", None, setup, command),
+        figure("recording", "tick path cost of record() (the append)", raw["append_ns_per_tick"], "ns/tick", None,
                setup + "; the recorder's writer thread not running", command),
-        Figure("recording", "engine, recording on (Parquet writer thread)", raw["ticks_per_second_parquet"],
-               "ticks/CPU-s", "within 10% of off", ratio >= 0.9, setup + f"; {ratio:.0%} of off", command),
-        Figure("recording", "engine, SQLite recorder (the alternative)", raw["ticks_per_second_sqlite"], "ticks/CPU-s", "",
+        figure("recording", "engine, recording on (Parquet writer thread)", raw["ticks_per_second_parquet"],
+               "ticks/CPU-s", None, setup, command),
+        figure("recording", "recording cost: engine throughput on ÷ off", ratio, "×",
+               Goal("≥ 0.90 (within 10% of off)", 0.90, True), setup, command),
+        figure("recording", "engine, SQLite recorder (the alternative)", raw["ticks_per_second_sqlite"], "ticks/CPU-s",
                None, setup + f"; {raw['sqlite_vs_off']:.0%} of off", command),
-        Figure("recording", f"recording's CPU at {busy_feed:,} ticks/s", round(busy_cost, 2), "% of a core", "", None,
-               f"derived: {busy_feed:,} x (1/on - 1/off) from the two figures above", command),
+        figure("recording", f"recording's CPU at {busy_feed:,} ticks/s", round(busy_cost, 2), "% of a core", None,
+               f"derived: {busy_feed:,} x (1/on - 1/off) from the medians above", command),
     ]
 
 
 def bench_replay(quick: bool) -> tuple[dict, list[Figure]]:
-    from benchmarks.bench_replay import run
+    from benchmarks.bench_replay import format_comparison, replay_speed, seeded_ticks
 
     ticks = 1_000_000
-    raw = run(ticks)
+    runs = 1 if quick else RUNS
+    stream, accepted = seeded_ticks(ticks)
+    fmt = format_comparison(stream, accepted)
+    results = repeat(lambda: replay_speed(stream, accepted), runs)
+    rep = results[0] | aggregate(results, ("replay_with_read_seconds", "sweep_seconds"))
+    raw = {"format": fmt, "replay": rep}
     command = "python -m benchmarks.bench_replay"
-    fmt, rep = raw["format"], raw["replay"]
     fmt_setup = "1,000,000 seeded ticks over 20 symbols, 5% refused, batches of 50,000"
     figures = []
     for name, label in (("parquet", "Parquet (shipped)"), ("sqlite", "SQLite append-only (alternative)")):
         row = fmt[name]
         figures += [
-            Figure("replay", f"{label}: size per million ticks", round(row["bytes_per_million"] / 1e6, 2), "MB", "", None,
+            figure("replay", f"{label}: size per million ticks", round(row["bytes_per_million"] / 1e6, 2), "MB", None,
                    fmt_setup, command),
-            Figure("replay", f"{label}: writer CPU per million ticks", row["writer_cpu_seconds_per_million"], "s", "", None,
+            figure("replay", f"{label}: writer CPU per million ticks", row["writer_cpu_seconds_per_million"], "s", None,
                    fmt_setup, command),
-            Figure("replay", f"{label}: read back into columns", row["read_cpu_seconds_per_million"], "s CPU", "", None,
+            figure("replay", f"{label}: read back into columns", row["read_cpu_seconds_per_million"], "s CPU", None,
                    fmt_setup, command),
         ]
     setup = (f"{rep['ticks']:,} recorded ticks, {rep['trades']} trades (stop, target, trailing, breakeven, a partial "
-             "target; 5 strategies with portfolio stops)")
+             f"target; 5 strategies with portfolio stops); median of {runs} runs")
     figures += [
-        Figure("replay", "replay a day (read + run)", rep["replay_with_read_seconds"], "s", "< 5 s",
-               _below(rep["replay_with_read_seconds"], 5.0), setup, command),
-        Figure("replay", f"sweep of {rep['sweep_settings']} trailing distances", rep["sweep_seconds"], "s", "< 30 s",
-               _below(rep["sweep_seconds"], 30.0), setup, command),
+        figure("replay", "replay a day (read + run)", rep["replay_with_read_seconds"], "s", Goal.below(5.0, "s"),
+               setup, command),
+        figure("replay", f"sweep of {rep['sweep_settings']} trailing distances", rep["sweep_seconds"], "s",
+               Goal.below(30.0, "s"), setup, command),
     ]
     return raw, figures
 
@@ -251,29 +325,26 @@ def bench_startup(quick: bool) -> tuple[dict, list[Figure]]:
     for size, result in raw.items():
         trades = int(size)
         setup = (f"{trades:,} ACTIVE trades in the database (real store), positions at the simulator (own process), "
-                 "fresh process, config from a file")
+                 "fresh process, config from a file; one run")
         judged = trades == 10_000
-        figures.append(Figure("startup", f"start-up: Runtime.start(), {trades:,} trades", result["runtime_start_s"], "s",
-                              "< 1 s" if judged else "", _below(result["runtime_start_s"], 1.0) if judged else None,
-                              setup + "; load, reconcile, resume, subscribe", command))
-        figures.append(Figure("startup", f"start-up: process start → monitoring, {trades:,} trades",
-                              result["launch_to_started_s"], "s", "< 1 s" if judged else "",
-                              _below(result["launch_to_started_s"], 1.0) if judged else None,
+        second = Goal.below(1.0, "s") if judged else None
+        figures.append(figure("startup", f"start-up: Runtime.start(), {trades:,} trades", result["runtime_start_s"], "s",
+                              second, setup + "; load, reconcile, resume, subscribe", command))
+        figures.append(figure("startup", f"start-up: process start → monitoring, {trades:,} trades",
+                              result["launch_to_started_s"], "s", second,
                               setup + "; imports + build_runtime (opens DB, backup) + start", command))
-        figures.append(Figure("memory", f"memory: RSS, {trades:,} trades", result["rss_mb"], "MB",
-                              "< 150 MB" if judged else "", _below(result["rss_mb"], 150.0) if judged else None,
+        figures.append(figure("memory", f"memory: RSS, {trades:,} trades", result["rss_mb"], "MB",
+                              Goal.below(150.0, "MB") if judged else None,
                               setup + "; VmRSS after 2 s of monitoring at 1,000 ticks/s", command))
         if size == largest:
-            figures.append(Figure("startup", f"start-up: `tmtool run --no-ui` launch → monitoring, {trades:,} trades",
-                                  result["cli_run_no_ui_to_monitoring_s"], "s", "< 1 s" if judged else "",
-                                  _below(result["cli_run_no_ui_to_monitoring_s"], 1.0) if judged else None,
+            figures.append(figure("startup", f"start-up: `tmtool run --no-ui` launch → monitoring, {trades:,} trades",
+                                  result["cli_run_no_ui_to_monitoring_s"], "s", second,
                                   setup + "; subprocess to its 'connected to OpenAlgo' line", command))
-            figures.append(Figure("startup", f"TUI: first painted frame, {trades:,} trades",
-                                  result["tui_launch_to_first_frame_s"], "s", "", None,
-                                  setup + "; app starts the engine itself; headless 160x45", command))
-            figures.append(Figure("startup", f"TUI: first frame showing trades, {trades:,} trades",
-                                  result["tui_launch_to_trades_shown_s"], "s", "", None,
-                                  setup + "; app starts the engine itself; headless 160x45", command))
+            tui_setup = setup + "; app starts the engine itself; headless 160x45"
+            figures.append(figure("startup", f"TUI: first painted frame, {trades:,} trades",
+                                  result["tui_launch_to_first_frame_s"], "s", None, tui_setup, command))
+            figures.append(figure("startup", f"TUI: first frame showing trades, {trades:,} trades",
+                                  result["tui_launch_to_trades_shown_s"], "s", second, tui_setup, command))
     return raw, figures
 
 
@@ -286,16 +357,15 @@ def bench_ui(quick: bool) -> tuple[dict, list[Figure]]:
     for rate, result in raw["rates"].items():
         setup = (f"200 trades on screen, {raw['terminal']}, refresh {raw['refresh_hz']:g} Hz, "
                  f"{result['engine_ticks_per_second']:,.0f} ticks/s reaching the engine; simulator in the same process")
-        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen p95", result["key_to_screen_ms_p95"], "ms",
-                              "< 100 ms", _below(result["key_to_screen_ms_p95"], 100.0), setup, command))
-        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen max", result["key_to_screen_ms_max"], "ms",
-                              "", None, setup, command))
+        figures.append(figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen p95", result["key_to_screen_ms_p95"], "ms",
+                              Goal.below(100.0, "ms"), setup, command))
+        figures.append(figure("ui", f"UI @ {int(rate):,} ticks/s: key→screen max", result["key_to_screen_ms_max"], "ms",
+                              None, setup, command))
         judged = rate == "5000"
-        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: UI thread CPU", result["ui_thread_cpu_percent"],
-                              "% of a core", "< 25%" if judged else "",
-                              _below(result["ui_thread_cpu_percent"], 25.0) if judged else None, setup, command))
-        figures.append(Figure("ui", f"UI @ {int(rate):,} ticks/s: whole process CPU (incl. simulator)",
-                              result["process_cpu_percent"], "% of a core", "", None, setup, command))
+        figures.append(figure("ui", f"UI @ {int(rate):,} ticks/s: UI thread CPU", result["ui_thread_cpu_percent"],
+                              "% of a core", Goal("< 25%", 25.0, False) if judged else None, setup, command))
+        figures.append(figure("ui", f"UI @ {int(rate):,} ticks/s: whole process CPU (incl. simulator)",
+                              result["process_cpu_percent"], "% of a core", None, setup, command))
     return raw, figures
 
 
@@ -382,6 +452,17 @@ def markdown(figures: list[Figure], info: dict, stamp: str, seconds: float) -> s
         "Latency targets are judged with the simulator in a process of its own, as OpenAlgo is in production; the "
         "in-process rows show `tmtool demo`'s arrangement, where the simulator's own work shares the interpreter lock. "
         "The UI rows run the simulator in the app's process, so the whole-process CPU includes it.",
+        "",
+        f"Every judged throughput and tick→exit latency figure is the median of {RUNS} runs: for latency each run takes "
+        f"its own median, p99 and max over its stop crossings, and the table shows the median of the {RUNS} p99s "
+        "(likewise the medians and maxima), so one noisy run can neither meet nor miss a target on its own; engine "
+        f"throughput is the median of {RUNS} runs on fresh copies of one seeded database, the recording cost the median of {RUNS} "
+        f"interleaved rounds, replay and sweep the median of {RUNS} runs. To keep the whole run within minutes the "
+        "10,000-trade engine walk is 200,000 ticks (500,000 at the smaller sizes), the recording comparison 300,000 "
+        "ticks a pass, and the in-process latency rows (no target) are one run each, as are start-up, memory, the "
+        "TUI's first frame and the UI figures. The attached-TUI latency has no figure of its own in the README or the "
+        "design; it is held to the "
+        "in-process TUI's < 20 ms p99, since the engine's process then streams snapshots instead of drawing them.",
         "",
         f"Missed in this run: {'; '.join(missed)}." if missed else "Every target was met in this run.",
     ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -51,8 +53,10 @@ def _random_walk(count: int, symbols: list[str], seed: int) -> list[Tick]:
     return ticks
 
 
-def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7) -> dict:
-    """Ticks per second through ``process_tick`` with ``trades`` open trades."""
+def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7, runs: int = 1) -> dict:
+    """Ticks per second through ``process_tick`` with ``trades`` open trades: the median of ``runs``
+    runs, each a fresh engine on a fresh copy of the seeded database walking the same ticks (one
+    simulator holds the positions for all: the walk goes straight to ``process_tick`` and exits none)."""
     symbol_count = min(MAX_SYMBOLS, trades)
     sim_symbols = bench_symbols(symbol_count)
     names = [s.symbol for s in sim_symbols]
@@ -60,50 +64,64 @@ def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7) -> di
         Strategy(f"bench{i}", portfolio=PortfolioRisk(stop_loss=Amount(1_000_000), target=Amount(1_000_000)))
         for i in range(STRATEGIES)
     ]
+    stream = _random_walk(ticks, names, seed)
+    warm = stream[: len(stream) // 10]
+    rates: list[int] = []
     with tempfile.TemporaryDirectory(prefix="tmtool-bench-engine-") as tmp:
-        db = Path(tmp) / "bench.db"
+        seeded = Path(tmp) / "seeded.db"
         sim = Simulator(api_key=API_KEY, tick_interval=None, symbols=sim_symbols, rate_limits=None)
         sim.start()
         try:
-            seed_active_trades(db, sim.rest_url, API_KEY, trades, names, STRATEGIES)
-            store, broker, _feed, engine = build_engine(sim, db, strategies=strategies, settings=FAST_SETTINGS)
-            store.start()
-            engine.start()
-            try:
-                opened = len(engine.snapshot().open_trades)
-                if opened != trades:
-                    raise RuntimeError(f"{trades} trades seeded but {opened} open after start-up")
-                stream = _random_walk(ticks, names, seed)
-                warm = stream[: len(stream) // 10]
+            seed_active_trades(seeded, sim.rest_url, API_KEY, trades, names, STRATEGIES)
+            for run in range(runs):
+                db = Path(tmp) / f"run{run}.db"
+                with sqlite3.connect(seeded) as source, sqlite3.connect(db) as copy:
+                    source.backup(copy)
+                # no feed frames arrive (ticks go straight to process_tick): a long staleness window keeps
+                # the books from degrading while a large run lasts
+                store, broker, _feed, engine = build_engine(sim, db, strategies=strategies, settings=FAST_SETTINGS,
+                                                            stale_after=3600.0)
+                store.start()
+                engine.start()
+                try:
+                    opened = len(engine.snapshot().open_trades)
+                    if opened != trades:
+                        raise RuntimeError(f"{trades} trades seeded but {opened} open after start-up")
 
-                def drive() -> float:
-                    process = engine.process_tick
-                    for tick in warm:
-                        process(tick)
-                    started = time.perf_counter()
-                    for tick in stream:
-                        process(tick)
-                    return time.perf_counter() - started
+                    def drive() -> float:
+                        process = engine.process_tick
+                        for tick in warm:
+                            process(tick)
+                        started = time.perf_counter()
+                        for tick in stream:
+                            process(tick)
+                        return time.perf_counter() - started
 
-                elapsed = engine.run_in_engine_thread(drive).result(timeout=600)
-                processed = wait_for(
-                    lambda: (snap := engine.snapshot()).system.ticks_processed >= len(stream) and snap, 10,
-                    what="a snapshot after the run",
-                )
-                open_after = len(processed.open_trades)
-                writes = store.status()
-            finally:
-                engine.stop()
-                store.close()
-                broker.close()
+                    elapsed = engine.run_in_engine_thread(drive).result(timeout=600)
+                    processed = wait_for(
+                        lambda: (snap := engine.snapshot()).system.ticks_processed >= len(stream) and snap, 10,
+                        what="a snapshot after the run",
+                    )
+                    open_after = len(processed.open_trades)
+                    # every ratchet written before the next run starts, so no run pays for the last one's writes
+                    if not store.flush(timeout=600.0):
+                        raise RuntimeError("the store did not write the run's changes within 600 s")
+                    writes = store.status()
+                finally:
+                    engine.stop()
+                    store.close()
+                    broker.close()
+                rates.append(round(ticks / elapsed))
         finally:
             sim.stop()
+    rate = statistics.median(rates)
     return {
         "trades": trades,
         "symbols": symbol_count,
         "ticks": ticks,
-        "ticks_per_second": round(ticks / elapsed),
-        "microseconds_per_tick": round(elapsed / ticks * 1e6, 2),
+        "runs": rates,
+        "ticks_per_second": round(rate),
+        "microseconds_per_tick": round(1e6 / rate, 2),
         "open_trades_after": open_after,
         "store_changes_committed": writes.committed,
     }
@@ -120,7 +138,8 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
     GIL that CPU time is what the ticks cost; on an idle machine it is the wall time.  CPU time, not
     wall time, because this machine is shared and other processes' load swamps a wall-clock
     comparison.  A warm-up walk first (the trailing stops' first ratchets); then each mode runs
-    ``rounds`` times, interleaved; the best of each is kept."""
+    ``rounds`` times, interleaved; each figure is the median of its rounds, and the ratios are the
+    median of each round's own ratio (the rounds run back to back, so a round's modes share its load)."""
     from benchmarks.bench_replay import SqliteTickRecorder
     from tmtool.domain.calendar import trading_day
     from tmtool.replay.recorder import ParquetTickRecorder
@@ -132,7 +151,7 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
         Strategy(f"bench{i}", portfolio=PortfolioRisk(stop_loss=Amount(1_000_000), target=Amount(1_000_000)))
         for i in range(STRATEGIES)
     ]
-    best: dict[str, float] = {"off": 0.0, "append_only": 0.0, "parquet": 0.0, "sqlite": 0.0}
+    rates: dict[str, list[float]] = {"off": [], "append_only": [], "parquet": [], "sqlite": []}
     recorded: dict[str, int] = {}
     runs: list[tuple[str, int, int]] = []  # (mode, ticks per CPU second, open trades after)
     with tempfile.TemporaryDirectory(prefix="tmtool-bench-recording-") as tmp:
@@ -176,8 +195,8 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
                                      what="every recorded tick written")
                         cpu = time.process_time() - started
                         if recorder is append_only:
-                            append_only._queue.clear()
-                        best[mode] = max(best[mode], ticks * passes / cpu)
+                            del append_only._rows[:]
+                        rates[mode].append(ticks * passes / cpu)
                         runs.append((mode, round(ticks * passes / cpu), len(engine.snapshot().open_trades)))
             finally:
                 engine.stop()
@@ -188,18 +207,23 @@ def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, p
                 recorded = {"parquet_rows": parquet.rows_written, "parquet_failed": parquet.failed}
         finally:
             sim.stop()
+    median = {mode: statistics.median(values) for mode, values in rates.items()}
+
+    def ratio(mode: str) -> float:
+        return round(statistics.median(on / off for on, off in zip(rates[mode], rates["off"])), 3)
+
     return {
         "trades": trades,
         "ticks": ticks * passes,
         "rounds": rounds,
-        "ticks_per_second_off": round(best["off"]),
-        "ticks_per_second_append_only": round(best["append_only"]),
-        "append_ns_per_tick": round((1 / best["append_only"] - 1 / best["off"]) * 1e9, 1),
-        "ticks_per_second_parquet": round(best["parquet"]),
-        "ticks_per_second_sqlite": round(best["sqlite"]),
-        "append_only_vs_off": round(best["append_only"] / best["off"], 3),
-        "parquet_vs_off": round(best["parquet"] / best["off"], 3),
-        "sqlite_vs_off": round(best["sqlite"] / best["off"], 3),
+        "ticks_per_second_off": round(median["off"]),
+        "ticks_per_second_append_only": round(median["append_only"]),
+        "append_ns_per_tick": round((1 / median["append_only"] - 1 / median["off"]) * 1e9, 1),
+        "ticks_per_second_parquet": round(median["parquet"]),
+        "ticks_per_second_sqlite": round(median["sqlite"]),
+        "append_only_vs_off": ratio("append_only"),
+        "parquet_vs_off": ratio("parquet"),
+        "sqlite_vs_off": ratio("sqlite"),
         **recorded,
         "runs": runs,
     }

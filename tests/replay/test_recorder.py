@@ -21,7 +21,7 @@ from tmtool.domain.calendar import IST, trading_day
 from tmtool.domain.commands import CreateTrade
 from tmtool.domain.models import AlertCategory, AlertPriority, Distance, Side, Strategy, Tick, TradeRisk, TradeStatus
 from tmtool.replay.reader import read_day, segments
-from tmtool.replay.recorder import ParquetTickRecorder, SegmentWriter, folder_size, prune
+from tmtool.replay.recorder import ParquetTickRecorder, Refused, SegmentWriter, folder_size, prune
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=IST).timestamp()
 DAY = trading_day(T0)
@@ -197,3 +197,85 @@ def test_retention_removes_old_days_and_size_is_reported(tmp_path):
     removed = prune(tmp_path, date(2026, 12, 7), retention_days=7)
     assert removed == ["2026-11-01", "2026-11-30"]
     assert folder_size(tmp_path) == (4, 1)  # one day folder left; "notes" is not a day
+
+
+def test_refusals_are_marked_in_whichever_batch_they_land(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="marks", batch_rows=2)
+    first = [Tick("NSE", "TCS", 3500.0, T0), Tick("BSE", "TCS", 3501.5, T0 + 1), Tick("NSE", "INFY", 1500.0, T0 + 2)]
+    for tick in first:
+        recorder.record(tick, True)
+    recorder.flush()  # no refusal yet: written without looking for one
+    later = [(Tick("BSE", "TCS", 3502.0, T0 + 3), False), (Tick("NSE", "TCS", 3499.0, T0 + 4), True),
+             (Tick("NSE", "INFY", 1501.0, T0 + 5), True)]
+    for tick, accepted in later:
+        recorder.record(tick, accepted)
+    recorder.flush()
+    recorder.record(Tick("NSE", "INFY", 1502.0, T0 + 6), False)  # a refusal as the only row of a drain
+    recorder.flush()
+    recorder.record(Tick("NSE", "INFY", 1503.0, T0 + 7), True)
+    recorder.stop()
+    table = pq.read_table(tmp_path / DAY.isoformat() / "marks.parquet")
+    assert table.column("accepted").to_pylist() == [True, True, True, False, True, True, False, True]
+    assert list(zip(table.column("exchange").to_pylist(), table.column("symbol").to_pylist()))[:4] == [
+        ("NSE", "TCS"), ("BSE", "TCS"), ("NSE", "INFY"), ("BSE", "TCS")]
+    assert table.column("price").to_pylist() == [3500.0, 3501.5, 1500.0, 3502.0, 3499.0, 1501.0, 1502.0, 1503.0]
+    assert table.column("ts").to_pylist() == [T0 + i for i in range(8)]
+
+
+def test_a_refusal_counted_before_the_drain_but_queued_after_it_is_still_marked(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="race")
+    recorder.record(Tick("NSE", "SBIN", 800.0, T0), True)
+    recorder._refusals += 1  # the engine counted a refusal, then lost the processor before queuing it
+    recorder.flush()
+    recorder._rows.append(Refused(Tick("NSE", "SBIN", 801.0, T0 + 1)))  # ...and queued it after the drain read
+    recorder.flush()
+    recorder.stop()
+    assert read_day(tmp_path, DAY).accepted.tolist() == [True, False]
+
+
+class _EngineKeepsAppending(SegmentWriter):
+    """A segment during whose writes the engine queues more ticks (as it does from its own thread)."""
+
+    recorder: ParquetTickRecorder | None = None
+    price = 900.0
+
+    def write(self, batch) -> None:
+        super().write(batch)
+        if self.recorder is not None and self.price < 905.0:
+            self.recorder.record(Tick("NSE", "SBIN", self.price, T0 + self.price), True)
+            _EngineKeepsAppending.price += 1.0
+
+
+def test_ticks_queued_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
+    recorder = ParquetTickRecorder(tmp_path, session="busy", batch_rows=1, segment_factory=_EngineKeepsAppending)
+    _EngineKeepsAppending.recorder, _EngineKeepsAppending.price = recorder, 900.0
+    for i in range(3):
+        recorder.record(Tick("NSE", "SBIN", 800.0 + i, T0 + i), True)
+    recorder.flush()
+    assert recorder.rows_written == 3 and recorder.backlog == 3  # the three queued during the writes stay
+    recorder.flush()
+    recorder.flush()
+    recorder.stop()
+    tape = read_day(tmp_path, DAY)
+    assert tape.price.tolist() == [800.0, 801.0, 802.0, 900.0, 901.0, 902.0, 903.0, 904.0]
+
+
+def test_the_engine_hands_every_routed_tick_over_with_its_books_key(tmp_path):
+    clock = ManualClock(T0, real_timers=True)
+    recorder = ParquetTickRecorder(tmp_path / "ticks", session="live", batch_seconds=0.01)
+    strategies = (Strategy("s", trade_risk=TradeRisk(stop_loss=Distance(10.0))),)
+    with running_stack(tmp_path, strategies=strategies, clock=clock, tick_recorder=recorder) as stack:
+        recorder.start(DAY)
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        trade_id = stack.create(CreateTrade("s", "SBIN", "NSE", Side.LONG, quantity=5))
+        stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        for price in (801.0, 802.5):
+            clock.advance(1.0)
+            stack.tick("SBIN", price)
+        wait_for(lambda: {801.0, 802.5} <= set(read_day(tmp_path / "ticks", DAY).price.tolist()), 10,
+                 what="the ticks recorded")
+        recorder.stop()
+    tape = read_day(tmp_path / "ticks", DAY)
+    assert set(tape.keys) == {("NSE", "SBIN")} and tape.accepted.all()
+    recorded = tape.price.tolist()
+    assert recorded.index(801.0) < recorded.index(802.5)

@@ -2,9 +2,12 @@
 
 The engine calls ``record(tick, accepted)`` on its own thread for every routed
 tick (refused ones too, marked ``accepted=False``).  That call is one
-``deque.append`` — O(1), never blocking, never raising.  A writer thread drains
-the deque every ``batch_seconds``, in batches of at most ``batch_rows``, and
-appends each batch to the day's open segment.
+``list.append`` of the tick itself — O(1), never blocking, never raising, and
+nothing built per accepted tick.  A writer thread takes everything queued every
+``batch_seconds`` (a slice read and a slice delete of the prefix it read, each
+a single C call, so it never races the engine's appends), pulls the columns out
+with C-level iteration, and appends batches of at most ``batch_rows`` to the
+day's open segment.
 
 Files, in ``folder/YYYY-MM-DD/`` (the Asia/Kolkata trading day of each tick):
 
@@ -37,6 +40,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
@@ -85,24 +89,51 @@ _SYMBOL = attrgetter("symbol")
 _PRICE = attrgetter("price")
 
 
-def to_batch(rows: list) -> pa.RecordBatch:
-    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``."""
-    accepted = [row.__class__ is not Refused for row in rows]
-    ticks = rows if all(accepted) else [row if ok else row.tick for row, ok in zip(rows, accepted)]
+class KeyCodes:
+    """Dictionary codes for exchanges and symbols, kept for the recorder's life: a value gets its code
+    the first time it is seen and the dictionaries only grow, so each batch's lookup is one dict hit
+    per value (the engine hashed each string already, routing the tick to its book)."""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, int] = {}
+        self.symbols: dict[str, int] = {}
+
+    def encode(self, ticks: list) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
+        """The exchange and symbol columns of ``ticks``."""
+        return self._column(self.exchanges, _EXCHANGE, ticks), self._column(self.symbols, _SYMBOL, ticks)
+
+    @staticmethod
+    def _column(codes: dict[str, int], field: attrgetter, ticks: list) -> pa.DictionaryArray:
+        try:
+            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
+        except KeyError:
+            for value in map(field, ticks):
+                codes.setdefault(value, len(codes))
+            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
+        return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(list(codes), pa.string()))
+
+
+def to_batch(rows: list, codes: KeyCodes | None = None, refusals: bool = True) -> pa.RecordBatch:
+    """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``.  ``refusals=False``
+    when the caller knows there is no ``Refused`` among them (skips a pass over the rows)."""
+    count = len(rows)
+    ticks, accepted = rows, None
+    if refusals:
+        flags = [row.__class__ is not Refused for row in rows]
+        if not all(flags):
+            ticks = [row if ok else row.tick for row, ok in zip(rows, flags)]
+            accepted = pa.array(flags, pa.bool_())
+    exchange, symbol = (codes or KeyCodes()).encode(ticks)
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(list(map(_TS, ticks)), pa.float64()),
-            pa.array(list(map(_EXCHANGE, ticks))).dictionary_encode(),
-            pa.array(list(map(_SYMBOL, ticks))).dictionary_encode(),
-            pa.array(list(map(_PRICE, ticks)), pa.float64()),
-            pa.array(accepted, pa.bool_()),
+            pa.array(np.fromiter(map(_TS, ticks), np.float64, count)),
+            exchange,
+            symbol,
+            pa.array(np.fromiter(map(_PRICE, ticks), np.float64, count)),
+            accepted if accepted is not None else pa.array(np.ones(count, np.bool_)),
         ],
         schema=SCHEMA,
     )
-
-
-def _ts(row) -> float:
-    return row.tick.ts if row.__class__ is Refused else row.ts
 
 
 def read_stream(path: Path) -> pa.Table:
@@ -230,7 +261,11 @@ class ParquetTickRecorder:
         self.max_backlog = max_backlog
         self._on_failure = on_failure
         self._segment_factory = segment_factory
-        self._queue: deque[Tick | Refused] = deque()
+        self._rows: list[Tick | Refused] = []  # the engine only appends; the writer removes what it wrote
+        self._refusals = 0  # refused ticks recorded, counted by the engine before it appends each
+        self._refusals_seen = 0
+        self._check_next_batch = False
+        self._codes = KeyCodes()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -244,9 +279,10 @@ class ParquetTickRecorder:
 
     def record(self, tick: Tick, accepted: bool) -> None:
         if accepted:
-            self._queue.append(tick)
+            self._rows.append(tick)
         else:
-            self._queue.append(Refused(tick))
+            self._refusals += 1  # first: a Refused in the rows is always counted by then (see _drain)
+            self._rows.append(Refused(tick))
 
     # ---------------------------------------------------------------- life
 
@@ -279,7 +315,7 @@ class ParquetTickRecorder:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._rows)
 
     # ---------------------------------------------------------------- writer thread
 
@@ -292,37 +328,50 @@ class ParquetTickRecorder:
         self._close_segment()
 
     def _drain(self) -> None:
-        queue = self._queue
-        while queue and not self.failed:
-            if len(queue) > self.max_backlog:
-                self._fail(f"tick recording stopped: {len(queue)} ticks waiting, the disk is not keeping up")
-                return
-            count = min(len(queue), self.batch_rows)
-            popleft = queue.popleft
-            rows = [popleft() for _ in range(count)]  # deque pops are atomic: safe beside the engine's appends
-            try:
-                self._write(rows)
-            except Exception as exc:  # any failure stops recording, never trading
-                self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
-                return
+        rows = self._rows
+        if not rows or self.failed:
+            return
+        if len(rows) > self.max_backlog:
+            self._fail(f"tick recording stopped: {len(rows)} ticks waiting, the disk is not keeping up")
+            return
+        # Everything queued now.  The engine only appends past ``taken``, so the batches below read a
+        # stable prefix, and the slice delete (one C call) removes exactly it, leaving what came meanwhile.
+        taken = len(rows)
+        # A refusal counted since the last drain may sit in this prefix, or (counted just before its
+        # append, which came after ``taken`` was read) in the next: both are then checked row by row.
+        refusals = self._refusals
+        check = refusals != self._refusals_seen or self._check_next_batch
+        self._check_next_batch = refusals != self._refusals_seen
+        self._refusals_seen = refusals
+        step = self.batch_rows
+        try:
+            for start in range(0, taken, step):
+                stop = min(taken, start + step)
+                self._write(to_batch(rows[start:stop], self._codes, refusals=check))
+        except Exception as exc:  # any failure stops recording, never trading
+            self._fail(f"tick recording stopped: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            del rows[:taken]
 
-    def _write(self, rows: list) -> None:
+    def _write(self, batch: pa.RecordBatch) -> None:
+        ts = batch.column(0).to_numpy()
+        count = len(ts)
         start = 0
-        while start < len(rows):
-            first_ts = _ts(rows[start])
+        while start < count:
+            first_ts = float(ts[start])
             if self._segment is None or first_ts >= self._segment_day_end or first_ts < self._segment_day_end - 86400:
                 self._close_segment()
                 self._segment_day_end = day_end(first_ts)
                 path = day_folder(self.folder, trading_day(first_ts)) / f"{self.session}{STREAM_SUFFIX}"
                 self._segment = self._segment_factory(path)
             limit = self._segment_day_end
-            if _ts(rows[-1]) < limit:  # the common case: the whole batch belongs to this day
-                end = len(rows)
-            else:
-                end = start + 1  # the first tick stays here even when the clock stepped back a day
-                while end < len(rows) and _ts(rows[end]) < limit:
-                    end += 1
-            self._segment.write(to_batch(rows[start:end] if start or end < len(rows) else rows))
+            if ts[-1] < limit:  # the common case: the rest of the batch belongs to this day
+                end = count
+            else:  # the first tick stays here even when the clock stepped back a day
+                later = np.flatnonzero(ts[start + 1:] >= limit)
+                end = start + 1 + int(later[0]) if len(later) else count
+            self._segment.write(batch if start == 0 and end == count else batch.slice(start, end - start))
             self.rows_written += end - start
             self.batches_written += 1
             start = end
@@ -341,7 +390,7 @@ class ParquetTickRecorder:
         if self.failed:
             return
         self.failed = message
-        self._queue = deque(maxlen=0)  # record() keeps appending, to nothing
+        self._rows = deque(maxlen=0)  # type: ignore[assignment]  # record() keeps appending, to nothing
         segment, self._segment = self._segment, None
         if segment is not None:
             segment.abandon()
