@@ -59,6 +59,19 @@ def strategy_for(symbol: str, cycle: int) -> str:
     return f"crash-{symbol.lower()}-{cycle}"
 
 
+def start_engine(rest: str, ws: str, api_key: str, db: Path, **store_options: object) -> tuple[Engine, SqliteStore, OpenAlgoClient]:
+    """The real engine on a real store, client and feed (a crash child's whole stack), started."""
+    clock = SystemClock()
+    store = SqliteStore(db, clock=clock, backup_on_open=False, **store_options)
+    broker = OpenAlgoClient(rest, api_key, timeout=1.0, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
+    feed = OpenAlgoFeed(ws, api_key, broker=broker, clock=clock, stale_after=30.0, poll_after=30.0,
+                        poll_silent_after=30.0, poll_near_level_after=30.0, seed=1)
+    engine = Engine(store=store, broker=broker, feed=feed, clock=clock, settings=SETTINGS)
+    store.start()
+    engine.start()
+    return engine, store, broker
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rest", required=True)
@@ -70,14 +83,7 @@ def main() -> int:
     args = parser.parse_args()
     api_key = os.environ["TMTOOL_TEST_API_KEY"]
 
-    clock = SystemClock()
-    store = SqliteStore(Path(args.db), clock=clock, backup_on_open=False)
-    broker = OpenAlgoClient(args.rest, api_key, timeout=1.0, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
-    feed = OpenAlgoFeed(args.ws, api_key, broker=broker, clock=clock, stale_after=30.0, poll_after=30.0,
-                        poll_silent_after=30.0, poll_near_level_after=30.0, seed=1)
-    engine = Engine(store=store, broker=broker, feed=feed, clock=clock, settings=SETTINGS)
-    store.start()
-    engine.start()
+    engine, store, broker = start_engine(args.rest, args.ws, api_key, Path(args.db))
 
     opened: dict[int, list[str]] = {}
     if args.open:

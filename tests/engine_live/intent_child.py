@@ -25,15 +25,11 @@ import threading
 import time
 from pathlib import Path
 
-from tmtool.clock import SystemClock
 from tmtool.domain.commands import Accepted, CreateTrade, SaveStrategy
 from tmtool.domain.models import Distance, Side, Strategy, TradeRisk, TradeStatus
-from tmtool.engine.engine import Engine
-from tmtool.openalgo.client import OpenAlgoClient
-from tmtool.openalgo.feed import OpenAlgoFeed
 from tmtool.storage import SqliteStore
 
-from tests.engine_live.crash_child import SETTINGS
+from tests.engine_live.crash_child import start_engine
 
 SYMBOL = "RELIANCE"
 QUANTITY = 10
@@ -50,15 +46,8 @@ def main() -> int:
     args = parser.parse_args()
     api_key = os.environ["TMTOOL_TEST_API_KEY"]
 
-    clock = SystemClock()
     commit_interval = 3600.0 if args.phase == "enter" else 0.02
-    store = SqliteStore(Path(args.db), clock=clock, backup_on_open=False, commit_interval=commit_interval)
-    broker = OpenAlgoClient(args.rest, api_key, timeout=1.0, clock=clock, retry_backoff=0.02, max_retry_wait=0.2)
-    feed = OpenAlgoFeed(args.ws, api_key, broker=broker, clock=clock, stale_after=30.0, poll_after=30.0,
-                        poll_silent_after=30.0, poll_near_level_after=30.0, seed=1)
-    engine = Engine(store=store, broker=broker, feed=feed, clock=clock, settings=SETTINGS)
-    store.start()
-    engine.start()
+    engine, store, broker = start_engine(args.rest, args.ws, api_key, Path(args.db), commit_interval=commit_interval)
 
     if args.phase == "enter":
         engine.submit(SaveStrategy(Strategy(STRATEGY, trade_risk=TradeRisk(stop_loss=Distance(STOP_POINTS))))).result(10)

@@ -111,7 +111,7 @@ CHILD = textwrap.dedent(
         if not announced and recorder.rows_written >= 5000:
             print(recorder.rows_written, flush=True)
             announced = True
-        time.sleep(0.001)
+        time.sleep(0.001)  # ok: paces the child's tick source (a feed), not a wait for a condition
     """
 )
 
