@@ -37,6 +37,7 @@ from tmtool.storage.files import (
     fsync_file,
     make_private,
     side_files,
+    unused_stamped_name,
 )
 
 log = logging.getLogger("tmtool.storage")
@@ -291,12 +292,7 @@ def _database_id_in(path: Path) -> str | None:
 
 
 def _set_aside(db_path: Path, clock: Clock) -> Path:
-    stamp = datetime.fromtimestamp(clock.time(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    kept = db_path.with_name(f"{db_path.name}.replaced-{stamp}{BACKUP_SUFFIX}")
-    counter = 1
-    while kept.exists():
-        kept = db_path.with_name(f"{db_path.name}.replaced-{stamp}.{counter}{BACKUP_SUFFIX}")
-        counter += 1
+    kept = unused_stamped_name(db_path, "replaced", clock.time(), BACKUP_SUFFIX)
     try:
         backup_database(db_path, kept)
     except (sqlite3.Error, StorageError) as exc:

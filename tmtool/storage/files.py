@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+from datetime import datetime, timezone
 from pathlib import Path
 
 PRIVATE_FILE_MODE = 0o600
@@ -65,3 +66,15 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def unused_stamped_name(path: Path, label: str, now: float, suffix: str = "") -> Path:
+    """``<path>.<label>-<UTC time><suffix>`` beside ``path``, counted on (``.1``, ``.2``, ...)
+    when that name is taken: where a file is moved aside without overwriting an earlier one."""
+    stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    kept = path.with_name(f"{path.name}.{label}-{stamp}{suffix}")
+    counter = 1
+    while kept.exists():
+        kept = path.with_name(f"{path.name}.{label}-{stamp}.{counter}{suffix}")
+        counter += 1
+    return kept

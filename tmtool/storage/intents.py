@@ -89,7 +89,6 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -97,7 +96,7 @@ from tmtool.clock import Clock
 from tmtool.domain.models import OrderRecord, Trade
 from tmtool.storage import codec
 from tmtool.storage.errors import StorageError
-from tmtool.storage.files import PRIVATE_FILE_MODE, fsync_dir, make_private
+from tmtool.storage.files import PRIVATE_FILE_MODE, fsync_dir, make_private, unused_stamped_name
 
 log = logging.getLogger("tmtool.storage")
 
@@ -219,12 +218,7 @@ def set_aside(db_path: Path, clock: Clock, why: str) -> Path | None:
     path = intents_path_for(db_path)
     if not path.exists():
         return None
-    stamp = datetime.fromtimestamp(clock.time(), timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    kept = path.with_name(f"{path.name}.orphaned-{stamp}")
-    counter = 1
-    while kept.exists():
-        kept = path.with_name(f"{path.name}.orphaned-{stamp}.{counter}")
-        counter += 1
+    kept = unused_stamped_name(path, "orphaned", clock.time())
     os.replace(path, kept)
     fsync_dir(path.parent)
     log.warning("intent journal %s moved aside to %s: %s", path, kept, why)
