@@ -141,6 +141,7 @@ class Simulation:
         self.rng = random.Random(seed)
         rng = self.rng
         self.clock = ManualClock(START)
+        self.started_at = START
         if sides is None:
             sides = tuple(rng.choice((Side.LONG, Side.SHORT)) for _ in range(symbols))
         self.symbols = [SymbolPlan(f"SIM{chr(65 + i)}", side) for i, side in enumerate(sides)]

@@ -125,7 +125,11 @@ class Checker:
                           f"{truth.entered + truth.adopted}")
 
     def on_trade_saved(self, previous: Trade | None, trade: Trade) -> None:
-        """Invariant 5, for every trade version the engine hands to the store."""
+        """Invariant 5, for every trade version the engine hands to the store; and the broker's
+        account of what tmtool holds learns each position tmtool adopted (no entry order of its own)."""
+        if trade.entry_order_id is None and trade.entry_quantity and (previous is None or not previous.entry_quantity):
+            key = (trade.symbol, trade.exchange, trade.product.value)
+            self.sim.broker.adopted(trade.id, key, trade.side.sign * trade.entry_quantity)
         if previous is None or previous.trailing_stop is None or trade.trailing_stop is None:
             return
         if trade.status not in OPEN_STATUSES:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tmtool.domain.commands import Accepted, CreateTrade, Denied, ExitAll, ExitTrade
-from tmtool.domain.models import Product, Side, TradeStatus
+from tmtool.domain.models import Amount, Distance, ExitReason, PortfolioRisk, Product, Side, Strategy, TradeRisk, TradeStatus
 
 from tests.simulation.harness import EXCHANGE, Simulation
 
@@ -310,3 +310,27 @@ def test_unresolved_entry_lookup_raises_no_error() -> None:
         sim.run_job_of("order_sent", fault="server_before")
         sim.drain(15.0)
         assert "engine-error" not in _names(sim), sim.violations
+
+
+def test_a_halted_strategys_fill_before_the_first_tradebook_read_is_closed() -> None:
+    """A strategy halts on its daily loss limit and its own script buys again at once, before tmtool
+    has read the tradebook for the first time.  That first read took every fill it saw as old, so
+    the new position was never locked out: it stayed held, unmanaged, for the rest of the day.
+    (An integration test over sockets failed this way on a loaded CI machine.)"""
+    careful = Strategy("careful", trade_risk=TradeRisk(stop_loss=Distance(20.0)),
+                       portfolio=PortfolioRisk(daily_loss_limit=Amount(5.0)))
+    simulation = _sim(order_updates=True)
+    simulation.strategies = simulation.strategies + (careful,)
+    with simulation as sim:
+        first = _open(sim, 5, strategy="careful")
+        sim.tick(SYMBOL, 98.5)  # -7.50 on the day: past the limit of 5
+        sim.drain(1.0)
+        assert sim.trade(first).exit_reason is ExitReason.DAILY_LOSS_LIMIT
+        assert sim.clock.time() - sim.started_at < sim.settings.adopt_fills_interval  # no tradebook read yet
+        sim.broker.place_order(strategy="careful", symbol=SYMBOL, exchange=EXCHANGE, action="BUY", quantity=4,
+                               product=Product.MIS.value)
+        sim.settle(30.0)
+        locked = [t for t in sim.store.latest_trades.values() if t.exit_reason is ExitReason.LOCKOUT]
+        assert [(t.strategy, t.status) for t in locked] == [("careful", TradeStatus.CLOSED)]
+        assert sim.broker.net[(SYMBOL, EXCHANGE, Product.MIS.value)] == 0
+        assert sim.violations == []

@@ -230,6 +230,22 @@ class Reconciler:
         """A strategy whose lockout (daily loss limit) or fill adoption depends on order tags."""
         return runtime.strategy.portfolio.daily_loss_limit is not None or runtime.strategy.adopt_fills
 
+    def read_fills_at_start(self) -> None:
+        """Take the fills the tradebook holds at start as seen, before any command or tick is
+        handled, when a strategy is locked out by its daily loss limit or adopts fills: any fill
+        after this is new and judged.  (Taken at the first poll instead, a fill landing between
+        start and that poll - a halted strategy's script buying again - counted as old and stayed
+        held, unmanaged.)  A failed read leaves the baseline to the first poll."""
+        if not any(self._needs_order_tags(r) for r in self.state.strategies.values()):
+            return
+        broker = self.state.broker
+        mark = self._orders.order_book_mark()
+        try:
+            books = broker.trade_book(), broker.order_book()
+        except BrokerError:
+            return
+        self.on_tradebook(JobResult(JobKind.TRADEBOOK, mark, value=books))
+
     def poll_tradebook(self) -> None:
         """Read the tradebook, and the order book whose strategy tags say whose each fill is."""
         state = self.state

@@ -75,6 +75,7 @@ class Recovery:
     def resume(self, restored: list[LiveOrder]) -> None:
         """Reconcile with the positionbook, then pick up every unfinished order and exit."""
         self._reconciler.reconcile_at_start()
+        self._reconciler.read_fills_at_start()
         for live in restored:
             self._orders.resume(live)
         for trade in list(self.state.trades.values()):
