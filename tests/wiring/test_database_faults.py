@@ -62,8 +62,8 @@ def test_a_database_removed_while_running_is_written_back_and_nothing_is_lost(tm
     proc, stderr, stdout = _demo(tmp_path, "--db", str(db))
     try:
         wait_for(lambda: stderr.has("active (stop"), timeout=60, what="a demo trade to become active")
-        before = _trade_ids(db)
-        assert before
+        # the writer commits a moment after the engine logs: wait for the row, not for the log line
+        before = wait_for(lambda: _trade_ids(db), timeout=20, what="the active trade committed to the database")
         os.unlink(db)  # `rm tmtool.db` under the running tmtool
         wait_for(lambda: db.exists(), timeout=20, what="the database written back")
         wait_for(lambda: stderr.has("database not writing"), timeout=20, what="the engine's alert")
