@@ -36,7 +36,6 @@ import shutil
 import threading
 from collections import deque
 from datetime import date, datetime, timedelta
-from operator import attrgetter
 from pathlib import Path
 from typing import Callable
 
@@ -83,39 +82,58 @@ class Refused:
         self.tick = tick
 
 
-_TS = attrgetter("ts")
-_EXCHANGE = attrgetter("exchange")
-_SYMBOL = attrgetter("symbol")
-_PRICE = attrgetter("price")
-
-
 class KeyCodes:
-    """Dictionary codes for exchanges and symbols, kept for the recorder's life: a value gets its code
-    the first time it is seen and the dictionaries only grow, so each batch's lookup is one dict hit
-    per value (the engine hashed each string already, routing the tick to its book)."""
+    """Dictionary codes for the exchange and symbol columns, kept for the recorder's life.
+
+    Each instrument (exchange, symbol) gets one code the first time it is seen; a batch looks up
+    one code per tick (two dict hits on strings the engine hashed already, routing the tick to its
+    book) and takes both columns' indices from it with numpy, so no other Python work is done per
+    row.  The dictionaries only grow, and their Arrow value arrays are rebuilt only when they do."""
 
     def __init__(self) -> None:
         self.exchanges: dict[str, int] = {}
         self.symbols: dict[str, int] = {}
+        self._instruments: dict[str, dict[str, int]] = {}  # exchange -> symbol -> instrument code
+        self._exchange_of = np.empty(0, np.int32)  # instrument code -> exchange code
+        self._symbol_of = np.empty(0, np.int32)  # instrument code -> symbol code
+        self._exchange_values = pa.array([], pa.string())
+        self._symbol_values = pa.array([], pa.string())
 
     def encode(self, ticks: list) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
         """The exchange and symbol columns of ``ticks``."""
-        return self._column(self.exchanges, _EXCHANGE, ticks), self._column(self.symbols, _SYMBOL, ticks)
-
-    @staticmethod
-    def _column(codes: dict[str, int], field: attrgetter, ticks: list) -> pa.DictionaryArray:
+        instruments = self._instruments
         try:
-            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
+            codes = [instruments[tick.exchange][tick.symbol] for tick in ticks]
         except KeyError:
-            for value in map(field, ticks):
-                codes.setdefault(value, len(codes))
-            indices = np.fromiter(map(codes.__getitem__, map(field, ticks)), np.int32, len(ticks))
-        return pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(list(codes), pa.string()))
+            for tick in ticks:
+                self._learn(tick.exchange, tick.symbol)
+            codes = [instruments[tick.exchange][tick.symbol] for tick in ticks]
+        index = np.array(codes, np.int32)
+        return (
+            pa.DictionaryArray.from_arrays(pa.array(self._exchange_of[index]), self._exchange_values),
+            pa.DictionaryArray.from_arrays(pa.array(self._symbol_of[index]), self._symbol_values),
+        )
+
+    def _learn(self, exchange: str, symbol: str) -> None:
+        symbols = self._instruments.setdefault(exchange, {})
+        if symbol in symbols:
+            return
+        symbols[symbol] = len(self._exchange_of)
+        if exchange not in self.exchanges:
+            self.exchanges[exchange] = len(self.exchanges)
+            self._exchange_values = pa.array(list(self.exchanges), pa.string())
+        if symbol not in self.symbols:
+            self.symbols[symbol] = len(self.symbols)
+            self._symbol_values = pa.array(list(self.symbols), pa.string())
+        self._exchange_of = np.append(self._exchange_of, np.int32(self.exchanges[exchange]))
+        self._symbol_of = np.append(self._symbol_of, np.int32(self.symbols[symbol]))
 
 
 def to_batch(rows: list, codes: KeyCodes | None = None, refusals: bool = True) -> pa.RecordBatch:
     """One Arrow batch from queued rows: ``Tick`` (accepted) or ``Refused``.  ``refusals=False``
-    when the caller knows there is no ``Refused`` among them (skips a pass over the rows)."""
+    when the caller knows there is no ``Refused`` among them (skips a pass over the rows).  Each
+    column is one list comprehension handed to Arrow whole (cheaper per row than ``np.fromiter``
+    over an ``attrgetter`` map)."""
     count = len(rows)
     ticks, accepted = rows, None
     if refusals:
@@ -126,10 +144,10 @@ def to_batch(rows: list, codes: KeyCodes | None = None, refusals: bool = True) -
     exchange, symbol = (codes or KeyCodes()).encode(ticks)
     return pa.RecordBatch.from_arrays(
         [
-            pa.array(np.fromiter(map(_TS, ticks), np.float64, count)),
+            pa.array([tick.ts for tick in ticks], pa.float64()),
             exchange,
             symbol,
-            pa.array(np.fromiter(map(_PRICE, ticks), np.float64, count)),
+            pa.array([tick.price for tick in ticks], pa.float64()),
             accepted if accepted is not None else pa.array(np.ones(count, np.bool_)),
         ],
         schema=SCHEMA,
