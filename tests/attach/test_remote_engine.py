@@ -88,6 +88,7 @@ def test_the_remote_engine_reads_and_commands_like_the_real_one(served):
     assert isinstance(exits, Accepted) and exits.trade_ids == (result.trade_id,)
     stack.wait_status(result.trade_id, TradeStatus.CLOSED)
     assert [t.id for t in remote.closed_trades()] == [t.id for t in stack.engine.closed_trades()]
+    assert stack.store.flush()  # the audit log is read from the database: the exit's events committed first
     assert remote.trade_events(result.trade_id) == stack.engine.trade_events(result.trade_id)
     refused = remote.submit(SaveStrategy(Strategy("other"))).result(1)
     assert isinstance(refused, Denied) and refused.code == "NOT_AVAILABLE_ATTACHED"
