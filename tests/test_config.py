@@ -84,6 +84,24 @@ def test_the_example_file_loads_with_every_section():
     assert [s.name for s in config.strategies] == ["momentum", "manual"]
 
 
+def test_every_engine_key_reaches_the_engine(tmp_path):
+    from tmtool.runtime import engine_settings
+
+    config = load(tmp_path, """
+[engine]
+reconcile_interval_seconds = 12.0
+exit_max_attempts = 3
+exit_retry_backoff_seconds = 2.0
+order_status_poll_seconds = 0.25
+absence_grace_seconds = 20.0
+unknown_alert_after_seconds = 90.0
+""")
+    settings = engine_settings(config, simulated=False)
+    assert (settings.reconcile_interval, settings.exit_max_attempts, settings.exit_retry_backoff) == (12.0, 3, 2.0)
+    assert (settings.order_status_poll, settings.absence_grace, settings.unknown_alert_after) == (0.25, 20.0, 90.0)
+    assert "unknown_alert_after_seconds" in str(error_for(tmp_path, "[engine]\nunknown_alert_after_seconds = -1\n"))
+
+
 def test_no_file_anywhere_means_defaults(tmp_path):
     config = load_config(None, {}, cwd=tmp_path, user_config_dir=tmp_path / "none")
     assert config.source_path is None

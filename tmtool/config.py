@@ -302,6 +302,7 @@ class EngineConfig(ConfigSection):
     exit_retry_backoff_seconds: PositiveSeconds = engine_default("exit_retry_backoff")
     order_status_poll_seconds: PositiveSeconds = engine_default("order_status_poll")
     absence_grace_seconds: PositiveSeconds = engine_default("absence_grace")
+    unknown_alert_after_seconds: PositiveSeconds = engine_default("unknown_alert_after")
     broker_time_zone: TimeZoneName = engine_default("broker_time_zone")
     # share of an F&O position's notional counted as its margin when OpenAlgo has no margin calculator
     fno_margin_percent: MarginPercent = engine_default("fno_margin_percent")

@@ -164,6 +164,7 @@ def engine_settings(config: Config, *, simulated: bool) -> EngineSettings:
         exit_retry_backoff=engine.exit_retry_backoff_seconds,
         order_status_poll=engine.order_status_poll_seconds,
         absence_grace=engine.absence_grace_seconds,
+        unknown_alert_after=engine.unknown_alert_after_seconds,
         broker_time_zone=engine.broker_time_zone,
         fno_margin_percent=engine.fno_margin_percent,
         freeze_quantities=dict(engine.freeze_quantities),
