@@ -169,6 +169,23 @@ def test_strategy_deletion_refused_with_open_trades_unless_exit_or_move(tmp_path
         assert bad.code == "INVALID_STRATEGY"
 
 
+def test_a_deleted_strategys_loss_still_counts_toward_the_account_limit_after_a_restart(tmp_path):
+    one = Strategy("one", trade_risk=WIDE)
+    with running_stack(tmp_path, strategies=(one,), account=AccountLimits(daily_loss_limit=400.0)) as stack:
+        assert isinstance(stack.submit(SaveStrategy(Strategy("gone", trade_risk=WIDE))), Accepted)
+        lost = _open(stack, "gone", "RELIANCE", 10, 2500.0)
+        stack.tick("RELIANCE", 2470.0)
+        assert isinstance(stack.submit(DeleteStrategy("gone", open_trades="exit")), Accepted)
+        stack.wait_status(lost, TradeStatus.CLOSED)
+        stack.wait_snapshot(lambda s: "gone" not in {v.name for v in s.strategies} and s.account_pnl == -300.0)
+
+        stack.restart_engine()
+        assert stack.wait_snapshot(lambda s: s.system.engine_running).account_pnl == -300.0
+        kept = _open(stack, "one", "SBIN", 10, 800.0)
+        stack.tick("SBIN", 790.0)  # -100 more: -400 for the day, the account's limit
+        assert stack.wait_status(kept, TradeStatus.CLOSED).exit_reason is ExitReason.ACCOUNT_LOSS_LIMIT
+
+
 class _CollectingSink:
     """An AlertSink as notifiers are written: it only enqueues."""
 

@@ -82,7 +82,7 @@ class TradeIndex:
     def finish_strategy_delete(self, runtime: StrategyRuntime) -> None:
         name = runtime.strategy.name
         if self.state.strategies.pop(name, None) is not None:
-            self.state.retired_realised_pnl += runtime.state.realised_pnl
+            self.state.retire_realised_pnl(runtime.state.realised_pnl)
         self.state.store.delete_strategy(name)
         self.state.dirty = True
 

@@ -154,6 +154,7 @@ class Engine:
             raise RuntimeError("the engine is already running")
         loaded = self._recovery.load()
         self._risk.restore_kill_switch(loaded.settings)
+        state.restore_retired_pnl(loaded.settings)
         state.executor = self._executor_factory(state.broker, state.store, self._inbox.put, state.settings)
         restored = self._recovery.restore_orders(loaded.open_orders)
         state.running = True

@@ -186,7 +186,7 @@ class RiskMonitor:
         state = self.state
         state.day = today
         state.closed_today.clear()
-        state.retired_realised_pnl = 0.0
+        state.reset_retired_pnl()
         for runtime in state.strategies.values():
             runtime.state = portfolio_rules.roll_day(runtime.state, now)
             runtime.pnl_series.clear()

@@ -9,12 +9,13 @@ components (``books``, ``orders``, ``exits``, ``entries``, ``risk``, ``watch``,
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import Enum
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from tmtool.clock import Clock
 from tmtool.domain import portfolio as portfolio_rules
@@ -41,6 +42,7 @@ from tmtool.engine.timers import Timers
 _INF = math.inf
 EXPOSED = frozenset({TradeStatus.ACTIVE, TradeStatus.EXITING, TradeStatus.EXIT_FAILED})
 CLOSED_KEEP = 500  # today's closed trades kept for the snapshot
+RETIRED_PNL_SETTING = "retired_realised_pnl"  # the store's setting: {"day": ISO date, "realised_pnl": today's total of deleted strategies}
 
 
 class Book:
@@ -193,6 +195,34 @@ class EngineState:
     def account_realised_pnl(self) -> float:
         """The account's realised P&L today: every strategy's, including those deleted today."""
         return self.retired_realised_pnl + sum(r.state.realised_pnl for r in self.strategies.values())
+
+    def retire_realised_pnl(self, amount: float) -> None:
+        """Keep a deleted strategy's realised P&L in the account's day, across restarts: its
+        portfolio row is no longer loaded (and a strategy re-created under its name starts anew)."""
+        self.retired_realised_pnl += amount
+        self.store.save_setting(
+            RETIRED_PNL_SETTING,
+            json.dumps({"day": self.day.isoformat() if self.day else None, "realised_pnl": self.retired_realised_pnl}),
+        )
+
+    def restore_retired_pnl(self, settings: Mapping[str, str]) -> None:
+        """Take the deleted strategies' realised P&L back at start, when it is today's."""
+        text = settings.get(RETIRED_PNL_SETTING)
+        if text is None:
+            return
+        try:
+            saved = json.loads(text)
+            day, amount = saved["day"], float(saved["realised_pnl"])
+        except (ValueError, TypeError, KeyError):
+            return
+        if self.day is not None and day == self.day.isoformat() and math.isfinite(amount):
+            self.retired_realised_pnl = amount
+
+    def reset_retired_pnl(self) -> None:
+        """A new trading day: deleted strategies' P&L belongs to the day that ended."""
+        if self.retired_realised_pnl:
+            self.store.save_setting(RETIRED_PNL_SETTING, None)
+        self.retired_realised_pnl = 0.0
 
     # ---------------------------------------------------------------- timers and jobs
 
