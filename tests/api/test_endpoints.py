@@ -278,3 +278,24 @@ def test_money_in_replies_is_rounded_to_paise(client, stack):
     for field in ("pnl", "unrealised_pnl", "realised_pnl"):
         assert listed[field] == round(listed[field], 2), (field, listed[field])
     assert listed["unrealised_pnl"] == 0.5
+
+
+def test_save_and_delete_a_strategy_as_the_readme_shows(client, stack):
+    table = {"name": "breakout", "stop_loss": {"value": 1, "mode": "PERCENT"},
+             "portfolio": {"daily_loss_limit": 3000}, "max_open_positions": 3}
+    ok(call(client, "savestrategy", strategy=table))
+    saved = stack.wait_snapshot(lambda s: any(v.name == "breakout" for v in s.strategies))
+    strategy = next(v for v in saved.strategies if v.name == "breakout").strategy
+    assert (strategy.trade_risk.stop_loss.value, strategy.portfolio.daily_loss_limit.value, strategy.max_open_positions) == (1, 3000, 3)
+
+    bad = call(client, "savestrategy", strategy={**table, "stop_loss": {"value": "1"}})
+    assert bad.status_code == 400 and bad.json()["code"] == "INVALID_STRATEGY"
+    assert "strategy.stop_loss.value" in bad.json()["message"] and "'1'" not in bad.json()["message"]
+    unknown = call(client, "savestrategy", strategy={**table, "leverage": 5})
+    assert unknown.status_code == 400 and "leverage" in unknown.json()["message"]
+    assert next(v for v in stack.engine.snapshot().strategies if v.name == "breakout").strategy == strategy  # untouched
+
+    assert call(client, "deletestrategy", name="breakout", open_trades="move").status_code == 400  # move_to missing
+    ok(call(client, "deletestrategy", name="breakout"))
+    stack.wait_snapshot(lambda s: all(v.name != "breakout" for v in s.strategies))
+    assert call(client, "deletestrategy", name="breakout").status_code == 404

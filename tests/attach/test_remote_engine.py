@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 import time
 from pathlib import Path
 from typing import Iterator
@@ -21,13 +22,16 @@ from tmtool.domain.commands import (
     ExitAll,
     ExitTrades,
     ModifyTrade,
+    DeleteStrategy,
     Rearm,
     SaveStrategy,
 )
 from tmtool.domain.models import (
+    Amount,
     Distance,
     DistanceMode,
     PartialTarget,
+    PortfolioRisk,
     Side,
     Strategy,
     TradeRisk,
@@ -87,11 +91,37 @@ def test_the_remote_engine_reads_and_commands_like_the_real_one(served):
     exits = remote.submit(ExitTrades((result.trade_id, 999_999))).result(15)
     assert isinstance(exits, Accepted) and exits.trade_ids == (result.trade_id,)
     stack.wait_status(result.trade_id, TradeStatus.CLOSED)
+    assert stack.store.flush()  # history and the audit log are read from the database: the exit committed first
     assert [t.id for t in remote.closed_trades()] == [t.id for t in stack.engine.closed_trades()]
-    assert stack.store.flush()  # the audit log is read from the database: the exit's events committed first
     assert remote.trade_events(result.trade_id) == stack.engine.trade_events(result.trade_id)
-    refused = remote.submit(SaveStrategy(Strategy("other"))).result(1)
-    assert isinstance(refused, Denied) and refused.code == "NOT_AVAILABLE_ATTACHED"
+
+
+def test_the_attached_desk_saves_and_deletes_strategies(served):
+    stack, _server, remote = served
+    careful = Strategy(
+        "careful",
+        trade_risk=TradeRisk(stop_loss=Distance(1.0, DistanceMode.PERCENT), trailing=TrailingSettings(Distance(4), activation=Distance(5))),
+        portfolio=PortfolioRisk(daily_loss_limit=Amount(3000)),
+        max_open_positions=2,
+    )
+    saved = remote.submit(SaveStrategy(careful)).result(15)
+    assert isinstance(saved, Accepted), saved
+    view = wait_for(lambda: next((s for s in remote.snapshot().strategies if s.name == "careful"), None), what="the strategy streamed")
+    assert view.strategy == careful == next(s for s in stack.engine.snapshot().strategies if s.name == "careful").strategy
+
+    wrong = remote.submit(SaveStrategy(replace(careful, max_open_positions=0))).result(15)
+    assert isinstance(wrong, Denied) and wrong.code == "INVALID_STRATEGY" and "max_open_positions" in wrong.message
+    assert next(s for s in stack.engine.snapshot().strategies if s.name == "careful").strategy == careful  # untouched
+
+    stack.sim.set_price("NSE", "SBIN", 800.0)
+    trade_id = remote.submit(CreateTrade("careful", "SBIN", "NSE", Side.LONG, quantity=1)).result(15).trade_id
+    stack.wait_status(trade_id, TradeStatus.ACTIVE)
+    kept = remote.submit(DeleteStrategy("careful")).result(15)
+    assert isinstance(kept, Denied) and kept.code == "HAS_OPEN_TRADES"
+    moved = remote.submit(DeleteStrategy("careful", open_trades="move", move_to="api")).result(15)
+    assert isinstance(moved, Accepted), moved
+    assert stack.wait_trade(trade_id, lambda t: t.strategy == "api").status is TradeStatus.ACTIVE
+    wait_for(lambda: "careful" not in {s.name for s in remote.snapshot().strategies}, what="the deletion streamed")
 
 
 def test_a_lost_engine_shows_as_not_running(served):

@@ -177,6 +177,24 @@ class ExitAllBody(StrategyFilterBody):
     panic: Flag = omitted("the kill switch: also halt new entries in every strategy until `rearm` (not with `strategy`)")
 
 
+class SaveStrategyBody(KeyedBody):
+    """A strategy exactly as a ``[[strategy]]`` table of the config file (the same keys and
+    checks; see config.example.toml).  A strategy of that name is replaced."""
+
+    strategy: dict[str, Any] = Field(
+        description="the strategy as the config file's [[strategy]] table: name, trade_risk, portfolio, sizing, ..."
+    )
+
+
+class DeleteStrategyBody(KeyedBody):
+    """A strategy with open trades is refused unless ``open_trades`` is ``exit`` (each exits with
+    reason STRATEGY_DELETED; the strategy goes once they close) or ``move`` (to ``move_to``)."""
+
+    name: Text(64) = Field(description="the strategy's name")
+    open_trades: Literal["refuse", "exit", "move"] = Field(default="refuse", description="what to do with its open trades")
+    move_to: Text(64) = omitted("with open_trades move: the strategy that takes them")
+
+
 class NoFieldsBody(KeyedBody):
     """Only the key."""
 

@@ -33,6 +33,7 @@ from tmtool.domain.commands import (
     Accepted,
     Command,
     CreateTrade,
+    DeleteStrategy,
     Denied,
     ExitAll,
     ExitTrade,
@@ -42,7 +43,9 @@ from tmtool.domain.commands import (
     Rearm,
     Result,
     ResumeTrade,
+    SaveStrategy,
 )
+from tmtool.config import strategy_to_table
 from tmtool.domain.models import Alert, Distance, Instrument, PartialTarget, Side, Trade, TradeEvent, TrailingSettings
 from tmtool.engine.snapshot import EngineSnapshot
 
@@ -137,6 +140,13 @@ def command_as_verb(command: Command) -> tuple[str, dict[str, Any]]:
         return "pausetrade", {"trade_id": command.trade_id}
     if isinstance(command, ResumeTrade):
         return "resumetrade", {"trade_id": command.trade_id}
+    if isinstance(command, SaveStrategy):
+        return "savestrategy", {"strategy": strategy_to_table(command.strategy)}
+    if isinstance(command, DeleteStrategy):
+        body = {"name": command.name, "open_trades": command.open_trades}
+        if command.move_to is not None:
+            body["move_to"] = command.move_to
+        return "deletestrategy", body
     if isinstance(command, AcknowledgeAlerts):
         body = {"ids": list(command.alert_ids)} if command.alert_ids else {"all": True}
         if command.dismiss:

@@ -34,6 +34,7 @@ from tmtool.domain.commands import (
     Accepted,
     Command,
     CreateTrade,
+    DeleteStrategy,
     Denied,
     ExitAll,
     ExitTrade,
@@ -42,7 +43,9 @@ from tmtool.domain.commands import (
     Rearm,
     Result,
     ResumeTrade,
+    SaveStrategy,
 )
+from tmtool.config import ConfigError, strategy_from_table
 from tmtool.domain.models import (
     EXCHANGES,
     AlertCategory,
@@ -362,6 +365,23 @@ def adopt_positions(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     return {"message": result.message, "trade_ids": list(result.trade_ids)}
 
 
+def save_strategy(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        strategy = strategy_from_table(body["strategy"])
+    except ConfigError as exc:
+        # the engine's own code; the config's words without the value sent (the API never echoes one)
+        reason = exc.reason.split(" is not allowed: ", 1)[-1]
+        raise ApiError(400, f"{exc.key}: {reason}", "INVALID_STRATEGY") from None
+    return _accepted_data(_wait(ctx, SaveStrategy(strategy)))
+
+
+def delete_strategy(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
+    open_trades, move_to = body.get("open_trades", "refuse"), body.get("move_to")
+    if (open_trades == "move") != (move_to is not None):
+        raise ValidationError("move_to", "give move_to exactly when open_trades is move")
+    return _accepted_data(_wait(ctx, DeleteStrategy(body["name"], open_trades, move_to)))
+
+
 def acknowledge_alerts(ctx: VerbContext, body: dict[str, Any]) -> dict[str, Any]:
     ids, everything = body.get("ids"), body.get("all", False)
     if (ids is None) == (not everything):
@@ -483,6 +503,20 @@ VERBS: dict[str, Verb] = {
             "Manage every open positionbook position that no trade covers yet (strategy 'manual')",
             bodies.NoFieldsBody,
             adopt_positions,
+            statuses=_COMMAND_STATUSES,
+        ),
+        Verb(
+            "savestrategy",
+            "Create a strategy or replace its settings (the engine only: the config file is not written)",
+            bodies.SaveStrategyBody,
+            save_strategy,
+            statuses=_COMMAND_STATUSES,
+        ),
+        Verb(
+            "deletestrategy",
+            "Delete a strategy; its open trades are refused, exited or moved",
+            bodies.DeleteStrategyBody,
+            delete_strategy,
             statuses=_COMMAND_STATUSES,
         ),
         Verb("pausetrade", "Stop acting on a trade's levels", bodies.TradeIdBody, pause_trade, statuses=_COMMAND_STATUSES),
