@@ -279,3 +279,27 @@ def test_the_engine_hands_every_routed_tick_over_with_its_books_key(tmp_path):
     assert set(tape.keys) == {("NSE", "SBIN")} and tape.accepted.all()
     recorded = tape.price.tolist()
     assert recorded.index(801.0) < recorded.index(802.5)
+
+
+def test_recording_never_loads_pandas(tmp_path):
+    """pyarrow imports pandas (when installed) on its first ``pa.array`` or ``to_numpy``: ~0.3 s of
+    interpreter time on the recorder's first batch and tens of MB.  The recorder builds its arrays
+    from buffers instead; a fresh interpreter shows whether anything brought pandas back."""
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from tmtool.domain.models import Tick
+        from tmtool.replay.recorder import ParquetTickRecorder
+        recorder = ParquetTickRecorder(Path({str(tmp_path)!r}), session="s")
+        for i in range(500):
+            recorder.record(Tick("NSE", "SBIN" if i % 2 else "INFY", 800.0 + i, 1.7e9 + i), i % 5 != 0)
+        recorder.flush()
+        recorder.stop()
+        assert recorder.rows_written == 500 and not recorder.failed, recorder.failed
+        print("pandas" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    table = pq.read_table(next(tmp_path.rglob("*.parquet")))
+    assert table.num_rows == 500 and table.column("accepted").to_pylist().count(False) == 100
