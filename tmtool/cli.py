@@ -403,6 +403,8 @@ def _unwritten_exit_code(runtime) -> int:
 
 
 def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
+    from tmtool.runtime import CONSOLE_LOGGER
+
     stop = threading.Event()
 
     def _on_signal(signum, _frame):
@@ -419,8 +421,9 @@ def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
         runtime.stop()
         print(f"tmtool: start-up failed: {exc}", file=sys.stderr)
         return 1
+    console = logging.getLogger(CONSOLE_LOGGER)  # written by the terminal's own writer thread: never blocks here
     for line in runtime.banner():
-        print(line, file=sys.stderr, flush=True)
+        console.info(line)
     if demo and not getattr(args, "no_demo_trades", False):
         runtime.place_demo_trades()
 
