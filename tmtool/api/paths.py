@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -26,7 +27,9 @@ def runtime_dir() -> Path:
     given = os.environ.get(RUNTIME_DIR_ENV, "").strip()
     if given:
         return Path(given)
-    path = platformdirs.user_runtime_path("tmtool")
+    with warnings.catch_warnings():  # without XDG_RUNTIME_DIR platformdirs warns before its own fallback
+        warnings.simplefilter("ignore")
+        path = platformdirs.user_runtime_path("tmtool")
     if path.is_dir() or (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
         return path
     return Path(tempfile.gettempdir()) / f"tmtool-{os.getuid()}"
