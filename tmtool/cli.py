@@ -273,6 +273,9 @@ def _attach_to(socket_path: Path, config) -> int:
         clock=SystemClock(),
         simulated=engine.snapshot().system.simulated,
         lifecycle=None,  # the engine's life is not ours
+        # the engine's recordings, where this machine's config says they are (History replays a trade from them)
+        recordings=config.recording.folder_for(Path(config.database.path)) if config.recording.enabled else None,
+        account=config.account,
     )
     signal.signal(signal.SIGHUP, lambda _signum, _frame: _leave(app))
     try:
@@ -305,6 +308,8 @@ def _run_tui(runtime, args, *, demo: bool) -> int:
         bell=bell,
         lifecycle=runtime,
         market_holidays=runtime.config.market_holidays,
+        recordings=runtime.recorder.folder if runtime.recorder is not None else None,
+        account=runtime.config.account,
     )
     hung_up = threading.Event()
     log = logging.getLogger("tmtool")

@@ -177,13 +177,12 @@ def replay_command(args: argparse.Namespace, config) -> int:
 
 
 def _plot(trade_id: int, trades: list[LiveTrade], result: "ReplayResult", tape: "TickTape", err) -> int:
-    from tmtool.replay.path import trade_path
+    from tmtool.replay.path import trade_path_of
     from tmtool.screens.trade_path import TradePathApp
 
-    live = next((t for t in trades if t.start.id == trade_id), None)
-    if live is None:
+    path = trade_path_of(trade_id, trades, result, tape)
+    if path is None:
         err.print(f"tmtool replay: no closed trade #{trade_id} on that day")
         return 1
-    replayed = next((t for t in result.trades if t.trade_id == trade_id), None)
-    TradePathApp(trade_path(live, replayed, tape, result.label)).run()
+    TradePathApp(path).run()
     return 0

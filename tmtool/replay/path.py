@@ -7,11 +7,12 @@ holds from its time until the next change (None: no such level then).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from tmtool.replay.reader import TickTape
-from tmtool.replay.replay import ReplayedTrade
+from tmtool.replay.replay import ReplayedTrade, ReplayResult
 from tmtool.replay.trades import END_OF_DATA, LiveTrade
 
 LEVEL_FIELDS = ("stop_loss", "target", "trailing_stop")
@@ -83,3 +84,14 @@ def step_series(steps: list[tuple[float, float | None]], end: float) -> tuple[li
 def end_time(path: TradePath) -> float:
     points = [path.times[-1] if path.times else 0.0] + [e[0] for e in path.live_exits + path.replay_exits]
     return float(np.max(points))
+
+
+
+def trade_path_of(trade_id: int, day_trades: Sequence[LiveTrade], result: ReplayResult, tape: TickTape) -> TradePath | None:
+    """Trade ``trade_id``'s path, live against ``result`` (a replay of its day); None when the
+    trade is not among ``day_trades``."""
+    live = next((t for t in day_trades if t.start.id == trade_id), None)
+    if live is None:
+        return None
+    replayed = next((t for t in result.trades if t.trade_id == trade_id), None)
+    return trade_path(live, replayed, tape, result.label)

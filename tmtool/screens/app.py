@@ -38,7 +38,7 @@ from tmtool.domain.commands import (
     Rearm,
     Result,
 )
-from tmtool.domain.models import AlertPriority, ExitReason, Instrument
+from tmtool.domain.models import AccountLimits, AlertPriority, ExitReason, Instrument
 from tmtool.engine.ports import EngineHandle, EngineLifecycle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.alert_history import AlertHistoryScreen
@@ -142,10 +142,14 @@ class TmtoolApp(App[str | None]):
         refresh_hz: float = 8.0,
         lifecycle: EngineLifecycle | None = None,
         market_holidays: frozenset[date] = frozenset(),
+        recordings: Path | None = None,
+        account: AccountLimits = AccountLimits(),
     ) -> None:
         """``lifecycle``: what the app starts on mount (off the loop) and ``stop_engine`` stops,
         usually the object that is also ``engine``.  ``market_holidays``: the configured exchange
-        holidays the status bar shows as HOLIDAY.
+        holidays the status bar shows as HOLIDAY.  ``recordings``: the folder of the engine's
+        recorded ticks (History replays a closed trade's day from it), None when not recorded;
+        ``account``: the account limits a replay applies.
 
         Leave it None when the caller runs the engine's life itself (tests, the headless wiring).
         """
@@ -160,6 +164,8 @@ class TmtoolApp(App[str | None]):
         self.refresh_hz = refresh_hz
         self.lifecycle = lifecycle
         self.market_holidays = market_holidays
+        self.recordings = recordings
+        self.account_limits = account
         self.engine_phase = PHASE_STARTING if lifecycle is not None else PHASE_RUNNING
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})

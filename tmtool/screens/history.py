@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Sparkline, 
 
 from tmtool.domain import analytics
 from tmtool.domain.analytics import AnalyticsReport, TradeResult
-from tmtool.domain.calendar import IST, to_ist
+from tmtool.domain.calendar import IST, to_ist, trading_day
 from tmtool.domain.models import Trade
 from tmtool.screens.formatting import (
     Palette,
@@ -151,6 +151,7 @@ class HistoryScreen(Screen):
         Binding("escape", "back", "Back", id="history_back"),
         Binding("ctrl+r", "load", "Reload", id="history_reload"),
         Binding("ctrl+e", "export", "Export CSV", id="history_export"),
+        Binding("p", "trade_path", "Trade path", id="history_path"),
     ]
 
     def __init__(self) -> None:
@@ -268,6 +269,56 @@ class HistoryScreen(Screen):
                 "strategy": result.strategy,
             }
             table.add_row(*(cells[key] for key, _, _ in HISTORY_COLUMNS), key=str(result.trade_id))
+
+    def action_trade_path(self) -> None:
+        """Chart the selected trade's price path, live against its day replayed from the recorded ticks."""
+        table = self.query_one(DataTable)
+        if self.report is None or table.row_count == 0:
+            self.notify("No closed trade selected.", severity="warning")
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        result = next((r for r in self.report.trades if str(r.trade_id) == row_key.value), None)
+        if result is None or result.opened_at is None:
+            self.notify("No closed trade selected.", severity="warning")
+            return
+        if self.tmtool.recordings is None:
+            self.notify("Ticks are not recorded on this desk ([recording] is off): no path to draw.", severity="warning")
+            return
+        self.notify(f"Replaying the day of trade #{result.trade_id}…")
+        self._replay_path(result.trade_id, trading_day(result.opened_at))
+
+    @work(thread=True, exclusive=True, group="path", exit_on_error=False)
+    def _replay_path(self, trade_id: int, day: date) -> None:
+        # imported here: pyarrow, numpy and plotext load only when a path is asked for (an attached desk never needs them otherwise)
+        from tmtool.replay.path import trade_path_of
+        from tmtool.replay.reader import read_day
+        from tmtool.replay.replay import replay
+        from tmtool.replay.trades import live_trade
+        from tmtool.screens.trade_path import TradePathScreen
+
+        host = self.tmtool
+        first, _ = day_bounds(day, day)
+        try:
+            opened = [t for t in host.engine.closed_trades(first, None) if t.opened_at is not None and trading_day(t.opened_at) == day]
+            day_trades = [live for t in opened if (live := live_trade(t, host.engine.trade_events(t.id))) is not None]
+            tape = read_day(host.recordings, day) if host.recordings is not None else None
+        except Exception as error:  # a store or file that cannot be read: say so
+            self.app.call_from_thread(self.notify, f"Could not read trade #{trade_id}'s day: {error}", severity="error", timeout=15)
+            return
+        if tape is None or len(tape) == 0:
+            self.app.call_from_thread(
+                self.notify,
+                f"No ticks were recorded on {day.isoformat()}. `tmtool replay --day {day.isoformat()} --candles --plot {trade_id}` "
+                "draws it from 1-minute candles.",
+                severity="warning", timeout=15,
+            )
+            return
+        strategies = {view.name: view.strategy for view in host.latest.strategies} if host.latest is not None else {}
+        path = trade_path_of(trade_id, day_trades, replay(day_trades, strategies, host.account_limits, tape), tape)
+        if path is None:
+            self.app.call_from_thread(self.notify, f"Trade #{trade_id} never held a position: no path to draw.", severity="warning")
+            return
+        self.app.call_from_thread(self.app.push_screen, TradePathScreen(path))
 
     def action_export(self) -> None:
         if self.report is None or self.range is None:

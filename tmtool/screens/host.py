@@ -13,7 +13,7 @@ from typing import Protocol
 
 from tmtool.clock import Clock
 from tmtool.domain.commands import Command, Result
-from tmtool.domain.models import Instrument
+from tmtool.domain.models import AccountLimits, Instrument
 from tmtool.engine.ports import EngineHandle
 from tmtool.engine.snapshot import EngineSnapshot
 from tmtool.screens.formatting import Palette
@@ -25,6 +25,8 @@ class ScreenHost(Protocol):
     engine: EngineHandle
     clock: Clock
     config_path: Path | None
+    recordings: Path | None  # the engine's recorded ticks (None: not recorded)
+    account_limits: AccountLimits
     latest: EngineSnapshot | None  # the snapshot on screen (None until the first one)
     palette: Palette
 
