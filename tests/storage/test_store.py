@@ -281,3 +281,18 @@ def test_portfolio_states_are_kept_per_strategy_and_day(make_store):
         store.save_portfolio(state)
     assert store.flush()
     assert store.load().portfolios == (yesterday, other, replace(today, realised_pnl=10.0))
+
+
+def test_a_trade_story_read_right_after_a_change_shows_the_events_not_yet_committed(make_store):
+    """The desk opens a trade's story the moment it closes: the audit log it reads holds every event
+    handed in, committed or still queued for the writer's next group commit, each once and in order."""
+    store = make_store(commit_interval=60.0)  # nothing is committed during the test unless flushed
+    store.record_event(full_event(7, ts=T0 + 1, kind="STATUS"))
+    assert store.flush()
+    store.record_event(full_event(7, ts=T0 + 2, kind="TRAIL"))
+    store.record_event(full_event(8, ts=T0 + 3, kind="TRAIL"))
+    store.record_event(full_event(7, ts=T0 + 4, kind="EXIT_FILL"))
+    assert [(e.ts, e.kind) for e in store.trade_events(7)] == [(T0 + 1, "STATUS"), (T0 + 2, "TRAIL"), (T0 + 4, "EXIT_FILL")]
+    assert store.flush()
+    assert [e.ts for e in store.trade_events(7)] == [T0 + 1, T0 + 2, T0 + 4]
+    assert [e.ts for e in store.trade_events(8)] == [T0 + 3]

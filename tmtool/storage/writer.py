@@ -572,13 +572,23 @@ class SqliteStore:
             return list(self._select_trades(db, query.order_by(TradeRow.closed_at, TradeRow.id)))
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
-        """The audit log of one trade, in the order the events were recorded."""
+        """The audit log of one trade, in the order the events were recorded: the committed rows and
+        the events still queued for the writer's next commit (a story read the moment a trade closes
+        shows its exit), each once."""
         if isinstance(trade_id, bool) or not isinstance(trade_id, int):
             raise TypeError(f"trade_events needs an integer trade id, got {trade_id!r}")
+        # The queue first, then the file: an event committed in between is in both (kept once by its
+        # sequence number); one committed before is in the file, one queued after is newer than the read.
+        with self._cond_lock:
+            queued = {c.key[1]: c.record for c in self._queue if c.table == "trade_event" and c.key[0] == trade_id}
         query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
         db = self._reader()
         with self._read_gate.reading(), db.connection_context():
-            return [row_to_event(row) for row in query.dicts().execute(db)]
+            rows = list(query.dicts().execute(db))
+        events = {row["seq"]: row_to_event(row) for row in rows}
+        for seq, event in queued.items():
+            events.setdefault(seq, event)
+        return [events[seq] for seq in sorted(events)]
 
     def alerts(
         self,
