@@ -365,7 +365,8 @@ def test_the_app_does_not_pull_in_storage_or_the_broker():
     code = (
         "import sys, tmtool.screens.app; "
         "bad = [m for m in sys.modules if m.startswith(('tmtool.storage', 'peewee', 'tmtool.openalgo.client', "
-        "'tmtool.engine.engine', 'tmtool.openalgo.feed', 'tmtool.sim', 'httpx'))]; print(bad)"
+        "'tmtool.engine.engine', 'tmtool.openalgo.feed', 'tmtool.sim', 'httpx', "
+        "'pyarrow', 'textual_plotext', 'tmtool.replay'))]; print(bad)"  # replay loads when History draws a path
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
