@@ -2,7 +2,7 @@
 
 The session (simulator, SQLite store, REST client, WebSocket feed, engine)
 covers trailing, breakeven, a partial target, a portfolio stop, a gap through a
-stop and a refused outlier tick.  The wall clock is manual (timers run in real
+stop, a refused outlier tick and a trade paused while its stop is crossed.  The wall clock is manual (timers run in real
 time), so each tick's time is the time of the decision it causes.
 """
 
@@ -15,7 +15,7 @@ import pytest
 from tests.stack import running_stack
 from tmtool.clock import ManualClock
 from tmtool.domain.calendar import IST, trading_day
-from tmtool.domain.commands import CreateTrade
+from tmtool.domain.commands import Accepted, CreateTrade, PauseTrade, ResumeTrade
 from tmtool.domain.models import (
     AccountLimits,
     Amount,
@@ -93,6 +93,16 @@ def _session(tmp_path):
         tick("SBIN", 804.0)
         tick("SBIN", 775.0)
         stack.wait_status(ids["gamma"], TradeStatus.CLOSED)
+
+        # delta: paused, its stop crossed while paused (not acted on), then resumed: it exits at the resume, on the last price.
+        enter("delta", "gamma", "TCS", 3500.0)
+        clock.advance(1.0)
+        assert isinstance(stack.submit(PauseTrade(ids["delta"])), Accepted)
+        tick("TCS", 3488.0)  # below its stop, 3490
+        tick("TCS", 3487.5)
+        clock.advance(1.0)
+        assert isinstance(stack.submit(ResumeTrade(ids["delta"])), Accepted)
+        stack.wait_status(ids["delta"], TradeStatus.CLOSED)
         stack.engine.stop(timeout=5.0)
         stack.store.flush()
         recorder.stop()
@@ -128,6 +138,7 @@ def test_replay_as_run_reproduces_every_live_exit_decision(session):
     assert by_trade[ids["alpha"]] == [("PARTIAL_TARGET", 2509.0, 2508.0, 5), ("TRAILING_SL", 2506.0, 2507.0, 5)]
     assert by_trade[ids["beta"]] == [("PORTFOLIO_SL", 1469.0, None, 10)]
     assert by_trade[ids["gamma"]] == [("STOP_LOSS", 775.0, 790.0, 10)]
+    assert by_trade[ids["delta"]] == [("STOP_LOSS", 3487.5, 3490.0, 10)]  # at the resume, not while paused
     # every level the rules moved live (trailing ratchets, breakeven), moved the same on the same tick
     for live_trade_ in live:
         replayed = next(t for t in result.trades if t.trade_id == live_trade_.start.id)
@@ -153,7 +164,8 @@ def test_a_looser_portfolio_stop_keeps_beta_in(session):
     live, tape, ids = session
     result = replay(live, {s.name: s for s in STRATEGIES}, AccountLimits(), tape, [parse_change("beta:portfolio.stop_loss=400")])
     by_trade = {t.trade_id: [d.reason for d in t.exits] for t in result.trades}
-    assert by_trade == {ids["alpha"]: ["PARTIAL_TARGET", "TRAILING_SL"], ids["beta"]: ["END_OF_DATA"], ids["gamma"]: ["STOP_LOSS"]}
+    assert by_trade == {ids["alpha"]: ["PARTIAL_TARGET", "TRAILING_SL"], ids["beta"]: ["END_OF_DATA"], ids["gamma"]: ["STOP_LOSS"],
+                        ids["delta"]: ["STOP_LOSS"]}
 
 
 def test_slippage_moves_fills_against_the_trade(session):

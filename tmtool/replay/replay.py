@@ -249,6 +249,12 @@ class Replay:
             setattr(trade, payload.field, payload.value)
             result.levels.append((ts, payload.field, payload.value))
             self._refresh_band(self._books[self._book_key(trade)])
+        elif payload.kind == "PAUSE":  # the rules skip a paused trade (no exit, no ratchet), as the engine does
+            trade.paused = bool(payload.value)
+            book = self._books[self._book_key(trade)]
+            self._refresh_band(book)
+            if not trade.paused and book.price > 0:  # resumed: the engine looks at the last price at once
+                self._evaluate_book(book, book.price, ts)
 
     def _open_trade(self, trade_id: int) -> Trade | None:
         for book in self._books.values():

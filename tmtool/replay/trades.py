@@ -8,8 +8,9 @@ For each closed trade, ``live_trade`` recovers:
 * what the rules decided live: partial exits (``PARTIAL``) and the exit
   decision (``EXIT_INTENT``) with its reason, tick price and level;
 * what came from outside the rules, replayed at its time: manual level changes
-  (``LEVEL`` with reason ``manual``) and exits the rules did not decide
-  (manual, panic, square-off time, lockout, closed outside tmtool, ...).
+  (``LEVEL`` with reason ``manual``), pauses and resumes (``STATUS paused``:
+  a paused trade's levels are not acted on, as live) and exits the rules did
+  not decide (manual, panic, square-off time, lockout, closed outside tmtool, ...).
 """
 
 from __future__ import annotations
@@ -53,10 +54,11 @@ class ExitDecision:
 
 @dataclass(frozen=True)
 class OutsideEvent:
-    """Something the rules did not decide, replayed at ``ts``: a manual level change or an outside exit."""
+    """Something the rules did not decide, replayed at ``ts``: a manual level change, a pause or
+    resume, or an outside exit."""
 
     ts: float
-    kind: str  # "LEVEL" or "EXIT"
+    kind: str  # "LEVEL", "PAUSE" (value 1.0 paused, 0.0 resumed) or "EXIT"
     field: str = ""  # LEVEL: stop_loss, target or trailing_stop
     value: float | None = None
     reason: str = ""  # EXIT: the live reason
@@ -116,6 +118,8 @@ def live_trade(trade: Trade, events: Iterable[TradeEvent]) -> LiveTrade | None:
             first_old.setdefault(event.field, _number(event.old))
             outside.append(OutsideEvent(event.ts, "LEVEL", event.field, _number(event.new)))
             levels.append((event.ts, event.field, _number(event.new)))
+        elif event.kind == "STATUS" and event.field == "paused":
+            outside.append(OutsideEvent(event.ts, "PAUSE", "paused", 1.0 if event.new == "True" else 0.0))
         elif event.kind == "PARTIAL":
             indexes = [int(i) for i in event.new.split(",") if i.strip().isdigit()]
             chosen = [trade.partial_levels[i] for i in indexes if i < len(trade.partial_levels)]
