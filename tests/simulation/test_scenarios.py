@@ -334,3 +334,22 @@ def test_a_halted_strategys_fill_before_the_first_tradebook_read_is_closed() -> 
         assert [(t.strategy, t.status) for t in locked] == [("careful", TradeStatus.CLOSED)]
         assert sim.broker.net[(SYMBOL, EXCHANGE, Product.MIS.value)] == 0
         assert sim.violations == []
+
+
+def test_a_position_reversed_by_an_exit_racing_an_outside_close_is_flagged_critical() -> None:
+    """The stop is crossed and tmtool decides the exit; before its order leaves, the user sells the
+    same 10 in the broker's own app.  Both fill: the account is short 10 and no trade covers it (the
+    ``external`` known defect).  tmtool cannot undo it safely by itself yet, but it must not stay
+    silent: the next reconciliation raises a CRITICAL alert naming the position and the trade."""
+    with _sim(order_updates=True) as sim:
+        trade_id = _open(sim, 10)
+        sim.tick(SYMBOL, sim.trade(trade_id).stop_loss - 0.5)
+        sim.run_job_if_pending("exit_position")
+        assert [job.kind for job in sim.pending_jobs] == ["order_sent"]
+        sim.external_close(SYMBOL, 10)
+        sim.run_job_of("order_sent")
+        sim.settle(40.0)  # a periodic reconciliation reads the positionbook
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == -10
+        critical = [a for a in sim.store.committed.alerts.values() if a.priority.value == "CRITICAL" and a.key.startswith("reversal-")]
+        assert len(critical) == 1, [a.text for a in sim.store.committed.alerts.values()]
+        assert f"#{trade_id}" in critical[0].text and "-10" in critical[0].text and SYMBOL in critical[0].text

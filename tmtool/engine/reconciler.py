@@ -23,8 +23,8 @@ from dataclasses import replace
 
 from tmtool.domain.broker import BrokerError, Fill, OrderInfo, Position
 from tmtool.domain.commands import Accepted, Denied
-from tmtool.domain.models import AlertCategory, AlertPriority, ExitReason
-from tmtool.domain.reconcile import PositionKey, reconcile_positions
+from tmtool.domain.models import AlertCategory, AlertPriority, ExitReason, Trade
+from tmtool.domain.reconcile import PositionKey, position_key, reconcile_positions
 from tmtool.engine.entries import EntryController
 from tmtool.engine.executor import JobKind, JobResult
 from tmtool.engine.exits import ExitController
@@ -108,6 +108,7 @@ class Reconciler:
         # may not show recent fills yet, so a trade shrinks or closes only when a read at least
         # ``absence_grace`` later still shows it)
         self._suspect: dict[PositionKey, tuple[float, int]] = {}  # key -> (first seen, the trades' quantity then)
+        self._reversals: dict[PositionKey, int] = {}  # key -> the reversed net already flagged
         self.fills_seen: dict[str, int] | None = None  # tradebook order id -> quantity seen (None: no baseline)
         self._tradebook_busy = False
         self._order_tags: bool | None = None  # the server's order book reports strategy tags (None: not known yet)
@@ -216,7 +217,44 @@ class Reconciler:
                     self._exits.shrink(trade, change.new_quantity, f"broker net {discrepancy.broker_quantity} on reconciliation")
         if confirm:
             self.state.schedule(grace, self._confirm)
+        self._flag_reversals(book, busy)
         return len(discrepancies), bool(changed)
+
+    def _flag_reversals(self, book: dict[PositionKey, int], busy: set[PositionKey]) -> None:
+        """A CRITICAL alert for a position no open trade covers that stands opposite to the trade tmtool
+        closed last on its key: most likely an exit racing a close made elsewhere (the broker's own
+        app, another tool) sold what was already sold, and the reversed quantity is not managed.
+        tmtool does not trade it itself (it cannot tell it from a position taken on purpose after
+        its trade closed); it says so, once per net quantity."""
+        covered = {position_key(trade) for trade in self.state.trades.values()}
+        last_closed: dict[PositionKey, Trade] = {}
+        for trade in self.state.closed_today:  # oldest first: the last one on each key wins
+            last_closed[position_key(trade)] = trade
+        for pos_key, net in book.items():
+            trade = last_closed.get(pos_key)
+            key_state = self._positions.keys.get(pos_key)
+            reversed_here = (
+                net != 0 and trade is not None and pos_key not in covered and pos_key not in busy
+                and (key_state is None or not key_state.live_orders) and net * trade.side.sign < 0
+                and trade.status.is_final
+            )
+            if not reversed_here:
+                self._reversals.pop(pos_key, None)
+                continue
+            if self._reversals.get(pos_key) == net:
+                continue
+            self._reversals[pos_key] = net
+            symbol, exchange, product = pos_key
+            self._journal.alert(
+                AlertCategory.SYSTEM,
+                AlertPriority.CRITICAL,
+                f"{exchange}:{symbol} {product}: the account holds {net:+d} that no open trade covers, opposite to "
+                f"#{trade.id} {trade.side.value} that tmtool managed there ({trade.exit_reason.value if trade.exit_reason else 'closed'}); "
+                "a close made elsewhere at the same time may have reversed the position. It is NOT managed: "
+                "close it at the broker, or adopt it (adoptpositions) to manage it",
+                key=f"reversal-{symbol}:{exchange}:{product}",
+                trade=trade,
+            )
 
     def _confirm(self) -> None:
         """Read the positionbook again for keys that showed less than their trades hold."""
