@@ -76,6 +76,9 @@ _VALUE = r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']*)"""
 _KEY_VALUE_LINE = re.compile(rf"^\w+={_VALUE}(?: \w+={_VALUE})*$")
 
 
+CONSOLE_LOGGER = "tmtool.console"  # plain lines for the person at the terminal (the banner), written as they are
+
+
 class KeyValueFormatter(logging.Formatter):
     """``ts=2026-11-21T09:15:00+05:30 level=INFO logger=tmtool.engine event=exit trade=12 ...``.
 
@@ -86,6 +89,8 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
+        if record.name == CONSOLE_LOGGER:  # the banner, for the person at the terminal: as it is
+            return message
         if not _KEY_VALUE_LINE.match(message):
             message = f"msg={log_value(message)}"
         when = datetime.fromtimestamp(record.created, IST).isoformat(timespec="seconds")
@@ -108,7 +113,6 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return open(descriptor, self.mode, encoding=self.encoding, errors=self.errors)
 
 
-CONSOLE_LOGGER = "tmtool.console"  # plain lines for the person at the terminal (the banner), written as they are
 LOG_QUEUE_RECORDS = 10_000  # per output: lines waiting for a terminal or disk that is not keeping up
 
 
@@ -129,14 +133,6 @@ class LogOutput(logging.handlers.QueueHandler):
         self.dropped = 0
         self._listener = logging.handlers.QueueListener(self.queue, handler)
         self._listener.start()
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        if record.name != CONSOLE_LOGGER:
-            return super().prepare(record)
-        line = logging.makeLogRecord(record.__dict__)
-        line.msg = line.message = record.getMessage()
-        line.args, line.exc_info, line.exc_text = None, None, None
-        return line
 
     def enqueue(self, record: logging.LogRecord) -> None:
         try:
