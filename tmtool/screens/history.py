@@ -281,15 +281,16 @@ class HistoryScreen(Screen):
         if result is None or result.opened_at is None:
             self.notify("No closed trade selected.", severity="warning")
             return
-        if self.tmtool.recordings is None:
+        recordings = self.tmtool.recordings
+        if recordings is None:
             self.notify("Ticks are not recorded on this desk ([recording] is off): no path to draw.", severity="warning")
             return
         self.notify(f"Replaying the day of trade #{result.trade_id}…")
-        self._replay_path(result.trade_id, trading_day(result.opened_at))
+        self._replay_path(result.trade_id, trading_day(result.opened_at), recordings)
 
     @work(thread=True, exclusive=True, group="path", exit_on_error=False)
-    def _replay_path(self, trade_id: int, day: date) -> None:
-        # imported here: pyarrow, numpy and plotext load only when a path is asked for (an attached desk never needs them otherwise)
+    def _replay_path(self, trade_id: int, day: date, recordings: Path) -> None:
+        # imported here: pyarrow and plotext load only when a path is asked for (an attached desk never needs them otherwise)
         from tmtool.replay.path import trade_path_of
         from tmtool.replay.reader import read_day
         from tmtool.replay.replay import replay
@@ -299,19 +300,19 @@ class HistoryScreen(Screen):
         host = self.tmtool
         first, _ = day_bounds(day, day)
         try:
+            tape = read_day(recordings, day)  # first: without ticks the day's trades need not be read
+            if len(tape) == 0:
+                self.app.call_from_thread(
+                    self.notify,
+                    f"No ticks were recorded on {day.isoformat()}. `tmtool replay --day {day.isoformat()} --candles --plot {trade_id}` "
+                    "draws it from 1-minute candles.",
+                    severity="warning", timeout=15,
+                )
+                return
             opened = [t for t in host.engine.closed_trades(first, None) if t.opened_at is not None and trading_day(t.opened_at) == day]
             day_trades = [live for t in opened if (live := live_trade(t, host.engine.trade_events(t.id))) is not None]
-            tape = read_day(host.recordings, day) if host.recordings is not None else None
         except Exception as error:  # a store or file that cannot be read: say so
             self.app.call_from_thread(self.notify, f"Could not read trade #{trade_id}'s day: {error}", severity="error", timeout=15)
-            return
-        if tape is None or len(tape) == 0:
-            self.app.call_from_thread(
-                self.notify,
-                f"No ticks were recorded on {day.isoformat()}. `tmtool replay --day {day.isoformat()} --candles --plot {trade_id}` "
-                "draws it from 1-minute candles.",
-                severity="warning", timeout=15,
-            )
             return
         strategies = {view.name: view.strategy for view in host.latest.strategies} if host.latest is not None else {}
         path = trade_path_of(trade_id, day_trades, replay(day_trades, strategies, host.account_limits, tape), tape)
