@@ -53,10 +53,19 @@ def _random_walk(count: int, symbols: list[str], seed: int) -> list[Tick]:
     return ticks
 
 
-def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7, runs: int = 1) -> dict:
+def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7, runs: int = 1, recording: bool = False) -> dict:
     """Ticks per second through ``process_tick`` with ``trades`` open trades: the median of ``runs``
     runs, each a fresh engine on a fresh copy of the seeded database walking the same ticks (one
-    simulator holds the positions for all: the walk goes straight to ``process_tick`` and exits none)."""
+    simulator holds the positions for all: the walk goes straight to ``process_tick`` and exits none).
+
+    ``recording``: each run is made twice, back to back, with tick recording off and on (tmtool's
+    Parquet recorder wired as ``tmtool run`` wires it, its writer thread running).  A recording-on
+    run is timed until the recorder has written every tick it was handed, not only until the engine
+    is done, and both wall and whole-process CPU time are kept: ``recording_on`` then holds the on
+    figures and each round's on ÷ off ratio."""
+    from tmtool.domain.calendar import trading_day
+    from tmtool.replay.recorder import ParquetTickRecorder
+
     symbol_count = min(MAX_SYMBOLS, trades)
     sim_symbols = bench_symbols(symbol_count)
     names = [s.symbol for s in sim_symbols]
@@ -66,7 +75,9 @@ def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7, runs:
     ]
     stream = _random_walk(ticks, names, seed)
     warm = stream[: len(stream) // 10]
-    rates: list[int] = []
+    modes = (False, True) if recording else (False,)
+    rates: dict[bool, list[int]] = {mode: [] for mode in modes}
+    cpu_rates: dict[bool, list[int]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory(prefix="tmtool-bench-engine-") as tmp:
         seeded = Path(tmp) / "seeded.db"
         sim = Simulator(api_key=API_KEY, tick_interval=None, symbols=sim_symbols, rate_limits=None)
@@ -74,57 +85,81 @@ def throughput(trades: int = 1_000, ticks: int = 1_000_000, seed: int = 7, runs:
         try:
             seed_active_trades(seeded, sim.rest_url, API_KEY, trades, names, STRATEGIES)
             for run in range(runs):
-                db = Path(tmp) / f"run{run}.db"
-                with sqlite3.connect(seeded) as source, sqlite3.connect(db) as copy:
-                    source.backup(copy)
-                # no feed frames arrive (ticks go straight to process_tick): a long staleness window keeps
-                # the books from degrading while a large run lasts
-                store, broker, _feed, engine = build_engine(sim, db, strategies=strategies, settings=FAST_SETTINGS,
-                                                            stale_after=3600.0)
-                store.start()
-                engine.start()
-                try:
-                    opened = len(engine.snapshot().open_trades)
-                    if opened != trades:
-                        raise RuntimeError(f"{trades} trades seeded but {opened} open after start-up")
+                for mode in modes:
+                    db = Path(tmp) / f"run{run}-{int(mode)}.db"
+                    with sqlite3.connect(seeded) as source, sqlite3.connect(db) as copy:
+                        source.backup(copy)
+                    recorder = ParquetTickRecorder(Path(tmp) / f"ticks{run}", session="bench") if mode else None
+                    # no feed frames arrive (ticks go straight to process_tick): a long staleness window keeps
+                    # the books from degrading while a large run lasts
+                    store, broker, _feed, engine = build_engine(sim, db, strategies=strategies, settings=FAST_SETTINGS,
+                                                                stale_after=3600.0, tick_recorder=recorder)
+                    store.start()
+                    engine.start()
+                    if recorder is not None:
+                        recorder.start(trading_day(time.time()))
+                    try:
+                        opened = len(engine.snapshot().open_trades)
+                        if opened != trades:
+                            raise RuntimeError(f"{trades} trades seeded but {opened} open after start-up")
 
-                    def drive() -> float:
-                        process = engine.process_tick
-                        for tick in warm:
-                            process(tick)
-                        started = time.perf_counter()
-                        for tick in stream:
-                            process(tick)
-                        return time.perf_counter() - started
+                        def drive() -> tuple[float, float]:
+                            process = engine.process_tick
+                            for tick in warm:
+                                process(tick)
+                            started, cpu_started = time.perf_counter(), time.process_time()
+                            for tick in stream:
+                                process(tick)
+                            return started, cpu_started
 
-                    elapsed = engine.run_in_engine_thread(drive).result(timeout=600)
-                    processed = wait_for(
-                        lambda: (snap := engine.snapshot()).system.ticks_processed >= len(stream) and snap, 10,
-                        what="a snapshot after the run",
-                    )
-                    open_after = len(processed.open_trades)
-                    # every ratchet written before the next run starts, so no run pays for the last one's writes
-                    if not store.flush(timeout=600.0):
-                        raise RuntimeError("the store did not write the run's changes within 600 s")
-                    writes = store.status()
-                finally:
-                    engine.stop()
-                    store.close()
-                    broker.close()
-                rates.append(round(ticks / elapsed))
+                        started, cpu_started = engine.run_in_engine_thread(drive).result(timeout=600)
+                        if recorder is not None:  # done when the last tick is written, not when the engine is
+                            recorder._wake.set()
+                            wait_for(lambda: recorder.rows_written >= len(warm) + len(stream), 600, interval=0.001,
+                                     what="every recorded tick written")
+                        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+                        processed = wait_for(
+                            lambda: (snap := engine.snapshot()).system.ticks_processed >= len(stream) and snap, 10,
+                            what="a snapshot after the run",
+                        )
+                        open_after = len(processed.open_trades)
+                        # every ratchet written before the next run starts, so no run pays for the last one's writes
+                        if not store.flush(timeout=600.0):
+                            raise RuntimeError("the store did not write the run's changes within 600 s")
+                        writes = store.status()
+                    finally:
+                        engine.stop()
+                        if recorder is not None:
+                            recorder.stop()
+                        store.close()
+                        broker.close()
+                    if recorder is not None and recorder.failed:
+                        raise RuntimeError(f"the recorder failed: {recorder.failed}")
+                    rates[mode].append(round(ticks / elapsed))
+                    cpu_rates[mode].append(round(ticks / cpu))
         finally:
             sim.stop()
-    rate = statistics.median(rates)
-    return {
+    rate = statistics.median(rates[False])
+    result = {
         "trades": trades,
         "symbols": symbol_count,
         "ticks": ticks,
-        "runs": rates,
+        "runs": rates[False],
         "ticks_per_second": round(rate),
         "microseconds_per_tick": round(1e6 / rate, 2),
         "open_trades_after": open_after,
         "store_changes_committed": writes.committed,
     }
+    if recording:
+        result["recording_on"] = {
+            "runs": rates[True],
+            "ticks_per_second": round(statistics.median(rates[True])),
+            "cpu_runs_off": cpu_rates[False],
+            "cpu_runs_on": cpu_rates[True],
+            "on_vs_off": round(statistics.median(on / off for on, off in zip(rates[True], rates[False])), 3),
+            "cpu_on_vs_off": round(statistics.median(on / off for on, off in zip(cpu_rates[True], cpu_rates[False])), 3),
+        }
+    return result
 
 
 def recording_cost(trades: int = 1_000, ticks: int = 500_000, rounds: int = 3, passes: int = 6, seed: int = 7) -> dict:
@@ -238,9 +273,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--trades", type=int, nargs="+", default=list(TRADE_COUNTS))
-    parser.add_argument("--recording", action="store_true", help="compare recording off / Parquet / SQLite at 1,000 trades")
+    parser.add_argument("--recording", action="store_true", help="compare recording off / Parquet / SQLite at 1,000 trades, flat out on calm ticks")
+    parser.add_argument("--recording-throughput", action="store_true",
+                        help="engine throughput at --trades (first size) with recording off and on, interleaved")
+    parser.add_argument("--runs", type=int, default=1)
     options = parser.parse_args()
     if options.recording:
         print(json.dumps(recording_cost(1_000, options.ticks), indent=2))
+    elif options.recording_throughput:
+        print(json.dumps(throughput(options.trades[0], options.ticks, runs=options.runs, recording=True), indent=2))
     else:
         print(json.dumps(run(options.ticks, tuple(options.trades)), indent=2))

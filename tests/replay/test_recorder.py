@@ -27,6 +27,14 @@ T0 = datetime(2026, 12, 7, 10, 0, tzinfo=IST).timestamp()
 DAY = trading_day(T0)
 
 
+def _put(recorder: ParquetTickRecorder, tick: Tick, accepted: bool) -> None:
+    """What the engine does with a routed tick: ``record`` it when accepted, ``refuse`` it when not."""
+    if accepted:
+        recorder.record(tick)
+    else:
+        recorder.refuse(tick)
+
+
 def _ticks(n: int, start: float = T0) -> list[Tick]:
     return [Tick("NSE", "SBIN" if i % 3 else "INFY", 800.0 + i * 0.05, start + i * 0.01) for i in range(n)]
 
@@ -35,7 +43,7 @@ def test_ticks_come_back_in_order_with_refusals_marked(tmp_path):
     recorder = ParquetTickRecorder(tmp_path, session="a", batch_rows=1000)
     ticks = _ticks(5000)
     for i, tick in enumerate(ticks):
-        recorder.record(tick, i % 10 != 0)
+        _put(recorder, tick, i % 10 != 0)
     recorder.flush()
     assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]  # written, still open
     recorder.stop()
@@ -52,7 +60,7 @@ def test_a_clean_stop_leaves_one_parquet_file_per_day(tmp_path):
     recorder.start(DAY)
     midnight = datetime(2026, 12, 8, tzinfo=IST).timestamp()
     for tick in _ticks(100, start=midnight - 0.5):  # runs past midnight: two trading days
-        recorder.record(tick, True)
+        recorder.record(tick)
     wait_for(lambda: recorder.rows_written == 100, 10, what="rows written")
     recorder.stop()
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
@@ -66,7 +74,7 @@ def test_a_clean_stop_leaves_one_parquet_file_per_day(tmp_path):
 def test_a_crashed_sessions_stream_is_compacted_at_the_next_start(tmp_path):
     first = ParquetTickRecorder(tmp_path, session="1")
     for tick in _ticks(300):
-        first.record(tick, True)
+        first.record(tick)
     first.flush()  # written, never closed: as a killed process leaves it
     second = ParquetTickRecorder(tmp_path, session="2")
     second.start(DAY)
@@ -78,11 +86,11 @@ def test_a_crashed_sessions_stream_is_compacted_at_the_next_start(tmp_path):
 def test_a_day_of_several_sessions_reads_as_one_tape_in_time_order(tmp_path):
     morning = ParquetTickRecorder(tmp_path, session="100")
     for i in range(50):
-        morning.record(Tick("NSE", "SBIN", 800.0 + i, T0 + 2 * i), True)
+        morning.record(Tick("NSE", "SBIN", 800.0 + i, T0 + 2 * i))
     morning.stop()  # stopped cleanly: Parquet
     afternoon = ParquetTickRecorder(tmp_path, session="200")
     for i in range(50):
-        afternoon.record(Tick("BSE", "TCS", 3500.0 + i, T0 + 2 * i + 1), i != 3)
+        _put(afternoon, Tick("BSE", "TCS", 3500.0 + i, T0 + 2 * i + 1), i != 3)
     afternoon.flush()  # still running: a stream segment
     tape = read_day(tmp_path, DAY)
     assert [p.suffix for p in segments(tmp_path, DAY)] == [".parquet", ".arrows"]
@@ -106,7 +114,7 @@ CHILD = textwrap.dedent(
     announced = False
     while True:
         for _ in range(200):
-            recorder.record(Tick("NSE", "SBIN", 100.0 + i * 0.05, t0 + i * 0.001), True)
+            recorder.record(Tick("NSE", "SBIN", 100.0 + i * 0.05, t0 + i * 0.001))
             i += 1
         if not announced and recorder.rows_written >= 5000:
             print(recorder.rows_written, flush=True)
@@ -151,11 +159,11 @@ def test_a_full_disk_stops_recording_with_one_alert(tmp_path):
     alerts: list[str] = []
     recorder = ParquetTickRecorder(tmp_path, session="full", batch_rows=100, on_failure=alerts.append, segment_factory=_DiskFull)
     for tick in _ticks(1000):
-        recorder.record(tick, True)
+        recorder.record(tick)
     recorder.flush()
     assert len(alerts) == 1 and "No space left on device" in alerts[0]
     for tick in _ticks(1000):  # recording is off: appends go nowhere, nothing piles up
-        recorder.record(tick, True)
+        recorder.record(tick)
     recorder.flush()
     assert recorder.backlog == 0 and len(alerts) == 1
     assert len(read_day(tmp_path, DAY)) == 100  # the batch written before the disk filled
@@ -203,16 +211,16 @@ def test_refusals_are_marked_in_whichever_batch_they_land(tmp_path):
     recorder = ParquetTickRecorder(tmp_path, session="marks", batch_rows=2)
     first = [Tick("NSE", "TCS", 3500.0, T0), Tick("BSE", "TCS", 3501.5, T0 + 1), Tick("NSE", "INFY", 1500.0, T0 + 2)]
     for tick in first:
-        recorder.record(tick, True)
+        recorder.record(tick)
     recorder.flush()  # no refusal yet: written without looking for one
     later = [(Tick("BSE", "TCS", 3502.0, T0 + 3), False), (Tick("NSE", "TCS", 3499.0, T0 + 4), True),
              (Tick("NSE", "INFY", 1501.0, T0 + 5), True)]
     for tick, accepted in later:
-        recorder.record(tick, accepted)
+        _put(recorder, tick, accepted)
     recorder.flush()
-    recorder.record(Tick("NSE", "INFY", 1502.0, T0 + 6), False)  # a refusal as the only row of a drain
+    _put(recorder, Tick("NSE", "INFY", 1502.0, T0 + 6), False)  # a refusal as the only row of a drain
     recorder.flush()
-    recorder.record(Tick("NSE", "INFY", 1503.0, T0 + 7), True)
+    recorder.record(Tick("NSE", "INFY", 1503.0, T0 + 7))
     recorder.stop()
     table = pq.read_table(tmp_path / DAY.isoformat() / "marks.parquet")
     assert table.column("accepted").to_pylist() == [True, True, True, False, True, True, False, True]
@@ -224,7 +232,7 @@ def test_refusals_are_marked_in_whichever_batch_they_land(tmp_path):
 
 def test_a_refusal_counted_before_the_drain_but_queued_after_it_is_still_marked(tmp_path):
     recorder = ParquetTickRecorder(tmp_path, session="race")
-    recorder.record(Tick("NSE", "SBIN", 800.0, T0), True)
+    recorder.record(Tick("NSE", "SBIN", 800.0, T0))
     recorder._refusals += 1  # the engine counted a refusal, then lost the processor before queuing it
     recorder.flush()
     recorder._rows.append(Refused(Tick("NSE", "SBIN", 801.0, T0 + 1)))  # ...and queued it after the drain read
@@ -242,7 +250,7 @@ class _EngineKeepsAppending(SegmentWriter):
     def write(self, batch) -> None:
         super().write(batch)
         if self.recorder is not None and self.price < 905.0:
-            self.recorder.record(Tick("NSE", "SBIN", self.price, T0 + self.price), True)
+            self.recorder.record(Tick("NSE", "SBIN", self.price, T0 + self.price))
             _EngineKeepsAppending.price += 1.0
 
 
@@ -250,7 +258,7 @@ def test_ticks_queued_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
     recorder = ParquetTickRecorder(tmp_path, session="busy", batch_rows=1, segment_factory=_EngineKeepsAppending)
     _EngineKeepsAppending.recorder, _EngineKeepsAppending.price = recorder, 900.0
     for i in range(3):
-        recorder.record(Tick("NSE", "SBIN", 800.0 + i, T0 + i), True)
+        recorder.record(Tick("NSE", "SBIN", 800.0 + i, T0 + i))
     recorder.flush()
     assert recorder.rows_written == 3 and recorder.backlog == 3  # the three queued during the writes stay
     recorder.flush()
@@ -292,7 +300,8 @@ def test_recording_never_loads_pandas(tmp_path):
         from tmtool.replay.recorder import ParquetTickRecorder
         recorder = ParquetTickRecorder(Path({str(tmp_path)!r}), session="s")
         for i in range(500):
-            recorder.record(Tick("NSE", "SBIN" if i % 2 else "INFY", 800.0 + i, 1.7e9 + i), i % 5 != 0)
+            tick = Tick("NSE", "SBIN" if i % 2 else "INFY", 800.0 + i, 1.7e9 + i)
+            recorder.record(tick) if i % 5 else recorder.refuse(tick)
         recorder.flush()
         recorder.stop()
         assert recorder.rows_written == 500 and not recorder.failed, recorder.failed

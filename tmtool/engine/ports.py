@@ -250,12 +250,16 @@ class Feed(Protocol):
 class TickRecorder(Protocol):
     """Keeps every tick the engine evaluates (``tmtool.replay.recorder`` implements it).
 
-    ``record`` is called on the engine thread for every routed tick, refused
-    ones too (``accepted`` False); it must be an O(1) append that never blocks
-    and never raises: the writing happens on the recorder's own thread.
+    On the engine thread, for every routed tick: ``record`` for an accepted one,
+    ``refuse`` for one the tick filter refused.  Each must be an O(1) append
+    that never blocks and never raises: the writing happens on the recorder's
+    own thread.  ``record`` runs for every tick, so an implementation may make
+    it the bound ``append`` of its queue itself (an attribute, not a method).
     """
 
-    def record(self, tick: Tick, accepted: bool) -> None: ...
+    def record(self, tick: Tick) -> None: ...
+
+    def refuse(self, tick: Tick) -> None: ...
 
 
 # --------------------------------------------------------------------------- alerts out

@@ -75,11 +75,12 @@ class Watch:
             state.ticks_unrouted += 1
             return
         price = tick.price
-        accepted = self._accept_tick(book.key, price)
-        if self.recorder is not None:
-            self.recorder.record(tick, accepted)
-        if not accepted:
+        if not self._accept_tick(book.key, price):
+            if self.recorder is not None:
+                self.recorder.refuse(tick)
             return
+        if self.recorder is not None:
+            self.recorder.record(tick)
         state.ticks_processed += 1
         old = book.price
         book.price = price

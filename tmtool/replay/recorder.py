@@ -1,9 +1,10 @@
 """The tick recorder: every tick the engine evaluates, kept per trading day for replay.
 
-The engine calls ``record(tick, accepted)`` on its own thread for every routed
-tick (refused ones too, marked ``accepted=False``).  That call is one
-``list.append`` of the tick itself — O(1), never blocking, never raising, and
-nothing built per accepted tick.  A writer thread takes everything queued every
+The engine calls ``record(tick)`` on its own thread for every accepted tick and
+``refuse(tick)`` for every refused one.  ``record`` is not a method: it is the
+queue's own bound ``list.append``, so an accepted tick costs the engine one C
+call (about 20 ns, against about 60 ns for a Python method that appends) — O(1),
+never blocking, never raising, and nothing built per tick.  A writer thread takes everything queued every
 ``batch_seconds`` (a slice read and a slice delete of the prefix it read, each
 a single C call, so it never races the engine's appends), pulls the columns out
 with C-level iteration, and appends batches of at most ``batch_rows`` to the
@@ -34,6 +35,7 @@ import logging
 import os
 import shutil
 import threading
+from array import array
 from collections import deque
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -93,7 +95,8 @@ def _numeric(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
 
 
 def _floats(values: list) -> pa.Array:
-    return _numeric(np.array(values, np.float64), pa.float64())
+    # array('d', list) unboxes a list of floats in about two thirds of np.array's time
+    return _numeric(np.frombuffer(array("d", values), np.float64), pa.float64())
 
 
 def _flags(values: np.ndarray) -> pa.Array:
@@ -134,7 +137,7 @@ class KeyCodes:
             for tick in ticks:
                 self._learn(tick.exchange, tick.symbol)
             codes = [instruments[tick.exchange][tick.symbol] for tick in ticks]
-        index = np.array(codes, np.int32)
+        index = np.frombuffer(array("i", codes), np.int32)
         return (
             pa.DictionaryArray.from_arrays(_numeric(self._exchange_of[index], pa.int32()), self._exchange_values),
             pa.DictionaryArray.from_arrays(_numeric(self._symbol_of[index], pa.int32()), self._symbol_values),
@@ -306,6 +309,8 @@ class ParquetTickRecorder:
         self._on_failure = on_failure
         self._segment_factory = segment_factory
         self._rows: list[Tick | Refused] = []  # the engine only appends; the writer removes what it wrote
+        # The engine's per-tick call is the queue's own append (rebound in ``_fail`` to a queue that keeps nothing).
+        self.record: Callable[[Tick], None] = self._rows.append
         self._refusals = 0  # refused ticks recorded, counted by the engine before it appends each
         self._refusals_seen = 0
         self._check_next_batch = False
@@ -321,12 +326,12 @@ class ParquetTickRecorder:
 
     # ---------------------------------------------------------------- engine thread
 
-    def record(self, tick: Tick, accepted: bool) -> None:
-        if accepted:
-            self._rows.append(tick)
-        else:
-            self._refusals += 1  # first: a Refused in the rows is always counted by then (see _drain)
-            self._rows.append(Refused(tick))
+    # ``record(tick)``, for an accepted tick, is the bound ``self._rows.append`` set in ``__init__``.
+
+    def refuse(self, tick: Tick) -> None:
+        """Queue a tick the engine refused (rare: the filter's job is to let real prices through)."""
+        self._refusals += 1  # first: a Refused in the rows is always counted by then (see _drain)
+        self._rows.append(Refused(tick))
 
     # ---------------------------------------------------------------- life
 
@@ -435,7 +440,8 @@ class ParquetTickRecorder:
         if self.failed:
             return
         self.failed = message
-        self._rows = deque(maxlen=0)  # type: ignore[assignment]  # record() keeps appending, to nothing
+        self._rows = deque(maxlen=0)  # type: ignore[assignment]  # the engine keeps appending, to nothing
+        self.record = self._rows.append
         segment, self._segment = self._segment, None
         if segment is not None:
             segment.abandon()
