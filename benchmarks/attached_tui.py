@@ -21,7 +21,8 @@ async def _drive(socket_path: str, trades: int, size: tuple[int, int]) -> None:
     engine = RemoteEngine(socket_path)
     engine.connect()
     try:
-        app = TmtoolApp(engine, config_path=None, clock=SystemClock(), simulated=True, bell=False, lifecycle=None)
+        app = TmtoolApp(engine, config_path=None, clock=SystemClock(), simulated=True, bell=False, lifecycle=None,
+                        engine_in_process=False)
         async with app.run_test(size=size) as pilot:
             table = app.screen_stack[0].query_one(TradesTable)
             while table.row_count < trades:

@@ -273,6 +273,7 @@ def _attach_to(socket_path: Path, config) -> int:
         clock=SystemClock(),
         simulated=engine.snapshot().system.simulated,
         lifecycle=None,  # the engine's life is not ours
+        engine_in_process=False,
         # the engine's recordings, where this machine's config says they are (History replays a trade from them)
         recordings=config.recording.folder_for(Path(config.database.path)) if config.recording.enabled else None,
         account=config.account,

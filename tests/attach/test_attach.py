@@ -226,7 +226,8 @@ async def test_an_attached_tui_shows_live_prices_and_exits_a_trade(served, sim):
     remote = RemoteEngine(engine.socket_path)
     remote.connect()
     try:
-        app = TmtoolApp(remote, config_path=None, clock=SystemClock(), simulated=False, bell=False, lifecycle=None)
+        app = TmtoolApp(remote, config_path=None, clock=SystemClock(), simulated=False, bell=False, lifecycle=None,
+                        engine_in_process=False)
         async with app.run_test(size=SIZE) as pilot:
             await select_trade(pilot, trade_id)
             sim.set_price("NSE", "SBIN", 812.35)

@@ -10,7 +10,7 @@ import threading
 from textual.widgets import Input
 from textual.widgets._toast import Toast, ToastRack
 
-from tests.ui.fixtures import EngineDouble, seeded_snapshot, snapshot_app, trade_view
+from tests.ui.fixtures import EngineDouble, fixed_clock, seeded_snapshot, snapshot_app, trade_view
 from tests.ui.helpers import cell, notifications, select_trade, static_text, trades_table, until
 from tmtool.domain.commands import (
     CreateTrade,
@@ -375,3 +375,22 @@ def test_the_app_does_not_pull_in_storage_or_the_broker():
 def test_seeded_snapshot_matches_the_fixture_assumptions():
     snapshot = seeded_snapshot()
     assert [t.id for t in snapshot.open_trades] == [1, 2, 3, 4]
+
+
+async def test_an_app_sharing_the_engines_process_hands_the_interpreter_lock_over_every_millisecond():
+    """The UI thread is CPU-bound while it draws; with Python's default 5 ms switch interval every hop
+    an exit makes between threads (feed, engine, executor) can wait that long behind it.  The app
+    shortens the interval while it runs beside the engine and puts it back when it ends; an attached
+    app (its engine in another process) leaves it alone."""
+    default = sys.getswitchinterval()
+    from tmtool.screens.app import IN_PROCESS_SWITCH_INTERVAL, TmtoolApp
+
+    assert IN_PROCESS_SWITCH_INTERVAL < default
+    async with snapshot_app(EngineDouble()).run_test(size=SIZE):
+        assert sys.getswitchinterval() == IN_PROCESS_SWITCH_INTERVAL
+    assert sys.getswitchinterval() == default
+    attached = TmtoolApp(EngineDouble(), config_path=None, clock=fixed_clock(), simulated=True, bell=False,
+                         engine_in_process=False)
+    async with attached.run_test(size=SIZE):
+        assert sys.getswitchinterval() == default
+    assert sys.getswitchinterval() == default

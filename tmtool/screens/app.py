@@ -17,6 +17,7 @@ broker.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from functools import partial
 from operator import attrgetter
@@ -117,6 +118,15 @@ class AlertToaster:
         return fresh
 
 
+# The interpreter-lock switch interval while the app runs in the engine's own process.  Drawing
+# keeps the UI thread busy for tens of milliseconds at a time, and with Python's default of 5 ms
+# each thread an exit passes through (feed, engine, executor) can wait that long for the lock
+# behind it: tick→exit p99 with the TUI in process measured 40–61 ms at 5 ms and 13–19 ms at 1 ms
+# (benchmarks.bench_latency, 100 stop crossings a run, 2026-12-07).  Headless (no UI thread) is
+# better off at the default (p99 5.5–6.0 ms against 7.0–7.8 ms at 1 ms), so only the app sets it.
+IN_PROCESS_SWITCH_INTERVAL = 0.001
+
+
 class TmtoolApp(App[str | None]):
     """tmtool's terminal UI over a running engine (the screens' ``ScreenHost``)."""
 
@@ -144,12 +154,15 @@ class TmtoolApp(App[str | None]):
         market_holidays: frozenset[date] = frozenset(),
         recordings: Path | None = None,
         account: AccountLimits = AccountLimits(),
+        engine_in_process: bool = True,
     ) -> None:
         """``lifecycle``: what the app starts on mount (off the loop) and ``stop_engine`` stops,
         usually the object that is also ``engine``.  ``market_holidays``: the configured exchange
         holidays the status bar shows as HOLIDAY.  ``recordings``: the folder of the engine's
         recorded ticks (History replays a closed trade's day from it), None when not recorded;
-        ``account``: the account limits a replay applies.
+        ``account``: the account limits a replay applies.  ``engine_in_process``: False when
+        ``engine`` is a handle on an engine in another process (``tmtool attach``); otherwise the
+        app shortens the interpreter's switch interval while it runs (``IN_PROCESS_SWITCH_INTERVAL``).
 
         Leave it None when the caller runs the engine's life itself (tests, the headless wiring).
         """
@@ -166,6 +179,8 @@ class TmtoolApp(App[str | None]):
         self.market_holidays = market_holidays
         self.recordings = recordings
         self.account_limits = account
+        self.engine_in_process = engine_in_process
+        self._switch_interval_before: float | None = None
         self.engine_phase = PHASE_STARTING if lifecycle is not None else PHASE_RUNNING
         self.latest: EngineSnapshot | None = None
         self.palette = Palette.from_theme_variables({})
@@ -187,6 +202,9 @@ class TmtoolApp(App[str | None]):
         return DashboardScreen()
 
     def on_mount(self) -> None:
+        if self.engine_in_process:
+            self._switch_interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(IN_PROCESS_SWITCH_INTERVAL, self._switch_interval_before))
         self.palette = Palette.from_theme_variables(self.theme_variables)
         self.theme_changed_signal.subscribe(self, self._theme_changed)
         if self.lifecycle is not None:
@@ -202,6 +220,9 @@ class TmtoolApp(App[str | None]):
 
     def on_unmount(self) -> None:
         self.theme_changed_signal.unsubscribe(self)
+        if self._switch_interval_before is not None:
+            sys.setswitchinterval(self._switch_interval_before)
+            self._switch_interval_before = None
 
     def _start_engine(self, lifecycle: EngineLifecycle) -> None:
         try:
