@@ -296,3 +296,26 @@ def test_a_trade_story_read_right_after_a_change_shows_the_events_not_yet_commit
     assert store.flush()
     assert [e.ts for e in store.trade_events(7)] == [T0 + 1, T0 + 2, T0 + 4]
     assert [e.ts for e in store.trade_events(8)] == [T0 + 3]
+
+
+@pytest.mark.parametrize(
+    ("column", "stored", "words"),
+    [
+        ("stop_loss", "'eight hundred'", "Trade row stop_loss is 'eight hundred'"),
+        ("trailing", "'{not json'", "Trade row trailing: stored text is not valid JSON"),
+        ("paused", "7", "Trade row paused is 7"),
+    ],
+)
+def test_a_damaged_trade_column_is_refused_at_load_with_the_column_named(make_store, db_path, column, stored, words):
+    """Start-up reads open trades through the raw cursor and the record decoders alone: a value
+    of the wrong type is refused, saying which column, never loaded as something else."""
+    import sqlite3
+
+    store = make_store()
+    store.save_trade(full_trade(1))
+    assert store.flush()
+    store.close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"UPDATE trade SET {column} = {stored} WHERE id = 1")
+    with pytest.raises(Exception, match=words):
+        make_store().load()

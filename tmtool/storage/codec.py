@@ -100,11 +100,22 @@ def to_json(value: Any, where: str = "value") -> str:
 
 def from_json(target: Any, text: str, where: str = "value") -> Any:
     """Decode JSON text written by :func:`to_json` into the declared type ``target``."""
-    try:
-        data = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise CodecError(f"{where}: stored text is not valid JSON ({exc})") from None
-    return decode(target, data, where)
+    return json_decoder(target)(text, where)
+
+
+@lru_cache(maxsize=None)
+def json_decoder(target: Any) -> Decoder:
+    """:func:`from_json` for one declared type, built once per type."""
+    build = decoder(target)
+
+    def decode_json(text: Any, where: str) -> Any:
+        try:
+            data = json.loads(text)
+        except (TypeError, json.JSONDecodeError) as exc:
+            raise CodecError(f"{where}: stored text is not valid JSON ({exc})") from None
+        return build(data, where)
+
+    return decode_json
 
 
 def matches(target: Any, value: Any) -> bool:

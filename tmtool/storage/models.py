@@ -253,18 +253,18 @@ def _column_encoders(cls: type) -> tuple[tuple[str, bool, Any, Callable[[Any], b
 
 def row_to_record(cls: type, row: dict[str, Any]) -> Any:
     """Rebuild a record of type ``cls`` from its column values."""
-    values = {}
-    for name, is_json, hint, decode in _column_decoders(cls):
-        where = f"{cls.__name__} row {name}"
-        values[name] = codec.from_json(hint, row[name], where) if is_json else decode(row[name], where)
-    return cls(**values)
+    return cls(**{name: decode(row[name], where) for name, where, decode in _column_decoders(cls)})
 
 
 @lru_cache(maxsize=None)
-def _column_decoders(cls: type) -> tuple[tuple[str, bool, Any, codec.Decoder], ...]:
+def _column_decoders(cls: type) -> tuple[tuple[str, str, codec.Decoder], ...]:
+    """Per column of ``cls``: its name, where a decoding error says it was, and its decoder (a JSON
+    column's parses the text first).  Built once per type: start-up decodes every column of every
+    open trade, so nothing here is worked out per value."""
     json_fields = _JSON_FIELDS.get(cls, frozenset())
     return tuple(
-        (name, name in json_fields, hint, codec.decoder(hint)) for name, hint in codec.field_types(cls).items()
+        (name, f"{cls.__name__} row {name}", codec.json_decoder(hint) if name in json_fields else codec.decoder(hint))
+        for name, hint in codec.field_types(cls).items()
     )
 
 
