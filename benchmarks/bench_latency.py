@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import statistics
 import subprocess
@@ -59,6 +60,7 @@ from tmtool.domain.models import (
     TradeStatus,
 )
 from tmtool.engine.settings import EngineSettings
+from tmtool.runtime import settle_heap
 from tmtool.sim import SimSymbol, Simulator
 
 LOAD_SYMBOLS = 40
@@ -183,6 +185,7 @@ def _measure(placement: str, take_samples: Callable[[MarketControl, Engine], lis
                                                     clock=SystemClock())
         store.start()
         engine.start()
+        settle_heap()  # as `tmtool run` does once its engine is up
         try:
             wait_for(lambda: market.subscription_count() >= LOAD_SYMBOLS, 10, what="load subscriptions")
             market.start_pump(load_names, LOAD_RATE)
@@ -196,6 +199,7 @@ def _measure(placement: str, take_samples: Callable[[MarketControl, Engine], lis
             engine.stop()
             store.close()
             broker.close()
+            gc.unfreeze()  # the benchmarks after this one start from Python's usual collector
     latencies.sort()
     return {
         "simulator": placement,
@@ -223,6 +227,7 @@ def with_tui(samples: int = 200, placement: str = "separate", size: tuple[int, i
                 table = app.screen_stack[0].query_one(TradesTable)
                 while table.row_count < LOAD_TRADES:
                     await pilot.pause(0.05)
+                settle_heap()  # `tmtool run` starts its engine once the app is up, then settles: the app's widgets too
                 return await asyncio.to_thread(lambda: [_sample(market, engine, i) for i in range(samples)])
 
         return asyncio.run(drive())

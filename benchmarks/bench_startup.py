@@ -135,6 +135,7 @@ def _headless(config_path: Path, db: Path, trades: int) -> dict:
     config = load_config(config_path)
     modules_loaded = time.perf_counter()
     runtime = build_runtime(config, db_path=db)
+    runtime.settle_heap_after_start = True  # as the tmtool command sets it
     built = time.perf_counter()
     runtime.start()
     started = time.perf_counter()
@@ -165,6 +166,7 @@ def _tui(config_path: Path, db: Path, trades: int) -> dict:
     from tmtool.screens.widgets.trades_table import TradesTable
 
     runtime = build_runtime(load_config(config_path), db_path=db)
+    runtime.settle_heap_after_start = True  # as the tmtool command sets it
     app = TmtoolApp(runtime, config_path=config_path, clock=runtime.clock, simulated=False, bell=False, lifecycle=runtime)
     frames: dict[str, float] = {}
     display = app._display

@@ -202,6 +202,7 @@ def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) ->
             engine_socket=Path(args.socket) if getattr(args, "socket", None) else True,
         )
         runtime.adopt_on_start = args.adopt_positions
+        runtime.settle_heap_after_start = True  # tmtool's own process: see runtime.settle_heap
     except StartupError as exc:
         print(f"tmtool: {exc}", file=sys.stderr)
         if exc.engine_socket is not None and _engine_answers(exc.engine_socket):
