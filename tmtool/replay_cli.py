@@ -170,7 +170,8 @@ def replay_command(args: argparse.Namespace, config) -> int:
         sys.stdout.write(report.to_csv(summaries))
         return 0
     source = "1-minute candles" if tape.approximate else f"{len(tape):,} recorded ticks"
-    console.print(report.rich_table(summaries, title=f"tmtool replay {day.isoformat()}: {len(trades)} trades over {source}"))
+    console.print(report.rich_table(summaries, title=f"tmtool replay {day.isoformat()}: {len(trades)} trades over {source}",
+                                    width=console.width))
     if args.trades:
         console.print(report.trades_table(trades, results[0]))
     return 0

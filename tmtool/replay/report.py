@@ -15,6 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
+from rich import box
 from rich.table import Table
 
 from tmtool.replay.replay import ReplayResult
@@ -92,26 +93,58 @@ def _factor(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
-def rich_table(summaries: Sequence[Summary], title: str = "replay") -> Table:
+_NUMBER_COLUMNS = ("trades", "P&L", "win", "PF", "max DD")
+
+
+def rich_table(summaries: Sequence[Summary], title: str = "replay", width: int | None = None) -> Table:
+    """The summaries as a table; ``width``: the terminal's, which the table then fits.
+
+    The setting is what a row is about and the numbers are read as wholes, so in a narrow
+    terminal (or a pipe: 80 columns) the numbers keep their width, a combination of settings
+    wraps after its commas and the exits wrap between reasons: nothing is cut to "…"."""
     approximate = any(s.approximate for s in summaries)
     used = sorted({r for s in summaries for r in s.exits_by_reason})
     legend = "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in used)
     caption = legend + ("\n" + APPROXIMATE_NOTE if approximate else "")
-    table = Table(title=title + (" (APPROXIMATE)" if approximate else ""), caption=caption, caption_justify="left")
-    for name, justify in (
-        ("setting", "left"), ("trades", "right"), ("P&L", "right"), ("win", "right"),
-        ("PF", "right"), ("max DD", "right"), ("exits", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    rows = []
     for s in summaries:
         reasons = " ".join(f"{SHORT_REASONS.get(k, k)}:{v}" for k, v in s.exits_by_reason.items())
         if s.skipped:
             reasons += f"; {s.skipped} not replayed"
-        table.add_row(
+        rows.append((
             s.label + (" ~" if s.approximate else ""), str(s.trades), f"{s.total_pnl:+,.2f}", f"{s.win_rate:.0%}",
             _factor(s.profit_factor), f"{s.max_drawdown:,.2f}", reasons,
-        )
+        ))
+    setting_width, exits_width = _text_widths(rows, width)
+    table = Table(title=title + (" (APPROXIMATE)" if approximate else ""), caption=caption, caption_justify="left",
+                  box=box.SIMPLE_HEAD)  # no column rules: 8 more characters for the values
+    table.add_column("setting", width=setting_width, overflow="fold")
+    for name in _NUMBER_COLUMNS:
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("exits", width=exits_width, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _text_widths(rows: list[tuple[str, ...]], width: int | None) -> tuple[int | None, int | None]:
+    """Widths for the setting and exits columns so the table fits ``width`` (None: as wide as they need)."""
+    if width is None or not rows:
+        return None, None
+    numbers = sum(max(len(name), *(len(row[i + 1]) for row in rows)) for i, name in enumerate(_NUMBER_COLUMNS))
+    room = width - numbers - 22  # SIMPLE_HEAD: 2 edges, 7 columns padded by 1 a side, 6 gaps between them
+    labels, exits = [row[0] for row in rows], [row[-1] for row in rows]
+    setting_whole = max(len("setting"), *map(len, labels))
+    setting_least = max(len("setting"), *(len(part) for label in labels for part in label.split(", ")))
+    exits_whole = max(len("exits"), *map(len, exits))
+    exits_least = max(len("exits"), *(len(word) for text in exits for word in text.split()))
+    if setting_whole + exits_whole <= room:
+        return None, None
+    if room - exits_least < len("setting"):
+        return None, None  # narrower than any sensible layout: rich folds as it must
+    # A setting longer than what is left folds; every shorter one stays whole.
+    setting = min(setting_whole, max(setting_least if setting_least + exits_least <= room else 0, room - exits_least))
+    return setting, room - setting
 
 
 def to_csv(summaries: Sequence[Summary]) -> str:
