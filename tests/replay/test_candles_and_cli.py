@@ -139,7 +139,7 @@ def _config(tmp_path, extra: str = "") -> str:
     return str(path)
 
 
-def test_tmtool_replay_prints_live_replayed_and_swept_rows(tmp_path, capsys):
+def test_tmtool_replay_prints_live_replayed_and_swept_rows(tmp_path, capsys, monkeypatch):
     clock = ManualClock(T0, real_timers=True)
     recorder = ParquetTickRecorder(tmp_path / "tmtool-ticks", session="cli", batch_seconds=0.05)
     recorder.start(trading_day(T0))
@@ -169,6 +169,14 @@ def test_tmtool_replay_prints_live_replayed_and_swept_rows(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("setting,trades,total_pnl") and len(lines) == 3
     assert main(["replay", "--config", config, "--day", "2026-12-07", "--set", "bogus=1"]) == 2
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "80")  # an ordinary terminal, or a pipe
+    assert main(["replay", "--config", config, "--day", "2026-12-07", "--trades"]) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out, out  # nothing cut: every value is read whole
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert out.count("TSL 10 @ 801.0") == 2 and out.count("(level 802.0)") == 2  # live and replayed, the same exit
+    assert "#1 s SBIN LONG" in out and out.count("+10.00") >= 4  # the trade; P&L in both tables, live and replayed
 
 
 def test_tmtool_replay_without_a_recording_uses_history_and_says_approximate(tmp_path, capsys):

@@ -188,26 +188,36 @@ def to_json(summaries: Sequence[Summary], results: Sequence[ReplayResult] = ()) 
 
 def _exit_text(decisions) -> str:
     return "; ".join(
-        f"{d.reason} {d.quantity} @ {d.tick_price if d.tick_price is not None else '-'}"
+        f"{SHORT_REASONS.get(d.reason, d.reason)} {d.quantity} @ {d.tick_price if d.tick_price is not None else '-'}"
         + (f" (level {d.level})" if d.level is not None else "")
         for d in decisions
     ) or "-"
 
 
 def trades_table(live_trades: Sequence[LiveTrade], result: ReplayResult) -> Table:
-    """Every trade: its live exits and P&L against the replay's."""
+    """Every trade: its live exits and P&L against the replay's.
+
+    Like the summary table it is read in 80-column terminals and pipes: the numbers keep their
+    width, the trade and its exits wrap between words (reasons in the short names the caption
+    spells out), and a word too long for its column folds; nothing is cut to "…"."""
     replayed = {t.trade_id: t for t in result.trades}
     skipped = dict(result.skipped)
-    table = Table(title=f"trades: live vs {result.label}" + (" (APPROXIMATE)" if result.approximate else ""))
-    for name in ("#", "strategy", "symbol", "side", "entry", "live exits", "live P&L", "replayed exits", "replayed P&L"):
-        table.add_column(name)
+    reasons = sorted({d.reason for live in live_trades for d in live.live_exits} | {d.reason for d in result.decisions})
+    legend = "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in reasons)
+    table = Table(title=f"trades: live vs {result.label}" + (" (APPROXIMATE)" if result.approximate else ""),
+                  caption=legend if reasons else None, caption_justify="left", box=box.SIMPLE_HEAD)
+    # Five columns, so each exit's text keeps room to wrap between words at 80 columns: the trade in
+    # one cell (it wraps between its parts), then live and replayed, each its exits and its P&L.
+    table.add_column("trade", overflow="fold")
+    for name in ("live exits", "P&L", "replayed exits", "P&L"):
+        table.add_column(name, justify="right" if name == "P&L" else "left", no_wrap=name == "P&L", overflow="fold")
     for live in sorted(live_trades, key=lambda t: (t.opened_at, t.start.id)):
         trade = live.start
         outside = [o for o in live.outside if o.kind == "EXIT"]
         live_text = _exit_text(live.live_exits) + ("".join(f"; {o.reason}" for o in outside))
         mine = replayed.get(trade.id)
         table.add_row(
-            str(trade.id), trade.strategy, trade.symbol, trade.side.value, f"{trade.entry_quantity} @ {trade.entry_price}",
+            f"#{trade.id} {trade.strategy} {trade.symbol} {trade.side.value} {trade.entry_quantity} @ {trade.entry_price}",
             live_text, f"{live.live_pnl:+,.2f}",
             _exit_text(mine.exits) if mine else f"not replayed: {skipped.get(trade.id, '')}",
             f"{mine.pnl:+,.2f}" if mine else "-",
