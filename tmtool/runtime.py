@@ -345,7 +345,8 @@ def settle_heap() -> None:
     Python's full collections walk every tracked object while holding the interpreter lock, and
     everything alive once monitoring starts lives as long as the process: with the TUI in the
     engine's process and a heap of 2 million objects they took 180–370 ms each, an exit waiting
-    behind one that long; frozen, 30–56 ms (tests/wiring/test_heap.py's docstring; 2026-12-07).
+    behind one that long; frozen, 30–56 ms (gc.callbacks around benchmarks.bench_latency.with_tui
+    on a heap bloated to 2 million objects, 2026-12-07).
     Objects are still freed by reference counting as before; only cyclic garbage alive at this
     moment (the collection before the freeze clears it) could be kept."""
     gc.collect()

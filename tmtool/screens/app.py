@@ -121,9 +121,10 @@ class AlertToaster:
 # The interpreter-lock switch interval while the app runs in the engine's own process.  Drawing
 # keeps the UI thread busy for tens of milliseconds at a time, and with Python's default of 5 ms
 # each thread an exit passes through (feed, engine, executor) can wait that long for the lock
-# behind it: tick→exit p99 with the TUI in process measured 40–61 ms at 5 ms and 13–19 ms at 1 ms
-# (benchmarks.bench_latency, 100 stop crossings a run, 2026-12-07).  Headless (no UI thread) is
-# better off at the default (p99 5.5–6.0 ms against 7.0–7.8 ms at 1 ms), so only the app sets it.
+# behind it: tick→exit p99 with the TUI in process measured 34–91 ms at 5 ms and 14–20 ms (one
+# run 60) at 1 ms (benchmarks.bench_latency.with_tui, 100 stop crossings a run, 2026-12-07).
+# Headless (no UI thread) is better off at the default (p99 5.5–6.0 ms against 7.0–7.8 ms at
+# 1 ms), so only the app sets it.
 IN_PROCESS_SWITCH_INTERVAL = 0.001
 
 
