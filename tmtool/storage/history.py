@@ -12,7 +12,7 @@ from pathlib import Path
 from tmtool.domain.models import OPEN_STATUSES, Strategy, Trade, TradeEvent
 from tmtool.storage.database import connect
 from tmtool.storage.errors import StorageError
-from tmtool.storage.models import StrategyRow, TradeEventRow, TradeRow, row_to_event, row_to_record, row_to_strategy
+from tmtool.storage.models import StrategyRow, TradeEventRow, TradeRow, raw_rows, row_to_event, row_to_strategy, select_records
 
 
 class TradeHistory:
@@ -31,16 +31,16 @@ class TradeHistory:
             .order_by(TradeRow.opened_at, TradeRow.id)
         )
         with self._db.connection_context():
-            return [row_to_record(Trade, row) for row in query.dicts().execute(self._db)]
+            return select_records(self._db, Trade, query)
 
     def trade_events(self, trade_id: int) -> list[TradeEvent]:
         query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
         with self._db.connection_context():
-            return [row_to_event(row) for row in query.dicts().execute(self._db)]
+            return [row_to_event(row) for row in raw_rows(self._db, query)]
 
     def strategies(self) -> list[Strategy]:
         with self._db.connection_context():
-            return [row_to_strategy(row) for row in StrategyRow.select().order_by(StrategyRow.name).dicts().execute(self._db)]
+            return [row_to_strategy(row) for row in raw_rows(self._db, StrategyRow.select().order_by(StrategyRow.name))]
 
     def close(self) -> None:
         self._db.close()

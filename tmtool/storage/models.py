@@ -16,7 +16,7 @@ import math
 from datetime import date
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from peewee import (
     SQL,
@@ -249,6 +249,20 @@ def _column_encoders(cls: type) -> tuple[tuple[str, bool, Any, Callable[[Any], b
     return tuple(
         (name, name in json_fields, hint, codec.checker(hint)) for name, hint in codec.field_types(cls).items()
     )
+
+
+def raw_rows(db: Any, query: Any) -> Iterator[dict[str, Any]]:
+    """A query's rows as column name -> stored value, through the raw cursor: peewee's own
+    per-column conversion is skipped, because the record decoders check (and convert) every
+    column's type themselves.  Start-up with 10,000 open trades spent a fifth of its load there."""
+    cursor = db.execute(query)
+    names = [column[0] for column in cursor.description]
+    return (dict(zip(names, values)) for values in cursor)
+
+
+def select_records(db: Any, cls: type, query: Any) -> list[Any]:
+    """The records of type ``cls`` a query of its table selects."""
+    return [row_to_record(cls, row) for row in raw_rows(db, query)]
 
 
 def row_to_record(cls: type, row: dict[str, Any]) -> Any:

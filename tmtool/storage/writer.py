@@ -108,7 +108,8 @@ from tmtool.storage.models import (
     event_to_row,
     record_to_row,
     row_to_event,
-    row_to_record,
+    raw_rows,
+    select_records,
     row_to_strategy,
     strategy_to_row,
 )
@@ -514,24 +515,14 @@ class SqliteStore:
             open_trades = self._select_trades(
                 db, TradeRow.select().where(TradeRow.status.in_(_OPEN_TRADE_STATUSES)).order_by(TradeRow.id)
             )
-            strategies = tuple(
-                row_to_strategy(row) for row in StrategyRow.select().order_by(StrategyRow.name).dicts().execute(db)
-            )
-            portfolios = tuple(
-                row_to_record(PortfolioState, row)
-                for row in PortfolioStateRow.select()
-                .order_by(PortfolioStateRow.trading_day, PortfolioStateRow.strategy)
-                .dicts()
-                .execute(db)
-            )
-            open_orders = tuple(
-                row_to_record(OrderRecord, row)
-                for row in OrderRow.select()
-                .where(OrderRow.state.not_in(_FINAL_ORDER_STATES))
-                .order_by(OrderRow.created_at, OrderRow.key)
-                .dicts()
-                .execute(db)
-            )
+            strategies = tuple(row_to_strategy(row) for row in raw_rows(db, StrategyRow.select().order_by(StrategyRow.name)))
+            portfolios = tuple(select_records(
+                db, PortfolioState, PortfolioStateRow.select().order_by(PortfolioStateRow.trading_day, PortfolioStateRow.strategy)
+            ))
+            open_orders = tuple(select_records(
+                db, OrderRecord,
+                OrderRow.select().where(OrderRow.state.not_in(_FINAL_ORDER_STATES)).order_by(OrderRow.created_at, OrderRow.key),
+            ))
             highest_trade_id = max(
                 _scalar(db, TradeRow.select(fn.MAX(TradeRow.id))),
                 _scalar(db, OrderRow.select(fn.MAX(OrderRow.trade_id))),
@@ -584,7 +575,7 @@ class SqliteStore:
         query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
         db = self._reader()
         with self._read_gate.reading(), db.connection_context():
-            rows = list(query.dicts().execute(db))
+            rows = list(raw_rows(db, query))
         events = {row["seq"]: row_to_event(row) for row in rows}
         for seq, event in queued.items():
             events.setdefault(seq, event)
@@ -1051,15 +1042,11 @@ class SqliteStore:
 
     @staticmethod
     def _select_trades(db: SqliteDatabase, query: peewee.ModelSelect) -> tuple[Trade, ...]:
-        # The raw cursor, not peewee's row conversion: the record decoders check (and convert) every
-        # column's type themselves, and start-up with 10,000 open trades spent a fifth of its load there.
-        cursor = db.execute(query)
-        names = [column[0] for column in cursor.description]
-        return tuple(row_to_record(Trade, dict(zip(names, values))) for values in cursor)
+        return tuple(select_records(db, Trade, query))
 
     @staticmethod
     def _select_alerts(db: SqliteDatabase, query: peewee.ModelSelect) -> list[Alert]:
-        return [row_to_record(Alert, row) for row in query.dicts().execute(db)]
+        return select_records(db, Alert, query)
 
 
 class _ReadGate:
