@@ -89,6 +89,11 @@ SHORT_REASONS = {
 _REASON_TEXT = {"END_OF_DATA": "still open after the last tick (marked at its price)"}
 
 
+def _legend(reasons) -> str:
+    """The caption naming each short exit reason a table shows."""
+    return "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in sorted(reasons))
+
+
 def _factor(value: float) -> str:
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
@@ -103,9 +108,7 @@ def rich_table(summaries: Sequence[Summary], title: str = "replay", width: int |
     terminal (or a pipe: 80 columns) the numbers keep their width, a combination of settings
     wraps after its commas and the exits wrap between reasons: nothing is cut to "…"."""
     approximate = any(s.approximate for s in summaries)
-    used = sorted({r for s in summaries for r in s.exits_by_reason})
-    legend = "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in used)
-    caption = legend + ("\n" + APPROXIMATE_NOTE if approximate else "")
+    caption = _legend({r for s in summaries for r in s.exits_by_reason}) + ("\n" + APPROXIMATE_NOTE if approximate else "")
     rows = []
     for s in summaries:
         reasons = " ".join(f"{SHORT_REASONS.get(k, k)}:{v}" for k, v in s.exits_by_reason.items())
@@ -133,17 +136,16 @@ def _text_widths(rows: list[tuple[str, ...]], width: int | None) -> tuple[int | 
         return None, None
     numbers = sum(max(len(name), *(len(row[i + 1]) for row in rows)) for i, name in enumerate(_NUMBER_COLUMNS))
     room = width - numbers - 22  # SIMPLE_HEAD: 2 edges, 7 columns padded by 1 a side, 6 gaps between them
-    labels, exits = [row[0] for row in rows], [row[-1] for row in rows]
-    setting_whole = max(len("setting"), *map(len, labels))
-    setting_least = max(len("setting"), *(len(part) for label in labels for part in label.split(", ")))
-    exits_whole = max(len("exits"), *map(len, exits))
-    exits_least = max(len("exits"), *(len(word) for text in exits for word in text.split()))
-    if setting_whole + exits_whole <= room:
-        return None, None
-    if room - exits_least < len("setting"):
-        return None, None  # narrower than any sensible layout: rich folds as it must
-    # A setting longer than what is left folds; every shorter one stays whole.
-    setting = min(setting_whole, max(setting_least if setting_least + exits_least <= room else 0, room - exits_least))
+    setting_whole = max(len("setting"), *(len(row[0]) for row in rows))
+    setting_least = max(len("setting"), *(len(word) for row in rows for word in row[0].split()))
+    exits_whole = max(len("exits"), *(len(row[-1]) for row in rows))
+    exits_least = max(len("exits"), *(len(word) for row in rows for word in row[-1].split()))
+    if setting_whole + exits_whole <= room or room - exits_least < len("setting"):
+        return None, None  # it fits as it is, or nothing sensible does (rich folds as it must)
+    # The setting takes what its longest single setting needs (a combination wraps after its commas),
+    # more when the exits do not need it, never so much that an exit's word is cut; only a single
+    # setting longer than that folds.
+    setting = min(setting_whole, room - exits_least, max(setting_least, room - exits_whole))
     return setting, room - setting
 
 
@@ -202,10 +204,9 @@ def trades_table(live_trades: Sequence[LiveTrade], result: ReplayResult) -> Tabl
     spells out), and a word too long for its column folds; nothing is cut to "…"."""
     replayed = {t.trade_id: t for t in result.trades}
     skipped = dict(result.skipped)
-    reasons = sorted({d.reason for live in live_trades for d in live.live_exits} | {d.reason for d in result.decisions})
-    legend = "exits: " + ", ".join(f"{SHORT_REASONS.get(r, r)}={_REASON_TEXT.get(r, r.lower())}" for r in reasons)
+    reasons = {d.reason for live in live_trades for d in live.live_exits} | {d.reason for d in result.decisions}
     table = Table(title=f"trades: live vs {result.label}" + (" (APPROXIMATE)" if result.approximate else ""),
-                  caption=legend if reasons else None, caption_justify="left", box=box.SIMPLE_HEAD)
+                  caption=_legend(reasons) if reasons else None, caption_justify="left", box=box.SIMPLE_HEAD)
     # Five columns, so each exit's text keeps room to wrap between words at 80 columns: the trade in
     # one cell (it wraps between its parts), then live and replayed, each its exits and its P&L.
     table.add_column("trade", overflow="fold")
