@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from tmtool.domain.calendar import IST, trading_day
 from tmtool.replay.settings import Change, SettingError, parse_change, parse_sweep
-from tmtool.replay.trades import LiveTrade, live_trade
+from tmtool.replay.trades import LiveTrade, live_trades
 
 if TYPE_CHECKING:  # numpy and pyarrow load only when a replay runs (not for `tmtool --help`)
     from tmtool.replay.reader import TickTape
@@ -73,11 +73,7 @@ def load_day(db_path: Path, day: date) -> tuple[list[LiveTrade], dict]:
     history = TradeHistory(db_path)
     try:
         start, end = _day_bounds(day)
-        trades = []
-        for trade in history.trades_opened(start, end):
-            live = live_trade(trade, history.trade_events(trade.id))
-            if live is not None:
-                trades.append(live)
+        trades = live_trades(history.trades_opened(start, end), history.trade_events)
         strategies = {s.name: s for s in history.strategies()}
     finally:
         history.close()

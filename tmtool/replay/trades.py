@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from tmtool.domain.models import ExitReason, Trade, TradeEvent, TradeStatus
 
@@ -92,6 +92,12 @@ def _activation_levels(text: str) -> dict[str, float | None]:
         name, _, value = part.partition("=")
         out[name] = _number(value)
     return out
+
+
+def live_trades(trades: Iterable[Trade], events_of: Callable[[int], Iterable[TradeEvent]]) -> list[LiveTrade]:
+    """``trades`` as they ran (``events_of``: a trade id's audit log), leaving out those that never
+    held a position."""
+    return [live for trade in trades if (live := live_trade(trade, events_of(trade.id))) is not None]
 
 
 def live_trade(trade: Trade, events: Iterable[TradeEvent]) -> LiveTrade | None:

@@ -294,7 +294,7 @@ class HistoryScreen(Screen):
         from tmtool.replay.path import trade_path_of
         from tmtool.replay.reader import read_day
         from tmtool.replay.replay import replay
-        from tmtool.replay.trades import live_trade
+        from tmtool.replay.trades import live_trades
         from tmtool.screens.trade_path import TradePathScreen
 
         host = self.tmtool
@@ -310,7 +310,7 @@ class HistoryScreen(Screen):
                 )
                 return
             opened = [t for t in host.engine.closed_trades(first, None) if t.opened_at is not None and trading_day(t.opened_at) == day]
-            day_trades = [live for t in opened if (live := live_trade(t, host.engine.trade_events(t.id))) is not None]
+            day_trades = live_trades(opened, host.engine.trade_events)
         except Exception as error:  # a store or file that cannot be read: say so
             self.app.call_from_thread(self.notify, f"Could not read trade #{trade_id}'s day: {error}", severity="error", timeout=15)
             return
