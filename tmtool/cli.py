@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _monitor(args: argparse.Namespace, config, *, demo: bool, headless: bool) -> int:
-    from tmtool.runtime import StartupError, build_runtime, setup_logging
+    from tmtool.logs import setup_logging
+    from tmtool.runtime import StartupError, build_runtime
 
     setup_logging(config, headless=headless, level=args.log_level)
     log = logging.getLogger("tmtool")
@@ -258,7 +259,7 @@ def _attach_to(socket_path: Path, config) -> int:
     """The TUI against the engine on ``socket_path``; leaving it (quit, Ctrl+C, hang-up) leaves the engine running."""
     from tmtool.api.client import EngineUnreachable, RemoteEngine
     from tmtool.clock import SystemClock
-    from tmtool.runtime import setup_logging
+    from tmtool.logs import setup_logging
     from tmtool.screens.app import TmtoolApp
 
     setup_logging(config, headless=False)
@@ -410,7 +411,7 @@ def _unwritten_exit_code(runtime) -> int:
 
 
 def _run_headless(runtime, args, *, demo: bool, log: logging.Logger) -> int:
-    from tmtool.runtime import CONSOLE_LOGGER
+    from tmtool.logs import CONSOLE_LOGGER
 
     stop = threading.Event()
 

@@ -12,7 +12,7 @@ from tests.stack import running_stack
 from tmtool.domain.commands import CreateTrade
 from tmtool.domain.keyvalue import key_values, log_value
 from tmtool.domain.models import Distance, PartialTarget, Side, Strategy, TradeRisk, TradeStatus
-from tmtool.runtime import KeyValueFormatter
+from tmtool.logs import KeyValueFormatter
 
 KEY_VALUE = re.compile(r'^(\w+=("([^"\\]|\\.)*"|[^\s"]*))( \w+=("([^"\\]|\\.)*"|[^\s"]*))*$')
 

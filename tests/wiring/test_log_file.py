@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tmtool.config import parse_config
-from tmtool.runtime import LOG_QUEUE_RECORDS, KeyValueFormatter, LogOutput, PrivateRotatingFileHandler, setup_logging
+from tmtool.logs import LOG_QUEUE_RECORDS, KeyValueFormatter, LogOutput, PrivateRotatingFileHandler, setup_logging
 
 
 @pytest.fixture
