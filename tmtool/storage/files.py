@@ -68,6 +68,22 @@ def fsync_dir(directory: Path) -> None:
         os.close(descriptor)
 
 
+def replace_privately(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably, mode 0600: written to ``<name>.partial``
+    (any leftover of an interrupted write is discarded first), fsynced, renamed into place, and the
+    rename made durable."""
+    temporary = path.with_name(path.name + ".partial")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        os.write(descriptor, data)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    os.replace(temporary, path)
+    fsync_dir(path.parent)
+
+
 def unused_stamped_name(path: Path, label: str, now: float, suffix: str = "") -> Path:
     """``<path>.<label>-<UTC time><suffix>`` beside ``path``, counted on (``.1``, ``.2``, ...)
     when that name is taken: where a file is moved aside without overwriting an earlier one."""

@@ -9,7 +9,6 @@ opening a database, when the writer reconnects, and before a backup is restored.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import peewee
 from peewee import SqliteDatabase
 
 from tmtool.storage.errors import NotTmtoolDatabase, SchemaTooNew, StorageError
-from tmtool.storage.files import PRIVATE_FILE_MODE, fsync_dir
+from tmtool.storage.files import replace_privately
 from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION
 
 APPLICATION_ID = 0x746D7431  # "tmt1": marks a SQLite file as a tmtool database
@@ -59,17 +58,7 @@ def read_identity_file(db_path: Path) -> str | None:
 
 def write_identity_file(db_path: Path, database_id: str) -> None:
     """Replace the identity file atomically (a temporary file, fsync, rename), mode 0600."""
-    target = identity_path_for(db_path)
-    temporary = target.with_name(target.name + ".partial")
-    temporary.unlink(missing_ok=True)
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-    try:
-        os.write(descriptor, f"{database_id}\n".encode("ascii"))
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, target)
-    fsync_dir(target.parent)
+    replace_privately(identity_path_for(db_path), f"{database_id}\n".encode("ascii"))
 
 
 def remove_identity_file(db_path: Path) -> None:

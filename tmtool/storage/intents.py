@@ -96,7 +96,7 @@ from tmtool.clock import Clock
 from tmtool.domain.models import OrderRecord, Trade
 from tmtool.storage import codec
 from tmtool.storage.errors import StorageError
-from tmtool.storage.files import PRIVATE_FILE_MODE, fsync_dir, make_private, unused_stamped_name
+from tmtool.storage.files import fsync_dir, make_private, replace_privately, unused_stamped_name
 
 log = logging.getLogger("tmtool.storage")
 
@@ -241,16 +241,7 @@ class IntentJournal:
 
     def open_empty(self) -> None:
         """Start a journal holding only the header (replacing any old one atomically)."""
-        temporary = self.path.with_name(self.path.name + ".partial")
-        temporary.unlink(missing_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        try:
-            os.write(descriptor, self._header)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, self.path)
-        fsync_dir(self.path.parent)
+        replace_privately(self.path, self._header)
         self._reopen()
 
     def _reopen(self) -> None:
