@@ -20,11 +20,10 @@ from tmtool.config import (
     ConfigError,
     ConfigFile,
     load_config,
-    remove_strategy,
-    save_strategy,
     strategy_from_table,
     strategy_to_table,
 )
+from tmtool.config_file import remove_strategy, save_strategy
 from tmtool.domain.models import (
     Amount,
     AmountMode,

@@ -14,7 +14,7 @@ from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
-from tmtool import config
+from tmtool import config, config_file
 from tmtool.domain import validation
 from tmtool.domain.commands import Accepted, DeleteStrategy, SaveStrategy
 from tmtool.domain.models import (
@@ -373,7 +373,7 @@ class StrategiesScreen(Screen):
 
     def _write_config(self, strategy: Strategy) -> None:
         self._update_config(
-            lambda path: config.save_strategy(path, strategy), "Saved in the engine, but not in", "Written to"
+            lambda path: config_file.save_strategy(path, strategy), "Saved in the engine, but not in", "Written to"
         )
 
     @work(thread=True, group="config", exit_on_error=False)
@@ -408,5 +408,5 @@ class StrategiesScreen(Screen):
 
     def _remove_from_config(self, name: str) -> None:
         self._update_config(
-            lambda path: config.remove_strategy(path, name), "Deleted in the engine, but not from", "Removed from"
+            lambda path: config_file.remove_strategy(path, name), "Deleted in the engine, but not from", "Removed from"
         )
