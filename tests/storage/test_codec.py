@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, time
 
 import pytest
@@ -15,13 +15,17 @@ from hypothesis import strategies as st
 from tmtool.domain.models import (
     Alert,
     Distance,
+    ExitReason,
     OrderRecord,
+    PartialLevel,
     PortfolioState,
+    Side,
     Strategy,
     Trade,
     TradeEvent,
+    TrailingSettings,
 )
-from tmtool.storage import codec
+from tmtool.storage import codec, models
 from tmtool.storage.models import RECORD_TABLES, record_to_row, row_to_record, row_to_strategy, strategy_to_row
 
 from tests.storage.samples import full_alert, full_event, full_order, full_portfolio, full_strategy, full_trade
@@ -126,3 +130,92 @@ def test_portfolio_day_is_stored_as_iso_date():
 def test_a_field_of_the_wrong_type_is_refused_naming_it(field_name, value, expected):
     with pytest.raises(codec.CodecError, match=re.escape(f"Trade id=7: {expected}")):
         record_to_row(full_trade(**{field_name: value}))
+
+
+# ---------------------------------------------------------------- the writer's generated row encoders
+
+number = st.one_of(finite, st.integers(-10**6, 10**6))
+
+
+def _checked_values(record) -> list:
+    """The reference: every column through the full checks (what the generated code must agree
+    with), each value with its type (a str enum member equals its value, but is not what is bound)."""
+    json_fields = models._JSON_FIELDS.get(type(record), frozenset())
+    return _typed(
+        codec.to_json(getattr(record, name)) if name in json_fields else models._encode_column(name, getattr(record, name), record)
+        for name in models.record_columns(type(record))
+    )
+
+
+def _typed(values) -> list:
+    return [(type(value), value) for value in values]
+
+
+@given(
+    stop=st.none() | number,
+    high=number,
+    quantity=st.integers(0, 10**6),
+    side=st.sampled_from(list(Side)),
+    reason=st.none() | st.sampled_from(list(ExitReason)),
+    note=st.text(max_size=10),
+    paused=st.booleans(),
+)
+def test_the_generated_row_encoder_agrees_with_the_full_checks(stop, high, quantity, side, reason, note, paused):
+    trade = full_trade(stop_loss=stop, high_watermark=high, quantity=quantity, side=side, exit_reason=reason, note=note, paused=paused)
+    assert _typed(models.record_values(trade)) == _checked_values(trade)
+    assert row_to_record(Trade, record_to_row(trade)) == trade
+
+
+@pytest.mark.parametrize("record", [full_trade(), full_portfolio(), full_order(), full_event(), full_alert()], ids=lambda r: type(r).__name__)
+def test_every_record_type_encodes_as_the_full_checks_do(record):
+    assert _typed(models.record_values(record)) == _checked_values(record)
+
+
+def test_values_of_a_subtype_take_the_full_checks():
+    """A str-valued enum member in a str column is stored by its value; an int in a float column as
+    itself; neither is taken for its declared type by the fast path."""
+    event = full_event(kind="TRAIL")
+    enum_as_text = replace(event, kind=Side.LONG)
+    row = record_to_row(enum_as_text)
+    assert row["kind"] == "LONG" and type(row["kind"]) is str
+    assert record_to_row(full_trade(stop_loss=820))["stop_loss"] == 820
+
+
+def test_settings_shared_by_trade_copies_are_encoded_once(monkeypatch):
+    calls = []
+    real = codec.to_json
+    monkeypatch.setattr(codec, "to_json", lambda value, where="value": calls.append(value) or real(value, where))
+    trailing = TrailingSettings(Distance(2.5))
+    first = models.record_to_row(full_trade(1, trailing=trailing))
+    calls.clear()
+    second = models.record_to_row(full_trade(2, trailing=trailing))
+    assert trailing not in calls  # the same object: its text is reused
+    assert second["trailing"] == first["trailing"]
+    other = models.record_to_row(full_trade(3, trailing=TrailingSettings(Distance(4.0))))
+    assert json.loads(other["trailing"])["distance"]["value"] == 4.0  # another object gets its own text
+
+
+@dataclass
+class _Loose:
+    value: float
+
+
+@dataclass(frozen=True)
+class _Holder:
+    items: tuple[_Loose, ...]
+
+
+def test_only_values_that_cannot_change_are_shared():
+    assert models._deeply_frozen(tuple[PartialLevel, ...])
+    assert models._deeply_frozen(TrailingSettings | None)
+    assert not models._deeply_frozen(_Loose)
+    assert not models._deeply_frozen(_Holder)
+    assert not models._deeply_frozen(list[float])
+
+
+def test_equal_settings_texts_load_as_one_object():
+    row = record_to_row(full_trade(1))
+    first = row_to_record(Trade, row)
+    second = row_to_record(Trade, dict(row, id=2))
+    assert first.trailing is second.trailing and first.partial_levels is second.partial_levels
+    assert first.trailing == full_trade(1).trailing

@@ -12,8 +12,11 @@ settings) are JSON text written by :mod:`tmtool.storage.codec`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from datetime import date
+import types
+import typing
+from datetime import date, time
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Callable, Iterator
@@ -228,27 +231,132 @@ _JSON_FIELDS = {
 
 
 def record_to_row(record: Any) -> dict[str, Any]:
-    """The column values of one record (Trade, PortfolioState, OrderRecord, Alert)."""
-    row: dict[str, Any] = {}
-    for name, is_json, hint, check in _column_encoders(type(record)):
-        value = getattr(record, name)
-        if is_json:
-            row[name] = codec.to_json(value, f"{_where(record)}: {name}")
-        elif check(value):
-            row[name] = _column_value(value, hint, name, record)
-        else:
-            raise codec.CodecError(
-                f"{_where(record)}: {name} is {value!r}, a {type(value).__name__}; expected {codec.type_name(hint)}"
-            )
-    return row
+    """The column values of one record (Trade, PortfolioState, OrderRecord, Alert), by column name."""
+    return dict(zip(record_columns(type(record)), record_values(record)))
+
+
+def record_values(record: Any) -> tuple:
+    """The column values of one record, in ``record_columns`` order (what a prepared INSERT binds).
+    A value that cannot be stored (a NaN price, a wrong type) raises ``codec.CodecError`` naming it."""
+    return _row_encoder(type(record))(record)
 
 
 @lru_cache(maxsize=None)
-def _column_encoders(cls: type) -> tuple[tuple[str, bool, Any, Callable[[Any], bool]], ...]:
+def record_columns(cls: type) -> tuple[str, ...]:
+    """The columns of a record type's table that its fields fill, in field order."""
+    return tuple(codec.field_types(cls))
+
+
+@lru_cache(maxsize=None)
+def _row_encoder(cls: type) -> Callable[[Any], tuple]:
+    """The encoder of one record type, generated from its fields.
+
+    The store writer turns every queued change into a row.  With thousands of trades
+    ratcheting, that was most of its time (a generic walk per column, and JSON text made
+    afresh for settings that rarely change), and it took the time from the engine thread
+    through the interpreter lock.  The generated code takes a value of exactly its declared
+    type in line (a finite float, an int, a str, a bool, a member of the declared enum) and
+    hands anything else to ``_encode_column``, the full checks, which convert it or refuse
+    it.  JSON columns of values that cannot change are encoded once per value object
+    (``_JsonTexts``): copies of a trade share those objects."""
+    lines = ["def encode(r):"]
+    constants: dict[str, Any] = {"slow": _encode_column}
+    names = []
     json_fields = _JSON_FIELDS.get(cls, frozenset())
-    return tuple(
-        (name, name in json_fields, hint, codec.checker(hint)) for name, hint in codec.field_types(cls).items()
+    for index, (name, hint) in enumerate(codec.field_types(cls).items()):
+        value = f"v{index}"
+        names.append(value)
+        lines.append(f"    {value} = r.{name}")
+        slow = f"{value} = slow({name!r}, {value}, r)"
+        if name in json_fields:
+            constants[f"json{index}"] = _JsonTexts(name, cacheable=_deeply_frozen(hint))
+            lines.append(f"    {value} = json{index}.text({value}, r)")
+            continue
+        optional, base = _optional(hint)
+        unless_none = f"{value} is not None and " if optional else ""
+        if base is float:  # v - v is 0.0 for a finite float only
+            lines.append(f"    if {unless_none}({value}.__class__ is not float or {value} - {value} != 0.0): {slow}")
+        elif base is int or base is str:
+            lines.append(f"    if {unless_none}{value}.__class__ is not {base.__name__}: {slow}")
+        elif base is bool:
+            lines.append(f"    if {unless_none}{value} is not True and {value} is not False: {slow}")
+        elif isinstance(base, type) and issubclass(base, Enum):
+            constants[f"enum{index}"] = base
+            if optional:
+                lines.append(f"    if {value} is None: pass")
+                lines.append(f"    elif {value}.__class__ is enum{index}: {value} = {value}._value_")
+            else:
+                lines.append(f"    if {value}.__class__ is enum{index}: {value} = {value}._value_")
+            lines.append(f"    else: {slow}")
+        else:
+            lines.append(f"    {slow}")
+    lines.append(f"    return ({', '.join(names)},)")
+    exec("\n".join(lines), constants)  # noqa: S102 - source built above from the dataclass's own fields
+    return constants["encode"]
+
+
+def _optional(hint: Any) -> tuple[bool, Any]:
+    """``(True, X)`` for ``X | None``; ``(False, hint)`` for anything else."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if len(options) == 2 and type(None) in options:
+            return True, next(option for option in options if option is not type(None))
+    return False, hint
+
+
+def _encode_column(name: str, value: Any, record: Any) -> Any:
+    """A column value the generated fast path did not take: checked against the field's declared
+    type and converted (an enum to its value, a date to ISO text), or refused naming the record
+    and the field."""
+    hint = codec.field_types(type(record))[name]
+    if codec.checker(hint)(value):
+        return _column_value(value, hint, name, record)
+    raise codec.CodecError(
+        f"{_where(record)}: {name} is {value!r}, a {type(value).__name__}; expected {codec.type_name(hint)}"
     )
+
+
+class _JsonTexts:
+    """A JSON column's text per value object, for values that cannot change (frozen dataclasses,
+    tuples of them, scalars).  Keyed by identity and holding the value, so an id is not reused
+    while its text is kept; emptied when it grows past ``_JSON_TEXTS_KEPT``."""
+
+    __slots__ = ("name", "cacheable", "texts")
+
+    def __init__(self, name: str, cacheable: bool) -> None:
+        self.name = name
+        self.cacheable = cacheable
+        self.texts: dict[int, tuple[Any, str]] = {}
+
+    def text(self, value: Any, record: Any) -> str:
+        kept = self.texts.get(id(value))
+        if kept is not None and kept[0] is value:
+            return kept[1]
+        text = codec.to_json(value, f"{_where(record)}: {self.name}")
+        if self.cacheable:
+            texts = self.texts
+            if len(texts) >= _JSON_TEXTS_KEPT:
+                texts = self.texts = {}
+            texts[id(value)] = (value, text)
+        return text
+
+
+_JSON_TEXTS_KEPT = 4096
+
+
+def _deeply_frozen(hint: Any) -> bool:
+    """Whether every value of the declared type is immutable all the way down."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType) or origin is tuple:
+        return all(_deeply_frozen(option) for option in typing.get_args(hint) if option is not Ellipsis)
+    if hint in (type(None), str, int, float, bool, date, time):
+        return True
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return True
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        params = hint.__dataclass_params__  # type: ignore[attr-defined]
+        return bool(params.frozen) and all(_deeply_frozen(field) for field in codec.field_types(hint).values())
+    return False
 
 
 def raw_rows(db: Any, query: Any) -> Iterator[dict[str, Any]]:
@@ -277,9 +385,31 @@ def _column_decoders(cls: type) -> tuple[tuple[str, str, codec.Decoder], ...]:
     open trade, so nothing here is worked out per value."""
     json_fields = _JSON_FIELDS.get(cls, frozenset())
     return tuple(
-        (name, f"{cls.__name__} row {name}", codec.json_decoder(hint) if name in json_fields else codec.decoder(hint))
+        (name, f"{cls.__name__} row {name}", _json_column_decoder(hint) if name in json_fields else codec.decoder(hint))
         for name, hint in codec.field_types(cls).items()
     )
+
+
+def _json_column_decoder(hint: Any) -> codec.Decoder:
+    """A JSON column's decoder.  Values that cannot change are shared: equal texts (thousands of
+    open trades opened with one strategy's settings) decode to one object, parsed once, which
+    the writer's ``_JsonTexts`` then encodes once."""
+    decode = codec.json_decoder(hint)
+    if not _deeply_frozen(hint):
+        return decode
+    shared: dict[str, Any] = {}
+
+    def decode_shared(text: Any, where: str) -> Any:
+        value = shared.get(text) if type(text) is str else None
+        if value is None:
+            value = decode(text, where)
+            if type(text) is str:
+                if len(shared) >= _JSON_TEXTS_KEPT:
+                    shared.clear()
+                shared[text] = value
+        return value
+
+    return decode_shared
 
 
 def strategy_to_row(strategy: Strategy, saved_at: float) -> dict[str, Any]:
@@ -298,14 +428,19 @@ def row_to_strategy(row: dict[str, Any]) -> Strategy:
 
 
 def event_to_row(event: TradeEvent, seq: int) -> dict[str, Any]:
-    row = record_to_row(event)
-    row["seq"] = seq
-    return row
+    return dict(zip(EVENT_COLUMNS, event_values(event, seq)))
+
+
+def event_values(event: TradeEvent, seq: int) -> tuple:
+    """An audit event's column values, in ``EVENT_COLUMNS`` order."""
+    return record_values(event) + (seq,)
 
 
 def row_to_event(row: dict[str, Any]) -> TradeEvent:
     return row_to_record(TradeEvent, row)
 
+
+EVENT_COLUMNS = record_columns(TradeEvent) + ("seq",)
 
 RECORD_TABLES: dict[type, type[BaseModel]] = {
     Trade: TradeRow,

@@ -98,6 +98,7 @@ from tmtool.storage.files import (
 )
 from tmtool.storage.migrations import DATABASE_ID_KEY, LATEST_VERSION
 from tmtool.storage.models import (
+    EVENT_COLUMNS,
     AlertRow,
     MetaRow,
     OrderRow,
@@ -105,12 +106,13 @@ from tmtool.storage.models import (
     StrategyRow,
     TradeEventRow,
     TradeRow,
-    event_to_row,
-    record_to_row,
-    row_to_event,
+    event_values,
     raw_rows,
-    select_records,
+    record_columns,
+    record_values,
+    row_to_event,
     row_to_strategy,
+    select_records,
     strategy_to_row,
 )
 
@@ -136,13 +138,21 @@ class _Change:
 
 
 @dataclass(slots=True)
+class _Rows:
+    """Rows for one table: their columns once, then each row's values in that order."""
+
+    columns: tuple[str, ...]
+    values: list[tuple] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class _PreparedBatch:
     """A batch turned into rows, grouped by table, last version of each row only."""
 
-    upserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    upserts: dict[str, _Rows] = field(default_factory=dict)
     strategy_deletes: list[str] = field(default_factory=list)
     setting_deletes: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple] = field(default_factory=list)  # in EVENT_COLUMNS order
     rejected: list[tuple[_Change, str]] = field(default_factory=list)
 
 
@@ -719,20 +729,27 @@ class SqliteStore:
         for change in batch:
             latest[(change.table, change.key)] = change
         prepared = _PreparedBatch()
+        upserts = prepared.upserts
         for (table, key), change in latest.items():
             try:
                 if table == "trade_event":
-                    prepared.events.append(event_to_row(change.record, key[1]))
+                    prepared.events.append(event_values(change.record, key[1]))
                 elif table == "strategy" and change.record is None:
                     prepared.strategy_deletes.append(key)
-                elif table == "strategy":
-                    prepared.upserts.setdefault(table, []).append(strategy_to_row(change.record, change.saved_at))
                 elif table == "meta" and change.record is None:
                     prepared.setting_deletes.append(key)
-                elif table == "meta":
-                    prepared.upserts.setdefault(table, []).append({"key": key, "value": change.record})
                 else:
-                    prepared.upserts.setdefault(table, []).append(record_to_row(change.record))
+                    if table == "strategy":
+                        row = strategy_to_row(change.record, change.saved_at)
+                        columns, values = tuple(row), tuple(row.values())
+                    elif table == "meta":
+                        columns, values = ("key", "value"), (key, change.record)
+                    else:
+                        columns, values = record_columns(type(change.record)), record_values(change.record)
+                    rows = upserts.get(table)
+                    if rows is None:
+                        rows = upserts[table] = _Rows(columns)
+                    rows.values.append(values)
             except codec.CodecError as exc:
                 prepared.rejected.append((change, str(exc)))
         return prepared
@@ -742,12 +759,12 @@ class SqliteStore:
         self._check_file_identity()
         with db.atomic("IMMEDIATE"):
             for table, rows in prepared.upserts.items():
-                _execute_many(db, _UPSERT_MODELS[table], rows, replace=True)
+                _execute_many(db, _UPSERT_MODELS[table], rows.columns, rows.values, replace=True)
             for chunk in chunked(prepared.strategy_deletes, _ROWS_PER_INSERT):
                 StrategyRow.delete().where(StrategyRow.name.in_(chunk)).execute(db)
             if prepared.setting_deletes:
                 MetaRow.delete().where(MetaRow.key.in_(prepared.setting_deletes)).execute(db)
-            _execute_many(db, TradeEventRow, prepared.events, replace=False)
+            _execute_many(db, TradeEventRow, EVENT_COLUMNS, prepared.events, replace=False)
 
     def _on_success(self, batch: list[_Change], prepared: _PreparedBatch, recovered: bool) -> None:
         for change, reason in prepared.rejected:
@@ -916,8 +933,8 @@ class SqliteStore:
                 for sibling in intent.sibling_orders:
                     orders[sibling.key] = sibling
                 orders[intent.order.key] = intent.order
-            _execute_many(db, TradeRow, [record_to_row(trade) for trade in trades.values()], replace=True)
-            _execute_many(db, OrderRow, [record_to_row(order) for order in orders.values()], replace=True)
+            _execute_many(db, TradeRow, record_columns(Trade), [record_values(trade) for trade in trades.values()], replace=True)
+            _execute_many(db, OrderRow, record_columns(OrderRecord), [record_values(order) for order in orders.values()], replace=True)
         if missing:
             log.warning(
                 "database %s: recovered %d order intent(s) from the intent journal that the database did not hold "
@@ -1086,15 +1103,14 @@ class _ReadGate:
                 self._cond.notify_all()
 
 
-def _execute_many(db: SqliteDatabase, model: type[peewee.Model], rows: list[dict[str, Any]], replace: bool) -> None:
-    """Insert rows with one prepared statement.  ``replace``: upsert by primary key; otherwise skip
-    rows already present.  (Building the statement per row through the query builder costs more
-    than the write itself, so the statement text is built once per column set.)"""
+def _execute_many(db: SqliteDatabase, model: type[peewee.Model], columns: tuple[str, ...], rows: list[tuple], replace: bool) -> None:
+    """Insert rows (each its values in ``columns`` order) with one prepared statement.  ``replace``:
+    upsert by primary key; otherwise skip rows already present.  (Building the statement per row
+    through the query builder costs more than the write itself, so the statement text is built
+    once per column set.)"""
     if not rows:
         return
-    columns = tuple(rows[0])
-    sql = _insert_sql(model, columns, replace)
-    db.cursor().executemany(sql, [tuple(row[column] for column in columns) for row in rows])
+    db.cursor().executemany(_insert_sql(model, columns, replace), rows)
 
 
 _INSERT_SQL_CACHE: dict[tuple[str, tuple[str, ...], bool], str] = {}
