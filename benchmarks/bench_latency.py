@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
 import statistics
 import subprocess
@@ -60,7 +59,7 @@ from tmtool.domain.models import (
     TradeStatus,
 )
 from tmtool.engine.settings import EngineSettings
-from tmtool.runtime import settle_heap
+from tmtool.runtime import settle_heap, unsettle_heap
 from tmtool.sim import SimSymbol, Simulator
 
 LOAD_SYMBOLS = 40
@@ -199,7 +198,7 @@ def _measure(placement: str, take_samples: Callable[[MarketControl, Engine], lis
             engine.stop()
             store.close()
             broker.close()
-            gc.unfreeze()  # the benchmarks after this one start from Python's usual collector
+            unsettle_heap()  # the benchmarks after this one start from Python's usual collector
     latencies.sort()
     return {
         "simulator": placement,

@@ -197,18 +197,84 @@ def _log_adoption(future: Future) -> None:
 
 
 def settle_heap() -> None:
-    """Collect once, then freeze every object alive (``gc.freeze``): the process's modules, the
-    loaded trades and the UI's widgets are never walked by the cyclic collector again.
+    """Collect once, freeze every object alive (``gc.freeze``), and from then on freeze what each
+    full collection leaves alive (``_FrozenSurvivors``).
 
     Python's full collections walk every tracked object while holding the interpreter lock, and
-    everything alive once monitoring starts lives as long as the process: with the TUI in the
-    engine's process and a heap of 2 million objects they took 180–370 ms each, an exit waiting
-    behind one that long; frozen, 30–56 ms (gc.callbacks around benchmarks.bench_latency.with_tui
-    on a heap bloated to 2 million objects, 2026-12-07).
-    Objects are still freed by reference counting as before; only cyclic garbage alive at this
-    moment (the collection before the freeze clears it) could be kept."""
+    everything alive once monitoring starts (the process's modules, the loaded trades, the UI's
+    widgets) lives as long as the process.  With the TUI in the engine's process and a heap of
+    2 million objects they took 180–370 ms each, an exit waiting behind one that long; frozen,
+    30–56 ms (gc.callbacks around benchmarks.bench_latency.with_tui on a heap bloated to
+    2 million objects, 2026-12-07).  Objects are still freed by reference counting as before.
+
+    What full collections then walked was what the process made since: with the TUI, mostly
+    Textual's bounded render caches (strips, segments, their crop caches; 55,000–92,000 objects
+    during the latency benchmark, 25–35 ms of CPU a walk), at Python's pace 24 walks in that
+    benchmark's 40 s, and an exit that meets one waits it out.  Freezing each walk's survivors
+    leaves the next one only what is new: walks of at most 11 ms, and the benchmark's p99 with
+    the TUI in process fell from 40–54 ms to 16.5–17.5 ms (3 runs each, 200 stop crossings a
+    run, 2026-12-07)."""
     gc.collect()
     gc.freeze()
+    _FROZEN_SURVIVORS.start()
+
+
+def unsettle_heap() -> None:
+    """Undo ``settle_heap``: every frozen object back to the collector, which works as Python's own again."""
+    _FROZEN_SURVIVORS.stop()
+    gc.unfreeze()
+
+
+class _FrozenSurvivors:
+    """The ``gc.callbacks`` entry that freezes what each full collection leaves alive.
+
+    A frozen object is still freed when nothing refers to it, but a reference cycle that dies
+    frozen (the widgets of a dismissed dialog, say) is never found.  So the frozen set is
+    watched: when it has grown to ``_THAW_GROWTH`` times its size at the last thaw (or at
+    settling), and by ``_THAW_MARGIN`` objects at least, it is thawed, the next full collection
+    walks everything once (90–100 ms with the TUI's caches full) and frees such cycles, and
+    freezing resumes with its survivors.  The TUI's caches fill to about twice the heap
+    frozen at settling and stay there, so a process that leaks nothing is not thawed again.
+
+    Nothing here logs: a collection can start inside any allocation, on any thread, while
+    it holds a lock (a queue's, a log handler's) that logging would take again."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        self.thawed = False
+        self.thaws = 0
+
+    def start(self) -> None:
+        self.limit = _thaw_limit(gc.get_freeze_count())
+        self.thawed = False
+        if self.after_collection not in gc.callbacks:
+            gc.callbacks.append(self.after_collection)
+
+    def stop(self) -> None:
+        if self.after_collection in gc.callbacks:
+            gc.callbacks.remove(self.after_collection)
+
+    def after_collection(self, phase: str, info: dict) -> None:
+        if phase != "stop" or info.get("generation") != 2:
+            return
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        if self.thawed:
+            self.thawed = False
+            self.limit = _thaw_limit(frozen)
+        elif frozen > self.limit:
+            gc.unfreeze()
+            self.thawed = True
+            self.thaws += 1
+
+
+def _thaw_limit(frozen: int) -> int:
+    return max(_THAW_GROWTH * frozen, frozen + _THAW_MARGIN)
+
+
+_THAW_GROWTH = 4
+_THAW_MARGIN = 250_000
+_FROZEN_SURVIVORS = _FrozenSurvivors()
 
 
 class Runtime:
