@@ -42,6 +42,7 @@ def make_v1_database(path: Path, stored_trade: Trade | None = None) -> None:
     conn = sqlite3.connect(path, isolation_level=None)
     create_v1_schema(conn)
     trade = record_to_row(stored_trade if stored_trade is not None else full_trade(1))
+    del trade["order_fills"]  # added in version 5: trades from before load with none
     conn.execute(f'INSERT INTO "trade" ({", ".join(trade)}) VALUES ({", ".join("?" * len(trade))})', list(trade.values()))
     for trade_id, ts in ((1, T0 + 1), (2, T0 + 2), (1, T0 + 3)):
         event = record_to_row(full_event(trade_id, ts=ts))
@@ -74,7 +75,7 @@ def test_a_v1_database_is_upgraded_in_place_after_a_backup(make_store, db_path, 
     SqliteStore(fresh, backup_on_open=False, lock=False).open()
     assert schema_of(db_path) == schema_of(fresh)
 
-    assert store.load().open_trades == (full_trade(1),)
+    assert store.load().open_trades == (full_trade(1, order_fills=()),)
     assert store.trade_events(1) == [full_event(1, ts=T0 + 1), full_event(1, ts=T0 + 3)]
     assert store.alerts() == [full_alert(1)]
     store.record_event(full_event(1, ts=T0 + 4))  # numbering continues after the backfilled events
@@ -98,7 +99,7 @@ def test_a_percent_trailing_stop_stored_under_the_old_meaning_loads_unchanged(ma
         1, side=Side.LONG, entry_price=2500.0, stop_loss=2450.0, target=None, partial_levels=(),
         trailing=TrailingSettings(Distance(1.0, DistanceMode.PERCENT)), trailing_stop=2575.0,
         breakeven_after=None, breakeven_done=False, high_watermark=2600.0, low_watermark=2500.0,
-        last_price=2600.0, paused=False, degraded=False, status=TradeStatus.ACTIVE,
+        last_price=2600.0, paused=False, degraded=False, status=TradeStatus.ACTIVE, order_fills=(),
     )
     make_v1_database(db_path, stored)
     store = make_store(backup_on_open=False)
@@ -181,7 +182,7 @@ def test_a_v3_order_ledger_is_upgraded_and_its_rows_load_with_no_recorded_positi
     conn.close()
 
     store = make_store(backup_on_open=False)
-    assert user_version(db_path) == LATEST_VERSION == 4
+    assert user_version(db_path) == LATEST_VERSION == 5
     fresh = tmp_path / "fresh.db"
     SqliteStore(fresh, backup_on_open=False, lock=False).open()
     assert schema_of(db_path) == schema_of(fresh)

@@ -340,6 +340,15 @@ class PartialLevel:
     done: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class OrderFill:
+    """How much of one of its orders (the ledger row ``key``) a trade has taken in, and at what average."""
+
+    key: str
+    filled_quantity: int
+    average_price: float
+
+
 @dataclass(slots=True)
 class Trade:
     """One managed position.  Owned and mutated by the engine thread only.
@@ -347,7 +356,9 @@ class Trade:
     ``stop_loss`` is the fixed stop (moved only by the user or by breakeven);
     ``trailing_stop`` is the current trailing level.  The effective stop is the
     tighter of the two.  ``quantity`` is the open quantity; ``entry_quantity``
-    what was filled at entry.
+    what was filled at entry.  ``order_fills`` is what the trade has taken in of
+    each of its orders' fills, in the same row as the quantities it moved: after
+    a crash it, not the order's ledger row, says which fills are new.
     """
 
     id: int
@@ -389,6 +400,7 @@ class Trade:
     closed_at: float | None = None
     updated_at: float = 0.0
     note: str = ""
+    order_fills: tuple[OrderFill, ...] = ()
 
     @property
     def instrument_key(self) -> tuple[str, str]:

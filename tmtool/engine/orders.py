@@ -47,6 +47,7 @@ from tmtool.domain.models import (
     AlertCategory,
     AlertPriority,
     ExitReason,
+    OrderFill,
     OrderPurpose,
     OrderRecord,
     OrderState,
@@ -462,10 +463,23 @@ class OrderManager:
         fallback = self.state.price_of(trade) if trade is not None else 0.0
         price, new_average = new_fill_price(record.filled_quantity, record.average_price, filled_total, average_total, fallback)
         order_state = OrderState.PARTIAL if filled_total < record.quantity else record.state
-        # The ledger row carrying the fill is saved after the trade row that applies it (the
-        # OrderFilled handlers save the trade): the store commits a prefix of what it was handed,
-        # so a crash that keeps this row keeps the trade's share of the fill too, and the restart
-        # never sees a fill on the ledger that its trade does not show (and exits again).
+        # A fill moves two rows: the trade's (its quantities) and the order's ledger row.  The store
+        # commits a prefix of what it was handed, so a crash can keep either without the other;
+        # which fills of a live order are new after a restart is therefore read from the trade row
+        # (``Trade.order_fills``, see ``recovery``), never from the ledger row:
+        # - the trade takes the fill into ``order_fills`` before the OrderFilled handlers change its
+        #   quantities and save it, so every trade row handed in from here on carries the fill and
+        #   its bookkeeping together, or (every earlier one) neither: a committed trade row always
+        #   says exactly which fills its quantities hold, whatever prefix survived;
+        # - the trade row is handed in again below, before the ledger row, so a committed ledger row
+        #   carrying the fill (or the order's final row, which comes later still) implies a committed
+        #   trade row carrying it: an order dropped from the restored set as final has no fill the
+        #   trade lacks.
+        # The intent journal keeps the newest trade row handed in with each intent, which is one of
+        # those rows, so it holds for the rows the journal restores too.
+        if trade is not None:
+            trade.order_fills = (*(f for f in trade.order_fills if f.key != record.key),
+                                 OrderFill(record.key, filled_total, new_average))
         live.record = replace(record, updated_at=self.state.clock.time(), filled_quantity=filled_total,
                               average_price=new_average, state=order_state)
         self.state.dirty = True
@@ -482,6 +496,7 @@ class OrderManager:
                      record.order_id or "-", delta, price, filled_total, record.quantity)
         if trade is not None:
             self.emit(OrderFilled(trade, live, delta, price))
+            self._journal.save_trade(trade)  # the handlers may not have (an exit fill of a trade that held nothing)
         self.state.store.save_order(live.record)
 
     def _shift_baselines(self, filled: LiveOrder, moved: int) -> None:

@@ -12,11 +12,12 @@ cancelled.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Sequence
 
 from tmtool.domain import portfolio as portfolio_rules
 from tmtool.domain.calendar import trading_day
-from tmtool.domain.models import MANUAL_STRATEGY, ExitReason, OrderPurpose, OrderRecord, PortfolioState, Strategy, Trade, TradeStatus
+from tmtool.domain.models import MANUAL_STRATEGY, ExitReason, OrderPurpose, OrderRecord, OrderState, PortfolioState, Strategy, Trade, TradeStatus
 from tmtool.engine.alertbook import AlertBook
 from tmtool.engine.books import TradeIndex
 from tmtool.engine.exits import ExitController
@@ -119,7 +120,28 @@ class Recovery:
         if trade is None:
             log.warning("ledger row %s names trade %s which is not open; left as is", record.key, record.trade_id)
             return None
+        record = self._fills_as_the_trade_took_them(record, trade)
         if record.purpose is OrderPurpose.EXIT and trade.status is TradeStatus.ACTIVE and record.reason is not ExitReason.PARTIAL_TARGET:
             trade.status = TradeStatus.EXITING
             trade.exit_reason = record.reason
         return self._orders.restore(record, trade)
+
+    def _fills_as_the_trade_took_them(self, record: OrderRecord, trade: Trade) -> OrderRecord:
+        """The ledger row with the fills its trade has taken in (``Trade.order_fills``).
+
+        A crash keeps a prefix of the rows handed to the store, and a fill moves the trade row and
+        the ledger row: the ledger row may lag the trade row (``OrderManager.apply_fill`` hands the
+        trade in first).  The restart counts as new only what the broker shows beyond what the
+        trade holds, so the trade row decides; a trade without an entry for the order has taken in
+        none of its fills since it recorded them (a row written before trades did keeps its own)."""
+        taken = next((fill for fill in trade.order_fills if fill.key == record.key), None)
+        if taken is None or taken.filled_quantity == record.filled_quantity:
+            return record
+        log.warning("ledger row %s shows %d filled, its trade #%s took in %d: the trade's count stands",
+                    record.key, record.filled_quantity, trade.id, taken.filled_quantity)
+        state = record.state
+        if 0 < taken.filled_quantity < record.quantity and state in (OrderState.SENT, OrderState.OPEN):
+            state = OrderState.PARTIAL
+        record = replace(record, filled_quantity=taken.filled_quantity, average_price=taken.average_price, state=state)
+        self.state.store.save_order(record)
+        return record

@@ -101,6 +101,7 @@ class TradeRow(BaseModel):
     closed_at = FloatField(null=True)
     updated_at = FloatField()
     note = TextField()
+    order_fills = TextField()  # JSON list of OrderFill
 
     class Meta:
         table_name = "trade"
@@ -223,7 +224,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 
 # Columns of a record that hold JSON text rather than a scalar.
 _JSON_FIELDS = {
-    Trade: frozenset({"trailing", "breakeven_after", "partial_levels", "exit_order_ids"}),
+    Trade: frozenset({"trailing", "breakeven_after", "partial_levels", "exit_order_ids", "order_fills"}),
 }
 
 
