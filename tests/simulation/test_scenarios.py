@@ -403,3 +403,56 @@ def test_crash_between_the_rows_of_a_partial_exit_fill_does_not_apply_it_twice()
         assert sim.trade(a).status is TradeStatus.CLOSED
         assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 5
         assert sim.violations == []
+
+
+def test_a_fill_counted_again_after_a_crash_does_not_move_an_unknown_entrys_baseline_twice() -> None:
+    """A (2) and B (3) on one symbol: A's exit fills (5 -> 3) and then C's entry BUY 2 is decided,
+    its intent durable with the position it moves from (3); tmtool is killed before C's entry is
+    sent, and the store had not committed A's exit fill.  The restart polls A's exit and applies
+    its 2 again, as it must for A, and that moved C's recorded baseline to 1 as well: the position
+    (3) then looked moved by C's 2 and C was taken as filled, 2 shares it never bought, which its
+    exit sells from B.  (crash_tail seed 33.)"""
+    with _sim(order_updates=True) as sim:
+        a, _b = _open(sim, 2), _open(sim, 3)
+        sim.commit()
+        sim.submit(ExitTrade(a))
+        sim.run_job_if_pending("exit_position")
+        sim.run_job_of("order_sent")
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 3
+        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
+                      if kind == "trade" and value.id == a and value.exited_quantity > 0)
+        sim.commit(prefix)
+        future = sim.create(SYMBOL, 2)
+        sim.run_job_of("prepare_entry")
+        c = future.result().trade_id
+        sim.crash(in_flight="intent")
+        sim.drain(30.0)
+        assert sim.trade(c).status is TradeStatus.CANCELLED
+        sim.submit(ExitAll())
+        sim.settle(30.0)
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        assert sim.violations == []
+
+
+def test_a_crash_that_keeps_the_trade_row_naming_the_entrys_order_id_still_finds_the_entry() -> None:
+    """A's entry is sent and acknowledged; the store commits the trade row that names the broker's
+    order id but not the ledger row that records it, and tmtool is killed.  The restart looks the
+    entry up (it has no order id in the ledger) but takes the order id as already claimed (the
+    trade names it): the order is never found.  Here the position's evidence takes it as filled
+    after 10 s (with a CRITICAL alert that the order book lags); with other orders working on the
+    key it stays unknown for ever and its shares are held with no stop.  (crash_tail seed 51.)"""
+    with _sim(order_updates=True) as sim:
+        future = sim.create(SYMBOL, 5)
+        sim.run_job_of("prepare_entry")
+        sim.run_job_of("order_sent")
+        trade_id = future.result().trade_id
+        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
+                      if kind == "trade" and value.id == trade_id and value.entry_order_id)
+        sim.commit(prefix + 1)  # up to the first trade row naming the order id
+        sim.crash()
+        sim.drain(2.0)
+        entry = next(o for o in sim.store.latest_orders.values() if o.trade_id == trade_id)
+        assert entry.order_id == sim.trade(trade_id).entry_order_id, entry
+        sim.settle(30.0)
+        assert sim.trade(trade_id).status is TradeStatus.ACTIVE and sim.trade(trade_id).quantity == 5
+        assert sim.violations == []

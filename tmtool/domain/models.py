@@ -464,6 +464,10 @@ class OrderRecord:
     # order's own fills move from: seen when the intent was made, then moved by the fills of
     # our other orders there.  An unknown outcome is judged against it (None: not known).
     net_before: int | None = None
+    # The fills ``net_before`` holds: (ledger key, filled quantity) of each of our other orders on
+    # the key as far as they had filled then.  After a crash the restart may count some of them
+    # again, or not at all; it moves ``net_before`` by the difference (see ``recovery``).
+    fills_before: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,8 @@ from tmtool.engine.state import EngineState
 
 log = logging.getLogger(__name__)
 
+FILLS_KEPT_PER_KEY = 500  # orders per position key whose fills an intent records (``_fills_on_key``)
+
 
 def _no_handler(event: OrderEvent) -> None:
     raise RuntimeError(f"the order manager has no event handler for {event!r}")
@@ -97,6 +99,9 @@ class OrderManager:
         # orders taken as filled from the position before the order book showed them: their rows
         # are claimed from later order-book reads, so that no other lookup takes them for its own
         self._moved_unclaimed: list[tuple[OrderIntent, int, OrderPurpose]] = []
+        # per position key, how far each of our orders there has filled (as applied here): what a
+        # new intent's ``net_before`` holds, recorded with it as ``fills_before``
+        self._fills_on_key: dict[PositionKey, dict[str, int]] = {}
 
     # ---------------------------------------------------------------- queries
 
@@ -192,7 +197,8 @@ class OrderManager:
         """Take a ledger row into the live set; a new intent records the net position it moves from."""
         pos_key = position_key(trade)
         if record.state is OrderState.INTENT and record.net_before is None:
-            record = replace(record, net_before=self._positions.key(pos_key).net)
+            record = replace(record, net_before=self._positions.key(pos_key).net,
+                             fills_before=self._fills_before(pos_key, record.key))
         live = LiveOrder(record, trade.strategy, pos_key)
         self.live[record.key] = live
         self._trade_orders.setdefault(trade.id, set()).add(record.key)
@@ -278,7 +284,53 @@ class OrderManager:
         live = self.track(record, trade)
         if record.order_id:
             self.known_order_ids.add(record.order_id)
+        if record.filled_quantity:
+            self._note_fill(live.pos_key, record.key, record.filled_quantity)
         return live
+
+    def rebase_restored(self, restored: list[LiveOrder]) -> None:
+        """Move the ``net_before`` of each restored order that has no broker id (its outcome is
+        judged by the position) by what the restart will count again, or never count, of the fills
+        it holds.
+
+        ``net_before`` holds the fills of our other orders on the key as far as ``fills_before``
+        says.  A crash keeps a prefix of the rows handed to the store: a restored order may show
+        fewer fills than that (the rest were in the lost tail, the restart applies them again and
+        each moves ``net_before`` once more), or more (fills after the intent whose rows survived
+        while the intent's moved baseline did not).  Shifting by (restored fills - recorded fills)
+        of each restored order leaves ``net_before`` holding exactly the fills the restart starts
+        from, so every later fill moves it once: its position evidence is as before the crash."""
+        for live in restored:
+            record = live.record
+            if record.order_id or record.net_before is None:
+                continue
+            recorded = dict(record.fills_before)
+            shift = 0
+            for other in self.on_key(live.pos_key):
+                if other is live:
+                    continue
+                sign = 1 if other.record.action == "BUY" else -1
+                shift += sign * (other.record.filled_quantity - recorded.get(other.record.key, 0))
+            fills_before = self._fills_before(live.pos_key, record.key)
+            if shift or fills_before != record.fills_before:
+                if shift:
+                    log.warning("order %s of #%s: the restart starts from other fills than its intent saw: its position "
+                                "baseline moves %+d (%d -> %d)", record.key, record.trade_id, shift, record.net_before,
+                                record.net_before + shift)
+                self.set_order(live, net_before=record.net_before + shift, fills_before=fills_before)
+
+    def _note_fill(self, pos_key: PositionKey, key: str, filled: int) -> None:
+        fills = self._fills_on_key.setdefault(pos_key, {})
+        fills[key] = filled
+        if len(fills) > FILLS_KEPT_PER_KEY:  # the oldest orders' rows were committed long since
+            del fills[next(iter(fills))]
+
+    def _fills_before(self, pos_key: PositionKey, key: str) -> tuple[tuple[str, int], ...]:
+        """How far our orders on ``pos_key`` other than ``key`` have filled, for an intent's ``fills_before``."""
+        fills = self._fills_on_key.get(pos_key)
+        if not fills:
+            return ()
+        return tuple(sorted((k, n) for k, n in fills.items() if k != key))
 
     def resume(self, live: LiveOrder) -> None:
         """Pick up a restored ledger row: poll it, wait for its approval, or look it up."""
@@ -325,8 +377,8 @@ class OrderManager:
                 )
                 state.schedule(state.settings.order_status_poll, self._look_for_approved, live.record.key)
                 return
-            self.order_id_known(live, ack.order_id)
             self.set_order(live, state=OrderState.SENT, order_id=ack.order_id)
+            self.order_id_known(live, ack.order_id)  # after the ledger row: see ``order_id_known``
             early = self._early_updates.pop(ack.order_id, None)
             if early is not None:
                 self._apply_progress(live, early.status, early.filled_quantity, early.average_price, early.rejection_reason)
@@ -363,6 +415,12 @@ class OrderManager:
         self.finish(live, OrderState.REJECTED, error.message)
 
     def order_id_known(self, live: LiveOrder, order_id: str) -> None:
+        """The broker's id of ``live``'s order is known: the trade names it too.
+
+        Called after the ledger row carrying the id was handed to the store, so that a crash
+        keeping a prefix of the rows never keeps a trade naming the id while the order's row
+        lacks it: the restart would look that order up as unknown with its own id taken as
+        already claimed, and never find it."""
         self._by_order_id[order_id] = live.record.key
         self.known_order_ids.add(order_id)
         self._positions.take_back_foreign(order_id, live.pos_key, live.record.action)
@@ -484,6 +542,7 @@ class OrderManager:
                               average_price=new_average, state=order_state)
         self.state.dirty = True
         self._release_in_flight(live, delta)
+        self._note_fill(live.pos_key, record.key, filled_total)
         live.remaining = max(0, live.remaining - delta)
         key_state = self._positions.key(live.pos_key)
         key_state.generation += 1
@@ -506,7 +565,8 @@ class OrderManager:
             if other is filled or other.record.order_id or other.record.net_before is None:
                 continue
             if other.record.state is OrderState.UNKNOWN:
-                self.set_order(other, net_before=other.record.net_before + moved)
+                self.set_order(other, net_before=other.record.net_before + moved,
+                               fills_before=self._fills_before(filled.pos_key, other.record.key))
             else:
                 other.net_shift += moved  # its intent row is still the executor's to write
 
@@ -516,8 +576,9 @@ class OrderManager:
         """The order may or may not be at the broker: it holds its position (no exit goes there)
         and is looked for until the evidence decides."""
         changes: dict[str, Any] = {"state": OrderState.UNKNOWN, "message": message}
-        if live.net_shift and live.record.net_before is not None:
+        if live.record.net_before is not None:  # it now holds every fill on the key so far
             changes["net_before"] = live.record.net_before + live.net_shift
+            changes["fills_before"] = self._fills_before(live.pos_key, live.record.key)
         live.net_shift = 0
         self.set_order(live, **changes)
         live.unknown_since = self.state.clock.time()
@@ -691,8 +752,8 @@ class OrderManager:
         """``found`` in an order book read is ``live``'s order: it is ours from now on."""
         record = live.record
         self._early_updates.pop(found.order_id, None)
-        self.order_id_known(live, found.order_id)
         self.set_order(live, state=OrderState.SENT, order_id=found.order_id, message=message)
+        self.order_id_known(live, found.order_id)  # after the ledger row: see ``order_id_known``
         self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
         if record.key in self.live:
             self.poll(record.key, self.poll_interval())

@@ -70,8 +70,9 @@ class Recovery:
 
     def restore_orders(self, records: Sequence[OrderRecord]) -> list[LiveOrder]:
         """Track the ledger rows that were not final (once the executor exists)."""
-        restored = [self._restore_order(record) for record in records]
-        return [live for live in restored if live is not None]
+        restored = [live for live in (self._restore_order(record) for record in records) if live is not None]
+        self._orders.rebase_restored(restored)
+        return restored
 
     def resume(self, restored: list[LiveOrder]) -> None:
         """Reconcile with the positionbook, then pick up every unfinished order and exit."""

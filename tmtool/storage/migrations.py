@@ -91,9 +91,11 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
 
 
 def _v4_to_v5(conn: sqlite3.Connection) -> None:
-    """Record with each trade what it has taken in of each of its orders' fills (``order_fills``);
-    trades written before it have none (a restart then counts their orders' fills from the ledger)."""
+    """Record with each trade what it has taken in of each of its orders' fills (``order_fills``),
+    and with each order the fills of the others its ``net_before`` holds (``fills_before``); rows
+    written before have none (a restart then counts fills from the ledger as before)."""
     conn.execute('ALTER TABLE "trade" ADD COLUMN "order_fills" TEXT NOT NULL DEFAULT \'[]\'')
+    conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "fills_before" TEXT NOT NULL DEFAULT \'[]\'')
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, 2, "audit events keyed by (trade_id, seq); alerts indexed by time", _v1_to_v2),
     Migration(2, 3, "a meta table holding the database's identity", _v2_to_v3),
     Migration(3, 4, "the order ledger records the net position each order moves from", _v3_to_v4),
-    Migration(4, 5, "each trade records what it has taken in of its orders' fills", _v4_to_v5),
+    Migration(4, 5, "trades record the fills they took in, orders the fills their position baseline holds", _v4_to_v5),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].to_version

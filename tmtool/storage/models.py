@@ -152,6 +152,7 @@ class OrderRow(BaseModel):
     created_at = FloatField()
     updated_at = FloatField()
     net_before = IntegerField(null=True)
+    fills_before = TextField()  # JSON list of [ledger key, filled quantity]
 
     class Meta:
         table_name = "order_ledger"
@@ -225,6 +226,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 # Columns of a record that hold JSON text rather than a scalar.
 _JSON_FIELDS = {
     Trade: frozenset({"trailing", "breakeven_after", "partial_levels", "exit_order_ids", "order_fills"}),
+    OrderRecord: frozenset({"fills_before"}),
 }
 
 
