@@ -18,9 +18,6 @@ REASONS = {
     "external": "an exit racing a close made in the broker's own app (the close lands after tmtool decided the exit) "
                 "reverses the position, and the reversed quantity is left unmanaged: no trade covers it (the next "
                 "reconciliation raises a CRITICAL alert naming it, but tmtool does not repair it)",
-    "crash_tail": "a crash that loses the store's uncommitted tail is recovered into a second exit or a lost trade "
-                  "(e.g. test_crash_between_the_exit_fill_rows_does_not_exit_twice); the intent journal keeps a trade "
-                  "and its orders as of each intent, which leaves far fewer such seeds, not none",
 }
 
 

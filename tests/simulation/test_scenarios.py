@@ -411,7 +411,7 @@ def test_a_fill_counted_again_after_a_crash_does_not_move_an_unknown_entrys_base
     sent, and the store had not committed A's exit fill.  The restart polls A's exit and applies
     its 2 again, as it must for A, and that moved C's recorded baseline to 1 as well: the position
     (3) then looked moved by C's 2 and C was taken as filled, 2 shares it never bought, which its
-    exit sells from B.  (crash_tail seed 33.)"""
+    exit sells from B.  (crash_tail found it once fills were no longer applied twice.)"""
     with _sim(order_updates=True) as sim:
         a, _b = _open(sim, 2), _open(sim, 3)
         sim.commit()
@@ -440,7 +440,7 @@ def test_a_crash_that_keeps_the_trade_row_naming_the_entrys_order_id_still_finds
     entry up (it has no order id in the ledger) but takes the order id as already claimed (the
     trade names it): the order is never found.  Here the position's evidence takes it as filled
     after 10 s (with a CRITICAL alert that the order book lags); with other orders working on the
-    key it stays unknown for ever and its shares are held with no stop.  (crash_tail seed 51.)"""
+    key it stays unknown for ever and its shares are held with no stop.  (crash_tail found it too.)"""
     with _sim(order_updates=True) as sim:
         future = sim.create(SYMBOL, 5)
         sim.run_job_of("prepare_entry")
@@ -455,4 +455,26 @@ def test_a_crash_that_keeps_the_trade_row_naming_the_entrys_order_id_still_finds
         assert entry.order_id == sim.trade(trade_id).entry_order_id, entry
         sim.settle(30.0)
         assert sim.trade(trade_id).status is TradeStatus.ACTIVE and sim.trade(trade_id).quantity == 5
+        assert sim.violations == []
+
+
+def test_a_crash_that_keeps_the_entrys_order_id_but_not_the_trade_row_naming_it_names_it_again() -> None:
+    """The mirror of the case above: the store commits the entry's ledger row with the broker's order
+    id but not the trade row naming it.  The restart polls the order by its id and the trade fills;
+    it must name its entry order again (without it the fill looks like a position adopted from
+    outside tmtool, and the trade's own order is not recognised in the tradebook)."""
+    with _sim(order_updates=True) as sim:
+        future = sim.create(SYMBOL, 5)
+        sim.run_job_of("prepare_entry")
+        sim.run_job_of("order_sent")
+        trade_id = future.result().trade_id
+        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
+                      if kind == "order" and value.trade_id == trade_id and value.order_id)
+        sim.commit(prefix + 1)
+        assert sim.store.committed.trades[trade_id].entry_order_id is None
+        sim.crash()
+        sim.settle(30.0)
+        trade = sim.trade(trade_id)
+        assert trade.status is TradeStatus.ACTIVE and trade.quantity == 5
+        assert trade.entry_order_id == sim.store.committed.orders[next(iter(sim.store.committed.orders))].order_id
         assert sim.violations == []

@@ -284,6 +284,15 @@ class OrderManager:
         live = self.track(record, trade)
         if record.order_id:
             self.known_order_ids.add(record.order_id)
+            # the trade row naming the id comes after the ledger row (``order_id_known``): a crash
+            # may have kept the one without the other
+            named = trade.entry_order_id if record.purpose is OrderPurpose.ENTRY else None
+            if record.purpose is OrderPurpose.EXIT and record.order_id not in trade.exit_order_ids:
+                trade.exit_order_ids = (*trade.exit_order_ids, record.order_id)
+                self._journal.save_trade(trade)
+            elif record.purpose is OrderPurpose.ENTRY and not named:
+                trade.entry_order_id = record.order_id
+                self._journal.save_trade(trade)
         if record.filled_quantity:
             self._note_fill(live.pos_key, record.key, record.filled_quantity)
         return live
