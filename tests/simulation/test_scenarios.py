@@ -478,3 +478,29 @@ def test_a_crash_that_keeps_the_entrys_order_id_but_not_the_trade_row_naming_it_
         assert trade.status is TradeStatus.ACTIVE and trade.quantity == 5
         assert trade.entry_order_id == sim.store.committed.orders[next(iter(sim.store.committed.orders))].order_id
         assert sim.violations == []
+
+
+def test_a_fill_while_an_entry_waits_to_be_sent_is_in_its_baseline_after_a_crash() -> None:
+    """C's entry BUY 2 is decided (its intent holds the position, 0) but not sent yet when A's entry
+    of 2 fills; the intent row the executor writes does not hold A's fill (it comes after it was
+    decided).  tmtool is killed with C's send under way (its intent durable, never placed).  The
+    restart starts A from its 2 without applying them again, so C's baseline stayed 0; once A's exit
+    sells its 2 (moving C's baseline to -2) the position (0) looked moved by C's 2 and C was taken
+    as filled: 2 shares it never bought."""
+    with _sim(order_updates=True) as sim:
+        future_c = sim.create(SYMBOL, 2)
+        sim.run_job_of("prepare_entry")
+        future_a = sim.create(SYMBOL, 2)
+        sim.run_job_of("prepare_entry")
+        assert [job.kind for job in sim.pending_jobs] == ["order_sent", "order_sent"]
+        sim.run_job(1)  # A's entry: sent and filled
+        a, c = future_a.result().trade_id, future_c.result().trade_id
+        assert sim.trade(a).quantity == 2
+        sim.commit()
+        sim.crash(in_flight="intent")
+        sim.submit(ExitTrade(a))
+        sim.drain(30.0)
+        assert sim.trade(c).status is TradeStatus.CANCELLED
+        sim.settle(30.0)
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        assert sim.violations == []

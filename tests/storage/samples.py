@@ -113,7 +113,7 @@ def full_trade(trade_id: int = 7, **changes: object) -> Trade:
         closed_at=None,
         updated_at=T0 + 30.5,
         note="scaled out once",
-        order_fills=(OrderFill("e-7-1a2b3c", 50, 812.35), OrderFill("x-7-4d5e6f", 10, 799.95)),
+        order_fills=(OrderFill("e-7-1a2b3c", "SELL", 50, 812.35), OrderFill("x-7-4d5e6f", "BUY", 10, 799.95)),
     )
     for name, value in changes.items():
         setattr(trade, name, value)

@@ -342,9 +342,10 @@ class PartialLevel:
 
 @dataclass(frozen=True, slots=True)
 class OrderFill:
-    """How much of one of its orders (the ledger row ``key``) a trade has taken in, and at what average."""
+    """How much of one of its orders (the ledger row ``key``, a BUY or SELL) a trade has taken in, and at what average."""
 
     key: str
+    action: str
     filled_quantity: int
     average_price: float
 

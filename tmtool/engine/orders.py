@@ -286,40 +286,52 @@ class OrderManager:
             self.known_order_ids.add(record.order_id)
             # the trade row naming the id comes after the ledger row (``order_id_known``): a crash
             # may have kept the one without the other
-            named = trade.entry_order_id if record.purpose is OrderPurpose.ENTRY else None
-            if record.purpose is OrderPurpose.EXIT and record.order_id not in trade.exit_order_ids:
-                trade.exit_order_ids = (*trade.exit_order_ids, record.order_id)
-                self._journal.save_trade(trade)
-            elif record.purpose is OrderPurpose.ENTRY and not named:
+            if record.purpose is OrderPurpose.ENTRY and not trade.entry_order_id:
                 trade.entry_order_id = record.order_id
+                self._journal.save_trade(trade)
+            elif record.purpose is OrderPurpose.EXIT and record.order_id not in trade.exit_order_ids:
+                trade.exit_order_ids = (*trade.exit_order_ids, record.order_id)
                 self._journal.save_trade(trade)
         if record.filled_quantity:
             self._note_fill(live.pos_key, record.key, record.filled_quantity)
         return live
 
-    def rebase_restored(self, restored: list[LiveOrder]) -> None:
+    def note_trade_fills(self, trade: Trade) -> None:
+        """A trade loaded at start: what it took in of its orders' fills is where they stand."""
+        pos_key = position_key(trade)
+        for fill in trade.order_fills:
+            self._note_fill(pos_key, fill.key, fill.filled_quantity)
+
+    def rebase_restored(self, restored: list[LiveOrder], trades: list[Trade]) -> None:
         """Move the ``net_before`` of each restored order that has no broker id (its outcome is
         judged by the position) by what the restart will count again, or never count, of the fills
-        it holds.
+        it holds (``trades``: those loaded, open and recently closed).
 
         ``net_before`` holds the fills of our other orders on the key as far as ``fills_before``
-        says.  A crash keeps a prefix of the rows handed to the store: a restored order may show
-        fewer fills than that (the rest were in the lost tail, the restart applies them again and
-        each moves ``net_before`` once more), or more (fills after the intent whose rows survived
-        while the intent's moved baseline did not).  Shifting by (restored fills - recorded fills)
-        of each restored order leaves ``net_before`` holding exactly the fills the restart starts
-        from, so every later fill moves it once: its position evidence is as before the crash."""
+        says.  A crash keeps a prefix of the rows handed to the store, so the restart starts each
+        of those orders from another count: fewer fills (the rest were in the lost tail; the
+        restart applies them again and each moves ``net_before`` once more) or more (fills after
+        the intent whose rows survived while the moved baseline did not, or that came while the
+        intent row was still the executor's to write).  Where an order stands for the restart is
+        its restored row if it is live, else what its trade took in (``Trade.order_fills``, the
+        same count ``note_trade_fills`` starts new intents from).  Shifting by (where it stands -
+        what the intent recorded) of each leaves ``net_before`` holding exactly the fills the
+        restart starts from, so every later fill moves it once, as before the crash."""
         for live in restored:
             record = live.record
             if record.order_id or record.net_before is None:
                 continue
+            standing: dict[str, tuple[str, int]] = {}
+            for trade in trades:
+                if position_key(trade) == live.pos_key:
+                    standing.update((fill.key, (fill.action, fill.filled_quantity)) for fill in trade.order_fills)
+            for other in self.on_key(live.pos_key):
+                standing[other.record.key] = (other.record.action, other.record.filled_quantity)
+            standing.pop(record.key, None)
             recorded = dict(record.fills_before)
             shift = 0
-            for other in self.on_key(live.pos_key):
-                if other is live:
-                    continue
-                sign = 1 if other.record.action == "BUY" else -1
-                shift += sign * (other.record.filled_quantity - recorded.get(other.record.key, 0))
+            for key, (action, filled) in standing.items():
+                shift += (1 if action == "BUY" else -1) * (filled - recorded.get(key, 0))
             fills_before = self._fills_before(live.pos_key, record.key)
             if shift or fills_before != record.fills_before:
                 if shift:
@@ -546,7 +558,7 @@ class OrderManager:
         # those rows, so it holds for the rows the journal restores too.
         if trade is not None:
             trade.order_fills = (*(f for f in trade.order_fills if f.key != record.key),
-                                 OrderFill(record.key, filled_total, new_average))
+                                 OrderFill(record.key, record.action, filled_total, new_average))
         live.record = replace(record, updated_at=self.state.clock.time(), filled_quantity=filled_total,
                               average_price=new_average, state=order_state)
         self.state.dirty = True

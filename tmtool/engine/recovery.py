@@ -49,6 +49,7 @@ class Recovery:
         self._exits = exits
         self._reconciler = reconciler
         self._config_strategies = tuple(config_strategies)
+        self._closed_at_start: list[Trade] = []  # recently closed trades, read at start
 
     def load(self) -> LoadedState:
         """Take the store's state into the engine (before the executor and the feed start)."""
@@ -63,15 +64,18 @@ class Recovery:
         for trade in loaded.open_trades:
             self._index.add_trade(trade, rebuild=False)
             self._known_ids_of(trade)
+            self._orders.note_trade_fills(trade)
         self._index.rebuild_all_books()
-        for trade in self._recently_closed(now):
+        self._closed_at_start = self._recently_closed(now)
+        for trade in self._closed_at_start:
             self._known_ids_of(trade)
+            self._orders.note_trade_fills(trade)
         return loaded
 
     def restore_orders(self, records: Sequence[OrderRecord]) -> list[LiveOrder]:
         """Track the ledger rows that were not final (once the executor exists)."""
         restored = [live for live in (self._restore_order(record) for record in records) if live is not None]
-        self._orders.rebase_restored(restored)
+        self._orders.rebase_restored(restored, [*self.state.trades.values(), *self._closed_at_start])
         return restored
 
     def resume(self, restored: list[LiveOrder]) -> None:
@@ -133,8 +137,9 @@ class Recovery:
         A crash keeps a prefix of the rows handed to the store, and a fill moves the trade row and
         the ledger row: the ledger row may lag the trade row (``OrderManager.apply_fill`` hands the
         trade in first).  The restart counts as new only what the broker shows beyond what the
-        trade holds, so the trade row decides; a trade without an entry for the order has taken in
-        none of its fills since it recorded them (a row written before trades did keeps its own)."""
+        trade holds, so the trade row decides.  An order the trade has no entry for keeps the
+        ledger's count: the ledger row is never ahead of the trade row, so that is 0, or the row
+        was written before trades recorded their orders' fills (schema version 4)."""
         taken = next((fill for fill in trade.order_fills if fill.key == record.key), None)
         if taken is None or taken.filled_quantity == record.filled_quantity:
             return record
