@@ -330,7 +330,9 @@ class Runtime:
             self.recorder.start(trading_day(self.clock.time()))
         self.engine.start()
         if self.api is not None:
-            self.api.start()
+            # Bound now; the application is built and served on the API's thread, so monitoring does
+            # not wait for it (about a second of interpreter time: ``ApiServer.start``).
+            self.api.start(wait=False, on_failure=self._api_failed)
         self._started = True
         if self.adopt_on_start:
             self.engine.adopt_positions().add_done_callback(_log_adoption)
@@ -338,6 +340,9 @@ class Runtime:
             self.place_demo_trades()
         if self.settle_heap_after_start:
             settle_heap()
+
+    def _api_failed(self, message: str) -> None:
+        self.engine.report_external_alert(message, AlertPriority.WARNING, key="control-api")
 
     def stop(self, timeout: float = 10.0) -> str:
         """Stop taking ticks, flush every change, close connections; returns the engine's summary line."""

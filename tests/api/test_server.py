@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from concurrent.futures import Future
 
 import httpx
@@ -225,3 +226,80 @@ def test_the_unix_socket_is_private_and_needs_no_key_while_tcp_still_does(stack,
         server.stop()
     assert not os.path.exists(path)
     os.rmdir(folder)
+
+
+def _building_blocked(monkeypatch):
+    """Hold the application's build until the returned event is set (``start(wait=False)`` runs it on the server thread)."""
+    from tmtool.api import server as server_module
+
+    release = threading.Event()
+    real_build = server_module.build_app
+
+    def slow_build(*args, **kwargs):
+        release.wait(30)
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(server_module, "build_app", slow_build)
+    return release
+
+
+def test_a_server_started_without_waiting_is_bound_at_once_and_answers_once_built(stack, monkeypatch):
+    release = _building_blocked(monkeypatch)
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY)
+    server.start(wait=False)  # returns while the application is still being built
+    try:
+        with httpx.Client(base_url=server.url, timeout=15.0) as client:
+            answer: Future = Future()
+            asking = threading.Thread(target=lambda: answer.set_result(client.get("/api/v1/health")))
+            asking.start()  # connects now: the listener is bound, the request waits in its backlog
+            assert not answer.done()
+            release.set()
+            asking.join(30)
+            ok(answer.result(timeout=0))
+    finally:
+        release.set()
+        server.stop()
+
+
+def test_a_server_stopped_while_building_never_serves(stack, monkeypatch):
+    release = _building_blocked(monkeypatch)
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY)
+    server.start(wait=False)
+    port, thread = server.port, server._thread
+    stopping = threading.Thread(target=server.stop, kwargs={"timeout": 30})
+    stopping.start()
+    release.set()
+    stopping.join(30)
+    assert not thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2.0)
+
+
+def test_a_server_that_fails_after_binding_reports_it(stack, monkeypatch):
+    from tmtool.api import server as server_module
+
+    def broken_build(*args, **kwargs):
+        raise RuntimeError("the routes could not be built")
+
+    monkeypatch.setattr(server_module, "build_app", broken_build)
+    reports: list[str] = []
+    reported = threading.Event()
+    server = ApiServer(stack.engine, port=0, api_key=API_KEY)
+    server.start(wait=False, on_failure=lambda message: (reports.append(message), reported.set()))
+    try:
+        assert reported.wait(30)
+        assert reports == ["the control API did not start: RuntimeError: the routes could not be built"]
+    finally:
+        server.stop()
+    with pytest.raises(RuntimeError, match="the routes could not be built"):
+        ApiServer(stack.engine, port=0, api_key=API_KEY).start()  # waiting: raised to the caller, as before
+
+
+def test_an_address_in_use_is_refused_by_start_even_without_waiting(stack):
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        server = ApiServer(stack.engine, port=taken.getsockname()[1], api_key=API_KEY)
+        with pytest.raises(OSError):
+            server.start(wait=False)
+    finally:
+        taken.close()

@@ -25,6 +25,7 @@ import stat
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -150,14 +151,16 @@ class ApiServer:
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
 
     def __repr__(self) -> str:
         return f"ApiServer(host={self.host!r}, port={self.port}, unix_path={self.unix_path!r})"
 
     @property
     def url(self) -> str:
-        """``http://host:port`` of the running TCP listener."""
-        if self._server is None or self.port is None:
+        """``http://host:port`` of the bound TCP listener."""
+        if self._thread is None or self.port is None:
             raise RuntimeError("the control API is not listening on TCP")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
@@ -177,12 +180,66 @@ class ApiServer:
             sockets.append(_unix_listener(Path(self.unix_path)))
         return sockets
 
-    def start(self) -> None:
-        if self._server is not None:
+    def start(self, wait: bool = True, on_failure: Callable[[str], None] | None = None) -> None:
+        """Bind the listeners now (an address in use, a socket path that is not a socket: refused
+        here, raised), then build the application and serve on the server thread.
+
+        ``wait``: return once it serves (a failure to start is raised).  Otherwise return as soon
+        as the listeners are bound: building the application (FastAPI and its models, about a
+        second of interpreter time) then happens off the caller's path, connections made
+        meanwhile wait in the listen backlog, and a failure to start is logged and handed to
+        ``on_failure``.  ``Runtime.start`` does this so monitoring starts without waiting for it."""
+        if self._thread is not None:
             raise RuntimeError("the control API is already started")
         sockets = self._sockets()
         self._settings.closing.clear()
-        config = uvicorn.Config(
+        self._stopping = False
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        async def serve(server: uvicorn.Server) -> None:
+            serving = asyncio.ensure_future(server.serve(sockets=sockets))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            started.set()
+            await serving
+
+        def run() -> None:
+            try:
+                server = uvicorn.Server(self._uvicorn_config())
+                with self._lock:
+                    if self._stopping:  # stopped while the application was being built
+                        return
+                    self._server = server
+                asyncio.run(serve(server))
+                if not server.started and not self._stopping:
+                    raise RuntimeError("the server ended before it started")
+            except BaseException as exc:  # noqa: BLE001 - handed to start(), or to on_failure
+                failure.append(exc)
+                if not wait:
+                    message = f"the control API did not start: {type(exc).__name__}: {exc}"
+                    log.error(message)
+                    if on_failure is not None:
+                        on_failure(message)
+            finally:
+                started.set()
+                for sock in sockets:
+                    sock.close()
+
+        self._thread = threading.Thread(target=run, name="tmtool-api", daemon=True)
+        self._thread.start()
+        if wait:
+            started.wait()
+            if failure or self._server is None or not self._server.started:
+                self._server = self._thread = None
+                raise RuntimeError(f"the control API did not start: {failure[0] if failure else 'unknown reason'}")
+        where = [self.url] if self.port is not None else []
+        if self.unix_path is not None:
+            where.append(f"unix:{self.unix_path}")
+        log.info("control API %s on %s", "listening" if wait else "bound (starting)", " and ".join(where))
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        return uvicorn.Config(
             build_app(self.context, self._settings),
             log_config=None,
             access_log=False,
@@ -196,47 +253,19 @@ class ApiServer:
             server_header=False,
             date_header=False,
         )
-        server = uvicorn.Server(config)
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        async def serve() -> None:
-            serving = asyncio.ensure_future(server.serve(sockets=sockets))
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.01)
-            started.set()
-            await serving
-
-        def run() -> None:
-            try:
-                asyncio.run(serve())
-            except BaseException as exc:  # noqa: BLE001 - handed to start()
-                failure.append(exc)
-            finally:
-                started.set()
-                for sock in sockets:
-                    sock.close()
-
-        self._server = server
-        self._thread = threading.Thread(target=run, name="tmtool-api", daemon=True)
-        self._thread.start()
-        started.wait()
-        if failure or not server.started:
-            self._server = self._thread = None
-            raise RuntimeError(f"the control API did not start: {failure[0] if failure else 'unknown reason'}")
-        where = [self.url] if self.port is not None else []
-        if self.unix_path is not None:
-            where.append(f"unix:{self.unix_path}")
-        log.info("control API listening on %s", " and ".join(where))
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close open connections, and wait for the server thread."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
+        """Stop accepting, close open connections, and wait for the server thread (also when it is
+        still building the application: it then never serves)."""
+        with self._lock:
+            self._stopping = True
+            server, thread = self._server, self._thread
+        if thread is None:
             return
         self._settings.closing.set()
-        server.should_exit = True
-        thread.join(timeout)
+        if server is not None:
+            server.should_exit = True
+        thread.join(timeout)  # a thread still building sees _stopping before it would keep a server
         self._server = self._thread = None
         if self.unix_path is not None:
             try:
