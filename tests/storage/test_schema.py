@@ -187,7 +187,7 @@ def test_a_v3_order_ledger_is_upgraded_and_its_rows_load_with_no_recorded_positi
     fresh = tmp_path / "fresh.db"
     SqliteStore(fresh, backup_on_open=False, lock=False).open()
     assert schema_of(db_path) == schema_of(fresh)
-    assert store.load().open_orders == (replace(full_order(state=OrderState.UNKNOWN), net_before=None, fills_before=()),)
+    assert store.load().open_orders == (replace(full_order(state=OrderState.UNKNOWN), net_before=None, fills_before=None),)
 
     recorded = replace(full_order("x-7-2", state=OrderState.INTENT), net_before=25)
     store.save_order(recorded)

@@ -467,8 +467,9 @@ class OrderRecord:
     net_before: int | None = None
     # The fills ``net_before`` holds: (ledger key, filled quantity) of each of our other orders on
     # the key as far as they had filled then.  After a crash the restart may count some of them
-    # again, or not at all; it moves ``net_before`` by the difference (see ``recovery``).
-    fills_before: tuple[tuple[str, int], ...] = ()
+    # again, or not at all; it moves ``net_before`` by the difference (``OrderManager.rebase_restored``).
+    # None: not recorded (a row written before schema version 5).
+    fills_before: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,8 +319,8 @@ class OrderManager:
         restart starts from, so every later fill moves it once, as before the crash."""
         for live in restored:
             record = live.record
-            if record.order_id or record.net_before is None:
-                continue
+            if record.order_id or record.net_before is None or record.fills_before is None:
+                continue  # no position evidence, or a row from before the fills were recorded with it
             standing: dict[str, tuple[str, int]] = {}
             for trade in trades:
                 if position_key(trade) == live.pos_key:

@@ -95,7 +95,7 @@ def _v4_to_v5(conn: sqlite3.Connection) -> None:
     and with each order the fills of the others its ``net_before`` holds (``fills_before``); rows
     written before have none (a restart then counts fills from the ledger as before)."""
     conn.execute('ALTER TABLE "trade" ADD COLUMN "order_fills" TEXT NOT NULL DEFAULT \'[]\'')
-    conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "fills_before" TEXT NOT NULL DEFAULT \'[]\'')
+    conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "fills_before" TEXT DEFAULT \'null\'')  # JSON null: not recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,7 +152,7 @@ class OrderRow(BaseModel):
     created_at = FloatField()
     updated_at = FloatField()
     net_before = IntegerField(null=True)
-    fills_before = TextField()  # JSON list of [ledger key, filled quantity]
+    fills_before = TextField(null=True)  # JSON list of [ledger key, filled quantity]
 
     class Meta:
         table_name = "order_ledger"
