@@ -63,6 +63,10 @@ class Decisions:
     def record_event(self, event) -> None:
         self.log.append(("event", event.trade_id, event.kind, event.field, event.old, event.new, event.price))
 
+    def save_trade(self, trade, event=None) -> None:
+        if event is not None:
+            self.record_event(event)
+
     def save_alert(self, alert) -> None:
         self.log.append(("alert", alert.key, alert.text))
 

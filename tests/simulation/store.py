@@ -93,13 +93,15 @@ class MemoryStore:
         self.queue.append(change)
         return change
 
-    def save_trade(self, trade: Trade) -> None:
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
         # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version
         # held by reference would hand later fields to the committed state (and to the journal).
         version = copy_trade(trade)
         previous = self.latest_trades.get(trade.id)
         self.latest_trades[trade.id] = version
         self._enqueue("trade", version)
+        if event is not None:
+            self.record_event(event)  # right behind its row, as SqliteStore queues it
         for observer in self.trade_observers:
             observer(previous, version)
 

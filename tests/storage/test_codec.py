@@ -219,3 +219,14 @@ def test_equal_settings_texts_load_as_one_object():
     second = row_to_record(Trade, dict(row, id=2))
     assert first.trailing is second.trailing and first.partial_levels is second.partial_levels
     assert first.trailing == full_trade(1).trailing
+
+
+def test_the_fast_event_builder_makes_ordinary_frozen_events():
+    from tmtool.domain.models import trade_event
+
+    built = trade_event(7, 1.5, "TRAIL", "trailing_stop", "99.5", "100.0", "", 101.0, "momentum")
+    assert built == TradeEvent(7, 1.5, "TRAIL", "trailing_stop", "99.5", "100.0", "", 101.0, "momentum")
+    assert trade_event(7, 1.5, "CREATED") == TradeEvent(7, 1.5, "CREATED")  # the defaults are the dataclass's
+    with pytest.raises(AttributeError):
+        built.kind = "STATUS"  # frozen like any other
+    assert row_to_record(TradeEvent, record_to_row(built)) == built

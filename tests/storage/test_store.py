@@ -114,6 +114,29 @@ def test_events_continue_their_sequence_after_reopening(make_store):
     assert [event.kind for event in second.trade_events(1)] == ["CREATED", "STATUS"]
 
 
+def test_a_trade_saved_with_its_event_queues_the_row_then_the_event_in_the_sequence(make_store):
+    """A trailing ratchet is one hand-over: the moved row and its audit event, the row first, the event
+    numbered after the trade's earlier events and before its later ones."""
+    store = make_store(commit_interval=60.0)
+    store.record_event(full_event(1, ts=T0 + 1, kind="CREATED"))
+    moved = full_trade(1, trailing_stop=101.0, updated_at=T0 + 2)
+    store.save_trade(moved, full_event(1, ts=T0 + 2, kind="TRAIL"))
+    store.record_event(full_event(1, ts=T0 + 3, kind="STATUS"))
+    queued = [(change.table, change.key) for change in store._queue]
+    assert queued == [("trade_event", (1, 1)), ("trade", 1), ("trade_event", (1, 2)), ("trade_event", (1, 3))]
+    assert store.flush()
+    assert [event.kind for event in store.trade_events(1)] == ["CREATED", "TRAIL", "STATUS"]
+    assert store.load().open_trades == (moved,)
+
+
+def test_an_event_with_its_trade_is_checked_as_record_event_checks_it(db_path, clock, make_store):
+    with pytest.raises(TypeError, match="save_trade needs a TradeEvent"):
+        make_store().save_trade(full_trade(1), "TRAIL")
+    unopened = SqliteStore(db_path, clock=clock)
+    with pytest.raises(StoreUnavailable, match="before recording events"):
+        unopened.save_trade(full_trade(1), full_event(1))
+
+
 def test_alerts_update_in_place_when_folded_and_acknowledged(make_store):
     store = make_store()
     alert = full_alert(5, ts=T0)

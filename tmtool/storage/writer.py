@@ -392,13 +392,19 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes (enqueue only)
 
-    def save_trade(self, trade: Trade) -> None:
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+        """Queue the trade's row; ``event``, its audit event for this change, right behind it (one
+        hand-over for what a trailing ratchet is: a moved level and its event)."""
         _require(trade, Trade, "save_trade")
+        if event is not None:
+            self._require_event(event, "save_trade")
         version = copy_trade(trade)
         saved_at = self._clock.time()
         with self._cond_lock:  # the newest version and its place in the queue go together (see save_order)
             self._queued_trades[trade.id] = version
             self._enqueue_locked("trade", trade.id, version, saved_at)
+            if event is not None:
+                self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -417,13 +423,20 @@ class SqliteStore:
     def record_event(self, event: TradeEvent) -> None:
         """Append to the audit log.  The event's per-trade sequence number is assigned here, which
         needs the numbers already on disk: the store must be open."""
-        _require(event, TradeEvent, "record_event")
+        self._require_event(event, "record_event")
+        self._enqueue("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event)
+
+    def _require_event(self, event: TradeEvent, method: str) -> None:
+        _require(event, TradeEvent, method)
         if not self._opened:
             raise StoreUnavailable(f"store for {self.path} is not open; open() it before recording events")
+
+    def _event_seq(self, trade_id: int) -> int:
+        """The next audit sequence number of the trade (taken under the sequence lock alone; callers may hold ``_cond``)."""
         with self._event_seq_lock:
-            seq = self._next_event_seq.get(event.trade_id, 1)
-            self._next_event_seq[event.trade_id] = seq + 1
-        self._enqueue("trade_event", (event.trade_id, seq), event)
+            seq = self._next_event_seq.get(trade_id, 1)
+            self._next_event_seq[trade_id] = seq + 1
+        return seq
 
     def save_alert(self, alert: Alert) -> None:
         _require(alert, Alert, "save_alert")
