@@ -78,10 +78,12 @@ def test_each_ratchet_reaches_the_store_writer_at_once_row_before_event(tmp_path
         store = stack.store
         save_trade, record_event = store.save_trade, store.record_event
 
-        def saving(trade):
+        def saving(trade, event=None):  # a ratchet hands its row and its event over in one call, row first
             if trade.id == trade_id:
                 calls.append(("row", trade.trailing_stop))
-            save_trade(trade)
+                if event is not None and event.kind == "TRAIL":
+                    calls.append(("event", float(event.new)))
+            save_trade(trade, event)
 
         def recording(event):
             if event.kind == "TRAIL":
