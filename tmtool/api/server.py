@@ -162,8 +162,18 @@ class ApiServer:
         """``http://host:port`` of the bound TCP listener."""
         if self._thread is None or self.port is None:
             raise RuntimeError("the control API is not listening on TCP")
+        return self._tcp_address()
+
+    def _tcp_address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    def _where(self) -> str:
+        """Where it listens, for the log: the TCP address and the socket path."""
+        where = [self._tcp_address()] if self.port is not None else []
+        if self.unix_path is not None:
+            where.append(f"unix:{self.unix_path}")
+        return " and ".join(where)
 
     def _sockets(self) -> list[socket.socket]:
         sockets: list[socket.socket] = []
@@ -202,6 +212,8 @@ class ApiServer:
             while not server.started and not serving.done():
                 await asyncio.sleep(0.01)
             started.set()
+            if server.started:
+                log.info("control API listening on %s", self._where())
             await serving
 
         def run() -> None:
@@ -226,6 +238,8 @@ class ApiServer:
                 for sock in sockets:
                     sock.close()
 
+        if not wait:
+            log.info("control API bound on %s; starting", self._where())
         self._thread = threading.Thread(target=run, name="tmtool-api", daemon=True)
         self._thread.start()
         if wait:
@@ -233,10 +247,6 @@ class ApiServer:
             if failure or self._server is None or not self._server.started:
                 self._server = self._thread = None
                 raise RuntimeError(f"the control API did not start: {failure[0] if failure else 'unknown reason'}")
-        where = [self.url] if self.port is not None else []
-        if self.unix_path is not None:
-            where.append(f"unix:{self.unix_path}")
-        log.info("control API %s on %s", "listening" if wait else "bound (starting)", " and ".join(where))
 
     def _uvicorn_config(self) -> uvicorn.Config:
         return uvicorn.Config(
