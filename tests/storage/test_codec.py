@@ -230,3 +230,17 @@ def test_the_fast_event_builder_makes_ordinary_frozen_events():
     with pytest.raises(AttributeError):
         built.kind = "STATUS"  # frozen like any other
     assert row_to_record(TradeEvent, record_to_row(built)) == built
+
+
+def test_long_json_texts_are_not_kept():
+    """An order's fills_before can name hundreds of orders: such texts are made afresh, never kept by the thousand."""
+    many = tuple((f"order-{index}", index) for index in range(200))
+    order = replace(full_order(), fills_before=many)
+    row = models.record_to_row(order)
+    assert json.loads(row["fills_before"])[199] == ["order-199", 199]
+    texts = models._row_encoder(OrderRecord).__globals__
+    kept = [holder for name, holder in texts.items() if name.startswith("json") and holder.name == "fills_before"][0]
+    assert id(many) not in kept.texts
+    short = (("order-1", 1),)
+    models.record_to_row(replace(full_order(), fills_before=short))
+    assert id(short) in kept.texts

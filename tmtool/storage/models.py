@@ -322,7 +322,8 @@ def _encode_column(name: str, value: Any, record: Any) -> Any:
 class _JsonTexts:
     """A JSON column's text per value object, for values that cannot change (frozen dataclasses,
     tuples of them, scalars).  Keyed by identity and holding the value, so an id is not reused
-    while its text is kept; emptied when it grows past ``_JSON_TEXTS_KEPT``."""
+    while its text is kept; emptied when it grows past ``_JSON_TEXTS_KEPT``; texts longer than
+    ``_JSON_TEXT_KEPT_LENGTH`` are not kept."""
 
     __slots__ = ("name", "cacheable", "texts")
 
@@ -336,7 +337,7 @@ class _JsonTexts:
         if kept is not None and kept[0] is value:
             return kept[1]
         text = codec.to_json(value, f"{_where(record)}: {self.name}")
-        if self.cacheable:
+        if self.cacheable and len(text) <= _JSON_TEXT_KEPT_LENGTH:
             texts = self.texts
             if len(texts) >= _JSON_TEXTS_KEPT:
                 texts = self.texts = {}
@@ -345,6 +346,9 @@ class _JsonTexts:
 
 
 _JSON_TEXTS_KEPT = 4096
+# Longer texts are made afresh each time: an order's ``fills_before`` can name hundreds of orders,
+# and 4,096 of those kept would be tens of megabytes for texts rarely written twice.
+_JSON_TEXT_KEPT_LENGTH = 1024
 
 
 def _deeply_frozen(hint: Any) -> bool:
