@@ -40,6 +40,19 @@ def _names(sim: Simulation) -> set[str]:
     return {v.invariant for v in sim.violations}
 
 
+def _sent_entry(sim: Simulation, quantity: int) -> int:
+    """Create a trade and run its entry through preparation and the broker's reply; returns its id."""
+    future = sim.create(SYMBOL, quantity)
+    sim.run_job_of("prepare_entry")
+    sim.run_job_of("order_sent")
+    return future.result().trade_id
+
+
+def _first_queued(sim: Simulation, kind: str, matches) -> int:
+    """Where in the store's queue the first change of ``kind`` whose value ``matches`` stands."""
+    return next(i for i, (queued, value) in enumerate(sim.store.queue) if queued == kind and matches(value))
+
+
 # --------------------------------------------------------------------------- a clean run of each path
 
 
@@ -266,8 +279,7 @@ def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
         sim.submit(ExitTrade(a))
         sim.run_job_if_pending("exit_position")
         sim.run_job_of("order_sent")
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "order" and value.trade_id == a and value.filled_quantity > 0)
+        prefix = _first_queued(sim, "order", lambda value: value.trade_id == a and value.filled_quantity > 0)
         sim.commit(prefix + 1)
         sim.crash()
         sim.settle(30.0)
@@ -362,13 +374,9 @@ def test_crash_between_the_entry_fill_rows_does_not_apply_the_fill_twice() -> No
     restart polls the entry (5 filled), takes the 5 as new and adds them to the trade: A holds 10
     for the broker's 5, and its exit sells 10.  (The random crash_tail profile found it: seed 142.)"""
     with _sim(order_updates=True) as sim:
-        future = sim.create(SYMBOL, 5)
-        sim.run_job_of("prepare_entry")
-        sim.run_job_of("order_sent")
-        trade_id = future.result().trade_id
+        trade_id = _sent_entry(sim, 5)
         assert sim.trade(trade_id).quantity == 5
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "order" and value.trade_id == trade_id and value.filled_quantity > 0)
+        prefix = _first_queued(sim, "order", lambda value: value.trade_id == trade_id and value.filled_quantity > 0)
         sim.commit(prefix)
         assert sim.store.committed.trades[trade_id].quantity == 5
         sim.crash()
@@ -392,8 +400,7 @@ def test_crash_between_the_rows_of_a_partial_exit_fill_does_not_apply_it_twice()
         sim.run_job_if_pending("exit_position")
         sim.run_job_of("order_sent", fault="partial")
         assert sim.trade(a).quantity == 5
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "order" and value.trade_id == a and value.filled_quantity > 0)
+        prefix = _first_queued(sim, "order", lambda value: value.trade_id == a and value.filled_quantity > 0)
         sim.commit(prefix)
         assert sim.store.committed.trades[a].quantity == 5
         sim.crash()
@@ -419,8 +426,7 @@ def test_a_fill_counted_again_after_a_crash_does_not_move_an_unknown_entrys_base
         sim.run_job_if_pending("exit_position")
         sim.run_job_of("order_sent")
         assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 3
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "trade" and value.id == a and value.exited_quantity > 0)
+        prefix = _first_queued(sim, "trade", lambda value: value.id == a and value.exited_quantity > 0)
         sim.commit(prefix)
         future = sim.create(SYMBOL, 2)
         sim.run_job_of("prepare_entry")
@@ -442,12 +448,8 @@ def test_a_crash_that_keeps_the_trade_row_naming_the_entrys_order_id_still_finds
     after 10 s (with a CRITICAL alert that the order book lags); with other orders working on the
     key it stays unknown for ever and its shares are held with no stop.  (crash_tail found it too.)"""
     with _sim(order_updates=True) as sim:
-        future = sim.create(SYMBOL, 5)
-        sim.run_job_of("prepare_entry")
-        sim.run_job_of("order_sent")
-        trade_id = future.result().trade_id
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "trade" and value.id == trade_id and value.entry_order_id)
+        trade_id = _sent_entry(sim, 5)
+        prefix = _first_queued(sim, "trade", lambda value: value.id == trade_id and value.entry_order_id)
         sim.commit(prefix + 1)  # up to the first trade row naming the order id
         sim.crash()
         sim.drain(2.0)
@@ -464,12 +466,8 @@ def test_a_crash_that_keeps_the_entrys_order_id_but_not_the_trade_row_naming_it_
     it must name its entry order again (without it the fill looks like a position adopted from
     outside tmtool, and the trade's own order is not recognised in the tradebook)."""
     with _sim(order_updates=True) as sim:
-        future = sim.create(SYMBOL, 5)
-        sim.run_job_of("prepare_entry")
-        sim.run_job_of("order_sent")
-        trade_id = future.result().trade_id
-        prefix = next(i for i, (kind, value) in enumerate(sim.store.queue)
-                      if kind == "order" and value.trade_id == trade_id and value.order_id)
+        trade_id = _sent_entry(sim, 5)
+        prefix = _first_queued(sim, "order", lambda value: value.trade_id == trade_id and value.order_id)
         sim.commit(prefix + 1)
         assert sim.store.committed.trades[trade_id].entry_order_id is None
         sim.crash()
