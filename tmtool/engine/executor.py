@@ -67,6 +67,7 @@ class JobKind(StrEnum):
     ORDER_STATUS = "order_status"
     ORDER_LOOKUP = "order_lookup"
     APPROVAL_LOOKUP = "approval_lookup"
+    MOVED_CHECK = "moved_check"
     EXIT_POSITION = "exit_position"
     PARTIAL_POSITION = "partial_position"
     RECONCILE = "reconcile"

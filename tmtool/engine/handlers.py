@@ -90,6 +90,7 @@ class JobRouter:
             JobKind.ORDER_STATUS: orders.on_order_status,
             JobKind.ORDER_LOOKUP: orders.on_order_lookup,
             JobKind.APPROVAL_LOOKUP: orders.on_approval_lookup,
+            JobKind.MOVED_CHECK: orders.on_moved_check,
             JobKind.MODIFY_ORDER: orders.on_modify_order,
             JobKind.CANCEL_ORDER: orders.on_cancel_order,
             JobKind.EXIT_POSITION: exits.on_exit_position,

@@ -9,7 +9,10 @@ order id and trade to it.  Its fate comes from order updates (the feed),
 reply was lost, looks at the order book and the position read together, judged
 by ``domain.evidence.resolve_unknown_order``: found, filled (the position
 moved), proven absent over ``absence_grace``, or still unknown (looked at again,
-never sent again).  LIMIT exits are re-priced in place with ``modifyorder``;
+never sent again).  An order taken as filled from the position alone is looked
+for in the order book once more well past the book's lag; still missing, it most
+likely never reached the broker, and a CRITICAL alert says what may be
+unmanaged (``on_moved_check``).  LIMIT exits are re-priced in place with ``modifyorder``;
 entries are cancelled with ``cancelorder``.
 
 Exits are reduce-only by construction: every exit order leaves through
@@ -760,14 +763,52 @@ class OrderManager:
             key=f"unknown-{record.key}",
             trade=trade,
         )
-        self._moved_unclaimed.append((
-            self._intent(live, trade),
-            record.trade_id,
-            record.purpose,
-        ))
+        intent = self._intent(live, trade)
+        self._moved_unclaimed.append((intent, record.trade_id, record.purpose))
+        # a filled order shows in the order book within the book's lag (``absence_grace`` covers it):
+        # one still missing well past that most likely never reached the broker (``on_moved_check``)
+        self.state.schedule(2 * self.state.settings.absence_grace, self._check_moved, intent)
         self.apply_fill(live, record.quantity, 0.0)  # at the last price: the book gives none yet
         if record.key in self.live:
             self.finish(live, OrderState.COMPLETE, f"filled by the position's evidence: {why}")
+
+    def _check_moved(self, intent: OrderIntent) -> None:
+        """Read the order book once more for an order taken as filled from the position, unless a
+        read has shown it since."""
+        if any(entry[0] is intent for entry in self._moved_unclaimed):
+            self.state.job(JobKind.MOVED_CHECK, (intent, self.order_book_mark()), self.state.broker.order_book)
+
+    def on_moved_check(self, result: JobResult) -> None:
+        """An order taken as filled from the position is still not in the order book long after the
+        book's lag: most likely it never reached the broker and the position moved for another
+        reason (a position read that predated a fill of ours, a trade outside tmtool).  Nothing is
+        sent on a guess; a CRITICAL alert names the trade, the order and what may be unmanaged."""
+        intent, asked_mark = result.context
+        if result.error is not None:
+            self.state.schedule(self.state.settings.absence_grace, self._check_moved, intent)
+            return
+        self.note_order_book(result.value, asked_mark)  # claims it if the book shows it now
+        entry = next((entry for entry in self._moved_unclaimed if entry[0] is intent), None)
+        if entry is None:
+            return
+        _, trade_id, purpose = entry
+        trade = self.state.trades.get(trade_id) or next((t for t in self.state.closed_today if t.id == trade_id), None)
+        order = f"{intent.action} {intent.quantity} {intent.exchange}:{intent.symbol} {intent.product}"
+        if purpose is OrderPurpose.EXIT:
+            risk = (f"it may never have been placed, and {intent.quantity} may be held at the broker with no trade "
+                    "managing them (no stop): compare the broker's position with tmtool's open trades and close or "
+                    "adopt (adoptpositions) what is left")
+        else:
+            risk = ("it may never have been placed, and the trade may be managing shares the broker does not hold: "
+                    "compare the broker's position with tmtool's open trades")
+        self._journal.alert(
+            AlertCategory.TRADE,
+            AlertPriority.CRITICAL,
+            f"#{trade_id}: the {purpose.value.lower()} {order} was taken as filled from the position alone, but the "
+            f"broker's order book still does not show it: {risk}",
+            key=f"moved-unseen-{trade_id}-{intent.created_at:.3f}",
+            trade=trade,
+        )
 
     def _claim(self, live: LiveOrder, found: OrderInfo, message: str) -> None:
         """``found`` in an order book read is ``live``'s order: it is ours from now on."""
