@@ -722,7 +722,7 @@ class OrderManager:
             order_id = found[0].order_id
             self.known_order_ids.add(order_id)
             log.info("order %s of #%s, taken as filled from the position, is in the order book now", order_id, trade_id)
-            trade = self.state.trades.get(trade_id) or next((t for t in self.state.closed_today if t.id == trade_id), None)
+            trade = self.state.trade_today(trade_id)
             if trade is not None:
                 if purpose is OrderPurpose.EXIT:
                     trade.exit_order_ids = (*trade.exit_order_ids, order_id)
@@ -792,7 +792,7 @@ class OrderManager:
         if entry is None:
             return
         _, trade_id, purpose = entry
-        trade = self.state.trades.get(trade_id) or next((t for t in self.state.closed_today if t.id == trade_id), None)
+        trade = self.state.trade_today(trade_id)
         order = f"{intent.action} {intent.quantity} {intent.exchange}:{intent.symbol} {intent.product}"
         if purpose is OrderPurpose.EXIT:
             risk = (f"it may never have been placed, and {intent.quantity} may be held at the broker with no trade "

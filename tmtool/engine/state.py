@@ -235,6 +235,13 @@ class EngineState:
 
     # ---------------------------------------------------------------- lookups
 
+    def trade_today(self, trade_id: int) -> Trade | None:
+        """Trade ``trade_id``, open or closed today (None when it is neither)."""
+        trade = self.trades.get(trade_id)
+        if trade is None:
+            trade = next((t for t in self.closed_today if t.id == trade_id), None)
+        return trade
+
     def trade_runtime(self, trade_id: int) -> TradeRuntime:
         """The runtime record of a trade (made on first use)."""
         record = self.trade_runtimes.get(trade_id)
