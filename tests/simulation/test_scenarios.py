@@ -48,6 +48,13 @@ def _sent_entry(sim: Simulation, quantity: int) -> int:
     return future.result().trade_id
 
 
+def _sent_exit(sim: Simulation, trade_id: int, fault: str | None = None) -> None:
+    """Tell a trade to exit and run its position read and its order's send (with ``fault``)."""
+    sim.submit(ExitTrade(trade_id))
+    sim.run_job_if_pending("exit_position")
+    sim.run_job_of("order_sent", fault=fault)
+
+
 def _first_queued(sim: Simulation, kind: str, matches) -> int:
     """Where in the store's queue the first change of ``kind`` whose value ``matches`` stands."""
     return next(i for i, (queued, value) in enumerate(sim.store.queue) if queued == kind and matches(value))
@@ -89,9 +96,7 @@ def test_lost_exit_reply_with_book_lag_does_not_exit_twice() -> None:
     with _sim(order_updates=False, book_lag=2.0) as sim:
         first, second = _open(sim, 5), _open(sim, 5)
         sim.advance(3.0)  # the positionbook has caught up with the entries
-        sim.submit(ExitTrade(first))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent", fault="lost_reply")
+        _sent_exit(sim, first, fault="lost_reply")
         sim.drain(3.0)
         sim.settle(30.0)
         assert "one-exit" not in _names(sim), sim.violations
@@ -276,9 +281,7 @@ def test_crash_between_the_exit_fill_rows_does_not_exit_twice() -> None:
     with _sim(order_updates=True) as sim:
         a, _b = _open(sim, 5), _open(sim, 5)
         sim.commit()
-        sim.submit(ExitTrade(a))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent")
+        _sent_exit(sim, a)
         prefix = _first_queued(sim, "order", lambda value: value.trade_id == a and value.filled_quantity > 0)
         sim.commit(prefix + 1)
         sim.crash()
@@ -314,9 +317,7 @@ def test_unresolved_entry_lookup_raises_no_error() -> None:
     with _sim(order_updates=True) as sim:
         a = _open(sim, 5)
         sim.broker.delay_seconds = 10_000.0
-        sim.submit(ExitTrade(a))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent", fault="delay_fill")
+        _sent_exit(sim, a, fault="delay_fill")
         sim.create(SYMBOL, 3)
         sim.run_job_of("prepare_entry")
         sim.run_job_of("order_sent", fault="server_before")
@@ -396,9 +397,7 @@ def test_crash_between_the_rows_of_a_partial_exit_fill_does_not_apply_it_twice()
     with _sim(order_updates=True) as sim:
         a, _b = _open(sim, 10), _open(sim, 5)
         sim.commit()
-        sim.submit(ExitTrade(a))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent", fault="partial")
+        _sent_exit(sim, a, fault="partial")
         assert sim.trade(a).quantity == 5
         prefix = _first_queued(sim, "order", lambda value: value.trade_id == a and value.filled_quantity > 0)
         sim.commit(prefix)
@@ -422,9 +421,7 @@ def test_a_fill_counted_again_after_a_crash_does_not_move_an_unknown_entrys_base
     with _sim(order_updates=True) as sim:
         a, _b = _open(sim, 2), _open(sim, 3)
         sim.commit()
-        sim.submit(ExitTrade(a))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent")
+        _sent_exit(sim, a)
         assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 3
         prefix = _first_queued(sim, "trade", lambda value: value.id == a and value.exited_quantity > 0)
         sim.commit(prefix)
@@ -509,9 +506,7 @@ def _lagging_read_script(sim: Simulation) -> tuple[int, int]:
     not show A's fill yet, its intent is made durable, and tmtool is killed before it leaves."""
     a, b = _open(sim, 15), _open(sim, 15)
     sim.advance(6.0)  # the positionbook has caught up with the entries
-    sim.submit(ExitTrade(a))
-    sim.run_job_if_pending("exit_position")  # A's read: 30, A's exit of 15 goes
-    sim.run_job_of("order_sent")  # it fills at the broker
+    _sent_exit(sim, a)  # A's read: 30; A's exit of 15 goes and fills at the broker
     sim.advance(0.5)
     sim.run_job_of("order_status")  # and tmtool learns of it: net 15
     assert sim.trade(a).status is TradeStatus.CLOSED
@@ -559,9 +554,7 @@ def test_an_exit_whose_reply_was_lost_and_that_filled_raises_no_order_book_alarm
     with _sim(order_updates=False, book_lag=5.0) as sim:
         trade_id = _open(sim, 10)
         sim.advance(6.0)  # the positionbook has caught up with the entry
-        sim.submit(ExitTrade(trade_id))
-        sim.run_job_if_pending("exit_position")
-        sim.run_job_of("order_sent", fault="lost_reply")
+        _sent_exit(sim, trade_id, fault="lost_reply")
         sim.settle(90.0)
         assert sim.trade(trade_id).status is TradeStatus.CLOSED
         assert not [a.text for a in sim.store.committed.alerts.values() if a.key.startswith("moved-unseen-")]
