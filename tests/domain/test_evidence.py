@@ -152,3 +152,22 @@ def test_a_whole_second_row_time_covers_the_whole_second():
     row = order("R", action="BUY", quantity=8, timestamp=datetime.fromtimestamp(T0 + 6, IST).strftime("%Y-%m-%d %H:%M:%S"))
     assert nearer_to_others([row], early, [late], set()) == {"R"}
     assert nearer_to_others([row], late, [early], set()) == set()
+
+
+def test_a_baseline_read_that_may_predate_our_latest_fills_does_not_prove_a_move():
+    """SELL 15 recorded 30 as its baseline, read 2 s after an exit of ours sold 15 there: the read
+    may not show that fill yet, so 15 may be the position from before the order as well as after
+    it.  Only the order book can tell; without it the order is proven absent over the grace (a
+    filled order would show in the book within it), never taken as filled."""
+    intent = OrderIntent("SBIN", "NSE", "MIS", "SELL", 15, created_at=T0, net_before=30, lag_fills=(-15,))
+    first = look(intent, net_now=15, now=T0 + 1)
+    assert first.outcome is Outcome.UNKNOWN and first.moved_since is None and first.absent_since == T0 + 1
+    assert look(intent, net_now=15, now=T0 + 6, absent_since=T0 + 1).outcome is Outcome.ABSENT
+    assert look(intent, net_now=30, now=T0 + 6, absent_since=T0 + 1).outcome is Outcome.ABSENT  # the read's own position
+    assert look(intent, orders=[order("A1", quantity=15)], net_now=15, now=T0 + 6).outcome is Outcome.FOUND
+    # a move the recent fills cannot explain still proves the fill
+    unexplained = replace(intent, lag_fills=(7,))
+    assert look(unexplained, net_now=15, now=T0 + 6, moved_since=T0 + 1).outcome is Outcome.MOVED
+    # the fills are applied newest first: (-4, -15) explains 30 -> 15 only together with the -4
+    assert look(replace(intent, lag_fills=(-15, -4)), net_now=11, now=T0 + 6, absent_since=T0 + 1).outcome is Outcome.ABSENT
+    assert look(replace(intent, lag_fills=(-15, -4)), net_now=26, now=T0 + 6, absent_since=T0 + 1).outcome is Outcome.ABSENT

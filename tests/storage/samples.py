@@ -156,6 +156,7 @@ def full_order(key: str = "x-7-1", state: OrderState = OrderState.SENT) -> Order
         updated_at=T0 + 43.5,
         net_before=-40,
         fills_before=(("e-7-1a2b3c", 50), ("x-8-7a8b9c", 5)),
+        lag_fills=(-5, 12),
     )
 
 

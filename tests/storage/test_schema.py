@@ -178,16 +178,17 @@ def test_a_v3_order_ledger_is_upgraded_and_its_rows_load_with_no_recorded_positi
     order = record_to_row(full_order(state=OrderState.UNKNOWN))
     del order["net_before"]  # the version-3 ledger has no such column
     del order["fills_before"]  # nor this one (version 5)
+    del order["lag_fills"]  # nor this one (version 6)
     conn.execute(f'INSERT INTO "order_ledger" ({", ".join(order)}) VALUES ({", ".join("?" * len(order))})', list(order.values()))
     conn.execute("PRAGMA user_version = 3")
     conn.close()
 
     store = make_store(backup_on_open=False)
-    assert user_version(db_path) == LATEST_VERSION == 5
+    assert user_version(db_path) == LATEST_VERSION == 6
     fresh = tmp_path / "fresh.db"
     SqliteStore(fresh, backup_on_open=False, lock=False).open()
     assert schema_of(db_path) == schema_of(fresh)
-    assert store.load().open_orders == (replace(full_order(state=OrderState.UNKNOWN), net_before=None, fills_before=None),)
+    assert store.load().open_orders == (replace(full_order(state=OrderState.UNKNOWN), net_before=None, fills_before=None, lag_fills=()),)
 
     recorded = replace(full_order("x-7-2", state=OrderState.INTENT), net_before=25)
     store.save_order(recorded)

@@ -21,7 +21,10 @@ on one look:
 - **Absent**: the order book shows no candidate *and* the position still equals
   the one recorded with the intent, continuously for ``grace`` seconds (long
   enough to cover the book's lag).  Only then may an exit be sent again or an
-  entry be cancelled.
+  entry be cancelled.  The recorded position came from a read that may not show
+  our own latest fills yet (``OrderIntent.lag_fills``): a position equal to it
+  with some of them applied stands where the order found it too, and can prove
+  neither a move nor anything but absence.
 - **Unknown** otherwise: the order stays UNKNOWN (visible and alerted) and
   blocks further exit quantity on its position until one of the above holds.
 
@@ -102,6 +105,20 @@ class OrderIntent:
     created_at: float  # epoch seconds
     net_before: int | None  # the broker's signed net position on (symbol, exchange, product) when it was sent
     strategy: str = ""  # the strategy tag it was sent with (a row tagged with another strategy is not it)
+    # signed fills of our own orders on the position in the lag before the intent, oldest first:
+    # the read ``net_before`` came from may not show the latest of them yet (``OrderRecord.lag_fills``)
+    lag_fills: tuple[int, ...] = ()
+
+    def baselines(self) -> tuple[int, ...]:
+        """Every position the intent may really have moved from: ``net_before``, and ``net_before``
+        with our latest fills that its read may not have shown yet (newest first)."""
+        if self.net_before is None:
+            return ()
+        out, net = [self.net_before], self.net_before
+        for quantity in reversed(self.lag_fills):
+            net += quantity
+            out.append(net)
+        return tuple(out)
 
 
 class Outcome(str, Enum):
@@ -196,7 +213,10 @@ def resolve_unknown_order(
         return Resolution(Outcome.UNKNOWN, "no position recorded with the intent to compare with")
     direction = 1 if intent.action.upper() == "BUY" else -1
     moved = (net_now - intent.net_before) * direction
-    if moved == 0:
+    # The position stands where the order found it: at ``net_before``, or where a baseline read that
+    # did not show our latest fills yet would have put it (then a "move" by the order's size may be
+    # those fills showing up, not the order: the order book alone can tell, within the grace).
+    if moved == 0 or net_now in intent.baselines():
         since = now if absent_since is None else absent_since
         if now - since >= grace:
             return Resolution(

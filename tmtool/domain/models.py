@@ -470,6 +470,11 @@ class OrderRecord:
     # again, or not at all; it moves ``net_before`` by the difference (``OrderManager.rebase_restored``).
     # None: not recorded (a row written before schema version 5).
     fills_before: tuple[tuple[str, int], ...] | None = None
+    # Signed fills of our own orders on the key applied within ``absence_grace`` before the intent,
+    # oldest first: the position read ``net_before`` came from may not show the latest of them yet
+    # (the positionbook lags ``orderstatus``), so a position that differs from it by them proves no
+    # move (``evidence.OrderIntent.baselines``).  Empty for rows from before schema version 6.
+    lag_fills: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

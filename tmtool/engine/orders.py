@@ -200,8 +200,9 @@ class OrderManager:
         """Take a ledger row into the live set; a new intent records the net position it moves from."""
         pos_key = position_key(trade)
         if record.state is OrderState.INTENT and record.net_before is None:
-            record = replace(record, net_before=self._positions.key(pos_key).net,
-                             fills_before=self._fills_before(pos_key, record.key))
+            key_state = self._positions.key(pos_key)
+            record = replace(record, net_before=key_state.net, fills_before=self._fills_before(pos_key, record.key),
+                             lag_fills=key_state.recent_own_fills(self.state.clock.time(), self.state.settings.absence_grace))
         live = LiveOrder(record, trade.strategy, pos_key)
         self.live[record.key] = live
         self._trade_orders.setdefault(trade.id, set()).add(record.key)
@@ -571,6 +572,7 @@ class OrderManager:
         key_state = self._positions.key(live.pos_key)
         key_state.generation += 1
         sign = 1 if record.action == "BUY" else -1
+        key_state.note_own_fill(self.state.clock.time(), sign * delta, self.state.settings.absence_grace)
         if key_state.net is not None:
             key_state.net += sign * delta
         self._shift_baselines(live, sign * delta)
@@ -702,7 +704,7 @@ class OrderManager:
     def _intent(live: LiveOrder, trade: Trade) -> OrderIntent:
         record = live.record
         return OrderIntent(trade.symbol, trade.exchange, trade.product.value, record.action, record.quantity,
-                           record.created_at, record.net_before, live.strategy)
+                           record.created_at, record.net_before, live.strategy, record.lag_fills)
 
     def order_book_mark(self) -> int:
         """What an order-book read notes when it is asked for (``note_order_book``'s ``asked_mark``)."""

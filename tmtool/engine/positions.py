@@ -39,7 +39,7 @@ class KeyState:
     """What the engine knows of the broker's net position on one (symbol, exchange, product)."""
 
     __slots__ = ("net", "confirmed", "exit_buy", "exit_sell", "live_orders", "waiting", "generation",
-                 "foreign_generation", "foreign_working")
+                 "foreign_generation", "foreign_working", "own_fills")
 
     def __init__(self) -> None:
         self.net: int | None = None  # signed; None = not known
@@ -51,11 +51,25 @@ class KeyState:
         self.live_orders = 0  # our orders (entries and exits) not final on this key
         self.waiting: set[int] = set()  # trades whose exit waits for this key to settle
         self.foreign_working: dict[str, tuple[str, int]] = {}  # others' working orders: order id -> (action, unfilled)
+        # (engine time, signed quantity) of our own fills here within the positionbook's lag: a read
+        # may not show them yet, so a new intent records them with its baseline (``lag_fills``)
+        self.own_fills: list[tuple[float, int]] = []
 
     def take_read(self, net: int) -> None:
         """The broker's net position as a positionbook or ``openposition`` read just gave it."""
         self.net = net
         self.confirmed = True
+
+    def note_own_fill(self, at: float, quantity: int, lag: float) -> None:
+        """A fill of ours (signed ``quantity``) applied at ``at``; those older than ``lag`` are forgotten."""
+        fills = self.own_fills
+        while fills and fills[0][0] <= at - lag:
+            del fills[0]
+        fills.append((at, quantity))
+
+    def recent_own_fills(self, now: float, lag: float) -> tuple[int, ...]:
+        """Our fills here within ``lag`` before ``now``, oldest first (what a read may not show yet)."""
+        return tuple(quantity for at, quantity in self.own_fills if at > now - lag)
 
     @property
     def exits_in_flight(self) -> int:

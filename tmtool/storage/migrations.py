@@ -98,6 +98,12 @@ def _v4_to_v5(conn: sqlite3.Connection) -> None:
     conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "fills_before" TEXT DEFAULT \'null\'')  # JSON null: not recorded
 
 
+def _v5_to_v6(conn: sqlite3.Connection) -> None:
+    """Record with each order our own fills on its position just before it (``lag_fills``): the
+    read its ``net_before`` came from may not show them yet.  Rows written before have none."""
+    conn.execute('ALTER TABLE "order_ledger" ADD COLUMN "lag_fills" TEXT NOT NULL DEFAULT \'[]\'')
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     from_version: int
@@ -111,6 +117,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, 3, "a meta table holding the database's identity", _v2_to_v3),
     Migration(3, 4, "the order ledger records the net position each order moves from", _v3_to_v4),
     Migration(4, 5, "trades record the fills they took in, orders the fills their position baseline holds", _v4_to_v5),
+    Migration(5, 6, "orders record our own fills just before them, which their position read may not show", _v5_to_v6),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].to_version

@@ -153,6 +153,7 @@ class OrderRow(BaseModel):
     updated_at = FloatField()
     net_before = IntegerField(null=True)
     fills_before = TextField(null=True)  # JSON list of [ledger key, filled quantity]
+    lag_fills = TextField()  # JSON list of signed quantities
 
     class Meta:
         table_name = "order_ledger"
@@ -226,7 +227,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
 # Columns of a record that hold JSON text rather than a scalar.
 _JSON_FIELDS = {
     Trade: frozenset({"trailing", "breakeven_after", "partial_levels", "exit_order_ids", "order_fills"}),
-    OrderRecord: frozenset({"fills_before"}),
+    OrderRecord: frozenset({"fills_before", "lag_fills"}),
 }
 
 
