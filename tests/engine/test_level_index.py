@@ -63,7 +63,7 @@ class Decisions:
     def record_event(self, event) -> None:
         self.log.append(("event", event.trade_id, event.kind, event.field, event.old, event.new, event.price))
 
-    def save_trade(self, trade, event=None) -> None:
+    def save_trade(self, trade, event=None, ratchet=False) -> None:
         if event is not None:
             self.record_event(event)
 

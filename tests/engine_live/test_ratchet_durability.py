@@ -5,7 +5,9 @@ of the live database file (SQLite's backup API over a read-only connection) is
 exactly that.  The engine hands each ratchet's trade row to the store's writer
 at once and before its audit event, and the writer commits in order, so in every
 such copy a ratchet recorded in the audit log is in the trade row as well, and
-the last ratchet is on disk one group commit after it was made.
+the last ratchet is on disk one group commit after it was made.  Ratchets the
+writer has not taken yet fold into one (row and event), and the audit log still
+tells the whole move.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def test_every_ratchet_on_disk_is_in_the_trade_row_and_the_last_one_survives_a_c
         row_stop = wait_for(last_ratchet_on_disk, what="the last ratchet committed")
         assert row_stop == last  # a crash right after it keeps it
         stack.wait_trade(trade_id, lambda t: t.trailing_stop == last)
+        # Ratchets the writer had not taken yet were folded into one event: the audit log still
+        # tells the whole move, each event starting where the one before it ended.
+        trails = [e for e in stack.engine.trade_events(trade_id) if e.kind == "TRAIL"]
+        assert float(trails[-1].new) == last
+        assert all(float(b.old) == float(a.new) for a, b in zip(trails, trails[1:])), [(e.old, e.new) for e in trails]
         with_ratchets = [(row, ratchets) for row, ratchets in crashes if ratchets]
         assert with_ratchets
         for row_stop, ratchets in with_ratchets:
@@ -78,12 +85,13 @@ def test_each_ratchet_reaches_the_store_writer_at_once_row_before_event(tmp_path
         store = stack.store
         save_trade, record_event = store.save_trade, store.record_event
 
-        def saving(trade, event=None):  # a ratchet hands its row and its event over in one call, row first
+        def saving(trade, event=None, ratchet=False):  # a ratchet hands its row and its event over in one call, row first
             if trade.id == trade_id:
                 calls.append(("row", trade.trailing_stop))
                 if event is not None and event.kind == "TRAIL":
+                    assert ratchet
                     calls.append(("event", float(event.new)))
-            save_trade(trade, event)
+            save_trade(trade, event, ratchet)
 
         def recording(event):
             if event.kind == "TRAIL":

@@ -93,7 +93,9 @@ class MemoryStore:
         self.queue.append(change)
         return change
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
+        """Every version is kept, ratchets included: folding a run of queued ratchets is the SQLite
+        writer's business (tests/storage), and invariant 5 looks at each version."""
         # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version
         # held by reference would hand later fields to the committed state (and to the journal).
         version = copy_trade(trade)

@@ -129,6 +129,67 @@ def test_a_trade_saved_with_its_event_queues_the_row_then_the_event_in_the_seque
     assert store.load().open_trades == (moved,)
 
 
+def _ratchet(store: SqliteStore, step: int, old: float, new: float) -> None:
+    """Trade 1's trailing stop moved from ``old`` to ``new`` by a new best price, handed over as the engine does."""
+    store.save_trade(
+        full_trade(1, trailing_stop=new, high_watermark=new + 6.0, updated_at=T0 + step),
+        replace(full_event(1, ts=T0 + step, kind="TRAIL"), old=f"{old:.2f}", new=f"{new:.2f}", reason="", price=new + 6.0),
+        ratchet=True,
+    )
+
+
+def test_ratchets_queued_behind_each_other_are_written_as_one_row_and_one_event_from_first_to_last(db_path, clock):
+    """While the writer has not taken a trade's last ratchet, the next one takes its place: the
+    row becomes the newest version and the event runs from the first old stop to the last new one."""
+    store = SqliteStore(db_path, clock=clock)
+    store.open()
+    try:
+        store.record_event(full_event(1, ts=T0 + 1, kind="CREATED"))
+        for step, (old, new) in enumerate([(100.0, 100.5), (100.5, 101.0), (101.0, 102.5)]):
+            _ratchet(store, 2 + step, old, new)
+        assert [(c.table, c.key) for c in store._queue] == [("trade_event", (1, 1)), ("trade", 1), ("trade_event", (1, 2))]
+        store.record_event(full_event(1, ts=T0 + 9, kind="STATUS"))  # any other change of the trade ends the run
+        _ratchet(store, 10, 102.5, 103.0)
+        assert len(store._queue) == 6
+        store.start()
+        assert store.flush()
+        events = store.trade_events(1)
+        assert [(e.kind, e.old, e.new, e.reason, e.ts, e.price) for e in events] == [
+            ("CREATED", "819.00", "818.45", "price 809.45", T0 + 1, 809.45),
+            ("TRAIL", "100.00", "102.50", "3 ratchets", T0 + 4, 108.5),
+            ("STATUS", "819.00", "818.45", "price 809.45", T0 + 9, 809.45),
+            ("TRAIL", "102.50", "103.00", "", T0 + 10, 109.0),
+        ]
+        assert store.load().open_trades == (full_trade(1, trailing_stop=103.0, high_watermark=109.0, updated_at=T0 + 10),)
+    finally:
+        store.close()
+
+
+def test_a_ratchet_after_the_writer_took_the_last_one_is_queued_on_its_own(make_store):
+    store = make_store()
+    _ratchet(store, 2, 100.0, 100.5)
+    assert store.flush()  # taken and committed: nothing queued is changed behind the writer's back
+    _ratchet(store, 3, 100.5, 101.0)
+    _ratchet(store, 4, 101.0, 101.5)
+    assert store.flush()
+    assert [(e.old, e.new, e.reason) for e in store.trade_events(1)] == [
+        ("100.00", "100.50", ""), ("100.50", "101.50", "2 ratchets")
+    ]
+
+
+def test_an_order_row_of_the_trade_ends_a_run_of_ratchets(db_path, clock):
+    """An intent journals the trade as queued before it; a later ratchet is queued after the order row, never before it."""
+    store = SqliteStore(db_path, clock=clock)
+    store.open()
+    try:
+        _ratchet(store, 2, 100.0, 100.5)
+        store.save_order(replace(full_order(), trade_id=1))
+        _ratchet(store, 3, 100.5, 101.0)
+        assert [c.table for c in store._queue] == ["trade", "trade_event", "order_ledger", "trade", "trade_event"]
+    finally:
+        store.close()
+
+
 def test_an_event_with_its_trade_is_checked_as_record_event_checks_it(db_path, clock, make_store):
     with pytest.raises(TypeError, match="save_trade needs a TradeEvent"):
         make_store().save_trade(full_trade(1), "TRAIL")

@@ -63,10 +63,12 @@ class Journal:
 
     def level_changed(self, trade: Trade, kind: str, field: str, old: object, new: object, price: float) -> None:
         """A level the engine moved (a trailing ratchet, breakeven): the trade row and its audit event,
-        stamped with one clock reading and handed to the store in one call (the row first)."""
+        stamped with one clock reading and handed to the store in one call (the row first).  A
+        trailing ratchet is marked as one: while the store's writer is behind, it takes the place
+        of the trade's previous ratchet in the queue."""
         now = self._clock.time()
         trade.updated_at = now
-        self._store.save_trade(trade, self._event(trade, now, kind, field, old, new, "", price))
+        self._store.save_trade(trade, self._event(trade, now, kind, field, old, new, "", price), ratchet=kind == "TRAIL")
         self.state.dirty = True
 
     @staticmethod

@@ -80,8 +80,11 @@ class Store(Protocol):
 
     def load(self) -> LoadedState: ...
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
-        """Queue the trade's row and, when given, its audit event for this change right behind it."""
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
+        """Queue the trade's row and, when given, its audit event for this change right behind it.
+
+        ``ratchet``: a trailing ratchet, which may take the place of the trade's previous ratchet
+        while that is still queued (one row, one event from the first old level to the last new one)."""
         ...
 
     def save_strategy(self, strategy: Strategy) -> None: ...

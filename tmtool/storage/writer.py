@@ -61,6 +61,7 @@ from peewee import SqliteDatabase, chunked, fn
 from tmtool.clock import Clock, SystemClock
 from tmtool.domain.models import (
     copy_trade,
+    trade_event,
     OPEN_STATUSES,
     Alert,
     AlertCategory,
@@ -135,6 +136,17 @@ class _Change:
     key: Any
     record: Any  # the record, or None for a strategy (or setting) deletion
     saved_at: float = 0.0
+
+
+@dataclass(slots=True)
+class _QueuedRatchet:
+    """A trade's latest change when it was a trailing ratchet: its two queued changes (the row, then
+    the event), the first event of the run and how many ratchets the run holds."""
+
+    row: _Change
+    event: _Change
+    first: TradeEvent
+    count: int = 1
 
 
 @dataclass(slots=True)
@@ -273,6 +285,8 @@ class SqliteStore:
         self._journal_lines: list[tuple[int, bytes]] = []  # (queue seq, line) journaled, not yet committed
         self._journal_failing = False
         self._queued_trades: dict[int, Trade] = {}  # newest version of each trade handed in
+        self._ratchets: dict[int, _QueuedRatchet] = {}  # by trade: its latest change, when that was a ratchet
+        self._taken_seq = 0  # the writer reads every change up to here without the lock: never changed in place
         self._queued_orders: dict[int, dict[str, OrderRecord]] = {}  # newest order rows handed in, by trade
 
     # ------------------------------------------------------------------ life cycle
@@ -392,9 +406,18 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes (enqueue only)
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
         """Queue the trade's row; ``event``, its audit event for this change, right behind it (one
-        hand-over for what a trailing ratchet is: a moved level and its event)."""
+        hand-over for what a trailing ratchet is: a moved level and its event).
+
+        ``ratchet``: the change is a trailing ratchet.  While the trade's previous change is a
+        ratchet the writer has not taken yet, this one takes its place instead of queueing behind
+        it: the queued row becomes this version, and the queued event runs from the first ratchet's
+        old level to this one's new level, its reason counting the ratchets.  The writer only
+        writes fewer ratchets when it is behind (a writer that keeps up has taken each one before
+        the next arrives), and the backlog, the time to disk of the newest stop and the audit log
+        then stop growing with every new best price of every trade.  Nothing else is reordered: a
+        run ends at any other change of the trade (a row, an event, an order row)."""
         _require(trade, Trade, "save_trade")
         if event is not None:
             self._require_event(event, "save_trade")
@@ -402,9 +425,22 @@ class SqliteStore:
         saved_at = self._clock.time()
         with self._cond_lock:  # the newest version and its place in the queue go together (see save_order)
             self._queued_trades[trade.id] = version
+            run = self._ratchets.pop(trade.id, None)
+            if ratchet and event is not None and run is not None and run.row.seq > self._taken_seq:
+                run.count += 1
+                run.row.record, run.row.saved_at = version, saved_at
+                run.event.record = trade_event(
+                    event.trade_id, event.ts, event.kind, event.field, run.first.old, event.new,
+                    f"{run.count} ratchets", event.price, event.strategy,
+                )
+                run.event.saved_at = saved_at
+                self._ratchets[trade.id] = run
+                return
             self._enqueue_locked("trade", trade.id, version, saved_at)
             if event is not None:
                 self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
+                if ratchet and len(self._queue) >= 2 and self._queue[-1].record is event:
+                    self._ratchets[trade.id] = _QueuedRatchet(self._queue[-2], self._queue[-1], event)
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -424,7 +460,10 @@ class SqliteStore:
         """Append to the audit log.  The event's per-trade sequence number is assigned here, which
         needs the numbers already on disk: the store must be open."""
         self._require_event(event, "record_event")
-        self._enqueue("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event)
+        saved_at = self._clock.time()
+        with self._cond_lock:
+            self._ratchets.pop(event.trade_id, None)
+            self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
 
     def _require_event(self, event: TradeEvent, method: str) -> None:
         _require(event, TradeEvent, method)
@@ -467,6 +506,7 @@ class SqliteStore:
         saved_at = self._clock.time()
         if not durable:
             with self._cond:
+                self._ratchets.pop(order.trade_id, None)
                 self._queued_orders.setdefault(order.trade_id, {})[order.key] = order
                 self._enqueue_locked("order_ledger", order.key, order, saved_at)
             return False
@@ -475,6 +515,7 @@ class SqliteStore:
                 orders_of_trade = self._queued_orders.setdefault(order.trade_id, {})
                 siblings = [sibling for key, sibling in orders_of_trade.items() if key != order.key]
                 trade = self._queued_trades.get(order.trade_id)
+                self._ratchets.pop(order.trade_id, None)
                 orders_of_trade[order.key] = order
                 seq = self._enqueue_locked("order_ledger", order.key, order, saved_at)
             if seq is None:
@@ -718,7 +759,9 @@ class SqliteStore:
                     lambda: not self._closing and not self._durable_waiters and len(self._queue) < self._max_batch,
                     last_commit + self._commit_interval - time.monotonic(),
                 )
-            return list(islice(self._queue, self._max_batch))
+            batch = list(islice(self._queue, self._max_batch))
+            self._taken_seq = batch[-1].seq
+            return batch
 
     def _wait_while(self, condition: Callable[[], bool], duration: float) -> None:
         deadline = time.monotonic() + duration
