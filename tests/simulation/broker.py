@@ -227,8 +227,8 @@ class SimBroker:
         return OrderInfo(order_id=order.order_id, symbol=order.symbol, exchange=order.exchange, action=order.action,
                          quantity=order.quantity, status=order.status, average_price=order.average,
                          filled_quantity=order.filled, price=order.price, price_type=order.price_type,
-                         product=order.product, timestamp=self._stamp(order.placed_at),
-                         rejection_reason=order.rejection_reason)
+                         product=order.product, timestamp=self._stamp(order.placed_at))
+        # no rejection_reason: OpenAlgo's live orderstatus and orderbook carry none, only the order-update stream
 
     # ---------------------------------------------------------------- the Broker port
 

@@ -20,6 +20,8 @@ class SimFeed:
         self.order_updates = order_updates
         self.silent = False
         self.dropped = False
+        self.holding_updates = False  # order updates kept back (``hold_order_updates``) until released
+        self.held_updates: list[OrderUpdate] = []
         self.last_tick_ts: float | None = None
         self.near_level: set[tuple[str, str]] = set()  # symbols the engine marked near a level
 
@@ -68,8 +70,22 @@ class SimFeed:
         return True
 
     def order_update(self, update: OrderUpdate) -> None:
+        if self.holding_updates:
+            self.held_updates.append(update)
+            return
         if self.callbacks is not None and self.order_updates and not self.dropped and self.callbacks.on_order_update:
             self.callbacks.on_order_update(update)
+
+    def hold_order_updates(self) -> None:
+        """Keep order updates back (a stream that lags the REST reads) until ``release_order_updates``."""
+        self.holding_updates = True
+
+    def release_order_updates(self) -> None:
+        """Pass the held updates on, in order, and stop holding."""
+        self.holding_updates = False
+        held, self.held_updates = self.held_updates, []
+        for update in held:
+            self.order_update(update)
 
     def drop(self) -> None:
         self.dropped = True

@@ -63,6 +63,27 @@ def _first_queued(sim: Simulation, kind: str, matches) -> int:
 # --------------------------------------------------------------------------- a clean run of each path
 
 
+def test_a_rejection_reason_that_comes_after_the_rejection_is_still_told() -> None:
+    """OpenAlgo's orderstatus says "rejected" with no reason; only the order-update stream carries the
+    broker's reason, and it may come after a status poll already found the order rejected."""
+    with _sim(order_updates=True) as sim:
+        sim.feed.hold_order_updates()
+        future = sim.create(SYMBOL, 5)
+        sim.run_job_of("prepare_entry")
+        sim.run_job_of("order_sent", fault="reject")
+        sim.drain(30.0)  # a status poll finds the entry rejected
+        trade_id = future.result().trade_id
+        assert sim.trade(trade_id).status is TradeStatus.CANCELLED
+        assert not [a for a in sim.engine.snapshot().alerts if "margin exceeds" in a.text]
+
+        sim.feed.release_order_updates()
+        sim.drain(1.0)
+        told = [a.text for a in sim.engine.snapshot().alerts if "margin exceeds" in a.text]
+        assert told == [f"#{trade_id} {SYMBOL}: entry rejected: RMS: margin exceeds (the broker's reason, received after the order was rejected)"]
+        ledger = [o for o in sim.store.latest_orders.values() if o.trade_id == trade_id]
+        assert [o.message for o in ledger] == ["RMS: margin exceeds"]
+
+
 def test_stop_crossed_on_a_tick_exits_the_trade_once() -> None:
     with _sim(order_updates=True) as sim:
         trade_id = _open(sim, 5)

@@ -86,6 +86,9 @@ def _no_handler(event: OrderEvent) -> None:
     raise RuntimeError(f"the order manager has no event handler for {event!r}")
 
 
+_REASONS_AWAITED = 200  # orders ended without a reason whose late reason is still taken (the oldest go first)
+
+
 class OrderManager:
     def __init__(self, state: EngineState, positions: PositionCache, journal: Journal) -> None:
         self.state = state
@@ -99,6 +102,9 @@ class OrderManager:
         self._trade_orders: dict[int, set[str]] = {}
         self.known_order_ids: set[str] = set()
         self._early_updates: dict[str, OrderUpdate] = {}
+        # orders that ended REJECTED or CANCELLED with no reason given (OpenAlgo's orderstatus has
+        # none): the order-update stream may still bring the broker's, after the poll (by order id)
+        self._reason_awaited: dict[str, OrderRecord] = {}
         # orders taken as filled from the position before the order book showed them: their rows
         # are claimed from later order-book reads, so that no other lookup takes them for its own
         self._moved_unclaimed: list[tuple[OrderIntent, int, OrderPurpose]] = []
@@ -258,6 +264,10 @@ class OrderManager:
                 "exit #%s %s (order %s): %s, filled %d of %d%s", record.trade_id, record.key, record.order_id or "-",
                 state.value, live.record.filled_quantity, record.quantity, f": {live.record.message}" if live.record.message else "",
             )
+        if state in (OrderState.REJECTED, OrderState.CANCELLED) and not live.record.message and record.order_id:
+            if len(self._reason_awaited) >= _REASONS_AWAITED:
+                self._reason_awaited.pop(next(iter(self._reason_awaited)))
+            self._reason_awaited[record.order_id] = live.record
         self._release_in_flight(live, live.remaining)
         live.remaining = 0
         self.live.pop(record.key, None)
@@ -277,6 +287,20 @@ class OrderManager:
             self.emit(PositionSettled(live.pos_key))
         if was_unknown:
             self._unknown_resolved(live.pos_key)
+
+    def _late_reason(self, record: OrderRecord, reason: str) -> None:
+        """The broker's reason for an order that already ended without one: kept on its ledger row
+        and told, so the trader learns why (the trade's controllers acted on the state long ago)."""
+        record = replace(record, message=reason, updated_at=self.state.clock.time())
+        self.state.store.save_order(record)
+        trade = self.state.trade_today(record.trade_id)
+        what = "entry" if record.purpose is OrderPurpose.ENTRY else "exit"
+        state = record.state.value.lower()
+        text = f"{what} {state}: {reason} (the broker's reason, received after the order was {state})"
+        if trade is None:
+            log.warning("order %s of trade #%s: %s", record.order_id, record.trade_id, text)
+            return
+        self._journal.alert(AlertCategory.TRADE, AlertPriority.WARNING, f"#{trade.id} {trade.symbol}: {text}", trade=trade)
 
     def _unknown_resolved(self, pos_key: PositionKey) -> None:
         if not self.unknown_exits(pos_key):
@@ -509,6 +533,9 @@ class OrderManager:
     def on_order_update(self, update: OrderUpdate) -> None:
         key = self._by_order_id.get(update.order_id)
         if key is None:
+            if update.rejection_reason and update.order_id in self._reason_awaited:
+                self._late_reason(self._reason_awaited.pop(update.order_id), update.rejection_reason)
+                return
             if len(self._early_updates) > 1000:
                 self._early_updates.pop(next(iter(self._early_updates)))
             self._early_updates[update.order_id] = update
