@@ -186,6 +186,15 @@ def test_an_order_row_of_the_trade_ends_a_run_of_ratchets(db_path, clock):
         store.save_order(replace(full_order(), trade_id=1))
         _ratchet(store, 3, 100.5, 101.0)
         assert [c.table for c in store._queue] == ["trade", "trade_event", "order_ledger", "trade", "trade_event"]
+        _ratchet(store, 4, 101.0, 101.5)  # folds into the ratchet after the order
+        assert store.save_order(replace(full_order("x-1-2", OrderState.INTENT), trade_id=1), durable=True, timeout=0.05)
+        _ratchet(store, 5, 101.5, 102.0)
+        assert [c.table for c in store._queue] == [
+            "trade", "trade_event", "order_ledger", "trade", "trade_event", "order_ledger", "trade", "trade_event"
+        ]
+        # the intent carries the trade as queued before it: the folded run's newest stop, not a later one
+        (intent,) = read_journal(intents_path_for(db_path)).intents
+        assert intent.trade is not None and intent.trade.trailing_stop == 101.5
     finally:
         store.close()
 
