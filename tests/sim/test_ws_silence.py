@@ -60,8 +60,12 @@ def test_a_stall_that_answers_pings_sends_no_text_but_pongs_protocol_pings(sim: 
         subscribe(ws, ("NSE", "SBIN"))
         sim.faults.stall_ws(None)
         sim.set_price("NSE", "SBIN", 801.0)
+        handled = sim.ws_messages_handled()
         send_json(ws, {"action": "ping", "timestamp": 1})  # an app-level ping is text: no answer
         assert ws.ping().wait(timeout=5)  # the WebSocket layer still answers
+        # The protocol layer answers the ping frame before the server's handler takes the text
+        # frame sent ahead of it: the stall may only end once the handler has had it.
+        wait_for(lambda: sim.ws_messages_handled() > handled, what="the app-level ping handled during the stall")
         sim.faults.clear()
         sim.set_price("NSE", "SBIN", 802.0)
         assert recv_json(ws)["data"]["ltp"] == 802.0  # neither the tick nor the pong of the stall came

@@ -240,6 +240,11 @@ class Simulator:
     def ws_clients(self) -> int:
         return self._ws.client_count()
 
+    def ws_messages_handled(self) -> int:
+        """Text frames the WebSocket server has taken from its clients so far (a test waits on it to
+        know a message was handled, not only sent)."""
+        return self._ws.messages_handled
+
     def subscriptions(self) -> set[tuple[str, str, int]]:
         """``(exchange, symbol, mode)`` subscribed by at least one client."""
         return self._ws.subscriptions()

@@ -90,6 +90,7 @@ class WsServer:
         self._stop_future: asyncio.Future | None = None
         self.address: tuple[str, int] = (host, port)
         self._clients: set[_Client] = set()
+        self.messages_handled = 0  # text frames taken from any client, whatever they asked (read from any thread)
         # (exchange, symbol) -> tuple of (client, mode); replaced, never mutated, so the
         # market thread can read it without a lock.
         self._index: dict[tuple[str, str], tuple[tuple[_Client, int], ...]] = {}
@@ -296,6 +297,7 @@ class WsServer:
             deadline.cancel()
 
     def _on_message(self, client: _Client, raw: str | bytes) -> None:
+        self.messages_handled += 1
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
