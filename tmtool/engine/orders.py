@@ -801,10 +801,14 @@ class OrderManager:
         if record.key in self.live:
             self.finish(live, OrderState.COMPLETE, f"filled by the position's evidence: {why}")
 
+    def _unclaimed(self, intent: OrderIntent) -> tuple[OrderIntent, int, OrderPurpose] | None:
+        """The entry of an order taken as filled from the position that no order-book read has claimed yet."""
+        return next((entry for entry in self._moved_unclaimed if entry[0] is intent), None)
+
     def _check_moved(self, intent: OrderIntent) -> None:
         """Read the order book once more for an order taken as filled from the position, unless a
         read has shown it since."""
-        if any(entry[0] is intent for entry in self._moved_unclaimed):
+        if self._unclaimed(intent) is not None:
             self.state.job(JobKind.MOVED_CHECK, (intent, self.order_book_mark()), self.state.broker.order_book)
 
     def on_moved_check(self, result: JobResult) -> None:
@@ -817,7 +821,7 @@ class OrderManager:
             self.state.schedule(self.state.settings.absence_grace, self._check_moved, intent)
             return
         self.note_order_book(result.value, asked_mark)  # claims it if the book shows it now
-        entry = next((entry for entry in self._moved_unclaimed if entry[0] is intent), None)
+        entry = self._unclaimed(intent)
         if entry is None:
             return
         _, trade_id, purpose = entry

@@ -438,8 +438,8 @@ class SqliteStore:
                 return
             self._enqueue_locked("trade", trade.id, version, saved_at)
             if event is not None:
-                self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
-                if ratchet and len(self._queue) >= 2 and self._queue[-1].record is event:
+                seq = self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
+                if ratchet and seq is not None:  # both queued (None: the store is closed)
                     self._ratchets[trade.id] = _QueuedRatchet(self._queue[-2], self._queue[-1], event)
 
     def save_strategy(self, strategy: Strategy) -> None:
