@@ -140,13 +140,20 @@ class SqliteTickRecorder:
 
 
 def _write_parquet(folder: Path, ticks: list[Tick], accepted: list[bool]) -> float:
-    """CPU seconds to write ``ticks`` as the recorder does (the appends excluded: they are the engine's)."""
+    """CPU seconds to write ``ticks`` as the recorder does (the appends excluded: they are the engine's):
+    this process's, packing and sending, plus the recording process's, writing and compacting (its
+    start-up imports excluded)."""
     recorder = ParquetTickRecorder(folder, session="bench", batch_rows=BATCH)
+    if not (recorder.open() and recorder.flush()):
+        raise RuntimeError(f"the recording process did not start: {recorder.failed}")
+    writer_started = recorder.writer_cpu
     for tick, flag in zip(ticks, accepted):
         (recorder.record if flag else recorder.refuse)(tick)
     started = time.process_time()
-    recorder.stop()  # no writer thread ran: writes the queue and compacts the day's stream to Parquet here
-    return time.process_time() - started
+    recorder.stop(timeout=600)  # no writer thread ran: sends the queue here; the recording process compacts
+    if recorder.failed:
+        raise RuntimeError(f"the recorder failed: {recorder.failed}")
+    return time.process_time() - started + recorder.writer_cpu - writer_started
 
 
 def _write_sqlite(path: Path, ticks: list[Tick], accepted: list[bool]) -> float:

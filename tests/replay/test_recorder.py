@@ -1,9 +1,11 @@
-"""The tick recorder: batches off the engine thread, Parquet per day, survives a kill, fails alone."""
+"""The tick recorder: batches off the engine thread, written by a process of its own, Parquet per
+day, survives a kill, fails alone."""
 
 from __future__ import annotations
 
-import errno
+import io
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -21,7 +23,17 @@ from tmtool.domain.calendar import IST, trading_day
 from tmtool.domain.commands import CreateTrade
 from tmtool.domain.models import AlertCategory, AlertPriority, Distance, Side, Strategy, Tick, TradeRisk, TradeStatus
 from tmtool.replay.reader import read_day, segments
-from tmtool.replay.recorder import ParquetTickRecorder, Refused, SegmentWriter, folder_size, prune
+from tmtool.replay.recorder import (
+    FRAME_CODE,
+    FRAME_COUNT,
+    FRAME_HEADER,
+    ParquetTickRecorder,
+    Refused,
+    folder_size,
+    prune,
+    spawn_recording_process,
+)
+from tmtool.replay.segments import serve
 
 T0 = datetime(2026, 12, 7, 10, 0, tzinfo=IST).timestamp()
 DAY = trading_day(T0)
@@ -61,7 +73,7 @@ def test_a_clean_stop_leaves_one_parquet_file_per_day(tmp_path):
     midnight = datetime(2026, 12, 8, tzinfo=IST).timestamp()
     for tick in _ticks(100, start=midnight - 0.5):  # runs past midnight: two trading days
         recorder.record(tick)
-    wait_for(lambda: recorder.rows_written == 100, 10, what="rows written")
+    assert recorder.flush() and recorder.rows_written == 100
     recorder.stop()
     files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["2026-12-07/s.parquet", "2026-12-08/s.parquet"]
@@ -75,7 +87,10 @@ def test_a_crashed_sessions_stream_is_compacted_at_the_next_start(tmp_path):
     first = ParquetTickRecorder(tmp_path, session="1")
     for tick in _ticks(300):
         first.record(tick)
-    first.flush()  # written, never closed: as a killed process leaves it
+    assert first.flush()  # written, never closed: as a machine that lost power leaves it
+    os.kill(first.process_id, signal.SIGKILL)
+    first._child.wait(30)
+    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]
     second = ParquetTickRecorder(tmp_path, session="2")
     second.start(DAY)
     second.stop()
@@ -116,55 +131,62 @@ CHILD = textwrap.dedent(
         for _ in range(200):
             recorder.record(Tick("NSE", "SBIN", 100.0 + i * 0.05, t0 + i * 0.001))
             i += 1
-        if not announced and recorder.rows_written >= 5000:
-            print(recorder.rows_written, flush=True)
+        if not announced and recorder.rows_sent >= 5000 and recorder.flush():
+            print(recorder.rows_written, recorder.process_id, flush=True)
             announced = True
         time.sleep(0.001)  # ok: paces the child's tick source (a feed), not a wait for a condition
     """
 )
 
 
-def test_a_sigkilled_sessions_file_is_readable_up_to_its_last_batch(tmp_path):
+@pytest.mark.parametrize("killed", ["tmtool", "tmtool and the recording process"])
+def test_a_sigkilled_sessions_ticks_are_kept_up_to_the_last_batch(tmp_path, killed):
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(tmp_path), str(T0)],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     try:
-        written = int(child.stdout.readline())
+        written, recording_process = (int(word) for word in child.stdout.readline().split())
     finally:
+        if killed != "tmtool":
+            os.kill(recording_process, signal.SIGKILL)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
-    assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]
+    if killed == "tmtool":  # the recording process reads what was sent to its end, then compacts it
+        wait_for(lambda: [p.suffix for p in segments(tmp_path, DAY)] == [".parquet"], 60, what="the segment compacted")
+    else:  # nothing closed the stream: it is read up to its last complete batch
+        assert [p.suffix for p in segments(tmp_path, DAY)] == [".arrows"]
     tape = read_day(tmp_path, DAY)
     assert len(tape) >= written
     # every row there is, in order, with nothing missing before the last complete batch
     assert tape.price.tolist() == pytest.approx([100.0 + i * 0.05 for i in range(len(tape))])
 
 
-class _DiskFull(SegmentWriter):
-    """A segment whose disk fills after its first batch."""
+def _spawn_with_file_size_limit(limit: int):
+    """A recording process whose files may not grow past ``limit`` bytes: a disk that fills, for real
+    (its writes fail with EFBIG, "File too large")."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.batches = 0
+    def limit_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    def write(self, batch) -> None:
-        self.batches += 1
-        if self.batches > 1:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        super().write(batch)
+    def spawn(folder: Path, session: str) -> subprocess.Popen:
+        return spawn_recording_process(folder, session, preexec_fn=limit_files)
+
+    return spawn
 
 
 def test_a_full_disk_stops_recording_with_one_alert(tmp_path):
     alerts: list[str] = []
-    recorder = ParquetTickRecorder(tmp_path, session="full", batch_rows=100, on_failure=alerts.append, segment_factory=_DiskFull)
+    # room for the stream's opening and its first batch of 100 ticks, not for the second
+    recorder = ParquetTickRecorder(tmp_path, session="full", batch_rows=100, on_failure=alerts.append,
+                                   spawn=_spawn_with_file_size_limit(5000))
     for tick in _ticks(1000):
         recorder.record(tick)
-    recorder.flush()
-    assert len(alerts) == 1 and "No space left on device" in alerts[0]
+    assert not recorder.flush()
+    assert len(alerts) == 1 and "File too large" in alerts[0] and alerts[0].startswith("tick recording stopped")
     for tick in _ticks(1000):  # recording is off: appends go nowhere, nothing piles up
         recorder.record(tick)
-    recorder.flush()
+    assert not recorder.flush()
     assert recorder.backlog == 0 and len(alerts) == 1
     assert len(read_day(tmp_path, DAY)) == 100  # the batch written before the disk filled
 
@@ -177,7 +199,7 @@ def test_trading_goes_on_when_recording_fails(tmp_path):
         stack_box[0].engine.report_external_alert(message, AlertPriority.WARNING, key="tick-recording")
 
     recorder = ParquetTickRecorder(tmp_path / "ticks", session="full", batch_seconds=0.01, batch_rows=1,
-                                   on_failure=alert, segment_factory=_DiskFull)
+                                   on_failure=alert, spawn=_spawn_with_file_size_limit(200))  # no room for a batch
     strategies = (Strategy("s", trade_risk=TradeRisk(stop_loss=Distance(10.0))),)
     with running_stack(tmp_path, strategies=strategies, clock=clock, tick_recorder=recorder) as stack:
         stack_box.append(stack)
@@ -195,7 +217,7 @@ def test_trading_goes_on_when_recording_fails(tmp_path):
         recorder.stop()
         stack.store.flush()
         recording_alerts = [a for a in stack.engine.alert_history(category=AlertCategory.SYSTEM.value) if "tick recording" in a.text]
-        assert len(recording_alerts) == 1 and "No space left on device" in recording_alerts[0].text
+        assert len(recording_alerts) == 1 and "File too large" in recording_alerts[0].text
 
 
 def test_retention_removes_old_days_and_size_is_reported(tmp_path):
@@ -241,26 +263,25 @@ def test_a_refusal_counted_before_the_drain_but_queued_after_it_is_still_marked(
     assert read_day(tmp_path, DAY).accepted.tolist() == [True, False]
 
 
-class _EngineKeepsAppending(SegmentWriter):
-    """A segment during whose writes the engine queues more ticks (as it does from its own thread)."""
+class _EngineKeepsAppending(ParquetTickRecorder):
+    """A recorder during whose sends the engine queues more ticks (as it does from its own thread)."""
 
-    recorder: ParquetTickRecorder | None = None
     price = 900.0
 
-    def write(self, batch) -> None:
-        super().write(batch)
-        if self.recorder is not None and self.price < 905.0:
-            self.recorder.record(Tick("NSE", "SBIN", self.price, T0 + self.price))
-            _EngineKeepsAppending.price += 1.0
+    def _send_batch(self, rows, refusals):
+        sent = super()._send_batch(rows, refusals)
+        if self.price < 905.0:
+            self.record(Tick("NSE", "SBIN", self.price, T0 + self.price))
+            self.price += 1.0
+        return sent
 
 
-def test_ticks_queued_while_the_writer_writes_wait_for_the_next_drain(tmp_path):
-    recorder = ParquetTickRecorder(tmp_path, session="busy", batch_rows=1, segment_factory=_EngineKeepsAppending)
-    _EngineKeepsAppending.recorder, _EngineKeepsAppending.price = recorder, 900.0
+def test_ticks_queued_while_the_writer_sends_wait_for_the_next_drain(tmp_path):
+    recorder = _EngineKeepsAppending(tmp_path, session="busy", batch_rows=1)
     for i in range(3):
         recorder.record(Tick("NSE", "SBIN", 800.0 + i, T0 + i))
     recorder.flush()
-    assert recorder.rows_written == 3 and recorder.backlog == 3  # the three queued during the writes stay
+    assert recorder.rows_sent == 3 and recorder.backlog == 3  # the three queued during the sends stay
     recorder.flush()
     recorder.flush()
     recorder.stop()
@@ -289,10 +310,9 @@ def test_the_engine_hands_every_routed_tick_over_with_its_books_key(tmp_path):
     assert recorded.index(801.0) < recorded.index(802.5)
 
 
-def test_recording_never_loads_pandas(tmp_path):
-    """pyarrow imports pandas (when installed) on its first ``pa.array`` or ``to_numpy``: ~0.3 s of
-    interpreter time on the recorder's first batch and tens of MB.  The recorder builds its arrays
-    from buffers instead; a fresh interpreter shows whether anything brought pandas back."""
+def test_the_trading_process_never_loads_numpy_or_pyarrow(tmp_path):
+    """The recording process holds them (about 40 MB and 0.15 s of imports); a fresh interpreter
+    shows whether anything brought them back into the process that records."""
     script = textwrap.dedent(f"""
         import sys
         from pathlib import Path
@@ -302,13 +322,61 @@ def test_recording_never_loads_pandas(tmp_path):
         for i in range(500):
             tick = Tick("NSE", "SBIN" if i % 2 else "INFY", 800.0 + i, 1.7e9 + i)
             recorder.record(tick) if i % 5 else recorder.refuse(tick)
-        recorder.flush()
+        assert recorder.flush(), recorder.failed
         recorder.stop()
         assert recorder.rows_written == 500 and not recorder.failed, recorder.failed
-        print("pandas" in sys.modules)
+        print(sorted(name for name in ("numpy", "pyarrow", "pandas") if name in sys.modules))
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "[]"
     table = pq.read_table(next(tmp_path.rglob("*.parquet")))
     assert table.num_rows == 500 and table.column("accepted").to_pylist().count(False) == 100
+
+
+PANDAS_CHECK = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from tmtool.replay import segments
+    status = segments.main(sys.argv[1:])
+    (Path(sys.argv[1]) / "pandas-loaded").write_text(str("pandas" in sys.modules))
+    sys.exit(status)
+""")
+
+
+def test_the_recording_process_never_loads_pandas(tmp_path):
+    """pyarrow imports pandas (when installed) on its first ``pa.array`` or ``to_numpy``: ~0.3 s of
+    interpreter time on the first batch and tens of MB.  The recording process builds its arrays
+    from buffers instead; run as tmtool runs it, it says whether anything brought pandas back."""
+
+    def spawn_checked(folder: Path, session: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", PANDAS_CHECK, str(folder), session],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    recorder = ParquetTickRecorder(tmp_path, session="s", spawn=spawn_checked)
+    for i, tick in enumerate(_ticks(500)):
+        _put(recorder, tick, i % 5 != 0)
+    assert recorder.flush()
+    recorder.stop(timeout=60)
+    assert (tmp_path / "pandas-loaded").read_text() == "False"
+    assert len(read_day(tmp_path, DAY)) == 500
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return FRAME_HEADER.pack(kind, len(payload)) + payload
+
+
+@pytest.mark.parametrize(
+    "frames, reason",
+    [
+        (_frame(b"X", b""), "unknown frame kind b'X'"),
+        (_frame(b"B", FRAME_COUNT.pack(3) + b"\0" * 20), "a batch of 3 ticks is 24 bytes, not 67"),
+        (_frame(b"B", FRAME_COUNT.pack(1) + b"\0" * 21), "a batch names an instrument it was not told of"),
+        (_frame(b"K", FRAME_CODE.pack(4) + b"NSE\0SBIN"), "instrument code 4 out of order (expected 0)"),
+    ],
+)
+def test_the_recording_process_refuses_a_malformed_frame_and_says_why(tmp_path, frames, reason):
+    answers = io.StringIO()
+    status = serve(tmp_path, "bad", io.BytesIO(frames), answers)
+    assert status == 1
+    assert answers.getvalue().splitlines()[-1] == f"failed ValueError: {reason}"

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tmtool.replay.recorder import PARQUET_SUFFIX, SCHEMA, STREAM_SUFFIX, day_folder, read_stream
+from tmtool.replay.recorder import PARQUET_SUFFIX, STREAM_SUFFIX, day_folder
+from tmtool.replay.segments import SCHEMA, read_stream
 
 
 @dataclass(frozen=True)
