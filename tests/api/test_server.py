@@ -230,16 +230,16 @@ def test_the_unix_socket_is_private_and_needs_no_key_while_tcp_still_does(stack,
 
 def _building_blocked(monkeypatch):
     """Hold the application's build until the returned event is set (``start(wait=False)`` runs it on the server thread)."""
-    from tmtool.api import server as server_module
+    from tmtool.api import app as app_module  # imported by the server thread when it builds
 
     release = threading.Event()
-    real_build = server_module.build_app
+    real_build = app_module.build_app
 
     def slow_build(*args, **kwargs):
         release.wait(30)
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(server_module, "build_app", slow_build)
+    monkeypatch.setattr(app_module, "build_app", slow_build)
     return release
 
 
@@ -276,12 +276,12 @@ def test_a_server_stopped_while_building_never_serves(stack, monkeypatch):
 
 
 def test_a_server_that_fails_after_binding_reports_it(stack, monkeypatch):
-    from tmtool.api import server as server_module
+    from tmtool.api import app as app_module
 
     def broken_build(*args, **kwargs):
         raise RuntimeError("the routes could not be built")
 
-    monkeypatch.setattr(server_module, "build_app", broken_build)
+    monkeypatch.setattr(app_module, "build_app", broken_build)
     reports: list[str] = []
     reported = threading.Event()
     server = ApiServer(stack.engine, port=0, api_key=API_KEY)

@@ -12,6 +12,11 @@ within ``request_timeout`` (else the connection is closed), bodies up to
 kept-alive connections closed after ``keep_alive_timeout``.  ``stop()`` closes
 the listeners and every open connection.  The key never appears in a log line,
 an error message or a repr.
+
+Only the listeners are bound on the caller's thread: uvicorn, FastAPI and the
+application's models (about 0.3 s of imports, 45 MB) load on the server's own
+thread, so a start-up that serves the API without waiting for it
+(``Runtime.start``) never pays for them before monitoring.
 """
 
 from __future__ import annotations
@@ -25,16 +30,15 @@ import stat
 import sys
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-from tmtool.api.app import ApiSettings, build_app
 from tmtool.api.ratelimit import RateLimiter
-from tmtool.api.verbs import VerbContext
 from tmtool.clock import Clock, SystemClock
 from tmtool.engine.ports import EngineHandle
+
+if TYPE_CHECKING:
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("tmtool.api")
 
@@ -53,6 +57,7 @@ def is_loopback(host: str) -> bool:
 def _protocol_with_header_deadline(seconds: float) -> type[H11Protocol]:
     """uvicorn's HTTP/1.1 protocol, plus a deadline for a request's head: a client that connects and
     trickles (or never sends) its request line and headers is disconnected after ``seconds``."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderDeadlineProtocol(H11Protocol):
         _head_deadline: asyncio.TimerHandle | None = None
@@ -140,15 +145,10 @@ class ApiServer:
         self.keep_alive_timeout = keep_alive_timeout
         self.max_connections = max_connections
         self.rate_limiter = RateLimiter(requests_per_minute, clock)
-        self.context = VerbContext(engine=engine, clock=clock, command_timeout=command_timeout)
-        self._settings = ApiSettings(
-            api_key=api_key.encode("utf-8") if port is not None and api_key else None,
-            rate_limiter=self.rate_limiter,
-            max_body_bytes=max_body_bytes,
-            body_timeout=request_timeout,
-            unix_path=self.unix_path,
-            stream_interval=stream_interval,
-        )
+        self._engine, self._clock, self._command_timeout = engine, clock, command_timeout
+        self._api_key = api_key.encode("utf-8") if port is not None and api_key else None
+        self._max_body_bytes, self._stream_interval = max_body_bytes, stream_interval
+        self._closing = threading.Event()  # set by stop(): streams say goodbye
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -202,7 +202,7 @@ class ApiServer:
         if self._thread is not None:
             raise RuntimeError("the control API is already started")
         sockets = self._sockets()
-        self._settings.closing.clear()
+        self._closing.clear()
         self._stopping = False
         started = threading.Event()
         failure: list[BaseException] = []
@@ -218,6 +218,8 @@ class ApiServer:
 
         def run() -> None:
             try:
+                import uvicorn
+
                 server = uvicorn.Server(self._uvicorn_config())
                 with self._lock:
                     if self._stopping:  # stopped while the application was being built
@@ -249,8 +251,24 @@ class ApiServer:
                 raise RuntimeError(f"the control API did not start: {failure[0] if failure else 'unknown reason'}")
 
     def _uvicorn_config(self) -> uvicorn.Config:
+        """The server's configuration, with the application built (on the server's thread: see the module)."""
+        import uvicorn
+
+        from tmtool.api.app import ApiSettings, build_app
+        from tmtool.api.verbs import VerbContext
+
+        context = VerbContext(engine=self._engine, clock=self._clock, command_timeout=self._command_timeout)
+        settings = ApiSettings(
+            api_key=self._api_key,
+            rate_limiter=self.rate_limiter,
+            max_body_bytes=self._max_body_bytes,
+            body_timeout=self.request_timeout,
+            unix_path=self.unix_path,
+            stream_interval=self._stream_interval,
+            closing=self._closing,
+        )
         return uvicorn.Config(
-            build_app(self.context, self._settings),
+            build_app(context, settings),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -272,7 +290,7 @@ class ApiServer:
             server, thread = self._server, self._thread
         if thread is None:
             return
-        self._settings.closing.set()
+        self._closing.set()
         if server is not None:
             server.should_exit = True
         thread.join(timeout)  # a thread still building sees _stopping before it would keep a server
