@@ -34,6 +34,7 @@ from tmtool.domain.models import (
     TradeRisk,
     TradeStatus,
     TrailingSettings,
+    level_event,
 )
 from tmtool.engine.books import TradeIndex
 from tmtool.engine.journal import Journal
@@ -63,9 +64,12 @@ class Decisions:
     def record_event(self, event) -> None:
         self.log.append(("event", event.trade_id, event.kind, event.field, event.old, event.new, event.price))
 
-    def save_trade(self, trade, event=None, ratchet=False) -> None:
+    def save_trade(self, trade, event=None) -> None:
         if event is not None:
             self.record_event(event)
+
+    def save_ratchet(self, trade, ts, kind, field, old, new, price) -> None:
+        self.record_event(level_event(trade, ts, kind, field, old, new, "", price))
 
     def save_alert(self, alert) -> None:
         self.log.append(("alert", alert.key, alert.text))
@@ -311,3 +315,4 @@ def test_the_evaluation_key_holds_every_field_evaluate_tick_reads():
             rules.evaluate_tick(_ReadSpy(replace(trade, breakeven_done=True), read), price, 1.0)  # type: ignore[arg-type]
     assert "breakeven_done" in read and "partial_levels" in read  # the scenarios reach the deep branches
     assert read <= set(rules.EVALUATION_FIELDS), read - set(rules.EVALUATION_FIELDS)
+

@@ -83,22 +83,26 @@ def test_each_ratchet_reaches_the_store_writer_at_once_row_before_event(tmp_path
 
         calls: list[tuple[str, float | None]] = []
         store = stack.store
-        save_trade, record_event = store.save_trade, store.record_event
+        save_trade, save_ratchet, record_event = store.save_trade, store.save_ratchet, store.record_event
 
-        def saving(trade, event=None, ratchet=False):  # a ratchet hands its row and its event over in one call, row first
+        def saving(trade, event=None):
             if trade.id == trade_id:
                 calls.append(("row", trade.trailing_stop))
-                if event is not None and event.kind == "TRAIL":
-                    assert ratchet
-                    calls.append(("event", float(event.new)))
-            save_trade(trade, event, ratchet)
+                assert event is None or event.kind != "TRAIL", "a ratchet goes through save_ratchet"
+            save_trade(trade, event)
+
+        def ratcheting(trade, ts, kind, field, old, new, price):  # its row and its event in one call, row first
+            if trade.id == trade_id:
+                calls.append(("row", trade.trailing_stop))
+                calls.append(("event", float(new)))
+            save_ratchet(trade, ts, kind, field, old, new, price)
 
         def recording(event):
             if event.kind == "TRAIL":
                 calls.append(("event", float(event.new)))
             record_event(event)
 
-        store.save_trade, store.record_event = saving, recording  # type: ignore[method-assign]
+        store.save_trade, store.save_ratchet, store.record_event = saving, ratcheting, recording  # type: ignore[method-assign]
         stack.sim.burst("NSE", "RELIANCE", [float(p) for p in range(2501, 2521)])  # 20 ratchets, one inbox batch or few
         stack.wait_trade(trade_id, lambda t: t.trailing_stop == 2520.0 - 6.0)
 

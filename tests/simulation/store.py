@@ -26,6 +26,7 @@ from typing import Any, Callable
 from tmtool.domain.models import (
     OPEN_STATUSES,
     copy_trade,
+    level_event,
     Alert,
     OrderRecord,
     PortfolioState,
@@ -93,9 +94,9 @@ class MemoryStore:
         self.queue.append(change)
         return change
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
-        """Every version is kept, ratchets included: folding a run of queued ratchets is the SQLite
-        writer's business (tests/storage), and invariant 5 looks at each version."""
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+        """Every version is kept, ratchets included (``save_ratchet``): folding a run of queued
+        ratchets is the SQLite writer's business (tests/storage), and invariant 5 looks at each version."""
         # A copy, as SqliteStore takes one: the engine goes on mutating its trade, and a version
         # held by reference would hand later fields to the committed state (and to the journal).
         version = copy_trade(trade)
@@ -106,6 +107,9 @@ class MemoryStore:
             self.record_event(event)  # right behind its row, as SqliteStore queues it
         for observer in self.trade_observers:
             observer(previous, version)
+
+    def save_ratchet(self, trade: Trade, ts: float, kind: str, field: str, old: object, new: object, price: float) -> None:
+        self.save_trade(trade, level_event(trade, ts, kind, field, old, new, "", price))
 
     def save_strategy(self, strategy: Strategy) -> None:
         self._enqueue("strategy", strategy)

@@ -131,11 +131,8 @@ def test_a_trade_saved_with_its_event_queues_the_row_then_the_event_in_the_seque
 
 def _ratchet(store: SqliteStore, step: int, old: float, new: float) -> None:
     """Trade 1's trailing stop moved from ``old`` to ``new`` by a new best price, handed over as the engine does."""
-    store.save_trade(
-        full_trade(1, trailing_stop=new, high_watermark=new + 6.0, updated_at=T0 + step),
-        replace(full_event(1, ts=T0 + step, kind="TRAIL"), old=f"{old:.2f}", new=f"{new:.2f}", reason="", price=new + 6.0),
-        ratchet=True,
-    )
+    trade = full_trade(1, trailing_stop=new, high_watermark=new + 6.0, updated_at=T0 + step)
+    store.save_ratchet(trade, T0 + step, "TRAIL", "trailing_stop", f"{old:.2f}", f"{new:.2f}", new + 6.0)
 
 
 def test_ratchets_queued_behind_each_other_are_written_as_one_row_and_one_event_from_first_to_last(db_path, clock):
@@ -148,6 +145,8 @@ def test_ratchets_queued_behind_each_other_are_written_as_one_row_and_one_event_
         for step, (old, new) in enumerate([(100.0, 100.5), (100.5, 101.0), (101.0, 102.5)]):
             _ratchet(store, 2 + step, old, new)
         assert [(c.table, c.key) for c in store._queue] == [("trade_event", (1, 1)), ("trade", 1), ("trade_event", (1, 2))]
+        # a story read now shows the run as the writer will write it
+        assert [(e.kind, e.old, e.new, e.reason) for e in store.trade_events(1)][1:] == [("TRAIL", "100.00", "102.50", "3 ratchets")]
         store.record_event(full_event(1, ts=T0 + 9, kind="STATUS"))  # any other change of the trade ends the run
         _ratchet(store, 10, 102.5, 103.0)
         assert len(store._queue) == 6

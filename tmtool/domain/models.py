@@ -604,3 +604,10 @@ def _make_event_builder() -> Callable[..., TradeEvent]:
 
 
 trade_event = _make_event_builder()
+
+
+def level_event(trade: Trade, ts: float, kind: str, field: str, old: object, new: object, reason: str, price: float | None) -> TradeEvent:
+    """The audit event of a change of one of ``trade``'s fields (levels as their text; None as "")."""
+    return trade_event(
+        trade.id, ts, kind, field, "" if old is None else str(old), "" if new is None else str(new), reason, price, trade.strategy
+    )

@@ -16,7 +16,7 @@ import logging
 from typing import Sequence
 
 from tmtool.domain.keyvalue import key_values
-from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeEvent, TradeStatus, trade_event
+from tmtool.domain.models import Alert, AlertCategory, AlertPriority, Trade, TradeStatus, level_event
 from tmtool.engine.alertbook import AlertBook
 from tmtool.engine.ports import AlertSink
 from tmtool.engine.state import EngineState
@@ -59,23 +59,20 @@ class Journal:
             self.save_trade(trade)
 
     def event(self, trade: Trade, kind: str, field: str = "", old: object = "", new: object = "", reason: str = "", price: float | None = None) -> None:
-        self._store.record_event(self._event(trade, self._clock.time(), kind, field, old, new, reason, price))
+        self._store.record_event(level_event(trade, self._clock.time(), kind, field, old, new, reason, price))
 
     def level_changed(self, trade: Trade, kind: str, field: str, old: object, new: object, price: float) -> None:
         """A level the engine moved (a trailing ratchet, breakeven): the trade row and its audit event,
         stamped with one clock reading and handed to the store in one call (the row first).  A
-        trailing ratchet is marked as one: while the store's writer is behind, it takes the place
-        of the trade's previous ratchet in the queue."""
+        trailing ratchet goes as one (``Store.save_ratchet``): while the store's writer is behind, it
+        takes the place of the trade's previous ratchet in the queue, and its event is built once."""
         now = self._clock.time()
         trade.updated_at = now
-        self._store.save_trade(trade, self._event(trade, now, kind, field, old, new, "", price), ratchet=kind == "TRAIL")
+        if kind == "TRAIL":
+            self._store.save_ratchet(trade, now, kind, field, old, new, price)
+        else:
+            self._store.save_trade(trade, level_event(trade, now, kind, field, old, new, "", price))
         self.state.dirty = True
-
-    @staticmethod
-    def _event(trade: Trade, ts: float, kind: str, field: str, old: object, new: object, reason: str, price: float | None) -> TradeEvent:
-        return trade_event(
-            trade.id, ts, kind, field, "" if old is None else str(old), "" if new is None else str(new), reason, price, trade.strategy
-        )
 
     def set_status(self, trade: Trade, status: TradeStatus, reason: str = "") -> None:
         if trade.status is status:

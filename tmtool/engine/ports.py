@@ -80,11 +80,15 @@ class Store(Protocol):
 
     def load(self) -> LoadedState: ...
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
-        """Queue the trade's row and, when given, its audit event for this change right behind it.
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+        """Queue the trade's row and, when given, its audit event for this change right behind it."""
+        ...
 
-        ``ratchet``: a trailing ratchet, which may take the place of the trade's previous ratchet
-        while that is still queued (one row, one event from the first old level to the last new one)."""
+    def save_ratchet(self, trade: Trade, ts: float, kind: str, field: str, old: object, new: object, price: float) -> None:
+        """A trailing ratchet: the trade's row, and right behind it the audit event of ``field`` moving
+        from ``old`` to ``new`` (``models.level_event``).  It may take the place of the trade's
+        previous ratchet while that is still queued (one row, one event from the first old level to
+        the last new one)."""
         ...
 
     def save_strategy(self, strategy: Strategy) -> None: ...

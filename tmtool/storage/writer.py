@@ -61,6 +61,7 @@ from peewee import SqliteDatabase, chunked, fn
 from tmtool.clock import Clock, SystemClock
 from tmtool.domain.models import (
     copy_trade,
+    level_event,
     trade_event,
     OPEN_STATUSES,
     Alert,
@@ -141,12 +142,15 @@ class _Change:
 @dataclass(slots=True)
 class _QueuedRatchet:
     """A trade's latest change when it was a trailing ratchet: its two queued changes (the row, then
-    the event), the first event of the run and how many ratchets the run holds."""
+    the event), the first event of the run and how many ratchets the run holds.  The run's event
+    is built when something reads the queue (``_settle_runs_locked``), not at every ratchet:
+    ``latest`` holds the newest ratchet's time, new level and price until then."""
 
     row: _Change
     event: _Change
     first: TradeEvent
     count: int = 1
+    latest: tuple[float, object, float] | None = None  # (ts, new, price) of a ratchet the event does not show yet
 
 
 @dataclass(slots=True)
@@ -287,6 +291,7 @@ class SqliteStore:
         self._queued_trades: dict[int, Trade] = {}  # newest version of each trade handed in
         self._ratchets: dict[int, _QueuedRatchet] = {}  # by trade: its latest change, when that was a ratchet
         self._taken_seq = 0  # the writer reads every change up to here without the lock: never changed in place
+        self._unsettled: list[_QueuedRatchet] = []  # runs whose queued event does not show their newest ratchet
         self._queued_orders: dict[int, dict[str, OrderRecord]] = {}  # newest order rows handed in, by trade
 
     # ------------------------------------------------------------------ life cycle
@@ -406,18 +411,8 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ writes (enqueue only)
 
-    def save_trade(self, trade: Trade, event: TradeEvent | None = None, ratchet: bool = False) -> None:
-        """Queue the trade's row; ``event``, its audit event for this change, right behind it (one
-        hand-over for what a trailing ratchet is: a moved level and its event).
-
-        ``ratchet``: the change is a trailing ratchet.  While the trade's previous change is a
-        ratchet the writer has not taken yet, this one takes its place instead of queueing behind
-        it: the queued row becomes this version, and the queued event runs from the first ratchet's
-        old level to this one's new level, its reason counting the ratchets.  The writer only
-        writes fewer ratchets when it is behind (a writer that keeps up has taken each one before
-        the next arrives), and the backlog, the time to disk of the newest stop and the audit log
-        then stop growing with every new best price of every trade.  Nothing else is reordered: a
-        run ends at any other change of the trade (a row, an event, an order row)."""
+    def save_trade(self, trade: Trade, event: TradeEvent | None = None) -> None:
+        """Queue the trade's row; ``event``, its audit event for this change, right behind it."""
         _require(trade, Trade, "save_trade")
         if event is not None:
             self._require_event(event, "save_trade")
@@ -425,22 +420,58 @@ class SqliteStore:
         saved_at = self._clock.time()
         with self._cond_lock:  # the newest version and its place in the queue go together (see save_order)
             self._queued_trades[trade.id] = version
-            run = self._ratchets.pop(trade.id, None)
-            if ratchet and event is not None and run is not None and run.row.seq > self._taken_seq:
-                run.count += 1
-                run.row.record, run.row.saved_at = version, saved_at
-                run.event.record = trade_event(
-                    event.trade_id, event.ts, event.kind, event.field, run.first.old, event.new,
-                    f"{run.count} ratchets", event.price, event.strategy,
-                )
-                run.event.saved_at = saved_at
-                self._ratchets[trade.id] = run
-                return
+            self._ratchets.pop(trade.id, None)
             self._enqueue_locked("trade", trade.id, version, saved_at)
             if event is not None:
-                seq = self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
-                if ratchet and seq is not None:  # both queued (None: the store is closed)
-                    self._ratchets[trade.id] = _QueuedRatchet(self._queue[-2], self._queue[-1], event)
+                self._enqueue_locked("trade_event", (event.trade_id, self._event_seq(event.trade_id)), event, saved_at)
+
+    def save_ratchet(self, trade: Trade, ts: float, kind: str, field: str, old: object, new: object, price: float) -> None:
+        """A trailing ratchet: queue the trade's row and, right behind it, the audit event of ``field``
+        moving from ``old`` to ``new`` at ``price`` (``models.level_event``).
+
+        While the trade's previous change is a ratchet the writer has not taken yet, this one takes
+        its place instead of queueing behind it: the queued row becomes this version, and the queued
+        event runs from the first ratchet's old level to this one's new level, its reason counting
+        the ratchets (built once, when the writer or a reader takes the queue).  The writer only
+        writes fewer ratchets when it is behind (a writer that keeps up has taken each one before
+        the next arrives), and the backlog, the time to disk of the newest stop and the audit log
+        then stop growing with every new best price of every trade.  Nothing else is reordered: a
+        run ends at any other change of the trade (a row, an event, an order row)."""
+        _require(trade, Trade, "save_ratchet")
+        if not self._opened:
+            raise StoreUnavailable(f"store for {self.path} is not open; open() it before recording events")
+        version = copy_trade(trade)
+        saved_at = self._clock.time()
+        with self._cond_lock:
+            self._queued_trades[trade.id] = version
+            run = self._ratchets.get(trade.id)
+            if run is not None and run.row.seq > self._taken_seq:
+                run.count += 1
+                run.row.record, run.row.saved_at = version, saved_at
+                run.event.saved_at = saved_at
+                if run.latest is None:
+                    self._unsettled.append(run)
+                run.latest = (ts, new, price)
+                return
+            event = level_event(trade, ts, kind, field, old, new, "", price)
+            self._enqueue_locked("trade", trade.id, version, saved_at)
+            seq = self._enqueue_locked("trade_event", (trade.id, self._event_seq(trade.id)), event, saved_at)
+            if seq is None:  # the store is closed: nothing was queued
+                self._ratchets.pop(trade.id, None)
+            else:
+                self._ratchets[trade.id] = _QueuedRatchet(self._queue[-2], self._queue[-1], event)
+
+    def _settle_runs_locked(self) -> None:
+        """Give each run of ratchets that grew since it was last read its event (first old level to newest)."""
+        for run in self._unsettled:
+            ts, new, price = run.latest
+            first = run.first
+            run.event.record = trade_event(
+                first.trade_id, ts, first.kind, first.field, first.old, "" if new is None else str(new),
+                f"{run.count} ratchets", price, first.strategy,
+            )
+            run.latest = None
+        self._unsettled.clear()
 
     def save_strategy(self, strategy: Strategy) -> None:
         _require(strategy, Strategy, "save_strategy")
@@ -635,6 +666,7 @@ class SqliteStore:
         # The queue first, then the file: an event committed in between is in both (kept once by its
         # sequence number); one committed before is in the file, one queued after is newer than the read.
         with self._cond_lock:
+            self._settle_runs_locked()
             queued = {c.key[1]: c.record for c in self._queue if c.table == "trade_event" and c.key[0] == trade_id}
         query = TradeEventRow.select().where(TradeEventRow.trade_id == trade_id).order_by(TradeEventRow.seq)
         db = self._reader()
@@ -759,6 +791,7 @@ class SqliteStore:
                     lambda: not self._closing and not self._durable_waiters and len(self._queue) < self._max_batch,
                     last_commit + self._commit_interval - time.monotonic(),
                 )
+            self._settle_runs_locked()
             batch = list(islice(self._queue, self._max_batch))
             self._taken_seq = batch[-1].seq
             return batch
