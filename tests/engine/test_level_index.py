@@ -316,3 +316,13 @@ def test_the_evaluation_key_holds_every_field_evaluate_tick_reads():
     assert "breakeven_done" in read and "partial_levels" in read  # the scenarios reach the deep branches
     assert read <= set(rules.EVALUATION_FIELDS), read - set(rules.EVALUATION_FIELDS)
 
+
+def test_the_evaluation_key_holds_every_field_an_unpaused_trades_bands_read():
+    """What lets alike trades go back into the index as one group with one band (``update_alike``)."""
+    read: set[str] = set()
+    for trade in _trades(random.Random(5)):
+        trade_bands(_ReadSpy(replace(trade, paused=False), read))  # type: ignore[arg-type]
+    assert {"target", "partial_levels", "effective_stop"} <= read  # the spy saw the deep branches
+    # ``effective_stop`` is worked out from the stop loss and trailing stop (and the side): all in the key
+    assert read - {"effective_stop"} <= set(rules.EVALUATION_FIELDS), read - set(rules.EVALUATION_FIELDS)
+    assert {"stop_loss", "trailing_stop", "side"} <= set(rules.EVALUATION_FIELDS)

@@ -91,6 +91,38 @@ class LevelIndex:
             if len(self._lo) > 2 * len(self._buckets) + _COMPACT_SLACK:
                 self._compact()
 
+    def update_alike(self, trades: list[Trade]) -> None:
+        """``update`` for trades that share every field ``trade_bands`` reads (for an ACTIVE,
+        unpaused trade: ``rules.EVALUATION_FIELDS`` holds them all): one band, one bucket look-up.
+        A trade among them that is no longer ACTIVE and unpaused is re-entered on its own."""
+        bucket_of = self._bucket_of
+        for trade in trades:  # out of their old buckets first (``crossed`` took most of them out already)
+            old = bucket_of.pop(trade.id, None)
+            if old is not None:
+                del old.members[trade.id]
+                if not old.members and self._buckets.get(old.band) is old:
+                    del self._buckets[old.band]
+        members: dict[int, Trade] | None = None
+        bucket: _Bucket | None = None
+        order = self._order
+        for trade in trades:
+            if trade.id not in order:
+                continue
+            if trade.status is not _ACTIVE or trade.paused:
+                self.update(trade)
+                continue
+            if members is None:
+                self._place(trade, True)
+                bucket = bucket_of.get(trade.id)
+                if bucket is None:  # a band that bounds nothing: none of them is indexed
+                    return
+                members = bucket.members
+                continue
+            members[trade.id] = trade
+            bucket_of[trade.id] = bucket
+        if len(self._lo) > 2 * len(self._buckets) + _COMPACT_SLACK:
+            self._compact()
+
     def _place(self, trade: Trade, keep_order: bool) -> None:
         """Put ``trade`` in the bucket of its bands (a new bucket gets its heap entries: pushed, or
         appended for ``rebuild`` to heapify)."""

@@ -112,8 +112,10 @@ class Watch:
         trades = book.levels.crossed(price)
         changed = False
         # Trades opened alike (one strategy's, at one price) are evaluated alike: one evaluation
-        # per distinct ``rules.evaluation_key`` on this tick, looked up among the few seen.
-        seen: list[tuple[tuple, rules.TickEvaluation | None]] = []
+        # per distinct ``rules.evaluation_key`` on this tick, looked up among the few seen.  Each
+        # entry also gathers the trades that took its evaluation without an exit: they still share
+        # every field their bands read, so they go back into the index as one group.
+        seen: list[tuple[tuple, rules.TickEvaluation | None, list[Trade]]] = []
         try:
             for trade in trades:
                 if trade.status is not TradeStatus.ACTIVE:
@@ -122,14 +124,15 @@ class Watch:
                     changed = self._watch_paused_stop(trade, price) or changed
                     continue
                 key = rules.evaluation_key(trade)
-                for seen_key, evaluation in seen:
+                for seen_key, evaluation, alike in seen:
                     if seen_key == key:
                         break
                 else:
-                    evaluation = rules.evaluate_tick(trade, price, ts)
+                    evaluation, alike = rules.evaluate_tick(trade, price, ts), []
                     if len(seen) < _EVALUATIONS_KEPT:
-                        seen.append((key, evaluation))
+                        seen.append((key, evaluation, alike))
                 if evaluation is None:
+                    alike.append(trade)
                     continue
                 changed = True
                 trade.last_price = price
@@ -140,8 +143,10 @@ class Watch:
                         self.apply_level_change(trade, change, price)
                 if evaluation.exit is not None:
                     self._on_exit_signal(trade, evaluation.exit)
+                else:
+                    alike.append(trade)
         finally:
-            self._index.reindex_trades(book, trades, changed)
+            self._index.reindex_trades(book, trades, changed, [alike for _, _, alike in seen if len(alike) > 1])
 
     def _watch_paused_stop(self, trade: Trade, price: float) -> bool:
         """A paused trade's stop is not acted on, but crossing it is worth a WARNING: once per
