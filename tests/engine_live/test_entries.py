@@ -6,7 +6,8 @@ import pytest
 
 from tests.stack import running_stack
 from tests.util import wait_for
-from tmtool.domain.commands import Accepted, CreateTrade
+from tmtool.domain.broker import FeedState
+from tmtool.domain.commands import Accepted, CreateTrade, ExitTrade
 from tmtool.domain.models import (
     Distance,
     PriceType,
@@ -54,9 +55,51 @@ def test_partial_entry_fill_activates_the_filled_part_then_grows(tmp_path):
         assert stack.position("SBIN") == 0
 
 
+def _without_order_updates(stack) -> None:
+    """The feed comes back without OpenAlgo's order-update stream: orders are polled, and a live
+    server's orderstatus carries no filled quantity (only ``complete`` says how much: all)."""
+    stack.sim.order_updates_enabled = False
+    stack.sim.faults.drop_ws()
+    wait_for(lambda: stack.feed.status().state is FeedState.LIVE and not stack.feed.status().order_updates,
+             what="the feed live without order updates")
+
+
+def test_a_partial_entry_fill_is_found_in_the_tradebook_while_order_updates_are_down(tmp_path):
+    """The filled part gets its stop while the rest of the entry stays open: not held unmanaged
+    until the order completes (OpenAlgo's live orderstatus shows no partial fill; its tradebook does)."""
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        _without_order_updates(stack)
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        stack.sim.faults.partial_fill(0.5)
+        trade_id = stack.create(CreateTrade("s1", "SBIN", "NSE", Side.LONG, quantity=10))
+        active = stack.wait_status(trade_id, TradeStatus.ACTIVE)
+        assert (active.quantity, active.entry_price, active.stop_loss) == (5, 800.0, 790.0)
+        assert stack.position("SBIN") == 5
+
+        stack.sim.fill_order(active.entry_order_id)
+        assert stack.wait_trade(trade_id, lambda t: t.quantity == 10).entry_quantity == 10
+
+
+def test_an_entry_cancelled_after_a_partial_fill_exits_the_filled_part_while_order_updates_are_down(tmp_path):
+    """Exiting a trade whose entry is partly filled cancels the rest; the cancelled order's
+    orderstatus says nothing of the fill, so the tradebook must: the filled shares are sold."""
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        _without_order_updates(stack)
+        stack.sim.set_price("NSE", "SBIN", 800.0)
+        stack.sim.faults.partial_fill(0.5)
+        trade_id = stack.create(CreateTrade("s1", "SBIN", "NSE", Side.SHORT, quantity=10))
+        wait_for(lambda: stack.position("SBIN") == -5, what="half the entry filled at the broker")
+        assert isinstance(stack.submit(ExitTrade(trade_id)), Accepted)
+        ended = stack.wait_trade(trade_id, lambda t: t.status in (TradeStatus.CLOSED, TradeStatus.CANCELLED))
+        assert stack.position("SBIN") == 0, "the filled part of the entry was left at the broker"
+        assert ended.status is TradeStatus.CLOSED and ended.entry_quantity == 5
+
+
 def test_rejected_entry_cancels_the_trade(tmp_path):
     with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
         stack.sim.set_price("NSE", "INFY", 1500.0)
+        # the broker's reason comes only on the order-update stream (orderstatus has none): once it flows
+        wait_for(lambda: stack.feed.status().order_updates, what="the order-update stream subscribed")
         stack.sim.faults.reject_orders(count=1, reason="RMS: margin exceeds")
         trade_id = stack.create(CreateTrade("s1", "INFY", "NSE", Side.LONG, quantity=2))
         cancelled = stack.wait_status(trade_id, TradeStatus.CANCELLED)

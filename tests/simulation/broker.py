@@ -91,8 +91,11 @@ class TradeTruth:
 
 class SimBroker:
     def __init__(self, clock: ManualClock, prices: dict[tuple[str, str], float], book_lag: float = 0.0,
-                 tick_size: float = 0.05) -> None:
+                 tick_size: float = 0.05, live_status: bool = False) -> None:
         self.clock = clock
+        # as a live OpenAlgo server: orderstatus and orderbook rows carry no filled quantity (only
+        # ``complete`` says how much: all), and partial fills show in the tradebook alone
+        self.live_status = live_status
         self.prices = dict(prices)  # (exchange, symbol) -> price
         self.book_lag = book_lag
         self.tick_size = tick_size
@@ -224,10 +227,11 @@ class SimBroker:
         return total
 
     def _info(self, order: SimOrder) -> OrderInfo:
+        live = self.live_status and order.status != "complete"
         return OrderInfo(order_id=order.order_id, symbol=order.symbol, exchange=order.exchange, action=order.action,
-                         quantity=order.quantity, status=order.status, average_price=order.average,
-                         filled_quantity=order.filled, price=order.price, price_type=order.price_type,
-                         product=order.product, timestamp=self._stamp(order.placed_at))
+                         quantity=order.quantity, status=order.status, average_price=0.0 if live else order.average,
+                         filled_quantity=None if live else order.filled, price=order.price,
+                         price_type=order.price_type, product=order.product, timestamp=self._stamp(order.placed_at))
         # no rejection_reason: OpenAlgo's live orderstatus and orderbook carry none, only the order-update stream
 
     # ---------------------------------------------------------------- the Broker port

@@ -149,7 +149,7 @@ class Simulation:
         if book_lag is None:
             low, high = profile.book_lag
             book_lag = round(rng.uniform(low, high), 2) if high > 0 else 0.0
-        self.broker = SimBroker(self.clock, prices, book_lag=book_lag)
+        self.broker = SimBroker(self.clock, prices, book_lag=book_lag, live_status=profile.live_status)
         if order_updates is None:
             order_updates = profile.order_updates
         if order_updates is None:

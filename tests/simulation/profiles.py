@@ -32,6 +32,7 @@ class Profile:
     # With crash_loses_tail False: the writer committed everything before the sends under way made their
     # intents durable, so those intents are only in the intent journal when the process dies.
     intents_only_in_journal: bool = False
+    live_status: bool = False  # orderstatus and orderbook as a live server's: no filled quantity (the tradebook has them)
 
     def __post_init__(self) -> None:
         unknown = (set(self.order_faults) - set(ORDER_FAULTS)) | (set(self.call_faults) - set(CALL_FAULTS))
@@ -104,6 +105,14 @@ POLLING = Profile(  # no order-update stream (fills seen by polling), feed drops
     reorder=0.3,
     order_updates=False,
 )
+# The same without a filled quantity in orderstatus or the order book, as a live OpenAlgo server
+# answers: partial fills of open orders, and of cancelled ones, are in the tradebook alone.
+LIVE_POLLING = replace(POLLING, name="live_polling", order_faults={"reject": 0.03, "delay_fill": 0.25, "partial": 0.2},
+                       live_status=True)
+# Live orderstatus with the other faults: the order-evidence rules (a lost reply resolved from the position)
+# take fills of our own orders that only the tradebook has shown so far as the unknown order's move.
+FAULTS_LIVE = replace(FAULTS, name="faults_live", order_updates=False, live_status=True)
+AMBIGUOUS_LIVE = replace(AMBIGUOUS, name="ambiguous_live", live_status=True)
 EXTERNAL = Profile(  # closes in the broker's own app: an exit racing one leaves a reversed quantity no trade covers
     "external",
     order_faults={"delay_fill": 0.05},
@@ -123,6 +132,7 @@ CRASH_TAIL = Profile(
     order_updates=True,
 )
 
-PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, CRASH_JOURNAL, AMBIGUOUS, POLLING, EXTERNAL, CRASH_TAIL)}
-CI_PROFILES = ("calm", "faults", "storage", "crash", "crash_journal", "polling", "ambiguous", "crash_tail")
-KNOWN_DEFECT_PROFILES = ("external",)
+PROFILES = {p.name: p for p in (CALM, FAULTS, STORAGE, CRASH, CRASH_JOURNAL, AMBIGUOUS, POLLING, LIVE_POLLING, EXTERNAL,
+                                 CRASH_TAIL, FAULTS_LIVE, AMBIGUOUS_LIVE)}
+CI_PROFILES = ("calm", "faults", "storage", "crash", "crash_journal", "polling", "live_polling", "ambiguous", "crash_tail")
+KNOWN_DEFECT_PROFILES = ("external", "faults_live", "ambiguous_live")

@@ -18,6 +18,12 @@ REASONS = {
     "external": "an exit racing a close made in the broker's own app (the close lands after tmtool decided the exit) "
                 "reverses the position, and the reversed quantity is left unmanaged: no trade covers it (the next "
                 "reconciliation raises a CRITICAL alert naming it, but tmtool does not repair it)",
+    "faults_live": "with a live server's orderstatus (no filled quantity: our own fills are known from the tradebook, "
+                   "read at most every order_status_poll), an exit whose reply was lost is taken as filled from a "
+                   "position moved by our other orders' fills that no tradebook read has shown yet (seed 33: 20 held "
+                   "with no trade; the CRITICAL 'taken as filled from the position alone' alarm names it)",
+    "ambiguous_live": "the same, with the order book and positionbook lagging: 14 of seeds 0..199 leave shares held "
+                      "with no trade (the tradebook lags too, so a cancelled order's fill may be read as none)",
 }
 
 

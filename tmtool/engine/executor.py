@@ -75,6 +75,7 @@ class JobKind(StrEnum):
     PREPARE_ENTRY = "prepare_entry"
     ADOPT_POSITIONS = "adopt_positions"
     TRADEBOOK = "tradebook"
+    ORDER_FILLS = "order_fills"
     CLAIM_FILL = "claim_fill"
     MODIFY_ORDER = "modify_order"
     CANCEL_ORDER = "cancel_order"

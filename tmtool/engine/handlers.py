@@ -88,6 +88,7 @@ class JobRouter:
         self._handlers: dict[JobKind, Callable[[JobResult], None]] = {
             JobKind.ORDER_SENT: orders.on_order_sent,
             JobKind.ORDER_STATUS: orders.on_order_status,
+            JobKind.ORDER_FILLS: orders.on_order_fills,
             JobKind.ORDER_LOOKUP: orders.on_order_lookup,
             JobKind.APPROVAL_LOOKUP: orders.on_approval_lookup,
             JobKind.MOVED_CHECK: orders.on_moved_check,

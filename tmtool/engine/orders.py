@@ -76,6 +76,7 @@ from tmtool.engine.order_events import (
 )
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.state import EngineState
+from tmtool.engine.tradebook_fills import TradebookFills, fills_unknown, is_final
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class OrderManager:
         # per position key, how far each of our orders there has filled (as applied here): what a
         # new intent's ``net_before`` holds, recorded with it as ``fills_before``
         self._fills_on_key: dict[PositionKey, dict[str, int]] = {}
+        # orders polled with no filled quantity in the reply: their fills come from the tradebook
+        self.tradebook_fills = TradebookFills(state, self.live, self.apply_progress)
 
     # ---------------------------------------------------------------- queries
 
@@ -430,7 +433,7 @@ class OrderManager:
             self.order_id_known(live, ack.order_id)  # after the ledger row: see ``order_id_known``
             early = self._early_updates.pop(ack.order_id, None)
             if early is not None:
-                self._apply_progress(live, early.status, early.filled_quantity, early.average_price, early.rejection_reason)
+                self.apply_progress(live, early.status, early.filled_quantity, early.average_price, early.rejection_reason)
             if live.record.key in self.live:
                 self.poll(live.record.key, self.poll_interval())
                 self._working(live)
@@ -525,10 +528,23 @@ class OrderManager:
             return
         live.polling = False
         if result.error is None:
-            info: OrderInfo = result.value
-            self._apply_progress(live, info.status, info.filled_quantity, info.average_price, info.rejection_reason, info.quantity)
+            self._take_status(live, result.value)
         if result.context in self.live:
             self.poll(result.context, self.poll_interval())
+
+    def on_order_fills(self, result: JobResult) -> None:
+        """A tradebook read for orders whose status replies gave no filled quantity (``tradebook_fills``)."""
+        self.tradebook_fills.on_tradebook(result)
+
+    def _take_status(self, live: LiveOrder, info: OrderInfo) -> None:
+        """What a status reply or an order book row says of ``live``.  A live server's gives no filled
+        quantity unless ``complete``: its fills, and a final state, then wait for the tradebook."""
+        if fills_unknown(info):
+            self.tradebook_fills.wait(live, info)
+            if not is_final(info):  # its state now (OPEN); its fills once the tradebook says
+                self.apply_progress(live, info.status, None, info.average_price, "", info.quantity)
+            return
+        self.apply_progress(live, info.status, info.filled_quantity, info.average_price, info.rejection_reason, info.quantity)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         key = self._by_order_id.get(update.order_id)
@@ -543,9 +559,9 @@ class OrderManager:
             return
         live = self.live.get(key)
         if live is not None:
-            self._apply_progress(live, update.status, update.filled_quantity, update.average_price, update.rejection_reason)
+            self.apply_progress(live, update.status, update.filled_quantity, update.average_price, update.rejection_reason)
 
-    def _apply_progress(
+    def apply_progress(
         self,
         live: LiveOrder,
         status: str,
@@ -849,7 +865,7 @@ class OrderManager:
         self._early_updates.pop(found.order_id, None)
         self.set_order(live, state=OrderState.SENT, order_id=found.order_id, message=message)
         self.order_id_known(live, found.order_id)  # after the ledger row: see ``order_id_known``
-        self._apply_progress(live, found.status, found.filled_quantity, found.average_price, found.rejection_reason)
+        self._take_status(live, found)
         if record.key in self.live:
             self.poll(record.key, self.poll_interval())
             self._working(live)
