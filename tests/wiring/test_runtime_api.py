@@ -9,21 +9,21 @@ from pathlib import Path
 import httpx
 
 from tests.util import wait_for
-from tmtool.api import server as server_module
+from tmtool.api import app as app_module  # the server thread imports build_app from here when it builds
 from tmtool.config import parse_config
 from tmtool.runtime import build_runtime
 
 
 def test_monitoring_starts_without_waiting_for_the_control_api(tmp_path: Path, monkeypatch):
     release, built = threading.Event(), threading.Event()
-    real_build = server_module.build_app
+    real_build = app_module.build_app
 
     def held_build(*args, **kwargs):
         release.wait(10)
         built.set()
         return real_build(*args, **kwargs)
 
-    monkeypatch.setattr(server_module, "build_app", held_build)
+    monkeypatch.setattr(app_module, "build_app", held_build)
     config = parse_config({"database": {"path": str(tmp_path / "x.db"), "backup_dir": str(tmp_path / "b")}}, {}, None, tmp_path)
     socket_path = tmp_path / "engine.sock"
     runtime = build_runtime(config, db_path=tmp_path / "x.db", demo=True, engine_socket=socket_path)
