@@ -95,6 +95,20 @@ def test_an_entry_cancelled_after_a_partial_fill_exits_the_filled_part_while_ord
         assert ended.status is TradeStatus.CLOSED and ended.entry_quantity == 5
 
 
+def test_adopting_a_cancelled_order_that_partly_filled_manages_the_filled_part(tmp_path):
+    """A live server's orderstatus of a cancelled order says nothing of its fills: the tradebook does."""
+    with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
+        stack.sim.set_price("NSE", "HDFCBANK", 1650.0)
+        stack.sim.faults.partial_fill(0.5)
+        ack = stack.broker.place_order(strategy="s1", symbol="HDFCBANK", exchange="NSE", action="BUY", quantity=4, product="MIS")
+        stack.broker.cancel_order(ack.order_id, "s1")
+        assert stack.position("HDFCBANK") == 2
+        result = stack.submit(CreateTrade("s1", "HDFCBANK", "NSE", Side.LONG, order_id=ack.order_id))
+        assert isinstance(result, Accepted), result
+        view = stack.wait_status(result.trade_id, TradeStatus.ACTIVE)
+        assert (view.quantity, view.entry_price, view.stop_loss) == (2, 1650.0, 1640.0)
+
+
 def test_rejected_entry_cancels_the_trade(tmp_path):
     with running_stack(tmp_path, strategies=(Strategy("s1", trade_risk=RISK),)) as stack:
         stack.sim.set_price("NSE", "INFY", 1500.0)

@@ -61,6 +61,7 @@ from tmtool.engine.order_events import LiveOrder
 from tmtool.engine.orders import OrderManager
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.state import EXPOSED, EngineState, EntryPlan, StrategyRuntime
+from tmtool.engine.tradebook_fills import fills_unknown, tradebook_totals
 from tmtool.engine.ports import Broker
 
 
@@ -124,11 +125,15 @@ class EntryController:
                 out["symbol_info"] = None
             if command.order_id is not None:
                 try:
-                    out["order"] = broker.order_status(command.order_id, command.strategy)
+                    info = broker.order_status(command.order_id, command.strategy)
                 except BrokerError as exc:
                     if exc.kind in ("validation", "not_found"):  # the order, not the symbol, is what is unknown
                         raise BrokerError("unknown_order", f"no order {command.order_id!r} at the broker: {exc.message}") from None
                     raise
+                if fills_unknown(info):  # a live server's reply: how much filled (a cancelled order too) is in the tradebook
+                    quantity, value = tradebook_totals(broker.trade_book()).get(info.order_id, (0, 0.0))
+                    info = replace(info, filled_quantity=quantity, average_price=value / quantity if quantity else 0.0)
+                out["order"] = info
             if adopting:
                 # adoption takes over what the account holds: the positionbook must show it
                 out["positions"] = broker.position_book()
