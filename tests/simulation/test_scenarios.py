@@ -14,6 +14,7 @@ from tmtool.domain.commands import Accepted, CreateTrade, Denied, ExitAll, ExitT
 from tmtool.domain.models import Amount, Distance, ExitReason, PortfolioRisk, Product, Side, Strategy, TradeRisk, TradeStatus
 
 from tests.simulation.harness import EXCHANGE, Simulation
+from tests.simulation.profiles import LIVE_POLLING
 
 SYMBOL = "SIMA"
 
@@ -82,6 +83,26 @@ def test_a_rejection_reason_that_comes_after_the_rejection_is_still_told() -> No
         assert told == [f"#{trade_id} {SYMBOL}: entry rejected: RMS: margin exceeds (the broker's reason, received after the order was rejected)"]
         ledger = [o for o in sim.store.latest_orders.values() if o.trade_id == trade_id]
         assert [o.message for o in ledger] == ["RMS: margin exceeds"]
+
+
+def test_a_partly_filled_entry_that_a_live_server_shows_only_in_its_tradebook_is_managed_then_exited() -> None:
+    """A live server's orderstatus gives no filled quantity unless ``complete``: with no order-update
+    stream, the filled half of an open entry gets its stop, and exiting the trade (which cancels the
+    rest of the entry) sells that half: nothing is left at the broker with no trade."""
+    with _sim(profile=LIVE_POLLING, order_updates=False) as sim:
+        future = sim.create(SYMBOL, 10)
+        sim.run_job_of("prepare_entry")
+        sim.run_job_of("order_sent", fault="partial")
+        sim.drain(5.0)
+        trade_id = future.result().trade_id
+        held = sim.trade(trade_id)
+        assert (held.status, held.quantity) == (TradeStatus.ACTIVE, 5) and held.stop_loss is not None
+
+        sim.submit(ExitTrade(trade_id))
+        sim.settle(30.0)
+        assert sim.trade(trade_id).status is TradeStatus.CLOSED
+        assert sim.broker.net[(SYMBOL, EXCHANGE, "MIS")] == 0
+        assert sim.violations == []
 
 
 def test_stop_crossed_on_a_tick_exits_the_trade_once() -> None:
