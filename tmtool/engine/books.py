@@ -124,20 +124,20 @@ class TradeIndex:
         book.lo, book.hi, book.near_lo, book.near_hi = book.levels.bands()
         self.place_price(book)
 
-    def reindex_trades(self, book: Book, trades: list[Trade], changed: bool, alike: list[list[Trade]] = ()) -> None:
+    def reindex_trades(self, book: Book, trades: list[Trade], changed: bool, alike: list[list[Trade]] = (),
+                       alone: list[Trade] = ()) -> None:
         """After ``trades`` (taken out by ``book.levels.crossed``) were evaluated: back into the index,
-        and the book's bands placed again when anything ``changed``.  Each list in ``alike`` holds
-        trades that share every field their bands read (one evaluation key, one evaluation applied
-        alike): each goes back as a group, its band worked out once.  Otherwise, when they are most
-        of the book, rebuilding the index costs less than re-entering them one by one."""
+        and the book's bands placed again when anything ``changed``.  With ``alike``, the trades are
+        split between its lists, each holding trades that share every field their bands read (one
+        evaluation key, one evaluation applied alike, so each goes back as a group, its band worked
+        out once), and ``alone``, re-entered one by one.  Otherwise, when they are most of the book,
+        rebuilding the index costs less than re-entering them one by one."""
         levels = book.levels
         if alike:
-            grouped = {id(trade) for group in alike for trade in group}
             for group in alike:
                 levels.update_alike(group)
-            for trade in trades:
-                if id(trade) not in grouped:
-                    levels.update(trade)
+            for trade in alone:
+                levels.update(trade)
         elif 2 * len(trades) >= len(book.trades):
             levels.rebuild(book.trades)
         else:

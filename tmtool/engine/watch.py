@@ -114,22 +114,28 @@ class Watch:
         # Trades opened alike (one strategy's, at one price) are evaluated alike: one evaluation
         # per distinct ``rules.evaluation_key`` on this tick, looked up among the few seen.  Each
         # entry also gathers the trades that took its evaluation without an exit: they still share
-        # every field their bands read, so they go back into the index as one group.
+        # every field their bands read, so they go back into the index as one group.  The others
+        # (not ACTIVE, paused, exiting, or past the few kept) go back one by one.
         seen: list[tuple[tuple, rules.TickEvaluation | None, list[Trade]]] = []
+        alone: list[Trade] = []
+        evaluated = False
         try:
             for trade in trades:
                 if trade.status is not TradeStatus.ACTIVE:
+                    alone.append(trade)
                     continue
                 if trade.paused:
                     changed = self._watch_paused_stop(trade, price) or changed
+                    alone.append(trade)
                     continue
                 key = rules.evaluation_key(trade)
                 for seen_key, evaluation, alike in seen:
                     if seen_key == key:
                         break
                 else:
-                    evaluation, alike = rules.evaluate_tick(trade, price, ts), []
+                    evaluation, alike = rules.evaluate_tick(trade, price, ts), alone
                     if len(seen) < _EVALUATIONS_KEPT:
+                        alike = []
                         seen.append((key, evaluation, alike))
                 if evaluation is None:
                     alike.append(trade)
@@ -143,10 +149,21 @@ class Watch:
                         self.apply_level_change(trade, change, price)
                 if evaluation.exit is not None:
                     self._on_exit_signal(trade, evaluation.exit)
+                    alone.append(trade)
                 else:
                     alike.append(trade)
+            evaluated = True
         finally:
-            self._index.reindex_trades(book, trades, changed, [alike for _, _, alike in seen if len(alike) > 1])
+            if evaluated:
+                groups = []
+                for _, _, alike in seen:
+                    if len(alike) > 1:
+                        groups.append(alike)
+                    else:
+                        alone.extend(alike)
+                self._index.reindex_trades(book, trades, changed, groups, alone)
+            else:  # cut short: every trade taken out goes back on its own
+                self._index.reindex_trades(book, trades, changed)
 
     def _watch_paused_stop(self, trade: Trade, price: float) -> bool:
         """A paused trade's stop is not acted on, but crossing it is worth a WARNING: once per
