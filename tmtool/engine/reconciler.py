@@ -32,6 +32,7 @@ from tmtool.engine.journal import Journal
 from tmtool.engine.orders import OrderManager
 from tmtool.engine.positions import PositionCache
 from tmtool.engine.state import EngineState, StrategyRuntime
+from tmtool.engine.tradebook_fills import tradebook_totals
 
 
 class BrokerSession:
@@ -331,18 +332,19 @@ class Reconciler:
         self._orders.note_order_book(orders, result.context)
         self._note_order_tags(orders)
         tags = {order.order_id: order.strategy for order in orders if order.strategy}
-        totals: dict[str, tuple[int, float, Fill]] = {}
-        for fill in fills:
-            quantity, value, first = totals.get(fill.order_id, (0, 0.0, fill))
-            totals[fill.order_id] = (quantity + fill.quantity, value + fill.quantity * fill.average_price, first)
+        totals = tradebook_totals(fills)
         if self.fills_seen is None:
-            self.fills_seen = {order_id: q for order_id, (q, _, _) in totals.items()}
+            self.fills_seen = {order_id: q for order_id, (q, _) in totals.items()}
             return
+        first: dict[str, Fill] = {}
+        for fill in fills:
+            first.setdefault(fill.order_id, fill)
         if any(not live.record.order_id for live in self._orders.live.values()):
             return  # an order of ours may be filled but not yet known by id: look again next time
         known = self._orders.known_order_ids
         seen = self.fills_seen
-        for order_id, (quantity, value, fill) in totals.items():
+        for order_id, (quantity, value) in totals.items():
+            fill = first[order_id]
             if order_id in known:
                 seen[order_id] = quantity
                 continue
