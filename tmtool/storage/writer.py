@@ -438,8 +438,7 @@ class SqliteStore:
         then stop growing with every new best price of every trade.  Nothing else is reordered: a
         run ends at any other change of the trade (a row, an event, an order row)."""
         _require(trade, Trade, "save_ratchet")
-        if not self._opened:
-            raise StoreUnavailable(f"store for {self.path} is not open; open() it before recording events")
+        self._require_open()
         version = copy_trade(trade)
         saved_at = self._clock.time()
         with self._cond_lock:
@@ -498,6 +497,10 @@ class SqliteStore:
 
     def _require_event(self, event: TradeEvent, method: str) -> None:
         _require(event, TradeEvent, method)
+        self._require_open()
+
+    def _require_open(self) -> None:
+        """Events take per-trade sequence numbers that need the numbers already on disk."""
         if not self._opened:
             raise StoreUnavailable(f"store for {self.path} is not open; open() it before recording events")
 
